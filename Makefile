@@ -1,0 +1,26 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup lint bench clean
+
+run: setup
+	$(VENV)/bin/lector chat
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy llm tools retrieval agent webui
+	$(VENV)/bin/pytest -q
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/system-deps.sh
+	bash scripts/system-deps.sh
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[models,transformers,dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Lector agent package."""

@@ -1,0 +1,1 @@
+"""Lector retrieval package."""

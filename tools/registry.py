@@ -1,0 +1,105 @@
+"""A registry of tools: unique names, central argument validation, and errors the model can read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterable
+from importlib.metadata import entry_points
+from typing import Any
+
+import jsonschema
+
+from llm.messages import ToolCall, ToolSpec
+from tools.base import FunctionTool, Tool, ToolContext, ToolResult
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "lector.tools"
+
+
+def as_tool(obj: Tool | Callable[..., Any]) -> Tool:
+    if isinstance(obj, Tool):
+        return obj
+    if callable(obj):
+        return FunctionTool(obj)
+    raise TypeError(f"not a tool: {obj!r}")
+
+
+class ToolRegistry:
+    def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for t in tools:
+            self.register(t)
+
+    def register(self, obj: Tool | Callable[..., Any]) -> Tool:
+        t = as_tool(obj)
+        if not t.name:
+            raise ValueError("a tool needs a name")
+        if t.name in self._tools:
+            raise ValueError(f"duplicate tool name: {t.name!r}")
+        self._tools[t.name] = t
+        return t
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[str]:
+        """Register third-party tools published under the entry-point group; returns their names."""
+        loaded = []
+        for ep in entry_points(group=group):
+            obj = ep.load()
+            if isinstance(obj, type) and issubclass(obj, Tool):
+                obj = obj()
+            loaded.append(self.register(obj).name)
+        return loaded
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def specs(self) -> list[ToolSpec]:
+        return [t.spec() for t in self._tools.values()]
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    async def execute(self, call: ToolCall, ctx: ToolContext | None = None) -> ToolResult:
+        """Validate and run one call. Never raises (except cancellation): failures become a short message."""
+        ctx = ctx or ToolContext()
+        t = self._tools.get(call.name)
+        if t is None:
+            known = ", ".join(sorted(self._tools)) or "none"
+            return ToolResult.failure(f"Error: unknown tool {call.name!r}. Available tools: {known}.")
+        try:
+            args = json.loads(call.arguments or "{}")
+        except json.JSONDecodeError as exc:
+            return ToolResult.failure(f"Error: arguments for {call.name} are not valid JSON ({exc.msg}).")
+        if not isinstance(args, dict):
+            return ToolResult.failure(f"Error: arguments for {call.name} must be a JSON object.")
+        problem = validation_error(args, t.parameters)
+        if problem:
+            return ToolResult.failure(f"Error: invalid arguments for {call.name}: {problem}")
+        try:
+            result = await asyncio.wait_for(t.run(args, ctx), timeout=t.timeout)
+        except TimeoutError:
+            return ToolResult.failure(f"Error: {call.name} did not finish within {t.timeout:g} s and was stopped.")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the model gets a line, the log gets the traceback
+            log.exception("tool %s failed", call.name)
+            return ToolResult.failure(f"Error: {call.name} failed: {type(exc).__name__}: {exc}"[:500])
+        return result if isinstance(result, ToolResult) else ToolResult(content=str(result))
+
+
+def validation_error(args: dict[str, Any], schema: dict[str, Any]) -> str | None:
+    """A one-line description of the first way `args` breaks `schema`, or None."""
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(args))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
