@@ -1,0 +1,157 @@
+"""ASGI middleware in front of every route: Host allowlist, token auth, rate limit, body-size limit.
+
+Written as plain ASGI (not BaseHTTPMiddleware) so that streamed (SSE) responses pass straight through.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+OPEN_PATHS = {"/health"}
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+@dataclass
+class TokenBucket:
+    rate_per_s: float
+    burst: float
+    level: float = field(init=False)
+    stamp: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.level = self.burst
+
+    def take(self) -> float:
+        """0 when a request may pass now, else seconds until one may."""
+        now = time.monotonic()
+        self.level = min(self.burst, self.level + (now - self.stamp) * self.rate_per_s)
+        self.stamp = now
+        if self.level >= 1:
+            self.level -= 1
+            return 0.0
+        return (1 - self.level) / self.rate_per_s
+
+
+async def send_error(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+    body = json.dumps({"error": {"status": status, "message": message}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        allowed_hosts: set[str],
+        max_body: int,
+        max_upload: int,
+        upload_paths: tuple[str, ...] = ("/documents",),
+        rate_per_minute: int = 600,
+        burst: int = 120,
+    ) -> None:
+        self.app = app
+        self.token = token
+        self.allowed_hosts = allowed_hosts
+        self.max_body = max_body
+        self.max_upload = max_upload
+        self.upload_paths = upload_paths
+        self.rate_per_s = rate_per_minute / 60.0
+        self.burst = burst
+        self.buckets: dict[str, TokenBucket] = {}
+
+    def _presented_token(self, scope: Scope, headers: dict[bytes, bytes]) -> str | None:
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        if b"x-lector-token" in headers:
+            return headers[b"x-lector-token"].decode("latin-1").strip()
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        return query.get("token", [None])[0]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        host = headers.get(b"host", b"").decode("latin-1").lower()
+        if host not in self.allowed_hosts:
+            await send_error(send, 421, f"Host header {host!r} is not allowed by this server")
+            return
+        path: str = scope.get("path", "")
+        if path in OPEN_PATHS or scope.get("method") == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        if self.token is not None:
+            presented = self._presented_token(scope, headers)
+            if not presented:
+                await send_error(send, 401, "missing access token: send 'Authorization: Bearer <token>'")
+                return
+            if not hmac.compare_digest(presented.encode(), self.token.encode()):
+                await send_error(send, 401, "invalid access token")
+                return
+        bucket = self.buckets.setdefault(self.token or "anonymous", TokenBucket(self.rate_per_s, self.burst))
+        wait = bucket.take()
+        if wait > 0:
+            retry = str(max(1, int(wait + 0.999))).encode()
+            await send_error(send, 429, f"rate limit exceeded: retry in {retry.decode()} s", [(b"retry-after", retry)])
+            return
+        limit = self.max_upload if path.endswith(self.upload_paths) else self.max_body
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                await send_error(send, 400, "invalid Content-Length header")
+                return
+            if declared > limit:
+                await send_error(send, 413, f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+                return
+        await self._call_limited(scope, receive, send, limit)
+
+    async def _call_limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await send_error(send, 413, f"request body exceeds the limit of {limit} bytes")

@@ -1,0 +1,248 @@
+"""Persistent state in SQLite (WAL): chat sessions, their messages, uploaded documents, and saved pages."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL DEFAULT '',
+    settings TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL DEFAULT '',
+    tool_calls TEXT NOT NULL DEFAULT '[]',
+    tool_call_id TEXT,
+    name TEXT,
+    extra TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_session ON messages(session_id, id);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    session_id TEXT REFERENCES sessions(id) ON DELETE CASCADE,
+    filename TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    doc_id TEXT,
+    status TEXT NOT NULL DEFAULT 'pending',
+    error TEXT,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pages (
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    content_hash TEXT NOT NULL,
+    format TEXT NOT NULL DEFAULT 'text',
+    content TEXT NOT NULL,
+    doc_id TEXT,
+    status TEXT NOT NULL DEFAULT 'pending',
+    error TEXT,
+    created REAL NOT NULL,
+    UNIQUE(url, content_hash)
+);
+CREATE INDEX IF NOT EXISTS pages_by_created ON pages(created);
+"""
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Store:
+    """A thin, thread-safe layer over one SQLite file. Every write is committed before it returns."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        with self._lock:
+            self._db.executescript(SCHEMA)
+        self.recover()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._db.execute(sql, args).fetchall()]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def integrity_ok(self) -> bool:
+        return self._query("PRAGMA integrity_check")[0]["integrity_check"] == "ok"
+
+    def recover(self) -> None:
+        """After a crash: work that was running is marked so it can be retried, nothing is dropped."""
+        with self._tx() as db:
+            db.execute("UPDATE pages SET status='pending' WHERE status='ingesting'")
+            db.execute("UPDATE documents SET status='pending' WHERE status='ingesting'")
+
+    # sessions
+    def create_session(self, title: str = "", settings: dict[str, Any] | None = None) -> dict[str, Any]:
+        sid, now = new_id(), time.time()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO sessions(id, title, settings, created, updated) VALUES (?,?,?,?,?)",
+                (sid, title, json.dumps(settings or {}), now, now),
+            )
+        return self.get_session(sid) or {}
+
+    def get_session(self, sid: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM sessions WHERE id=?", (sid,))
+        if not rows:
+            return None
+        row = rows[0]
+        row["settings"] = json.loads(row["settings"])
+        return row
+
+    def list_sessions(self) -> list[dict[str, Any]]:
+        rows = self._query("SELECT * FROM sessions ORDER BY updated DESC")
+        for row in rows:
+            row["settings"] = json.loads(row["settings"])
+        return rows
+
+    def update_session(self, sid: str, *, title: str | None = None, settings: dict[str, Any] | None = None) -> None:
+        with self._tx() as db:
+            if title is not None:
+                db.execute("UPDATE sessions SET title=?, updated=? WHERE id=?", (title, time.time(), sid))
+            if settings is not None:
+                db.execute(
+                    "UPDATE sessions SET settings=?, updated=? WHERE id=?", (json.dumps(settings), time.time(), sid)
+                )
+
+    def delete_session(self, sid: str) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM sessions WHERE id=?", (sid,)).rowcount > 0
+
+    # messages
+    def add_message(
+        self,
+        sid: str,
+        role: str,
+        content: str = "",
+        *,
+        tool_calls: list[dict[str, Any]] | None = None,
+        tool_call_id: str | None = None,
+        name: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> int:
+        now = time.time()
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO messages(session_id, role, content, tool_calls, tool_call_id, name, extra, created)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (sid, role, content, json.dumps(tool_calls or []), tool_call_id, name, json.dumps(extra or {}), now),
+            )
+            db.execute("UPDATE sessions SET updated=? WHERE id=?", (now, sid))
+            return int(cur.lastrowid or 0)
+
+    def messages(self, sid: str) -> list[dict[str, Any]]:
+        rows = self._query("SELECT * FROM messages WHERE session_id=? ORDER BY id", (sid,))
+        for row in rows:
+            row["tool_calls"] = json.loads(row["tool_calls"])
+            row["extra"] = json.loads(row["extra"])
+        return rows
+
+    # documents uploaded to a session
+    def add_document(self, sid: str | None, filename: str, path: str, sha256: str) -> dict[str, Any]:
+        did = new_id()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO documents(id, session_id, filename, path, sha256, created) VALUES (?,?,?,?,?,?)",
+                (did, sid, filename, path, sha256, time.time()),
+            )
+        return self._query("SELECT * FROM documents WHERE id=?", (did,))[0]
+
+    def set_document_status(self, did: str, status: str, *, doc_id: str | None = None, error: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE documents SET status=?, doc_id=COALESCE(?, doc_id), error=? WHERE id=?",
+                (status, doc_id, error, did),
+            )
+
+    def documents(self, sid: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM documents WHERE 1=1", []
+        if sid is not None:
+            sql += " AND session_id=?"
+            args.append(sid)
+        if status is not None:
+            sql += " AND status=?"
+            args.append(status)
+        return self._query(sql + " ORDER BY created", tuple(args))
+
+    # pages from the browser extension
+    def add_page(self, url: str, title: str, content: str, content_hash: str, fmt: str) -> tuple[dict[str, Any], bool]:
+        """Store a page; returns (page, created). The same URL with the same content is stored once."""
+        with self._tx() as db:
+            row = db.execute("SELECT id FROM pages WHERE url=? AND content_hash=?", (url, content_hash)).fetchone()
+            if row is not None:
+                pid, created = row["id"], False
+            else:
+                pid, created = new_id(), True
+                db.execute(
+                    "INSERT INTO pages(id, url, title, content_hash, format, content, created) VALUES (?,?,?,?,?,?,?)",
+                    (pid, url, title, content_hash, fmt, content, time.time()),
+                )
+        page = self.get_page(pid)
+        assert page is not None
+        return page, created
+
+    def get_page(self, pid: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM pages WHERE id=?", (pid,))
+        return rows[0] if rows else None
+
+    def list_pages(self, query: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        cols = "id, url, title, content_hash, format, doc_id, status, error, created"
+        if query:
+            like = f"%{query}%"
+            return self._query(
+                f"SELECT {cols} FROM pages WHERE title LIKE ? OR url LIKE ? OR content LIKE ?"
+                " ORDER BY created DESC LIMIT ? OFFSET ?",
+                (like, like, like, limit, offset),
+            )
+        return self._query(f"SELECT {cols} FROM pages ORDER BY created DESC LIMIT ? OFFSET ?", (limit, offset))
+
+    def set_page_status(self, pid: str, status: str, *, doc_id: str | None = None, error: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE pages SET status=?, doc_id=COALESCE(?, doc_id), error=? WHERE id=?", (status, doc_id, error, pid)
+            )
+
+    def pending_pages(self) -> list[dict[str, Any]]:
+        return self._query("SELECT * FROM pages WHERE status='pending' ORDER BY created")
+
+    def delete_page(self, pid: str) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM pages WHERE id=?", (pid,)).rowcount > 0
