@@ -258,7 +258,8 @@ def ensure_model(
         if _stamp_valid(dest, spec):  # another process finished while we waited
             return dest
         if dest.exists():
-            if dest.stat().st_size == spec.size and _hash_file(dest, progress, f"checking {spec.name}") == spec.sha256:
+            intact = dest.stat().st_size == spec.size
+            if intact and _hash_file(dest, progress, f"checking {spec.name}") == spec.sha256:
                 _write_stamp(dest, spec.sha256)
                 return dest
             _discard(dest)

@@ -1,0 +1,340 @@
+"""The embedded backend: GGUF models run in-process by llama.cpp through xllamacpp.
+
+One engine (an `xllamacpp.Server`) serves several requests at once through its parallel slots, with
+prompt caching so a repeated prefix (system prompt, tool specs, earlier turns) is not evaluated again.
+Engine calls block, so each request runs in its own thread and hands its chunks to the event loop
+through a queue. Engines are shared: backends built with the same settings in one process use one
+loaded model.
+
+The engine also opens an HTTP listener on a random loopback port (xllamacpp always does); it is locked
+with a random API key and used here only for tokenizing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from llm import fncall
+from llm.backend import Backend, ChatOptions, Delta, Usage
+from llm.errors import ContextOverflowError, LLMError
+from llm.messages import Message, ToolCall, ToolSpec, to_openai
+from llm.models import DEFAULT_MODEL, resolve_model
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    path: str
+    n_ctx: int
+    n_parallel: int
+    n_threads: int | None
+    n_batch: int
+    cache_ram_mib: int
+
+
+@dataclass
+class _Engine:
+    """A loaded model: the xllamacpp server, its loopback address and key, and who is using it."""
+
+    config: EngineConfig
+    server: Any
+    address: str
+    api_key: str
+    http: httpx.Client
+    users: int = 0
+    active: int = 0
+    idle: threading.Condition = field(default_factory=threading.Condition)
+
+    def close(self) -> None:
+        with self.idle:
+            self.idle.wait_for(lambda: self.active == 0, timeout=30)
+        self.http.close()
+        self.server = None  # the C++ destructor stops the engine's loop and joins its threads
+
+
+_engines: dict[EngineConfig, _Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _load_engine(config: EngineConfig) -> _Engine:
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = config.path
+    params.n_ctx = config.n_ctx
+    params.n_parallel = config.n_parallel
+    params.kv_unified = True  # one KV pool: any single request may use the whole context
+    params.n_batch = config.n_batch
+    params.cache_prompt = True
+    params.cache_ram_mib = config.cache_ram_mib
+    params.use_jinja = True
+    params.verbosity = 0
+    if config.n_threads:
+        params.cpuparams.n_threads = config.n_threads
+        params.cpuparams_batch.n_threads = config.n_threads
+    api_key = secrets.token_urlsafe(32)
+    params.api_keys = [api_key]
+    params.cors_origins = ""
+    try:
+        server = xllamacpp.Server(params)
+    except Exception as exc:
+        raise LLMError(f"the embedded engine could not load {config.path}: {exc}") from exc
+    address = server.listening_address
+    auth = {"Authorization": f"Bearer {api_key}"}
+    http = httpx.Client(base_url=address, headers=auth, timeout=60, trust_env=False)
+    return _Engine(config=config, server=server, address=address, api_key=api_key, http=http)
+
+
+def _acquire_engine(config: EngineConfig) -> _Engine:
+    with _engines_lock:
+        engine = _engines.get(config)
+        if engine is None:
+            engine = _engines[config] = _load_engine(config)
+        engine.users += 1
+        return engine
+
+
+def _release_engine(engine: _Engine) -> None:
+    with _engines_lock:
+        engine.users -= 1
+        if engine.users > 0:
+            return
+        _engines.pop(engine.config, None)
+    engine.close()
+
+
+def _error_from_engine(err: dict[str, Any]) -> LLMError:
+    message = str(err.get("message") or err)
+    if err.get("type") == "exceed_context_size_error":
+        return ContextOverflowError(
+            f"the prompt does not fit the model's context: {err.get('n_prompt_tokens', '?')} tokens for a "
+            f"context of {err.get('n_ctx', '?')}; shorten the conversation or the documents in it"
+        )
+    return LLMError(f"embedded engine error: {message}")
+
+
+class EmbeddedBackend(Backend):
+    """A GGUF model in-process: a catalogue name (joined and verified on first use) or a .gguf path.
+
+    `n_ctx` is the context window shared by `n_parallel` slots (any one request may use all of it).
+    `n_threads=None` lets llama.cpp use every core. With `lazy=True` the model loads on first use.
+    """
+
+    native_tools = False
+
+    def __init__(
+        self,
+        name_or_path: str | os.PathLike[str] = DEFAULT_MODEL,
+        n_ctx: int = 8192,
+        n_parallel: int = 4,
+        n_threads: int | None = None,
+        *,
+        n_batch: int = 512,
+        cache_ram_mib: int = 1024,
+        lazy: bool = False,
+        progress: bool = True,
+    ) -> None:
+        self.model = os.fspath(name_or_path)
+        self.name = Path(self.model).stem if self.model.endswith(".gguf") else self.model
+        self.context_size = n_ctx
+        self.parallel_slots = n_parallel
+        self._settings = {"n_ctx": n_ctx, "n_parallel": n_parallel, "n_threads": n_threads,
+                          "n_batch": n_batch, "cache_ram_mib": cache_ram_mib}
+        self._progress = progress
+        self._engine: _Engine | None = None
+        self._load_lock = threading.Lock()
+        self._closed = False
+        if not lazy:
+            self._get_engine()
+
+    # -- engine lifetime -------------------------------------------------------------------------
+
+    def _get_engine(self) -> _Engine:
+        if self._engine is not None:
+            return self._engine
+        with self._load_lock:
+            if self._closed:
+                raise LLMError(f"backend {self.name} is closed")
+            if self._engine is None:
+                path = resolve_model(self.model, progress=self._progress)
+                config = EngineConfig(path=str(path.resolve()), **self._settings)  # type: ignore[arg-type]
+                self._engine = _acquire_engine(config)
+            return self._engine
+
+    def close(self) -> None:
+        with self._load_lock:
+            self._closed = True
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            _release_engine(engine)
+
+    def __enter__(self) -> EmbeddedBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Any:
+        """The underlying `xllamacpp.Server` (for benchmarks and diagnostics)."""
+        return self._get_engine().server
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[int]:
+        engine = self._get_engine()
+        try:
+            reply = engine.http.post("/tokenize", json={"content": text, "add_special": False})
+            reply.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise LLMError(f"the embedded engine could not tokenize: {exc}") from exc
+        return list(reply.json()["tokens"])
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text)) if text else 0
+
+    # -- chat ------------------------------------------------------------------------------------
+
+    def _request(
+        self, messages: list[Message], tools: list[ToolSpec] | None, options: ChatOptions
+    ) -> tuple[dict[str, Any], fncall.StreamingToolCallParser | None, bool]:
+        """The engine request, plus the parser for prompt-based calls and whether a call is forced."""
+        choice = options.tool_choice
+        use_tools = bool(tools) and choice != "none"
+        has_tool_history = any(m.role == "tool" or m.tool_calls for m in messages)
+        forced_schema = fncall.forced_call_schema(tools, choice) if use_tools else None
+        if use_tools:
+            messages = fncall.inject_tools(messages, tools, choice)
+        elif has_tool_history:
+            messages = fncall.inject_tools(messages, None, "none")
+        request: dict[str, Any] = {
+            "messages": to_openai(messages),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "cache_prompt": True,
+        }
+        if options.max_tokens is not None:
+            request["max_tokens"] = options.max_tokens
+        if options.temperature is not None:
+            request["temperature"] = options.temperature
+        if options.top_p is not None:
+            request["top_p"] = options.top_p
+        if options.stop:
+            request["stop"] = options.stop
+        if options.seed is not None:
+            request["seed"] = options.seed
+        if forced_schema is not None:
+            request["json_schema"] = forced_schema
+        elif options.json_schema is not None:
+            request["json_schema"] = options.json_schema
+        parser = fncall.StreamingToolCallParser(tools) if use_tools and forced_schema is None else None
+        return request, parser, forced_schema is not None
+
+    async def _chunks(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Run one engine request in a thread; yield its chunks as they come. Closing stops generation."""
+        engine = self._engine if self._engine is not None else await asyncio.to_thread(self._get_engine)
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[Any] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def on_chunk(chunk: Any) -> bool:
+            loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+            return cancelled.is_set()  # True asks the engine to stop this request
+
+        def run() -> None:
+            try:
+                engine.server.handle_chat_completions(request, on_chunk)
+            except BaseException as exc:  # handed to the consumer
+                loop.call_soon_threadsafe(chunks.put_nowait, LLMError(f"embedded engine failed: {exc}"))
+            finally:
+                with engine.idle:
+                    engine.active -= 1
+                    engine.idle.notify_all()
+                try:
+                    loop.call_soon_threadsafe(chunks.put_nowait, _END)
+                except RuntimeError:  # the consumer's loop is gone
+                    pass
+
+        with engine.idle:
+            engine.active += 1
+        threading.Thread(target=run, name="lector-embedded", daemon=True).start()
+        try:
+            while (chunk := await chunks.get()) is not _END:
+                if isinstance(chunk, BaseException):
+                    raise chunk
+                if not isinstance(chunk, dict):
+                    raise LLMError(f"embedded engine sent an unexpected reply: {chunk!r}")
+                if "error" in chunk:
+                    err = chunk["error"]
+                    raise _error_from_engine(err if isinstance(err, dict) else {"message": err})
+                yield chunk
+        finally:
+            cancelled.set()
+
+    async def astream(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec] | None = None,
+        options: ChatOptions | None = None,
+    ) -> AsyncIterator[Delta]:
+        options = options or ChatOptions()
+        request, parser, forced = self._request(messages, tools, options)
+        usage = Usage()
+        finish: str | None = None
+        raw: list[str] = []
+        emitted: list[str] = []
+        async for chunk in self._chunks(request):
+            if chunk.get("usage"):
+                u = chunk["usage"]
+                usage = Usage(
+                    prompt_tokens=u.get("prompt_tokens", 0), completion_tokens=u.get("completion_tokens", 0)
+                )
+            for choice in chunk.get("choices") or []:
+                finish = choice.get("finish_reason") or finish
+                text = (choice.get("delta") or {}).get("content") or ""
+                if not text:
+                    continue
+                raw.append(text)
+                if forced:
+                    continue
+                visible = parser.feed(text) if parser is not None else text
+                if visible:
+                    emitted.append(visible)
+                    yield Delta(text=visible)
+        calls: list[ToolCall] = []
+        tail = ""
+        if forced:
+            try:
+                calls = [fncall.parse_forced_call("".join(raw))]
+            except Exception as exc:  # a cut-off or unparsable forced call: show the text, say why
+                log.warning("forced tool call did not parse: %s", exc)
+                tail = "".join(raw)
+        elif parser is not None:
+            result = parser.finish()
+            calls = list(result.calls)
+            if result.error:
+                log.info("tool call parse error: %s", result.error)
+            tail = _unsent_tail(result.text, "".join(emitted))
+        if tail:
+            yield Delta(text=tail)
+        yield Delta(tool_calls=calls, usage=usage, finish_reason="tool_calls" if calls else finish or "stop")
+
+
+def _unsent_tail(final_text: str, emitted: str) -> str:
+    """The part of the parser's final visible text that was not streamed yet."""
+    if final_text.startswith(emitted):
+        return final_text[len(emitted) :]
+    return final_text if not emitted else ""
