@@ -10,6 +10,7 @@ import sys
 COMMAND_MODULES = [
     "webui.cmd_models",
     "webui.cmd_chat",
+    "webui.cmd_serve",
 ]
 
 

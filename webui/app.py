@@ -1,0 +1,108 @@
+"""The FastAPI application: chat API, OpenAI-compatible API, pages API, and the static chat page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from llm.backend import Backend
+from tools.base import Tool
+from webui import chat_api, openai_api, pages_api
+from webui.config import ServerConfig
+from webui.guard import Guard
+from webui.ingest import Ingester
+from webui.state import AppState
+
+STATIC = Path(__file__).parent / "static"
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    return {"error": {"status": status, "message": message}}
+
+
+def describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def create_app(
+    config: ServerConfig | None = None,
+    *,
+    backend: Backend | None = None,
+    backend_factory: Callable[[str | None], Backend] | None = None,
+    extra_tools: list[Tool] | None = None,
+) -> FastAPI:
+    """The app (FastAPI wrapped in the guard). `backend` overrides the configured model (tests, benches)."""
+    config = config or ServerConfig()
+    state = AppState(config, backend=backend, backend_factory=backend_factory, extra_tools=extra_tools)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ingester = Ingester(state)
+        app.state.ingester = ingester
+        ingester.start()
+        yield
+        await ingester.stop()
+        state.close()
+
+    app = FastAPI(
+        title="Lector",
+        version="0.1.0",
+        description="Chat with tools, long-document questions, and a library of saved web pages. "
+        "Every route but /health needs 'Authorization: Bearer <token>'.",
+        lifespan=lifespan,
+    )
+    app.state.lector = state
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(error_body(exc.status_code, str(exc.detail)), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return JSONResponse(error_body(400, "request body is not valid JSON"), status_code=400)
+        return JSONResponse(error_body(422, describe_validation(exc)), status_code=422)
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.include_router(chat_api.router)
+    app.include_router(openai_api.router)
+    app.include_router(pages_api.router)
+    if STATIC.exists():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    app.add_middleware(
+        Guard,  # type: ignore[arg-type]
+        token=state.token,
+        allowed_hosts=config.host_allowlist(),
+        max_body=config.max_body_bytes,
+        max_upload=config.max_upload_bytes,
+        rate_per_minute=config.rate_per_minute,
+        burst=config.rate_burst,
+    )
+    # Added last, so it runs first: CORS answers preflights before the guard asks for a token.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=config.cors_origins(),
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Lector-Token"],
+    )
+    return app

@@ -1,0 +1,44 @@
+"""`lector serve`: the web UI, chat API, OpenAI-compatible API and extension backend."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="start the web UI and APIs")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--model", default=None, help="model spec (default: the embedded 1.5B model)")
+    p.add_argument("--data-dir", type=Path, default=None, help="where the database, uploads and token live")
+    p.add_argument("--token", default=None, help="access token (default: generated and kept in the data folder)")
+    p.add_argument("--extension-id", action="append", default=[], help="Chrome extension id allowed by CORS")
+    p.add_argument("--allow-host", action="append", default=[], help="extra Host header value to accept")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from webui.app import create_app
+    from webui.config import ServerConfig
+
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        model=args.model,
+        token=args.token,
+        extension_ids=args.extension_id,
+        allowed_hosts=args.allow_host,
+    )
+    if args.data_dir is not None:
+        config.data_dir = args.data_dir
+    config.check_binding()
+    app = create_app(config)
+    token = config.resolved_token()
+    shown = "localhost" if config.host in ("0.0.0.0", "::") else config.host
+    print(f"Lector is running at http://{shown}:{config.port}/?token={token}", flush=True)
+    print(f"Access token: {token}  (stored in {config.data_dir / 'token'})", flush=True)
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=3)
+    return 0

@@ -1,0 +1,100 @@
+"""An OpenAI-compatible endpoint: model `lector`, with Lector's tools running on the server side."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from agent.events import Final
+from agent.loop import run_agent
+from llm.messages import Message
+from tools.base import ToolContext
+from webui.chat_api import DEFAULT_SYSTEM, state_of
+from webui.sse import SSE_HEADERS
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+MODEL_ID = "lector"
+
+
+class ChatCompletionIn(BaseModel):
+    model: str = MODEL_ID
+    messages: list[dict[str, Any]] = Field(..., min_length=1)
+    stream: bool = False
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+    model_config = {"extra": "allow"}
+
+
+@router.get("/models")
+def models() -> dict[str, Any]:
+    return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "lector"}]}
+
+
+def chunk(cid: str, created: int, delta: dict[str, Any], finish: str | None = None) -> str:
+    import json
+
+    body = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": MODEL_ID,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(body: ChatCompletionIn, request: Request) -> Any:
+    if body.model != MODEL_ID:
+        raise HTTPException(404, f"unknown model {body.model!r}; this server offers {MODEL_ID!r}")
+    state = state_of(request)
+    try:
+        messages = [Message.from_openai(m) for m in body.messages]
+    except Exception as exc:
+        raise HTTPException(400, f"messages are not valid chat messages: {exc}") from exc
+    if messages[0].role != "system":
+        messages.insert(0, Message.system(DEFAULT_SYSTEM))
+    ctx = ToolContext(
+        conversation_id="openai-" + uuid.uuid4().hex, user_texts=[m.content for m in messages if m.role == "user"]
+    )
+    events = run_agent(state.backend(), messages, state.registry, ctx=ctx, max_steps=state.config.max_steps)
+    cid, created = "chatcmpl-" + uuid.uuid4().hex, int(time.time())
+
+    if not body.stream:
+        final: Final | None = None
+        async for event in events:
+            if isinstance(event, Final):
+                final = event
+        assert final is not None
+        return {
+            "id": cid,
+            "object": "chat.completion",
+            "created": created,
+            "model": MODEL_ID,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": final.text}, "finish_reason": "stop"}
+            ],
+            "usage": {
+                "prompt_tokens": final.usage.prompt_tokens,
+                "completion_tokens": final.usage.completion_tokens,
+                "total_tokens": final.usage.total_tokens,
+            },
+        }
+
+    async def stream() -> AsyncIterator[str]:
+        yield chunk(cid, created, {"role": "assistant", "content": ""})
+        async for event in events:
+            if event.type == "text":
+                yield chunk(cid, created, {"content": event.text})
+            elif isinstance(event, Final):
+                yield chunk(cid, created, {}, "stop")
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -1,0 +1,120 @@
+"""The browser-extension backend: save the pages a person reads, list and delete them, ask across them."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field, model_validator
+
+from webui.chat_api import state_of
+
+router = APIRouter(prefix="/pages", tags=["pages"])
+
+
+class PageIn(BaseModel):
+    url: str = Field(..., min_length=1, max_length=4096, description="The page's address")
+    title: str = Field("", max_length=1000)
+    html: str | None = Field(None, description="The page's HTML (the server extracts readable text)")
+    text: str | None = Field(None, description="The page's text, when the extension already extracted it")
+
+    @model_validator(mode="after")
+    def one_body(self) -> PageIn:
+        if not (self.html or self.text):
+            raise ValueError("send the page as 'html' or 'text'")
+        if not self.url.startswith(("http://", "https://", "file://")):
+            raise ValueError("url must be an http(s) or file address")
+        return self
+
+
+class PageOut(BaseModel):
+    id: str
+    url: str
+    title: str
+    content_hash: str
+    format: str
+    doc_id: str | None
+    status: Literal["pending", "ingesting", "ready", "error"]
+    error: str | None
+    created: float
+
+
+class AskIn(BaseModel):
+    question: str = Field(..., min_length=1, max_length=4000)
+    page_ids: list[str] | None = Field(None, description="Pages to ask across; omit for the whole library")
+    level: Literal["auto", "1", "2", "3"] = "auto"
+
+
+def public(page: dict[str, Any]) -> dict[str, Any]:
+    return {k: page[k] for k in PageOut.model_fields}
+
+
+@router.post("", status_code=201, response_model=PageOut, responses={200: {"model": PageOut}})
+async def add_page(body: PageIn, request: Request, response: Response) -> Any:
+    """Save a page (deduplicated by URL and content hash) and queue it for indexing."""
+    state = state_of(request)
+    content = body.html if body.html else body.text or ""
+    if len(content) > state.config.max_page_chars:
+        raise HTTPException(413, f"page content of {len(content)} characters exceeds {state.config.max_page_chars}")
+    fmt = "html" if body.html else "text"
+    digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+    page, created = state.store.add_page(body.url, body.title, content, digest, fmt)
+    if created:
+        request.app.state.ingester.enqueue_page(page["id"])
+    else:
+        response.status_code = 200
+    return public(page)
+
+
+@router.get("", response_model=list[PageOut])
+def list_pages(
+    request: Request,
+    q: str | None = Query(None, max_length=500, description="Search titles, addresses and text"),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> Any:
+    """The saved pages, newest first, with their dates."""
+    return [public(p) for p in state_of(request).store.list_pages(q, limit, offset)]
+
+
+@router.get("/{pid}", response_model=PageOut)
+def get_page(pid: str, request: Request) -> Any:
+    page = state_of(request).store.get_page(pid)
+    if page is None:
+        raise HTTPException(404, f"no page {pid!r}")
+    return public(page)
+
+
+@router.delete("/{pid}", status_code=204)
+async def delete_page(pid: str, request: Request) -> None:
+    state = state_of(request)
+    page = state.store.get_page(pid)
+    if page is None:
+        raise HTTPException(404, f"no page {pid!r}")
+    state.store.delete_page(pid)
+    others = [p for p in state.store.list_pages(limit=1_000_000) if p["doc_id"] == page["doc_id"]]
+    if page["doc_id"] and not others:
+        async with state.library_lock:
+            state.library.remove(page["doc_id"])
+
+
+@router.post("/ask")
+async def ask_pages(body: AskIn, request: Request) -> dict[str, Any]:
+    """Answer a question across the selected pages (or every saved page), with citations."""
+    state = state_of(request)
+    if body.page_ids:
+        pages = [state.store.get_page(p) for p in body.page_ids]
+        missing = [pid for pid, p in zip(body.page_ids, pages, strict=True) if p is None]
+        if missing:
+            raise HTTPException(404, f"no page {missing[0]!r}")
+    else:
+        pages = state.store.list_pages(limit=1_000_000)  # type: ignore[assignment]
+    doc_ids = sorted({p["doc_id"] for p in pages if p and p["status"] == "ready" and p["doc_id"]})
+    if not doc_ids:
+        raise HTTPException(409, "none of these pages is indexed yet; try again when their status is 'ready'")
+    from agent.reader import answer_question
+
+    level = body.level if body.level == "auto" else int(body.level)
+    answer = await answer_question(state.library, body.question, backend=state.backend(), doc_ids=doc_ids, level=level)
+    return answer.model_dump()

@@ -1,0 +1,107 @@
+"""What the running server holds: settings, the store, models, tools, per-session tool contexts and turns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm.backend import Backend
+from tools.base import Tool, ToolContext
+from tools.registry import ToolRegistry
+from webui.config import ServerConfig
+from webui.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Turn:
+    """One running answer: its cancel switch and the queue its events go to."""
+
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class AppState:
+    def __init__(
+        self,
+        config: ServerConfig,
+        backend: Backend | None = None,
+        backend_factory: Callable[[str | None], Backend] | None = None,
+        extra_tools: list[Tool] | None = None,
+    ) -> None:
+        self.config = config
+        self.token = config.resolved_token()
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(config.data_dir / "lector.db")
+        self.uploads = config.data_dir / "uploads"
+        self.uploads.mkdir(exist_ok=True)
+        self._backends: dict[str, Backend] = {}
+        if backend is not None:
+            self._backends[config.model or "default"] = backend
+        self._backend_factory = backend_factory
+        self.registry = self._build_registry(extra_tools or [])
+        self.contexts: dict[str, ToolContext] = {}
+        self.turns: dict[str, Turn] = {}
+        self.library_lock = asyncio.Lock()
+        self._library: Any = None
+
+    def _build_registry(self, extra: list[Tool]) -> ToolRegistry:
+        from tools.builtin import builtin_tools
+
+        registry = ToolRegistry()
+        factories = builtin_tools()
+        for name in self.config.tools:
+            factory = factories.get(name)
+            if factory is None:
+                log.warning("unknown tool %r in the server config; skipped", name)
+                continue
+            try:
+                if name == "web_fetch":
+                    registry.register(factory(allow_hosts=set(self.config.fetch_allow_hosts)))
+                else:
+                    registry.register(factory())
+            except Exception as exc:  # a tool that can't start here must not stop the server
+                log.warning("tool %s unavailable: %s", name, exc)
+        for t in extra:
+            registry.register(t)
+        return registry
+
+    def backend(self, spec: str | None = None) -> Backend:
+        key = spec or self.config.model or "default"
+        if key not in self._backends:
+            if len(self._backends) == 1 and spec is None:
+                return next(iter(self._backends.values()))
+            if self._backend_factory is not None:
+                self._backends[key] = self._backend_factory(spec or self.config.model)
+            else:
+                from llm.factory import make_backend
+
+                self._backends[key] = make_backend(spec or self.config.model)
+        return self._backends[key]
+
+    @property
+    def library(self) -> Any:
+        if self._library is None:
+            from retrieval.library import Library
+
+            self._library = Library(cache_dir=self.config.data_dir / "cache")
+        return self._library
+
+    def context(self, sid: str) -> ToolContext:
+        if sid not in self.contexts:
+            self.contexts[sid] = ToolContext(conversation_id=sid)
+        ctx = self.contexts[sid]
+        ctx.attachments = [Path(d["path"]) for d in self.store.documents(sid, status="ready")]
+        return ctx
+
+    def close(self) -> None:
+        for turn in self.turns.values():
+            turn.cancel.set()
+        for b in self._backends.values():
+            b.close()
+        self.store.close()
