@@ -1,0 +1,83 @@
+"""End-to-end checks of the embedded engine with the real 0.5B model (short replies only)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from llm.backend import ChatOptions
+from llm.embedded import EmbeddedBackend
+from llm.errors import ContextOverflowError, ModelNotFoundError
+from llm.messages import Message, ToolSpec
+
+SHORT = ChatOptions(max_tokens=16, temperature=0)
+
+
+async def test_streams_incremental_deltas_with_usage(small_model: EmbeddedBackend) -> None:
+    deltas = [d async for d in small_model.astream([Message.user("Count from 1 to 20, comma separated.")], None, SHORT)]
+    texts = [d.text for d in deltas if d.text]
+    assert len(texts) >= 3
+    whole = "".join(texts)
+    assert all(len(t) < len(whole) for t in texts)  # pieces, not the message again each time
+    last = deltas[-1]
+    assert last.usage is not None and last.usage.prompt_tokens > 0 and last.usage.completion_tokens > 0
+    assert last.finish_reason in {"stop", "length"}
+
+
+def test_sync_chat(small_model: EmbeddedBackend) -> None:
+    result = small_model.chat([Message.user("Reply with the word yes.")], options=SHORT)
+    assert result.message.content.strip()
+    assert result.usage.completion_tokens > 0
+
+
+def test_count_tokens_uses_the_model_tokenizer(small_model: EmbeddedBackend) -> None:
+    assert small_model.count_tokens("") == 0
+    assert small_model.count_tokens("Hello world") == 2
+    text = "The quick brown fox jumps over the lazy dog. " * 20
+    assert len(text) / 8 < small_model.count_tokens(text) < len(text) / 2
+
+
+async def test_concurrent_requests_both_complete(small_model: EmbeddedBackend) -> None:
+    questions = ["Name one fruit.", "Name one colour."]
+    results = await asyncio.gather(*(small_model.achat([Message.user(q)], options=SHORT) for q in questions))
+    assert all(r.message.content.strip() and r.usage.completion_tokens > 0 for r in results)
+
+
+def test_forced_tool_choice_yields_a_valid_call(small_model: EmbeddedBackend) -> None:
+    add = ToolSpec(
+        name="add",
+        description="Add two integers.",
+        parameters={
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "required": ["a", "b"],
+        },
+    )
+    options = ChatOptions(max_tokens=48, temperature=0, tool_choice="add")
+    result = small_model.chat([Message.user("What is 2 plus 3?")], [add], options)
+    assert [c.name for c in result.message.tool_calls] == ["add"]
+    args = json.loads(result.message.tool_calls[0].arguments)
+    assert isinstance(args["a"], int) and isinstance(args["b"], int)
+    assert result.finish_reason == "tool_calls"
+
+
+def test_json_schema_constrains_the_reply(small_model: EmbeddedBackend) -> None:
+    schema = {"type": "object", "properties": {"colour": {"type": "string"}}, "required": ["colour"]}
+    options = ChatOptions(max_tokens=24, temperature=0, json_schema=schema)
+    result = small_model.chat([Message.user("Name a colour, as JSON.")], options=options)
+    assert isinstance(json.loads(result.message.content)["colour"], str)
+
+
+def test_context_overflow_is_a_clear_error(small_model: EmbeddedBackend) -> None:
+    with pytest.raises(ContextOverflowError, match="context"):
+        small_model.chat([Message.user("word " * 5000)], options=SHORT)
+
+
+def test_shared_engine_and_unknown_model(small_model: EmbeddedBackend) -> None:
+    with EmbeddedBackend("qwen2.5-coder-0.5b", n_ctx=4096, n_parallel=2) as again:
+        assert again.engine is small_model.engine  # one loaded model per process and settings
+    assert small_model.chat([Message.user("Say hi.")], options=SHORT).message.content  # still usable
+    with pytest.raises(ModelNotFoundError):
+        EmbeddedBackend("no-such-model")
