@@ -11,7 +11,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "models",
         help="list the embedded models; --verify joins and checks them",
-        description="List the embedded GGUF models and whether their parts are installed, joined and verified.",
+        description="List the embedded GGUF models: are their parts installed, joined, verified?",
     )
     parser.add_argument(
         "--verify",

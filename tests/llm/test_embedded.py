@@ -16,7 +16,8 @@ SHORT = ChatOptions(max_tokens=16, temperature=0)
 
 
 async def test_streams_incremental_deltas_with_usage(small_model: EmbeddedBackend) -> None:
-    deltas = [d async for d in small_model.astream([Message.user("Count from 1 to 20, comma separated.")], None, SHORT)]
+    prompt = [Message.user("Count from 1 to 20, comma separated.")]
+    deltas = [d async for d in small_model.astream(prompt, None, SHORT)]
     texts = [d.text for d in deltas if d.text]
     assert len(texts) >= 3
     whole = "".join(texts)
