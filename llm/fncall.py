@@ -1,56 +1,737 @@
-"""Prompt-based function calling for models without native tool calls (stub; being filled in)."""
+"""Prompt-based function calling, for models without native tool calls.
+
+Going in, `inject_tools` puts the tool specs and the call format into the system prompt and
+turns earlier calls and results into plain text. Coming out, one left-to-right scanner
+(`StreamingToolCallParser`) finds calls in the forms real models write:
+
+- `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`, one block per call (a missing
+  closing tag is tolerated);
+- a JSON object (or a list of them) in a fenced block: ```json, ```tool_call, or plain ```;
+- a bare JSON object (or list) as the start of the reply; and, when tools are given, an object
+  `{"name": "<a known tool>", ...}` in the middle of the text;
+- Qwen's `✿FUNCTION✿: name` / `✿ARGS✿: {...}` markers (✿RESULT✿ or ✿RETURN✿ ends the reply).
+
+Call objects may be `{"name", "arguments"}`, `{"name", "parameters"}` or `{"function": {...}}`,
+with arguments as an object or as a JSON string; damaged JSON is repaired (llm.json_repair).
+Anything inside `<think>...</think>` is dropped. When `tools` is given, JSON in a fenced block
+or a bare object whose name is not a known tool is not a call (it is JSON the user asked for);
+a `<tool_call>` or ✿FUNCTION✿ block with an unknown name is still reported as a call.
+
+Visible text: everything outside calls and think blocks, with leading and trailing whitespace
+removed. A call that cannot be understood becomes an `error` message, never an exception.
+`parse_tool_calls(text)` is the streaming parser fed the whole text at once, so streamed and
+whole-text parsing agree (one documented exception: a `</think>` with no opening tag, where
+the whole-text parse drops what came before it, which a stream has already shown).
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from llm.messages import Message, ToolCall, ToolSpec
+from llm.json_repair import load_prefix
+from llm.messages import Message, ToolCall, ToolSpec, new_call_id
 
 ToolChoiceArg = str
+"""'auto', 'none', 'required', or the name of the one tool to call."""
+
+CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+FENCE = "```"
+QWEN_FUNCTION, QWEN_ARGS = "✿FUNCTION✿", "✿ARGS✿"
+QWEN_STOPS = ("✿RESULT✿", "✿RETURN✿")
+QWEN_MARKERS = (QWEN_FUNCTION, QWEN_ARGS, *QWEN_STOPS, "✿THOUGHT✿")
+CALL_FENCE_LANGS = frozenset(
+    {"", "json", "json5", "jsonc", "tool_call", "tool_calls", "tool_code", "tool", "function",
+     "functions", "function_call", "toolcall"}
+)
+MAX_FENCE_INFO = 40
+MAX_NAME = 100
+NAME_KEYS = ("name", "function", "tool", "tool_name")
+ARG_KEYS = ("arguments", "parameters", "args", "tool_input", "input")
+_LITERAL_MARKERS = (CALL_OPEN, THINK_OPEN, THINK_CLOSE, FENCE)
+_EMBEDDED_FULL = re.compile(r'\{\s*"(?:' + "|".join(NAME_KEYS) + r')"\s*:\s*"([^"\\\n]{1,100})"')
+_EMBEDDED_PREFIX = re.compile(r'\{\s*(?:"(\w*)(?:(")\s*(?::\s*(?:"([^"\\\n]*))?)?)?)?')
 
 
 class ParseResult(BaseModel):
-    """Text outside any call (call markup removed), the calls found, and a parse error if any."""
+    """Visible text outside any call (call markup removed), the calls found, and what went wrong."""
 
     text: str = ""
     calls: list[ToolCall] = Field(default_factory=list)
     error: str | None = None
+    """One or more problems ('; '-joined) with calls that could not be understood, else None."""
+
+
+# ---------------------------------------------------------------- going in: the prompt
 
 
 def render_tools_prompt(tools: list[ToolSpec], tool_choice: ToolChoiceArg = "auto") -> str:
-    raise NotImplementedError
+    """System-prompt text that describes the tools and the exact call format."""
+    tools = _offered_tools(tools, tool_choice)
+    if not tools:
+        return ""
+    lines = "\n".join(json.dumps(t.to_openai(), ensure_ascii=False) for t in tools)
+    text = (
+        "# Tools\n\n"
+        "You may call one or more functions to help with the user's request.\n\n"
+        "The functions are described in JSON Schema inside <tools></tools> XML tags:\n"
+        f"<tools>\n{lines}\n</tools>\n\n"
+        "To call a function, reply with a JSON object holding its name and arguments inside "
+        "<tool_call></tool_call> XML tags, exactly like this:\n"
+        '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>\n\n'
+        "To call several functions at once, write one <tool_call> block per call. "
+        "The results come back inside <tool_response></tool_response> tags. "
+        "When you need no function, answer the user directly."
+    )
+    if tool_choice == "required":
+        text += "\n\nYou must call at least one function now; do not answer directly."
+    elif tool_choice not in ("auto", "none"):
+        text += f"\n\nYou must call the function `{tool_choice}` now; do not answer directly."
+    return text
+
+
+def _offered_tools(tools: list[ToolSpec] | None, tool_choice: ToolChoiceArg) -> list[ToolSpec]:
+    if not tools or tool_choice == "none":
+        return []
+    if tool_choice in ("auto", "required"):
+        return list(tools)
+    return [t for t in tools if t.name == tool_choice]
+
+
+def render_call(call: ToolCall) -> str:
+    """One call as the text a model writes for it."""
+    try:
+        args: Any = json.loads(call.arguments or "{}")
+    except ValueError:
+        args = call.arguments
+    body = json.dumps({"name": call.name, "arguments": args}, ensure_ascii=False)
+    return f"{CALL_OPEN}\n{body}\n{CALL_CLOSE}"
 
 
 def inject_tools(
     messages: list[Message], tools: list[ToolSpec] | None, tool_choice: ToolChoiceArg = "auto"
 ) -> list[Message]:
-    raise NotImplementedError
+    """New messages for a model without native tools.
+
+    The tool prompt is appended to the first system message (one is created if missing);
+    earlier assistant calls become `<tool_call>` text; tool results become user messages of
+    `<tool_response>` blocks, consecutive results merged in the order of the calls.
+    With no tools or tool_choice 'none' no tool prompt is added.
+    """
+    prompt = render_tools_prompt(tools or [], tool_choice)
+    out: list[Message] = []
+    call_order: dict[str, int] = {}
+    pending: list[Message] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        ordered = sorted(
+            enumerate(pending), key=lambda p: (call_order.get(p[1].tool_call_id or "", len(call_order)), p[0])
+        )
+        body = "\n".join(f"<tool_response>\n{m.content}\n</tool_response>" for _, m in ordered)
+        out.append(Message.user(body))
+        pending.clear()
+
+    for msg in messages:
+        if msg.role == "tool":
+            pending.append(msg)
+            continue
+        flush()
+        if msg.role == "assistant" and msg.tool_calls:
+            call_order = {c.id: i for i, c in enumerate(msg.tool_calls)}
+            parts = [msg.content.strip()] if msg.content.strip() else []
+            parts += [render_call(c) for c in msg.tool_calls]
+            out.append(Message.assistant("\n".join(parts)))
+        else:
+            out.append(msg.model_copy(deep=True))
+    flush()
+    if prompt:
+        first_system = next((i for i, m in enumerate(out) if m.role == "system"), None)
+        if first_system is None:
+            out.insert(0, Message.system(prompt))
+        else:
+            old = out[first_system].content.rstrip()
+            out[first_system] = Message.system(f"{old}\n\n{prompt}" if old else prompt)
+    return out
 
 
-def parse_tool_calls(text: str, tools: list[ToolSpec] | None = None) -> ParseResult:
-    return ParseResult(text=text)
+# ---------------------------------------------------------------- coming out: call objects
+
+
+def _call_from_object(obj: Any) -> tuple[str, Any] | None:
+    """(name, arguments) when `obj` has the shape of a call, else None. Arguments are not checked."""
+    if not isinstance(obj, dict):
+        return None
+    fn = obj.get("function")
+    if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+        obj = fn
+    name = next((obj[k] for k in NAME_KEYS if isinstance(obj.get(k), str) and obj[k].strip()), None)
+    if name is None:
+        return None
+    arg_key = next((k for k in ARG_KEYS if k in obj), None)
+    if arg_key is None:
+        extra = set(obj) - {*NAME_KEYS, "id", "type"}
+        if extra:
+            return None  # e.g. {"name": "Ada", "age": 36}: data, not a call
+        return name.strip(), {}
+    return name.strip(), obj[arg_key]
+
+
+def _calls_from_value(value: Any) -> list[tuple[str, Any]] | None:
+    """All calls in an object or a list of objects; None unless every element is call-shaped."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        return None
+    calls = [_call_from_object(v) for v in items]
+    if any(c is None for c in calls):
+        return None
+    return [c for c in calls if c is not None]
+
+
+def _normalize_arguments(args: Any) -> str:
+    """The arguments as a compact JSON object string. Raises ValueError with a readable reason."""
+    if args is None or args == "":
+        return "{}"
+    if isinstance(args, str):
+        try:
+            args, _ = load_prefix(args)
+        except ValueError as exc:
+            raise ValueError(f"its arguments string is not valid JSON: {exc}") from None
+    if not isinstance(args, dict):
+        raise ValueError(f"its arguments must be a JSON object, not {type(args).__name__}")
+    return json.dumps(args, ensure_ascii=False)
+
+
+def _known(name: str, tools: list[ToolSpec] | None) -> bool:
+    return tools is None or any(t.name == name for t in tools)
+
+
+# ---------------------------------------------------------------- the scanner
 
 
 class StreamingToolCallParser:
-    def __init__(self, tools: list[ToolSpec] | None = None) -> None:
+    """Incremental call parser. `feed` returns text that is safe to show now; `finish` the rest.
+
+    Text is held back as soon as something that may start a call (or a think block) appears:
+    `<tool_call`, a code fence, `✿`, `<think>`, a `{`/`[` at the start of the reply, or (with
+    tools) `{"name": "<known tool>"`. Text that turns out not to be a call is released, either
+    as soon as that is certain or by `finish()`. `finish().text` is the visible text not yet
+    returned by `feed` (so fed + finish().text == parse_tool_calls(whole).text), plus all calls.
+    """
+
+    def __init__(self, tools: list[ToolSpec] | None = None, thinking: bool = False) -> None:
         self.tools = tools
+        self.calls: list[ToolCall] = []
+        self.errors: list[str] = []
+        self._buf = ""
+        self._state = "think" if thinking else "text"
+        self._scan_from = 0
+        self._fence_header = ""
+        self._json_depth = 0
+        self._json_in_string = False
+        self._json_escape = False
+        self._json_bare = False
+        self._shown_any = False
+        self._pending_ws = ""
+        self._attempts = 0
+        self._finished = False
+
+    # --- public API
 
     def feed(self, chunk: str) -> str:
-        raise NotImplementedError
+        if self._finished or not chunk:
+            return ""
+        self._buf += chunk
+        out: list[str] = []
+        self._run(out, final=False)
+        return "".join(out)
 
     def finish(self) -> ParseResult:
-        raise NotImplementedError
+        out: list[str] = []
+        if not self._finished:
+            self._run(out, final=True)
+            self._finished = True
+        return ParseResult(
+            text="".join(out), calls=list(self.calls), error="; ".join(self.errors) or None
+        )
+
+    # --- the state machine
+
+    def _run(self, out: list[str], final: bool) -> None:
+        while True:
+            handler = getattr(self, f"_on_{self._state}")
+            if not handler(out, final):
+                return
+
+    def _emit(self, out: list[str], text: str) -> None:
+        """Show text, holding trailing whitespace back until something visible follows it."""
+        if not text:
+            return
+        stripped = text.rstrip()
+        if not stripped:
+            if self._shown_any:
+                self._pending_ws += text
+            return
+        if not self._shown_any:
+            stripped = stripped.lstrip()
+            self._shown_any = True
+        else:
+            stripped = self._pending_ws + stripped
+        out.append(stripped)
+        self._pending_ws = text[len(text.rstrip()):]
+
+    def _consume(self, n: int) -> None:
+        self._buf = self._buf[n:]
+        self._scan_from = 0
+
+    def _on_text(self, out: list[str], final: bool) -> bool:
+        buf = self._buf
+        at_start = not self._shown_any
+        if at_start:
+            lead = len(buf) - len(buf.lstrip())
+            if lead < len(buf) and buf[lead] in "{[":
+                self._consume(lead)
+                self._start_json(bare=True)
+                return True
+        idx, kind = self._next_marker(buf)
+        if idx < 0:
+            safe = len(buf) if final else len(buf) - _partial_marker_len(buf)
+            self._emit(out, buf[:safe])
+            self._consume(safe)
+            return False
+        if kind == "brace?":  # may start an embedded call: wait for enough text to decide
+            verdict = self._embedded_call_start(buf[idx:], final)
+            if verdict is None:
+                self._emit(out, buf[:idx])
+                self._consume(idx)
+                return False
+            if verdict is False:
+                self._emit(out, buf[: idx + 1])
+                self._consume(idx + 1)
+                return True
+            self._emit(out, buf[:idx])
+            self._consume(idx)
+            self._start_json(bare=False)
+            return True
+        self._emit(out, buf[:idx])
+        self._consume(idx)
+        if kind == THINK_OPEN:
+            self._consume(len(THINK_OPEN))
+            self._state = "think"
+        elif kind == THINK_CLOSE:  # a stray closing tag: drop it
+            self._consume(len(THINK_CLOSE))
+        elif kind == CALL_OPEN:
+            self._consume(len(CALL_OPEN))
+            self._state = "call"
+        elif kind == FENCE:
+            self._consume(len(FENCE))
+            self._state = "fence_header"
+        else:  # a ✿ marker
+            return self._on_qwen_marker(out, final)
+        return True
+
+    def _next_marker(self, buf: str) -> tuple[int, str]:
+        best, kind = -1, ""
+        for marker in (*_LITERAL_MARKERS, "✿"):
+            i = buf.find(marker)
+            if i >= 0 and (best < 0 or i < best):
+                best, kind = i, marker
+        if self.tools:
+            i = buf.find("{", 0, best if best >= 0 else len(buf))
+            if i >= 0:
+                best, kind = i, "brace?"
+        return best, kind
+
+    def _embedded_call_start(self, s: str, final: bool) -> bool | None:
+        """Does `s` (from a '{') open a call to a known tool? None: can't tell yet."""
+        full = _EMBEDDED_FULL.match(s)
+        if full:
+            return bool(self.tools) and _known(full.group(1), self.tools)
+        if final or len(s) > 200:
+            return False
+        part = _EMBEDDED_PREFIX.fullmatch(s)
+        if part is None:
+            return False
+        key, key_closed, name = part.group(1) or "", part.group(2), part.group(3)
+        if key_closed and key not in NAME_KEYS or not any(k.startswith(key) for k in NAME_KEYS):
+            return False
+        if name is not None and not any(t.name.startswith(name) for t in self.tools or []):
+            return False
+        return None
+
+    def _on_qwen_marker(self, out: list[str], final: bool) -> bool:
+        buf = self._buf
+        for marker in QWEN_MARKERS:
+            if buf.startswith(marker):
+                break
+        else:
+            if not final and any(m.startswith(buf[: len(m)]) and len(buf) < len(m) for m in QWEN_MARKERS):
+                return False  # a marker still arriving
+            self._emit(out, buf[:1])  # a lone ✿ is just text
+            self._consume(1)
+            return True
+        self._consume(len(marker))
+        if marker in QWEN_STOPS:
+            self._state = "discard"
+        elif marker == QWEN_FUNCTION:
+            self._state = "qwen"
+        return True
+
+    def _on_discard(self, out: list[str], final: bool) -> bool:
+        self._buf = ""
+        return False
+
+    def _on_think(self, out: list[str], final: bool) -> bool:
+        i = self._buf.find(THINK_CLOSE, self._scan_from)
+        if i < 0:
+            if final:
+                self._buf = ""
+                return False
+            keep = _partial_suffix(self._buf, THINK_CLOSE)
+            self._buf = self._buf[len(self._buf) - keep:] if keep else ""
+            return False
+        self._consume(i + len(THINK_CLOSE))
+        self._state = "text"
+        return True
+
+    def _find_close(self, marker: str, also: str | None = None) -> int:
+        """Index of `marker` (or `also`) in the buffer, searching only text not searched before."""
+        buf = self._buf
+        i = buf.find(marker, self._scan_from)
+        if also is not None:
+            j = buf.find(also, self._scan_from)
+            if j >= 0 and (i < 0 or j < i):
+                i = j
+        if i < 0:
+            self._scan_from = max(0, len(buf) - max(len(marker), len(also or "")) + 1)
+        return i
+
+    def _on_call(self, out: list[str], final: bool) -> bool:
+        i = self._find_close(CALL_CLOSE, also=CALL_OPEN)
+        if i < 0 and not final:
+            return False
+        body = self._buf if i < 0 else self._buf[:i]
+        if i < 0:
+            body = body[: len(body) - _partial_suffix(body, CALL_CLOSE)]
+        self._add_calls_from_text(body, source="tool_call")
+        if i >= 0 and self._buf.startswith(CALL_CLOSE, i):
+            self._consume(i + len(CALL_CLOSE))
+        else:
+            self._consume(len(self._buf) if i < 0 else i)
+        self._state = "text"
+        return True
+
+    def _on_fence_header(self, out: list[str], final: bool) -> bool:
+        nl = self._buf.find("\n")
+        if nl < 0 and not final and len(self._buf) <= MAX_FENCE_INFO:
+            return False
+        info = self._buf[: nl if nl >= 0 else len(self._buf)]
+        lang = info.strip().lower()
+        if nl >= 0 and lang in CALL_FENCE_LANGS:
+            self._fence_header = FENCE + info + "\n"
+            self._consume(nl + 1)
+            self._state = "fence_hold"
+        elif nl < 0 and final and lang in CALL_FENCE_LANGS:
+            self._emit(out, FENCE + info)
+            self._consume(len(info))
+            self._state = "text"
+        else:
+            self._emit(out, FENCE)
+            self._state = "code"
+        return True
+
+    def _on_code(self, out: list[str], final: bool) -> bool:
+        """Inside a fence of another language (```python): shown as is, markers ignored."""
+        i = self._buf.find(FENCE)
+        if i < 0:
+            safe = len(self._buf) if final else len(self._buf) - _partial_suffix(self._buf, FENCE)
+            self._emit(out, self._buf[:safe])
+            self._consume(safe)
+            return False
+        self._emit(out, self._buf[: i + len(FENCE)])
+        self._consume(i + len(FENCE))
+        self._state = "text"
+        return True
+
+    def _on_fence_hold(self, out: list[str], final: bool) -> bool:
+        i = self._find_close(FENCE)
+        if i < 0 and not final:
+            return False
+        body = self._buf if i < 0 else self._buf[:i]
+        end = len(self._buf) if i < 0 else i + len(FENCE)
+        if not self._add_calls_from_fenced(body):
+            self._emit(out, self._fence_header + self._buf[:end])
+        self._consume(end)
+        self._state = "text"
+        return True
+
+    def _start_json(self, bare: bool) -> None:
+        self._state = "json"
+        self._json_bare = bare
+        self._json_depth = 0
+        self._json_in_string = False
+        self._json_escape = False
+        self._scan_from = 0
+
+    def _on_json(self, out: list[str], final: bool) -> bool:
+        end = self._scan_json()
+        if end < 0 and not final:
+            return False
+        segment = self._buf if end < 0 else self._buf[:end]
+        if not self._add_calls_from_json(segment, bare=self._json_bare):
+            self._emit(out, segment)
+        self._consume(len(segment))
+        self._state = "text"
+        return True
+
+    def _scan_json(self) -> int:
+        """Where the held JSON value ends (just past its closing bracket), or -1 if not yet."""
+        buf = self._buf
+        i = self._scan_from
+        depth, in_str, esc = self._json_depth, self._json_in_string, self._json_escape
+        while i < len(buf):
+            ch = buf[i]
+            i += 1
+            if in_str:
+                if esc:
+                    esc = False
+                elif ch == "\\":
+                    esc = True
+                elif ch == '"':
+                    in_str = False
+            elif ch == '"':
+                in_str = True
+            elif ch in "{[":
+                depth += 1
+            elif ch in "}]":
+                depth -= 1
+                if depth <= 0:
+                    return i
+        self._scan_from, self._json_depth, self._json_in_string, self._json_escape = i, depth, in_str, esc
+        return -1
+
+    def _on_qwen(self, out: list[str], final: bool) -> bool:
+        """After ✿FUNCTION✿: hold until the next ✿ marker after the ✿ARGS✿ value, or the end."""
+        buf = self._buf
+        args_at = buf.find(QWEN_ARGS)
+        search_from = args_at + len(QWEN_ARGS) if args_at >= 0 else 0
+        nxt = -1
+        for marker in (QWEN_FUNCTION, *QWEN_STOPS):
+            j = buf.find(marker, search_from)
+            if j >= 0 and (nxt < 0 or j < nxt):
+                nxt = j
+        if nxt < 0 and not final:
+            return False
+        block = buf if nxt < 0 else buf[:nxt]
+        if nxt < 0:
+            block = block[: len(block) - _partial_suffix_any(block, QWEN_MARKERS)]
+        self._add_qwen_call(block, out)
+        self._consume(len(buf) if nxt < 0 else nxt)
+        self._state = "text"
+        return True
+
+    # --- turning held text into calls
+
+    def _record(self, name: str, args: Any) -> None:
+        self._attempts += 1
+        try:
+            arguments = _normalize_arguments(args)
+        except ValueError as exc:
+            self.errors.append(f"tool call {self._attempts} ({name}): {exc}")
+            return
+        self.calls.append(ToolCall(id=new_call_id(), name=name, arguments=arguments))
+
+    def _fail(self, message: str) -> None:
+        self._attempts += 1
+        self.errors.append(f"tool call {self._attempts} {message}")
+
+    def _add_calls_from_text(self, body: str, source: str) -> None:
+        """A <tool_call> body: always a call attempt; unknown names are still calls."""
+        body = _strip_inner_fence(body.strip())
+        if not body:
+            self._fail("is empty")
+            return
+        try:
+            value, _ = load_prefix(body)
+        except ValueError as exc:
+            self._fail(f"is not valid JSON: {exc}")
+            return
+        calls = _calls_from_value(value)
+        if calls is None:
+            self._fail('has no function name: expected {"name": ..., "arguments": {...}}')
+            return
+        for name, args in calls:
+            self._record(name, args)
+
+    def _add_calls_from_fenced(self, body: str) -> bool:
+        """A fenced block: calls only when it parses to call-shaped JSON for known tools."""
+        if not body.strip():
+            return False
+        try:
+            value, end = load_prefix(body)
+        except ValueError:
+            return self._damaged_known_call(body)
+        if body[end:].strip():
+            return False  # more than one JSON value in the block: not a call
+        calls = _calls_from_value(value)
+        if calls is None or not all(_known(n, self.tools) for n, _ in calls):
+            return False
+        for name, args in calls:
+            self._record(name, args)
+        return True
+
+    def _damaged_known_call(self, body: str) -> bool:
+        m = re.search(r'"(?:name|function)"\s*:\s*"([^"]{1,100})"', body)
+        if m and re.search(r'"(?:arguments|parameters)"', body) and _known(m.group(1), self.tools):
+            self._fail(f"({m.group(1)}) is not valid JSON")
+            return True
+        return False
+
+    def _add_calls_from_json(self, segment: str, bare: bool) -> bool:
+        try:
+            value, _ = load_prefix(segment)
+        except ValueError:
+            return False
+        calls = _calls_from_value(value)
+        if calls is None or not all(_known(n, self.tools) for n, _ in calls):
+            return False
+        for name, args in calls:
+            self._record(name, args)
+        return True
+
+    def _add_qwen_call(self, block: str, out: list[str]) -> None:
+        args_at = block.find(QWEN_ARGS)
+        head = block if args_at < 0 else block[:args_at]
+        name = head.strip().lstrip(":").strip().splitlines()[0].strip() if head.strip(" :\n") else ""
+        if not name:
+            self._fail("(✿FUNCTION✿) has no function name")
+            return
+        if args_at < 0:
+            self._record(name, {})
+            return
+        args_text = block[args_at + len(QWEN_ARGS):].lstrip().removeprefix(":")
+        if not args_text.strip():
+            self._record(name, {})
+            return
+        try:
+            value, end = load_prefix(args_text)
+        except ValueError as exc:
+            self._fail(f"({name}) is not valid JSON: {exc}")
+            return
+        self._record(name, value if not isinstance(value, str) else args_text.strip())
+        rest = args_text[end:]
+        if rest.strip():
+            self._emit(out, rest)
+
+
+def _strip_inner_fence(body: str) -> str:
+    if body.startswith(FENCE):
+        nl = body.find("\n")
+        body = body[nl + 1:] if nl >= 0 else ""
+        if body.rstrip().endswith(FENCE):
+            body = body.rstrip()[: -len(FENCE)]
+    return body.strip()
+
+
+def _partial_suffix(text: str, marker: str) -> int:
+    """Length of the longest end of `text` that is a proper beginning of `marker`."""
+    for n in range(min(len(marker) - 1, len(text)), 0, -1):
+        if marker.startswith(text[-n:]):
+            return n
+    return 0
+
+
+def _partial_suffix_any(text: str, markers: tuple[str, ...]) -> int:
+    return max((_partial_suffix(text, m) for m in markers), default=0)
+
+
+def _partial_marker_len(buf: str) -> int:
+    """How much of the end of `buf` must wait because a marker may be arriving."""
+    n = _partial_suffix_any(buf, _LITERAL_MARKERS)
+    return n
+
+
+def parse_tool_calls(text: str, tools: list[ToolSpec] | None = None) -> ParseResult:
+    """Calls and visible text in a whole reply. Never raises."""
+    close = text.find(THINK_CLOSE)
+    opened = text.find(THINK_OPEN)
+    thinking = close >= 0 and (opened < 0 or opened > close)
+    parser = StreamingToolCallParser(tools, thinking=thinking)
+    shown = parser.feed(text)
+    rest = parser.finish()
+    return ParseResult(text=shown + rest.text, calls=rest.calls, error=rest.error)
+
+
+# ---------------------------------------------------------------- tool_choice
 
 
 def forced_call_schema(tools: list[ToolSpec] | None, tool_choice: ToolChoiceArg) -> dict[str, Any] | None:
-    raise NotImplementedError
+    """A JSON schema that only lets a call through, for grammar-constrained decoding.
+
+    'required': `{"name": one of the tools, "arguments": that tool's parameters}` (anyOf per
+    tool); a tool's name: that tool only; 'auto', 'none' or no tools: None. Raises ValueError
+    for a tool_choice that names no offered tool.
+    """
+    if not tools or tool_choice in ("auto", "none"):
+        return None
+    offered = _offered_tools(tools, tool_choice)
+    if not offered:
+        raise ValueError(f"tool_choice names an unknown tool: {tool_choice!r}")
+    defs: dict[str, Any] = {}
+    options = []
+    for t in offered:
+        params = dict(t.parameters or {"type": "object"})
+        defs.update(params.pop("$defs", {}))
+        options.append(
+            {
+                "type": "object",
+                "properties": {"name": {"type": "string", "enum": [t.name]}, "arguments": params},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+        )
+    schema: dict[str, Any] = options[0] if len(options) == 1 else {
+        "type": "object",
+        "properties": {"name": {"type": "string", "enum": [t.name for t in offered]}},
+        "anyOf": options,
+    }
+    if defs:
+        schema = {**schema, "$defs": defs}
+    return schema
 
 
 def parse_forced_call(text: str) -> ToolCall:
-    raise NotImplementedError
+    """The call in output generated under `forced_call_schema`. Raises ValueError if there is none."""
+    result = parse_tool_calls(text)
+    if result.calls:
+        return result.calls[0]
+    raise ValueError(result.error or f"no tool call in the forced output: {text[:200]!r}")
 
 
 def apply_tool_choice(result: ParseResult, tool_choice: ToolChoiceArg) -> ParseResult:
-    raise NotImplementedError
+    """Enforce tool_choice on parsed output.
+
+    'none' drops calls and call errors (the text stays); 'required' without a call sets an
+    error; a named tool keeps only calls to it (error when none remain); 'auto' changes nothing.
+    """
+    if tool_choice == "auto":
+        return result
+    if tool_choice == "none":
+        return ParseResult(text=result.text)
+    if tool_choice == "required":
+        if result.calls or result.error:
+            return result
+        return result.model_copy(update={"error": "a tool call was required, but the reply has none"})
+    kept = [c for c in result.calls if c.name == tool_choice]
+    error = result.error
+    if not kept and not error:
+        dropped = ", ".join(sorted({c.name for c in result.calls}))
+        error = f"a call to {tool_choice} was required, but the reply has " + (
+            f"calls to {dropped} only" if dropped else "none"
+        )
+    return ParseResult(text=result.text, calls=kept, error=error)
