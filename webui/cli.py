@@ -11,6 +11,7 @@ COMMAND_MODULES = [
     "webui.cmd_models",
     "webui.cmd_chat",
     "webui.cmd_serve",
+    "webui.cmd_search",
 ]
 
 

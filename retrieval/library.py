@@ -1,0 +1,305 @@
+"""A set of documents searched together.
+
+    lib = Library()                          # cache in $LECTOR_CACHE or ~/.cache/lector
+    doc_id = lib.add_file("manual.pdf")       # parse + chunk + index, or load all of it from the cache
+    hits = lib.search("how to reset", k=8)   # ranked Hits over every document (or doc_ids=[...])
+    lib.neighbours(doc_id, hits[0].chunk.chunk_id)
+
+Each document has its own BM25 index (cached by content hash). A search over several documents
+reweights every document's terms by the idf over all the searched documents (see retrieval.index),
+so scores compare across documents as in one combined index. Reads are thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from retrieval.cache import CachedDocument, DocumentCache, cache_key
+from retrieval.chunking import CHUNKER_VERSION, chunk_with_total
+from retrieval.index import DEFAULT_B, DEFAULT_K1, DEFAULT_METHOD, BM25Index, shared_idf_weights, top_k
+from retrieval.parsers import (
+    DocumentError,
+    ParsedDocument,
+    content_hash,
+    detect_format,
+    parse_bytes,
+    parse_text,
+    read_file_bytes,
+)
+from retrieval.parsers.base import PARSER_VERSION
+from retrieval.tokenize import TOKENIZER_VERSION, tokenize
+from retrieval.types import Chunk, Hit
+
+
+@dataclass
+class DocumentInfo:
+    doc_id: str
+    source: str
+    format: str
+    chars: int
+    tokens: int
+    chunks: int
+    cached: bool = False
+    """True when this document was loaded from the cache rather than processed."""
+
+
+@dataclass
+class AddResult:
+    doc_ids: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    """path -> reason, for the files that could not be added."""
+
+
+@dataclass
+class _Doc:
+    info: DocumentInfo
+    cached: CachedDocument
+
+
+class Library:
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike[str] | None = None,
+        *,
+        target_tokens: int = 512,
+        overlap_tokens: int = 48,
+        k1: float = DEFAULT_K1,
+        b: float = DEFAULT_B,
+        method: str = DEFAULT_METHOD,
+        use_cache: bool = True,
+        max_bytes: int | None = None,
+    ) -> None:
+        self.cache = DocumentCache(cache_dir)
+        self.use_cache = use_cache
+        self.max_bytes = max_bytes
+        self.params: dict[str, object] = {
+            "target_tokens": target_tokens,
+            "overlap_tokens": overlap_tokens,
+            "k1": k1,
+            "b": b,
+            "method": method,
+            "tokenizer": TOKENIZER_VERSION,
+            "chunker": CHUNKER_VERSION,
+            "parser": PARSER_VERSION,
+        }
+        self._docs: dict[str, _Doc] = {}
+        self._lock = threading.RLock()
+        self.stats = {"cache_hits": 0, "cache_misses": 0}
+
+    # adding -------------------------------------------------------------------------------------------
+    def add_file(self, path: str | os.PathLike[str], source: str | None = None) -> str:
+        """Add one file; returns its doc_id. Raises DocumentError."""
+        name = os.fspath(path)
+        data = read_file_bytes(name, self.max_bytes)
+        return self._add(data, source or name, fmt=None)
+
+    def add_text(self, text: str, source: str, format: str = "txt") -> str:
+        doc = parse_text(text, source, format)
+        return self._add_parsed(doc)
+
+    def add_files(self, paths: Iterable[str | os.PathLike[str]], progress: bool = True) -> AddResult:
+        """Add many files; a bad file is reported in `errors` and does not stop the others."""
+        from tqdm import tqdm
+
+        items = [os.fspath(p) for p in paths]
+        result = AddResult()
+        bar = tqdm(items, desc="indexing", unit="file", disable=not progress, dynamic_ncols=True)
+        for path in bar:
+            bar.set_postfix_str(os.path.basename(path)[-40:], refresh=False)
+            try:
+                result.doc_ids.append(self.add_file(path))
+            except DocumentError as exc:
+                result.errors[path] = exc.reason
+            except Exception as exc:  # a parser bug must not stop the batch
+                result.errors[path] = f"{type(exc).__name__}: {exc}"
+        return result
+
+    def _add(self, data: bytes, source: str, fmt: str | None) -> str:
+        doc_id = content_hash(data)
+        fmt = fmt or detect_format(source, data[:8192]) or "unknown"
+        key = cache_key(doc_id, fmt, self.params)
+        if self._load_cached(key, doc_id, source):
+            return doc_id
+        doc = parse_bytes(data, source, max_bytes=self.max_bytes)
+        return self._store(doc, key)
+
+    def _add_parsed(self, doc: ParsedDocument) -> str:
+        key = cache_key(doc.doc_id, doc.format, self.params)
+        if self._load_cached(key, doc.doc_id, doc.source):
+            return doc.doc_id
+        return self._store(doc, key)
+
+    def _load_cached(self, key: str, doc_id: str, source: str) -> bool:
+        with self._lock:
+            existing = self._docs.get(doc_id)
+        if existing is not None and existing.cached.key == key:
+            return True
+        if not self.use_cache:
+            return False
+        entry = self.cache.load(key)
+        if entry is None:
+            return False
+        info = DocumentInfo(
+            doc_id,
+            source,
+            entry.meta["format"],
+            len(entry.text),
+            int(entry.meta["tokens"]),
+            len(entry.starts),
+            cached=True,
+        )
+        with self._lock:
+            self._docs[doc_id] = _Doc(info, entry)
+            self.stats["cache_hits"] += 1
+        return True
+
+    def _store(self, doc: ParsedDocument, key: str) -> str:
+        p = self.params
+        chunks, total = chunk_with_total(doc, int(p["target_tokens"]), int(p["overlap_tokens"]))  # type: ignore[call-overload]
+        index = BM25Index(k1=float(p["k1"]), b=float(p["b"]), method=str(p["method"]))  # type: ignore[arg-type]
+        index.build_from_tokens([tokenize(c.text) for c in chunks])
+        sections: dict[str, int] = {}
+        section_ids = [
+            sections.setdefault(c.section, len(sections)) if c.section is not None else -1 for c in chunks
+        ]
+        entry = CachedDocument(
+            key=key,
+            meta={
+                "doc_id": doc.doc_id,
+                "source": doc.source,
+                "format": doc.format,
+                "tokens": total,
+                "chunks": len(chunks),
+                "created": time.time(),
+                "params": self.params,
+            },
+            text=doc.text,
+            starts=np.array([c.start for c in chunks], dtype=np.int64),
+            ends=np.array([c.end for c in chunks], dtype=np.int64),
+            pages=np.array([c.page if c.page is not None else -1 for c in chunks], dtype=np.int32),
+            section_ids=np.array(section_ids, dtype=np.int32),
+            tokens=np.array([c.tokens for c in chunks], dtype=np.int32),
+            sections=list(sections),
+            index=index,
+        )
+        if self.use_cache:
+            try:
+                self.cache.store(entry)
+            except OSError:
+                pass  # a read-only or full cache only costs speed
+        info = DocumentInfo(doc.doc_id, doc.source, doc.format, len(doc.text), total, len(chunks))
+        with self._lock:
+            self._docs[doc.doc_id] = _Doc(info, entry)
+            self.stats["cache_misses"] += 1
+        return doc.doc_id
+
+    # managing -----------------------------------------------------------------------------------------
+    def remove(self, doc_id: str) -> bool:
+        with self._lock:
+            return self._docs.pop(doc_id, None) is not None
+
+    def documents(self) -> list[DocumentInfo]:
+        with self._lock:
+            return [d.info for d in self._docs.values()]
+
+    def document(self, doc_id: str) -> DocumentInfo:
+        return self._get(doc_id).info
+
+    def text(self, doc_id: str) -> str:
+        return self._get(doc_id).cached.text
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._docs
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def _get(self, doc_id: str) -> _Doc:
+        with self._lock:
+            doc = self._docs.get(doc_id)
+        if doc is None:
+            raise KeyError(f"no document {doc_id!r} in the library")
+        return doc
+
+    # reading ------------------------------------------------------------------------------------------
+    def chunk(self, doc_id: str, chunk_id: int) -> Chunk:
+        doc = self._get(doc_id)
+        entry = doc.cached
+        if not 0 <= chunk_id < len(entry.starts):
+            raise IndexError(f"document {doc.info.source} has no chunk {chunk_id}")
+        start, end = int(entry.starts[chunk_id]), int(entry.ends[chunk_id])
+        page = int(entry.pages[chunk_id])
+        section = int(entry.section_ids[chunk_id])
+        return Chunk(
+            doc_id=doc_id,
+            source=doc.info.source,
+            chunk_id=chunk_id,
+            start=start,
+            end=end,
+            page=page if page >= 0 else None,
+            section=entry.sections[section] if section >= 0 else None,
+            text=entry.text[start:end],
+            tokens=int(entry.tokens[chunk_id]),
+        )
+
+    def chunks(self, doc_id: str) -> list[Chunk]:
+        return [self.chunk(doc_id, i) for i in range(self._get(doc_id).info.chunks)]
+
+    def neighbours(self, doc_id: str, chunk_id: int, radius: int = 1) -> list[Chunk]:
+        """The chunk and up to `radius` chunks either side of it, in document order."""
+        n = self._get(doc_id).info.chunks
+        return [
+            self.chunk(doc_id, i) for i in range(max(0, chunk_id - radius), min(n, chunk_id + radius + 1))
+        ]
+
+    def total_tokens(self, doc_ids: Sequence[str] | None = None) -> int:
+        ids = self._select(doc_ids)
+        return sum(self._get(d).info.tokens for d in ids)
+
+    def _select(self, doc_ids: Sequence[str] | None) -> list[str]:
+        with self._lock:
+            if doc_ids is None:
+                return list(self._docs)
+        missing = [d for d in doc_ids if d not in self._docs]
+        if missing:
+            raise KeyError(f"no document {missing[0]!r} in the library")
+        return list(dict.fromkeys(doc_ids))
+
+    # searching ----------------------------------------------------------------------------------------
+    def search(
+        self, query: str | Sequence[str], k: int = 8, doc_ids: Sequence[str] | None = None
+    ) -> list[Hit]:
+        """The k best chunks over the selected documents (all by default), best first.
+
+        `query` is a string (tokenized like the documents) or a list of already tokenized BM25 terms."""
+        ids = self._select(doc_ids)
+        tokens = tokenize(query) if isinstance(query, str) else list(query)
+        if not ids or not tokens or k <= 0:
+            return []
+        docs = [self._get(d) for d in ids]
+        indexes = [d.cached.index for d in docs]
+        weights: list[dict[str, float] | None] = (
+            list(shared_idf_weights(indexes, tokens)) if len(indexes) > 1 else [None]
+        )
+        candidates: list[tuple[float, int, int]] = []
+        for position, (doc, w) in enumerate(zip(docs, weights, strict=True)):
+            for chunk_id, score in doc.cached.index.search(tokens, k, weights=w):
+                candidates.append((score, position, chunk_id))
+        candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+        return [
+            Hit(chunk=self.chunk(docs[pos].info.doc_id, chunk_id), score=score, rank=rank)
+            for rank, (score, pos, chunk_id) in enumerate(candidates[:k], start=1)
+        ]
+
+    def scores(self, doc_id: str, query: str | Sequence[str]) -> np.ndarray:
+        """BM25 score of every chunk of one document (its own idf)."""
+        return self._get(doc_id).cached.index.scores(query)
+
+
+__all__ = ["Library", "DocumentInfo", "AddResult", "top_k"]

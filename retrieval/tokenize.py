@@ -1,0 +1,105 @@
+"""BM25 terms: English lowercased, stop words dropped, Snowball-stemmed (PyStemmer); Chinese cut by jieba
+in search mode; numbers and identifiers kept whole ("config_smp", "v2.3", "3.14"), identifiers also
+split at underscores. The same function tokenizes documents and queries.
+
+Bump TOKENIZER_VERSION whenever the output for some text changes: cached indexes are keyed by it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from functools import lru_cache
+
+TOKENIZER_VERSION = "1"
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKEN_RE = re.compile(rf"([{_CJK}]+)|((?:[^\W{_CJK}]|(?<=\d)\.(?=\d))+)")
+_HAS_CJK = re.compile(rf"[{_CJK}]")
+
+ENGLISH_STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are aren't as at be because been before being
+    below between both but by can cannot could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself let me more
+    most my myself no nor not of off on once only or other ought our ours ourselves out over own same she
+    should so some such than that the their theirs them themselves then there these they this those through
+    to too under until up very was we were what when where which while who whom why with would you your
+    yours yourself yourselves s t also may might must shall will just""".split()
+)
+CHINESE_STOP_WORDS = frozenset(
+    (
+        "的 了 是 在 和 与 及 或 也 就 都 而 之 于 被 把 对 从 这 那 其 此 个 一个 "
+        "我 你 他 她 它 们 我们 你们 他们 吗 呢 吧 啊 着 过 地 得 并 等"
+    ).split()
+)
+
+_lock = threading.Lock()
+_term_cache: dict[str, str | None] = {}
+_stemmer = None
+
+
+def _stem_word(word: str) -> str:
+    global _stemmer
+    if _stemmer is None:
+        import Stemmer
+
+        _stemmer = Stemmer.Stemmer("english")
+    return str(_stemmer.stemWord(word))
+
+
+def _term(word: str) -> str | None:
+    """The index term for one lowercased word, or None for a stop word (memoised per unique word)."""
+    term = _term_cache.get(word, "")
+    if term != "":
+        return term
+    if word in ENGLISH_STOP_WORDS:
+        result: str | None = None
+    elif word.isascii() and word.isalpha():
+        result = _stem_word(word) if len(word) > 3 else word
+    else:
+        result = word
+    if len(_term_cache) < 2_000_000:
+        _term_cache[word] = result
+    return result
+
+
+@lru_cache(maxsize=200_000)
+def _cut_chinese(run: str) -> tuple[str, ...]:
+    import jieba
+
+    with _lock:
+        if not getattr(_cut_chinese, "_ready", False):
+            jieba.setLogLevel(logging.WARNING)
+            jieba.initialize()
+            _cut_chinese._ready = True  # type: ignore[attr-defined]
+    return tuple(w for w in jieba.cut_for_search(run) if w.strip() and w not in CHINESE_STOP_WORDS)
+
+
+def tokenize(text: str) -> list[str]:
+    """BM25 terms of `text`, in order."""
+    out: list[str] = []
+    append = out.append
+    term_of = _term
+    for cjk, word in _TOKEN_RE.findall(text.lower()):
+        if word:
+            term = term_of(word)
+            if term is not None:
+                append(term)
+                if "_" in word:
+                    for part in word.split("_"):
+                        part_term = term_of(part) if part else None
+                        if part_term is not None:
+                            append(part_term)
+        else:
+            out.extend(_cut_chinese(cjk) if len(cjk) > 1 else (cjk,) if cjk not in CHINESE_STOP_WORDS else ())
+    return out
+
+
+def tokenize_many(texts: Iterable[str]) -> list[list[str]]:
+    return [tokenize(t) for t in texts]
+
+
+def has_chinese(text: str) -> bool:
+    return _HAS_CJK.search(text) is not None
