@@ -60,6 +60,18 @@ def row_to_message(row: dict[str, Any]) -> Message:
     )
 
 
+@router.get("/models")
+def list_models(request: Request) -> dict[str, Any]:
+    """Models a session may choose: the embedded ones, plus the server's configured model."""
+    from llm.models import CATALOGUE
+
+    ids = list(CATALOGUE)
+    configured = state_of(request).config.model
+    if configured and configured not in ids:
+        ids.insert(0, configured)
+    return {"models": [{"id": i} for i in ids], "default": configured or ids[0]}
+
+
 @router.get("/sessions")
 def list_sessions(request: Request) -> list[dict[str, Any]]:
     return state_of(request).store.list_sessions()

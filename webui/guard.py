@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from http.cookies import SimpleCookie
 from urllib.parse import parse_qs
 
 Scope = dict[str, Any]
@@ -20,6 +21,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = {"/health"}
+COOKIE = "lector_token"
 
 
 class BodyTooLarge(Exception):
@@ -82,14 +84,21 @@ class Guard:
         self.burst = burst
         self.buckets: dict[str, TokenBucket] = {}
 
-    def _presented_token(self, scope: Scope, headers: dict[bytes, bytes]) -> str | None:
+    def _presented_token(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[str | None, str]:
+        """(token, where it came from). The cookie counts only for GET, so it can't drive a cross-site write."""
         auth = headers.get(b"authorization", b"").decode("latin-1")
         if auth.lower().startswith("bearer "):
-            return auth[7:].strip()
+            return auth[7:].strip(), "header"
         if b"x-lector-token" in headers:
-            return headers[b"x-lector-token"].decode("latin-1").strip()
+            return headers[b"x-lector-token"].decode("latin-1").strip(), "header"
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        return query.get("token", [None])[0]
+        if "token" in query:
+            return query["token"][0], "query"
+        if scope.get("method") == "GET":
+            cookies = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
+            if COOKIE in cookies:
+                return cookies[COOKIE].value, "cookie"
+        return None, ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,13 +114,15 @@ class Guard:
             await self.app(scope, receive, send)
             return
         if self.token is not None:
-            presented = self._presented_token(scope, headers)
+            presented, origin = self._presented_token(scope, headers)
             if not presented:
                 await send_error(send, 401, "missing access token: send 'Authorization: Bearer <token>'")
                 return
             if not hmac.compare_digest(presented.encode(), self.token.encode()):
                 await send_error(send, 401, "invalid access token")
                 return
+            if origin == "query":
+                send = self._setting_cookie(send)
         bucket = self.buckets.setdefault(self.token or "anonymous", TokenBucket(self.rate_per_s, self.burst))
         wait = bucket.take()
         if wait > 0:
@@ -130,6 +141,17 @@ class Guard:
                 await send_error(send, 413, f"request body of {declared} bytes exceeds the limit of {limit} bytes")
                 return
         await self._call_limited(scope, receive, send, limit)
+
+    def _setting_cookie(self, send: Send) -> Send:
+        """The page opened with ?token= keeps a strict, HttpOnly cookie so its own GETs (scripts, styles) pass."""
+        cookie = f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/".encode()
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie)]}
+            await send(message)
+
+        return wrapped
 
     async def _call_limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         received = 0
