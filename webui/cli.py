@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "webui.cmd_chat",
     "webui.cmd_serve",
     "webui.cmd_search",
+    "webui.cmd_ask",
 ]
 
 

@@ -1,0 +1,244 @@
+"""Level 3, reason stepwise: a planner splits a multi-hop question into sub-questions, asks Level 2 each one
+as a tool, and composes a cited answer from what came back. Every step is streamed as an event.
+
+The planner replies under a JSON grammar ({"action": "ask"|"answer", "text": ...}) rather than free-form tool
+calls: with a 1.5B model that is the difference between a plan and a parse error.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from llm.backend import Backend, ChatOptions
+from llm.messages import Message
+from retrieval.answer import (
+    Answer,
+    Citation,
+    Evidence,
+    LibraryLike,
+    UsageMeter,
+    answer_from_evidence,
+    has_cjk,
+)
+from retrieval.keywords import KeywordCache
+from retrieval.level2 import Level2Config, level2
+from retrieval.types import Chunk
+
+
+class StepwiseConfig(BaseModel):
+    max_sub_questions: int = 3
+    max_tokens: int = 60_000
+    """Prompt plus completion tokens over all calls; once spent, no further sub-question is asked."""
+    level2: Level2Config = Field(default_factory=Level2Config)
+    planner_max_tokens: int = 120
+    max_answer_tokens: int = 256
+    max_evidence_per_step: int = 4
+
+
+class SubQuestion(BaseModel):
+    """The planner asks Level 2 a sub-question."""
+
+    type: Literal["sub_question"] = "sub_question"
+    index: int
+    question: str
+
+
+class SubAnswer(BaseModel):
+    """Level 2's answer to a sub-question, with its citations."""
+
+    type: Literal["sub_answer"] = "sub_answer"
+    index: int
+    question: str
+    answer: str
+    found: bool = True
+    citations: list[Citation] = Field(default_factory=list)
+
+
+class LevelChosen(BaseModel):
+    """The reader picked (or escalated to) a level."""
+
+    type: Literal["level"] = "level"
+    level: int
+    reason: str = ""
+
+
+class AnswerReady(BaseModel):
+    """The last event: the finished answer."""
+
+    type: Literal["answer"] = "answer"
+    answer: Answer
+
+
+ReaderEvent = SubQuestion | SubAnswer | LevelChosen | AnswerReady
+
+PLAN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": ["ask", "answer"]},
+        "text": {"type": "string", "minLength": 1, "maxLength": 300},
+    },
+    "required": ["action", "text"],
+    "additionalProperties": False,
+}
+
+PLAN_SYSTEM = (
+    "You answer a question about some documents by asking simpler questions, one at a time; each is answered "
+    "from the documents. Ask for ONE fact per question, and use the facts already found to word the next "
+    "question (put names you learned into it). When the facts are enough, give the final answer.\n"
+    'Reply with JSON only: {"action": "ask", "text": "<one simple question>"} or '
+    '{"action": "answer", "text": "<final answer>"}.\n'
+    'Example: for "Where was the founder of Acme born?" first ask "Who founded Acme?"; after learning '
+    '"Jane Roe founded Acme", ask "Where was Jane Roe born?".'
+)
+
+
+def plan_messages(question: str, steps: Sequence[SubAnswer]) -> list[Message]:
+    lines = [f"Question: {question.strip()}", ""]
+    if steps:
+        lines.append("Facts found so far:")
+        for s in steps:
+            said = s.answer if s.found else "not found in the documents"
+            lines.append(f"{s.index}. {s.question} -> {said}")
+    else:
+        lines.append("No facts found yet.")
+    lines.append("")
+    lines.append("What next? Reply with JSON.")
+    return [Message.system(PLAN_SYSTEM), Message.user("\n".join(lines))]
+
+
+def parse_plan(text: str) -> tuple[str, str] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    action, body = data.get("action"), data.get("text")
+    if action not in ("ask", "answer") or not isinstance(body, str) or not body.strip():
+        return None
+    return action, body.strip()
+
+
+def _citation_evidence(c: Citation, score: float = 0.0) -> Evidence:
+    chunk = Chunk(doc_id=c.source, source=c.source, chunk_id=c.chunk_id, start=c.start, end=c.end,
+                  page=c.page, text=c.text)
+    return Evidence(chunk=chunk, text=c.text, start=c.start, end=c.end, score=score)
+
+
+def _normal(q: str) -> str:
+    return " ".join(q.lower().split()).rstrip("?？ ")
+
+
+async def stepwise_events(
+    library: LibraryLike,
+    backend: Backend,
+    question: str,
+    doc_ids: Sequence[str] | None = None,
+    config: StepwiseConfig | None = None,
+    meter: UsageMeter | None = None,
+    keyword_cache: KeywordCache | None = None,
+) -> AsyncIterator[ReaderEvent]:
+    """Plan, ask Level 2, repeat within budget, then compose; yields each sub-question and sub-answer."""
+    config = config or StepwiseConfig()
+    meter = meter or UsageMeter()
+    started = time.perf_counter()
+    steps: list[SubAnswer] = []
+    asked: set[str] = set()
+    draft = ""
+    options = ChatOptions(temperature=0.0, max_tokens=config.planner_max_tokens, json_schema=PLAN_SCHEMA)
+
+    while len(steps) < config.max_sub_questions and meter.usage.total_tokens < config.max_tokens:
+        result = await meter.chat(backend, plan_messages(question, steps), options)
+        plan = parse_plan(result.message.content)
+        if plan is None:
+            if steps:
+                break
+            plan = ("ask", question)  # an unusable first plan: ask the whole question
+        action, text = plan
+        if action == "answer":
+            if steps:
+                draft = text
+                break
+            action, text = "ask", question  # no facts yet: an answer now would be a guess
+        if _normal(text) in asked:
+            break
+        asked.add(_normal(text))
+        index = len(steps) + 1
+        yield SubQuestion(index=index, question=text)
+        sub = await level2(library, backend, text, doc_ids, config.level2, meter, keyword_cache)
+        step = SubAnswer(
+            index=index, question=text, answer=sub.answer, found=sub.found, citations=sub.citations
+        )
+        steps.append(step)
+        yield step
+
+    answer = await compose_answer(backend, question, steps, draft, meter, config)
+    answer.elapsed_s = time.perf_counter() - started
+    yield AnswerReady(answer=answer)
+
+
+async def compose_answer(
+    backend: Backend,
+    question: str,
+    steps: Sequence[SubAnswer],
+    draft: str,
+    meter: UsageMeter,
+    config: StepwiseConfig,
+) -> Answer:
+    evidence: list[Evidence] = []
+    seen: set[tuple[str, int, int]] = set()
+    for s in steps:
+        for c in s.citations[: config.max_evidence_per_step]:
+            key = (c.source, c.start, c.end)
+            if key not in seen:
+                seen.add(key)
+                evidence.append(_citation_evidence(c))
+    findings = "\n".join(
+        f"- {s.question} -> {s.answer if s.found else 'not found'}" for s in steps
+    )
+    notes = ("已查明：\n" if has_cjk(question) else "Findings so far:\n") + findings if steps else ""
+    details: dict[str, Any] = {
+        "sub_questions": [s.model_dump() for s in steps],
+        "draft": draft,
+    }
+    if not evidence:
+        return Answer(
+            answer=draft or "NOT FOUND: the documents did not yield the facts this question needs.",
+            level=3,
+            found=bool(draft),
+            usage=meter.snapshot(),
+            details=details,
+        )
+    composed = await answer_from_evidence(
+        backend, question, evidence, meter, max_tokens=config.max_answer_tokens, notes=notes
+    )
+    return Answer(
+        answer=composed.text,
+        level=3,
+        citations=composed.citations,
+        found=composed.found,
+        usage=meter.snapshot(),
+        details=details,
+    )
+
+
+async def level3(
+    library: LibraryLike,
+    backend: Backend,
+    question: str,
+    doc_ids: Sequence[str] | None = None,
+    config: StepwiseConfig | None = None,
+    meter: UsageMeter | None = None,
+    keyword_cache: KeywordCache | None = None,
+) -> Answer:
+    answer: Answer | None = None
+    async for event in stepwise_events(library, backend, question, doc_ids, config, meter, keyword_cache):
+        if isinstance(event, AnswerReady):
+            answer = event.answer
+    assert answer is not None
+    return answer

@@ -1,0 +1,330 @@
+"""Answers with citations: the shared types, the cost meter, and the prompt that answers from evidence."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from llm.backend import Backend, ChatOptions, ChatResult, Usage
+from llm.messages import Message
+from retrieval.types import Chunk, Hit
+
+
+class LibraryLike(Protocol):
+    """What the reading levels need from `retrieval.library.Library`."""
+
+    def search(self, query: str, k: int = 8, doc_ids: list[str] | None = None) -> list[Hit]: ...
+
+    def chunks(self, doc_id: str) -> list[Chunk]: ...
+
+    def chunk(self, doc_id: str, chunk_id: int) -> Chunk: ...
+
+    def neighbours(self, doc_id: str, chunk_id: int, radius: int = 1) -> list[Chunk]: ...
+
+    def total_tokens(self, doc_ids: list[str] | None = None) -> int: ...
+
+
+class Citation(BaseModel):
+    source: str
+    chunk_id: int
+    start: int
+    """Character offsets of `text` in the document's parsed text."""
+    end: int
+    page: int | None = None
+    text: str
+
+
+class AnswerUsage(BaseModel):
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Answer(BaseModel):
+    answer: str
+    level: int
+    """0 direct (the whole document fitted), 1 retrieve, 2 read, 3 reason stepwise."""
+    citations: list[Citation] = Field(default_factory=list)
+    usage: AnswerUsage = Field(default_factory=AnswerUsage)
+    elapsed_s: float = 0.0
+    found: bool = True
+    """False when the model said the evidence does not contain the answer."""
+    details: dict[str, Any] = Field(default_factory=dict)
+    """Diagnostics (keywords, chunks read, sub-questions); not part of the stable JSON."""
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The stable `lector ask --json` shape."""
+        return {
+            "answer": self.answer,
+            "level": self.level,
+            "citations": [c.model_dump() for c in self.citations],
+            "usage": self.usage.model_dump(),
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+class UsageMeter:
+    """Counts model calls and tokens over every call one answer makes (parallel calls included)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.usage = Usage()
+
+    def add(self, usage: Usage) -> None:
+        self.calls += 1
+        self.usage = self.usage + usage
+
+    def snapshot(self) -> AnswerUsage:
+        return AnswerUsage(
+            llm_calls=self.calls,
+            prompt_tokens=self.usage.prompt_tokens,
+            completion_tokens=self.usage.completion_tokens,
+        )
+
+    async def chat(self, backend: Backend, messages: list[Message], options: ChatOptions) -> ChatResult:
+        result = await backend.achat(messages, None, options)
+        self.add(result.usage)
+        return result
+
+
+@dataclass
+class Evidence:
+    """One numbered piece of evidence shown to the model: `text` lies at `start:end` in its document."""
+
+    chunk: Chunk
+    text: str
+    start: int
+    end: int
+    score: float = 0.0
+    quotes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of_chunk(cls, chunk: Chunk, score: float = 0.0) -> Evidence:
+        return cls(chunk=chunk, text=chunk.text, start=chunk.start, end=chunk.end, score=score)
+
+    def location(self) -> str:
+        parts = [self.chunk.source]
+        if self.chunk.page is not None:
+            parts.append(f"page {self.chunk.page}")
+        if self.chunk.section:
+            parts.append(self.chunk.section[:80])
+        parts.append(f"chunk {self.chunk.chunk_id}")
+        return ", ".join(parts)
+
+    def citation(self, text: str | None = None) -> Citation:
+        return Citation(
+            source=self.chunk.source,
+            chunk_id=self.chunk.chunk_id,
+            start=self.start,
+            end=self.end,
+            page=self.chunk.page,
+            text=text if text is not None else self.text,
+        )
+
+
+def document_order(items: Sequence[Evidence], doc_rank: dict[str, int] | None = None) -> list[Evidence]:
+    """Evidence sorted as it appears in the documents (documents in `doc_rank` order, else by source)."""
+    rank = doc_rank or {}
+    return sorted(items, key=lambda e: (rank.get(e.chunk.doc_id, 1 << 30), e.chunk.source, e.start))
+
+
+ANSWER_SYSTEM = (
+    "You answer questions using only the numbered evidence the user gives you. "
+    "Answer briefly and cite the evidence you used with its number in brackets, like [1]. "
+    "If the evidence does not contain the answer, say: NOT FOUND."
+)
+ANSWER_SYSTEM_ZH = (
+    "只根据用户给出的编号证据回答问题。回答要简短，并用方括号注明所用证据的编号，例如 [1]。"
+    "如果证据中没有答案，请回答：NOT FOUND。"
+)
+
+
+def has_cjk(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def format_evidence(items: Sequence[Evidence]) -> str:
+    return "\n\n".join(f"[{i}] ({e.location()})\n{e.text.strip()}" for i, e in enumerate(items, 1))
+
+
+def answer_messages(question: str, items: Sequence[Evidence], notes: str = "") -> list[Message]:
+    """Evidence goes in the user message, the question right after it (never in the system prompt)."""
+    system = ANSWER_SYSTEM_ZH if has_cjk(question) else ANSWER_SYSTEM
+    body = f"Evidence:\n\n{format_evidence(items)}\n\n"
+    if notes:
+        body += f"{notes.strip()}\n\n"
+    body += f"Question: {question.strip()}\nAnswer (cite [n]):"
+    return [Message.system(system), Message.user(body)]
+
+
+def prompt_overhead(backend: Backend, question: str) -> int:
+    """Tokens the answer prompt takes besides the evidence itself."""
+    skeleton = answer_messages(question, [])
+    return sum(backend.count_tokens(m.content) for m in skeleton) + 16
+
+
+_CITE = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
+
+_NOT_FOUND = re.compile(
+    r"not\s+found|no (?:relevant )?information|not (?:mentioned|stated|provided|specified|given|contain)"
+    r"|does(?:n't| not) (?:say|mention|contain|provide|specify|state)"
+    r"|(?:cannot|can't|could not|unable to) (?:find|determine|answer|be determined)"
+    r"|未找到|没有提到|未提及|无法(?:确定|回答|找到)|没有(?:相关)?信息",
+    re.IGNORECASE,
+)
+
+
+def says_not_found(text: str) -> bool:
+    return bool(_NOT_FOUND.search(text)) or not text.strip()
+
+
+def cited_numbers(text: str, count: int) -> list[int]:
+    """Evidence numbers (1-based, in first-cited order) the text cites; out-of-range numbers are ignored."""
+    seen: list[int] = []
+    for match in _CITE.finditer(text):
+        for part in re.split(r"[,，、]", match.group(1)):
+            n = int(part.strip())
+            if 1 <= n <= count and n not in seen:
+                seen.append(n)
+    return seen
+
+
+_WORD = re.compile(r"[\w'-]+|[\u4e00-\u9fff]")
+_SMALL_WORDS = frozenset(
+    "a an the and or of to in on at by for with from is are was were be been it its this that as "
+    "not found evidence answer".split()
+)
+
+
+def content_terms(text: str) -> set[str]:
+    words = (w.lower() for w in _WORD.findall(_CITE.sub(" ", text)))
+    return {w for w in words if w not in _SMALL_WORDS and (len(w) > 1 or has_cjk(w))}
+
+
+def best_supporting(answer: str, items: Sequence[Evidence], limit: int = 2) -> list[int]:
+    """1-based numbers of the evidence sharing the most words with the answer (for answers without [n])."""
+    terms = content_terms(answer)
+    scored = []
+    for i, e in enumerate(items, 1):
+        overlap = len(terms & content_terms(e.text))
+        scored.append((overlap, e.score, -i, i))
+    scored.sort(reverse=True)
+    return [i for overlap, _, _, i in scored[:limit] if overlap > 0] or ([scored[0][3]] if scored else [])
+
+
+def clean_answer(text: str) -> str:
+    text = text.strip()
+    for prefix in ("Answer:", "answer:", "答案：", "回答："):
+        if text.startswith(prefix):
+            text = text[len(prefix) :].strip()
+    return text
+
+
+@dataclass
+class Composed:
+    text: str
+    citations: list[Citation]
+    found: bool
+    cited: list[Evidence]
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n\s*\n")
+
+
+def focused_citation(e: Evidence, answer: str, question: str = "", max_chars: int = 600) -> Citation:
+    """Cite the sentences of a long evidence item that best match the answer (then the question)."""
+    if len(e.text) <= max_chars:
+        return e.citation()
+    answer_terms = content_terms(answer)
+    question_terms = content_terms(question)
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for match in _SENTENCE_END.finditer(e.text):
+        spans.append((pos, match.start()))
+        pos = match.end()
+    spans.append((pos, len(e.text)))
+    best: tuple[float, int] | None = None
+    for i, (s, t) in enumerate(spans):
+        terms = content_terms(e.text[s:t])
+        score = 2.0 * len(terms & answer_terms) + len(terms & question_terms)
+        if score > 0 and (best is None or score > best[0]):
+            best = (score, i)
+    if best is None:
+        return e.citation()
+    s, t = spans[best[1]]
+    while t - s < 120 and best[1] + 1 < len(spans):  # a very short sentence: take the next one too
+        best = (best[0], best[1] + 1)
+        t = spans[best[1]][1]
+    s, t = s, min(t, s + max_chars)
+    return Citation(
+        source=e.chunk.source,
+        chunk_id=e.chunk.chunk_id,
+        start=e.start + s,
+        end=e.start + t,
+        page=e.chunk.page,
+        text=e.text[s:t],
+    )
+
+
+def compose(
+    text: str, items: Sequence[Evidence], quote_citations: bool = True, question: str = ""
+) -> Composed:
+    """Map the model's [n] to citations; when it cites nothing, cite the evidence that best supports it."""
+    text = clean_answer(text)
+    found = not says_not_found(text)
+    numbers = cited_numbers(text, len(items))
+    if not numbers and found:
+        numbers = best_supporting(text, items)
+    cited = [items[n - 1] for n in numbers]
+    citations: list[Citation] = []
+    for e in cited:
+        if quote_citations and e.quotes:
+            citations.extend(quote_citation(e, q) for q in e.quotes)
+        else:
+            citations.append(focused_citation(e, text, question))
+    return Composed(text=text, citations=citations, found=found, cited=cited)
+
+
+def quote_citation(e: Evidence, quote: str) -> Citation:
+    """A citation pointing at the exact span of a verified quote inside the evidence's chunk."""
+    at = e.chunk.text.find(quote)
+    if at < 0:
+        return e.citation()
+    start = e.chunk.start + at
+    return Citation(
+        source=e.chunk.source,
+        chunk_id=e.chunk.chunk_id,
+        start=start,
+        end=start + len(quote),
+        page=e.chunk.page,
+        text=quote,
+    )
+
+
+def grounded(answer: str, question: str, cited: Sequence[Evidence]) -> bool:
+    """Does the answer say something the cited evidence contains, beyond the question's own words?"""
+    new_terms = content_terms(answer) - content_terms(question)
+    if not new_terms:
+        return bool(cited)
+    text = " ".join(e.text for e in cited)
+    evidence_terms = content_terms(text)
+    return bool(new_terms & evidence_terms)
+
+
+async def answer_from_evidence(
+    backend: Backend,
+    question: str,
+    items: Sequence[Evidence],
+    meter: UsageMeter,
+    *,
+    max_tokens: int = 256,
+    notes: str = "",
+) -> Composed:
+    result = await meter.chat(
+        backend, answer_messages(question, items, notes), ChatOptions(temperature=0.0, max_tokens=max_tokens)
+    )
+    return compose(result.message.content, items, question=question)

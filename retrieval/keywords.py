@@ -1,0 +1,291 @@
+"""Search keywords for a question: the model writes them in the documents' language(s), under a JSON grammar.
+
+A small model tends to echo the question's framing ("author", "character") instead of its content, so the
+query always keeps the question's own content terms, and the model's words are only added to them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from llm.backend import Backend, ChatOptions
+from llm.messages import Message
+from retrieval.answer import UsageMeter, has_cjk
+
+log = logging.getLogger(__name__)
+
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese"}
+
+STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have having
+    he her here hers herself him himself his how i if in into is it its itself just me more most my myself no
+    nor not now of off on once only or other our ours ourselves out over own same she should so some such than
+    that the their theirs them themselves then there these they this those through to too under until up very
+    was we were what when where which while who whom whose why will with would you your yours yourself
+    yourselves shall may might must upon also ever many much""".split()
+)
+
+GENERIC_WORDS = frozenset(
+    """author authors character characters book books text texts document documents passage passages
+    chapter chapters line lines work works story stories article articles paragraph paragraphs section
+    sections page pages mention mentioned mentions say says said according tell told name named names
+    called question answer find describe described explain give list write written one ones thing things
+    kind type something anything someone anyone person people way ways time times state states stated
+    provide provided know known information detail details specific specifically exactly please""".split()
+)
+
+CHINESE_STOP = frozenset(
+    "的 了 是 在 和 与 及 或 吗 呢 吧 啊 什么 哪个 哪些 哪里 哪 谁 怎么 怎样 如何 为什么 "
+    "多少 几 这 那 这个 那个 "
+    "一个 有 没有 中 里 上 下 请 问 文中 文章 书 作者 提到 说 根据".split()
+)
+
+_LATIN_TERM = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
+
+
+def _latin_terms(text: str) -> list[str]:
+    out = []
+    for raw in _LATIN_TERM.findall(text):
+        word = raw.strip("'’-").lower()
+        if word.endswith(("'s", "’s")):
+            word = word[:-2]
+        if len(word) < 2 and not word.isdigit():
+            continue
+        if word in STOP_WORDS or word in GENERIC_WORDS:
+            continue
+        out.append(word)
+    return out
+
+
+def _chinese_terms(text: str) -> list[str]:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    out = []
+    for piece in re.findall(r"[\u4e00-\u9fff]+", text):
+        for word in jieba.lcut(piece):
+            if word not in CHINESE_STOP and len(word) >= 1:
+                out.append(word)
+    return out
+
+
+def question_terms(question: str) -> list[str]:
+    """The question's own content terms, in order and without repeats: no stop words or framing words."""
+    terms = _latin_terms(question)
+    if has_cjk(question):
+        terms += _chinese_terms(question)
+    seen: set[str] = set()
+    return [t for t in terms if not (t in seen or seen.add(t))]  # type: ignore[func-returns-value]
+
+
+def detect_languages(texts: Iterable[str]) -> list[str]:
+    """'en' and/or 'zh' by the share of Latin letters and CJK characters in the sample (default 'en')."""
+    latin = cjk = 0
+    for text in texts:
+        for ch in text:
+            if "\u4e00" <= ch <= "\u9fff":
+                cjk += 1
+            elif ch.isascii() and ch.isalpha():
+                latin += 1
+    total = latin + cjk
+    if total == 0:
+        return ["en"]
+    langs = []
+    if latin / total >= 0.25:
+        langs.append("en")
+    if cjk / total >= 0.08:  # a CJK character carries roughly a word's worth of meaning
+        langs.append("zh")
+    return langs or ["en"]
+
+
+class Keywords(BaseModel):
+    information: str = ""
+    instruction: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    """The model's keywords that survived filtering."""
+    question_terms: list[str] = Field(default_factory=list)
+    fallback: bool = False
+    """True when the model's output was unusable and only the question's terms are used."""
+
+    @property
+    def query(self) -> str:
+        """The BM25 query: the question's terms first, then the model's extra words."""
+        seen: set[str] = set()
+        parts = []
+        for term in [*self.question_terms, *self.keywords]:
+            key = term.lower()
+            if key not in seen:
+                seen.add(key)
+                parts.append(term)
+        return " ".join(parts)
+
+
+class KeywordCache:
+    """Keyword results keyed by model, question and document languages; optionally persisted as JSON."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path else None
+        self._lock = threading.Lock()
+        self._data: dict[str, dict[str, Any]] = {}
+        if self.path and self.path.exists():
+            try:
+                self._data = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                log.warning("ignoring unreadable keyword cache %s", self.path)
+
+    @staticmethod
+    def key(model: str, question: str, languages: list[str]) -> str:
+        raw = "\n".join([model, question.strip(), ",".join(sorted(languages))])
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+    def get(self, key: str) -> Keywords | None:
+        with self._lock:
+            data = self._data.get(key)
+        return Keywords.model_validate(data) if data else None
+
+    def put(self, key: str, value: Keywords) -> None:
+        with self._lock:
+            self._data[key] = value.model_dump()
+            if self.path:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(self._data, ensure_ascii=False), encoding="utf-8")
+                tmp.replace(self.path)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+DEFAULT_CACHE = KeywordCache()
+
+
+def keyword_schema(languages: list[str]) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "information": {"type": "string", "maxLength": 160},
+        "instruction": {"type": "string", "maxLength": 100},
+    }
+    for lang in languages:
+        props[f"keywords_{lang}"] = {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": 32},
+            "minItems": 1,
+            "maxItems": 8,
+        }
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+def keyword_messages(question: str, languages: list[str]) -> list[Message]:
+    names = " and ".join(LANGUAGE_NAMES.get(lang, lang) for lang in languages)
+    examples = {"zh": '["宫殿", "建造", "年份"]', "en": '["palace", "built", "year"]'}
+    example_keys = ", ".join(f'"keywords_{lang}": {examples.get(lang, examples["en"])}' for lang in languages)
+    system = (
+        "You write search keywords for finding the answer to a question in a document. "
+        "First split the question into `information` (what must be found) and `instruction` "
+        "(how to answer, e.g. 'one word', 'a list'). Then write up to 8 keywords in "
+        f"{names}: the names, rare words and synonyms likely to appear in the passage that holds "
+        "the answer. Not generic words such as 'author', 'character', 'book'. Reply with JSON only.\n"
+        'Example for "In one word, when was the palace of Zorn built?": '
+        '{"information": "year the palace of Zorn was built", "instruction": "one word", '
+        f"{example_keys}}}"
+    )
+    return [Message.system(system), Message.user(question.strip())]
+
+
+def _usable(words: Any) -> list[str]:
+    if not isinstance(words, list):
+        return []
+    out = []
+    for word in words:
+        if not isinstance(word, str):
+            continue
+        word = " ".join(word.split()).strip(" \"'.,;:")
+        if not word or len(word) > 32:
+            continue
+        if word.lower() in GENERIC_WORDS or word.lower() in STOP_WORDS or word in CHINESE_STOP:
+            continue
+        out.append(word)
+    return out
+
+
+def parse_keywords(text: str, languages: list[str]) -> Keywords | None:
+    """The model's JSON reply as Keywords, or None when it is unusable."""
+    text = text.strip()
+    if text.startswith("```"):
+        text = text.strip("`").removeprefix("json").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        match = re.search(r"\{.*\}", text, re.DOTALL)
+        if not match:
+            return None
+        try:
+            data = json.loads(match.group(0))
+        except ValueError:
+            return None
+    if not isinstance(data, dict):
+        return None
+    words: list[str] = []
+    for lang in languages:
+        words += _usable(data.get(f"keywords_{lang}"))
+    words += _usable(data.get("keywords"))
+    seen: set[str] = set()
+    words = [w for w in words if not (w.lower() in seen or seen.add(w.lower()))]  # type: ignore[func-returns-value]
+    if not words:
+        return None
+    info = data.get("information")
+    instr = data.get("instruction")
+    return Keywords(
+        information=info if isinstance(info, str) else "",
+        instruction=instr if isinstance(instr, str) else "",
+        keywords=words[:12],
+    )
+
+
+async def generate_keywords(
+    backend: Backend,
+    question: str,
+    languages: list[str] | None = None,
+    meter: UsageMeter | None = None,
+    cache: KeywordCache | None = None,
+    max_tokens: int = 120,
+) -> Keywords:
+    """Keywords for `question` in `languages`; never fails (falls back to the question's own terms)."""
+    languages = languages or ["en"]
+    cache = cache if cache is not None else DEFAULT_CACHE
+    key = KeywordCache.key(backend.name, question, languages)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    terms = question_terms(question)
+    parsed: Keywords | None = None
+    failed = False
+    try:
+        options = ChatOptions(temperature=0.0, max_tokens=max_tokens, json_schema=keyword_schema(languages))
+        messages = keyword_messages(question, languages)
+        meter = meter or UsageMeter()
+        result = await meter.chat(backend, messages, options)
+        parsed = parse_keywords(result.message.content, languages)
+    except Exception as exc:  # keyword generation is an optimisation; the question's terms still work
+        log.warning("keyword generation failed: %s", exc)
+        failed = True
+    if parsed is None:
+        out = Keywords(question_terms=terms, fallback=True)
+    else:
+        out = parsed.model_copy(update={"question_terms": terms})
+        if not out.query.strip():
+            out = Keywords(question_terms=terms, fallback=True)
+    if not out.query.strip():  # a question of only stop words: search with it as it is
+        out = Keywords(question_terms=[question.strip()], fallback=True)
+    if not failed:
+        cache.put(key, out)
+    return out

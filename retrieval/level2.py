@@ -1,0 +1,425 @@
+"""Level 2, read: the model reads candidate chunks in parallel and copies what helps; only quotes that really
+occur in a chunk count. Those quotes re-query BM25, and the answer comes from the verified evidence.
+
+The cost is bounded: candidates are BM25 hits plus their neighbours, under a budget of chunks and tokens,
+read in waves of the backend's parallel slots, stopping once enough verified evidence is in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from llm.backend import Backend, ChatOptions
+from llm.messages import Message
+from retrieval.answer import (
+    Answer,
+    Evidence,
+    LibraryLike,
+    UsageMeter,
+    answer_from_evidence,
+    grounded,
+    has_cjk,
+)
+from retrieval.keywords import KeywordCache, Keywords, question_terms
+from retrieval.level1 import find_keywords
+from retrieval.packing import chunk_cost, evidence_budget, in_document_order, pack
+from retrieval.tokenize import tokenize
+from retrieval.types import Chunk, Hit
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+class Level2Config(BaseModel):
+    k: int = 8
+    """BM25 hits that seed the candidates."""
+    neighbour_radius: int = 1
+    neighbours_of: int = 3
+    """How many of the top hits also bring their neighbouring chunks."""
+    max_chunks: int = 12
+    """Reading budget: chunks read per question, re-query included."""
+    max_read_tokens: int = 12_000
+    """Reading budget: prompt tokens spent reading chunks."""
+    enough_quotes: int = 2
+    """Stop reading once this many verified quotes that share words with the question are in."""
+    requery_k: int = 4
+    max_quotes: int = 3
+    read_max_tokens: int = 220
+    context_chars: int = 300
+    """Characters kept around each quote in the evidence the answer is written from."""
+    answer_evidence_tokens: int = 2500
+    max_answer_tokens: int = 256
+    use_model_keywords: bool = True
+
+
+READ_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "relevant": {"type": "boolean"},
+        "quotes": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": 400},
+            "maxItems": 3,
+        },
+    },
+    "required": ["relevant", "quotes"],
+    "additionalProperties": False,
+}
+
+READ_SYSTEM = (
+    "You read one passage of a long document and copy, word for word, the sentences of the passage that "
+    "help answer the question. Copy at most 3 sentences exactly as written. If nothing in the passage "
+    'helps, reply {"relevant": false, "quotes": []}. Reply with JSON only.'
+)
+
+
+def read_messages(question: str, chunk: Chunk) -> list[Message]:
+    where = f"{chunk.source}, chunk {chunk.chunk_id}" + (f", page {chunk.page}" if chunk.page else "")
+    return [
+        Message.system(READ_SYSTEM),
+        Message.user(f"Passage ({where}):\n{chunk.text.strip()}\n\nQuestion: {question.strip()}"),
+    ]
+
+
+_QUOTE_CHARS = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
+
+
+def _normalise_with_map(text: str) -> tuple[str, list[int]]:
+    """Lower-cased text with quotes unified and whitespace runs collapsed, and each char's original index."""
+    out: list[str] = []
+    where: list[int] = []
+    prev_space = True
+    for i, ch in enumerate(text.translate(_QUOTE_CHARS)):
+        if ch.isspace():
+            if prev_space:
+                continue
+            out.append(" ")
+            where.append(i)
+            prev_space = True
+        else:
+            out.append(ch.lower())
+            where.append(i)
+            prev_space = False
+    return "".join(out), where
+
+
+def _long_enough(quote: str) -> bool:
+    if has_cjk(quote):
+        return sum(1 for ch in quote if "\u4e00" <= ch <= "\u9fff") >= 4
+    return len(quote.split()) >= 3 and len(quote) >= 12
+
+
+def verify_quote(quote: str, chunk_text: str) -> list[tuple[int, int]]:
+    """Spans (offsets in `chunk_text`) of the parts of `quote` that truly occur there; [] if none does.
+
+    Case, curly quotes and whitespace are normalised for the check; a quote elided with '...' is checked part
+    by part; too-short parts are dropped because they would match almost anywhere.
+    """
+    norm_chunk, where = _normalise_with_map(chunk_text)
+    spans: list[tuple[int, int]] = []
+    for part in re.split(r"\.\.\.|…", quote):
+        norm_part, _ = _normalise_with_map(part.strip().strip("\"'“”‘’`"))
+        norm_part = norm_part.strip()
+        if not norm_part or not _long_enough(norm_part):
+            continue
+        at = norm_chunk.find(norm_part)
+        if at < 0:
+            continue
+        spans.append((where[at], where[at + len(norm_part) - 1] + 1))
+    return spans
+
+
+@dataclass
+class Reading:
+    """What the model made of one chunk."""
+
+    chunk: Chunk
+    bm25: float
+    claimed_relevant: bool = False
+    offered: int = 0
+    """Quotes the model offered (verified or not)."""
+    quotes: list[str] = field(default_factory=list)
+    """Verified quotes, as exact substrings of the chunk's text."""
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    strong: int = 0
+    """Verified quotes that share a word with the question or its keywords."""
+    error: str | None = None
+
+    @property
+    def score(self) -> float:
+        return 2.0 * self.strong + 1.0 * len(self.quotes) + 0.25 * self.claimed_relevant + self.bm25
+
+
+def _parse_reading(text: str) -> tuple[bool, list[str]]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        match = re.search(r"\{.*\}", text, re.DOTALL)
+        if not match:
+            return False, []
+        try:
+            data = json.loads(match.group(0))
+        except ValueError:
+            return False, []
+    if not isinstance(data, dict):
+        return False, []
+    quotes = data.get("quotes")
+    quotes = [q for q in quotes if isinstance(q, str)] if isinstance(quotes, list) else []
+    return bool(data.get("relevant")), quotes
+
+
+def _term_set(text: str) -> set[str]:
+    """Stemmed BM25 terms of the text's content words (framing words like 'author' left out)."""
+    return set(tokenize(" ".join(question_terms(text))))
+
+
+async def read_chunk(
+    backend: Backend, question: str, chunk: Chunk, bm25: float, terms: set[str], config: Level2Config,
+    meter: UsageMeter,
+) -> Reading:
+    reading = Reading(chunk=chunk, bm25=bm25)
+    options = ChatOptions(temperature=0.0, max_tokens=config.read_max_tokens, json_schema=READ_SCHEMA)
+    try:
+        result = await meter.chat(backend, read_messages(question, chunk), options)
+    except Exception as exc:  # one failed read must not sink the others
+        log.warning("reading chunk %s failed: %s", chunk.chunk_id, exc)
+        reading.error = str(exc)
+        return reading
+    relevant, offered = _parse_reading(result.message.content)
+    reading.claimed_relevant = relevant
+    reading.offered = len(offered)
+    for quote in offered[: config.max_quotes]:
+        for start, end in verify_quote(quote, chunk.text):
+            exact = chunk.text[start:end]
+            if exact in reading.quotes:
+                continue
+            reading.quotes.append(exact)
+            reading.spans.append((start, end))
+            if _term_set(exact) & terms:
+                reading.strong += 1
+    return reading
+
+
+def candidates(
+    library: LibraryLike, hits: Sequence[Hit], config: Level2Config
+) -> list[tuple[Chunk, float]]:
+    """BM25 hits in rank order, the top few each followed by its neighbours (at a lower score)."""
+    out: list[tuple[Chunk, float]] = []
+    seen: set[tuple[str, int]] = set()
+    top = max((h.score for h in hits), default=1.0) or 1.0
+
+    def add(chunk: Chunk, score: float) -> None:
+        key = (chunk.doc_id, chunk.chunk_id)
+        if key not in seen:
+            seen.add(key)
+            out.append((chunk, score))
+
+    for i, hit in enumerate(sorted(hits, key=lambda h: h.rank)):
+        add(hit.chunk, hit.score / top)
+        if i < config.neighbours_of and config.neighbour_radius:
+            for n in library.neighbours(hit.chunk.doc_id, hit.chunk.chunk_id, config.neighbour_radius):
+                add(n, 0.5 * hit.score / top)
+    return out
+
+
+def excerpts(reading: Reading, context_chars: int) -> list[Evidence]:
+    """The chunk's quoted passages with some context around them, as evidence items."""
+    text = reading.chunk.text
+    windows: list[list[int]] = []
+    for start, end in sorted(reading.spans):
+        s = max(0, start - context_chars)
+        e = min(len(text), end + context_chars)
+        while s > 0 and not text[s - 1].isspace() and start - s < context_chars + 40:
+            s -= 1
+        while e < len(text) and not text[e].isspace() and e - end < context_chars + 40:
+            e += 1
+        if windows and s <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], e)
+        else:
+            windows.append([s, e])
+    items = []
+    for s, e in windows:
+        quotes = [q for q, (qs, qe) in zip(reading.quotes, reading.spans, strict=True) if s <= qs and qe <= e]
+        items.append(
+            Evidence(
+                chunk=reading.chunk,
+                text=text[s:e],
+                start=reading.chunk.start + s,
+                end=reading.chunk.start + e,
+                score=reading.score,
+                quotes=quotes,
+            )
+        )
+    return items
+
+
+class Reader:
+    """Reads chunks under the budget, remembering what it read."""
+
+    def __init__(
+        self, backend: Backend, question: str, terms: set[str], config: Level2Config, meter: UsageMeter,
+        progress: Progress | None = None,
+    ) -> None:
+        self.backend = backend
+        self.question = question
+        self.terms = terms
+        self.config = config
+        self.meter = meter
+        self.progress = progress
+        self.readings: dict[tuple[str, int], Reading] = {}
+        self.tokens_read = 0
+        self.cost = chunk_cost(backend)
+        self.overhead = sum(backend.count_tokens(m.content) for m in read_messages(question, _EMPTY)) + 8
+
+    def strong_quotes(self) -> int:
+        return sum(r.strong for r in self.readings.values())
+
+    def enough(self) -> bool:
+        return self.strong_quotes() >= self.config.enough_quotes
+
+    def affordable(self, pool: Sequence[tuple[Chunk, float]], limit: int) -> list[tuple[Chunk, float]]:
+        chosen: list[tuple[Chunk, float]] = []
+        tokens = self.tokens_read
+        for chunk, score in pool:
+            if (chunk.doc_id, chunk.chunk_id) in self.readings:
+                continue
+            if len(self.readings) + len(chosen) >= min(limit, self.config.max_chunks):
+                break
+            need = self.cost(chunk) + self.overhead
+            if tokens + need > self.config.max_read_tokens:
+                continue
+            tokens += need
+            chosen.append((chunk, score))
+        return chosen
+
+    async def read(self, pool: Sequence[tuple[Chunk, float]], limit: int, stop_early: bool = True) -> None:
+        """Read the affordable part of `pool` in waves of the backend's parallel slots."""
+        todo = self.affordable(pool, limit)
+        wave_size = max(1, int(self.backend.parallel_slots))
+        for i in range(0, len(todo), wave_size):
+            if stop_early and self.enough():
+                break
+            wave = todo[i : i + wave_size]
+            for chunk, _ in wave:
+                self.tokens_read += self.cost(chunk) + self.overhead
+            results = await asyncio.gather(
+                *(
+                    read_chunk(self.backend, self.question, c, s, self.terms, self.config, self.meter)
+                    for c, s in wave
+                )
+            )
+            for r in results:
+                self.readings[(r.chunk.doc_id, r.chunk.chunk_id)] = r
+                if self.progress:
+                    self.progress(
+                        {
+                            "event": "chunk_read",
+                            "source": r.chunk.source,
+                            "chunk_id": r.chunk.chunk_id,
+                            "quotes": r.quotes,
+                            "offered": r.offered,
+                        }
+                    )
+
+    def ranked(self) -> list[Reading]:
+        return sorted((r for r in self.readings.values() if r.quotes), key=lambda r: -r.score)
+
+
+_EMPTY = Chunk(doc_id="", source="", chunk_id=0, start=0, end=0, text="")
+
+
+async def level2(
+    library: LibraryLike,
+    backend: Backend,
+    question: str,
+    doc_ids: Sequence[str] | None = None,
+    config: Level2Config | None = None,
+    meter: UsageMeter | None = None,
+    keyword_cache: KeywordCache | None = None,
+    keywords: Keywords | None = None,
+    progress: Progress | None = None,
+) -> Answer:
+    config = config or Level2Config()
+    meter = meter or UsageMeter()
+    started = time.perf_counter()
+    ids = list(doc_ids) if doc_ids else None
+    if keywords is None:
+        keywords = await find_keywords(
+            library, backend, question, ids, meter, keyword_cache, config.use_model_keywords
+        )
+    hits = library.search(keywords.query, k=config.k, doc_ids=ids)
+    terms = set(tokenize(" ".join([*keywords.question_terms, *keywords.keywords])))
+    reader = Reader(backend, question, terms, config, meter, progress)
+    await reader.read(candidates(library, hits, config), config.max_chunks)
+
+    quotes = [q for r in reader.ranked()[:4] for q in r.quotes]
+    requeried: list[Hit] = []
+    if quotes:
+        requeried = library.search(" ".join([keywords.query, *quotes]), k=config.requery_k, doc_ids=ids)
+        fresh = [(h.chunk, h.score / (requeried[0].score or 1.0)) for h in requeried]
+        await reader.read(fresh, config.max_chunks, stop_early=False)
+
+    ranked = reader.ranked()
+    budget = min(
+        config.answer_evidence_tokens,
+        evidence_budget(backend, question, config.max_answer_tokens + 64),
+    )
+    evidence: list[Evidence] = []
+    used = 0
+    for reading in ranked:
+        for item in excerpts(reading, config.context_chars):
+            need = backend.count_tokens(item.text) + 24
+            if used + need <= budget:
+                evidence.append(item)
+                used += need
+    verified = bool(evidence)
+    if not evidence:  # nothing verified: fall back to the best chunks, as Level 1 would
+        evidence = pack(hits, budget, chunk_cost(backend))
+    doc_rank: dict[str, int] = {}
+    for item in sorted(evidence, key=lambda e: -e.score):
+        doc_rank.setdefault(item.chunk.doc_id, len(doc_rank))
+    evidence = in_document_order(evidence, doc_rank)
+
+    details: dict[str, Any] = {
+        "query": keywords.query,
+        "keyword_fallback": keywords.fallback,
+        "chunks_read": [[r.chunk.source, r.chunk.chunk_id] for r in reader.readings.values()],
+        "verified_quotes": sum(len(r.quotes) for r in reader.readings.values()),
+        "offered_quotes": sum(r.offered for r in reader.readings.values()),
+        "strong_quotes": reader.strong_quotes(),
+        "read_tokens": reader.tokens_read,
+        "requery": [[h.chunk.source, h.chunk.chunk_id] for h in requeried],
+        "verified": verified,
+    }
+    if not evidence:
+        return Answer(
+            answer="NOT FOUND: nothing in the documents matches the question.",
+            level=2,
+            found=False,
+            usage=meter.snapshot(),
+            elapsed_s=time.perf_counter() - started,
+            details={**details, "grounded": False},
+        )
+    composed = await answer_from_evidence(
+        backend, question, evidence, meter, max_tokens=config.max_answer_tokens
+    )
+    details["grounded"] = composed.found and grounded(composed.text, question, composed.cited)
+    return Answer(
+        answer=composed.text,
+        level=2,
+        citations=composed.citations,
+        found=composed.found,
+        usage=meter.snapshot(),
+        elapsed_s=time.perf_counter() - started,
+        details=details,
+    )

@@ -1,0 +1,92 @@
+"""`lector ask PATH… -q Q [--level 1|2|3|auto] [--json] [--model SPEC]`.
+
+--json prints exactly:
+    {"answer", "level", "citations": [{"source", "chunk_id", "start", "end", "page", "text"}],
+     "usage": {"llm_calls", "prompt_tokens", "completion_tokens"}, "elapsed_s"}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    ask = subparsers.add_parser(
+        "ask",
+        help="answer a question over documents, with citations",
+        description="Answer a question over one or more documents with citations. Level auto answers "
+        "small documents directly, else retrieves (1), reads (2) or reasons stepwise (3) as needed.",
+    )
+    ask.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (folders are walked)")
+    ask.add_argument("-q", "--question", required=True, help="the question")
+    ask.add_argument(
+        "--level", default="auto", choices=["auto", "direct", "0", "1", "2", "3"], help="reading level"
+    )
+    ask.add_argument("--json", action="store_true", help="print the stable JSON format")
+    ask.add_argument("--model", default=None, help="model spec (default $LECTOR_MODEL or the embedded 1.5B)")
+    ask.add_argument(
+        "--cache-dir", default=None, help="cache folder (default $LECTOR_CACHE or ~/.cache/lector)"
+    )
+    ask.set_defaults(func=run_ask)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def _ask(args: argparse.Namespace, library: Any, doc_ids: list[str]) -> Any:
+    from agent.reader import ask_events
+    from agent.stepwise import AnswerReady, LevelChosen, SubAnswer, SubQuestion
+    from llm.factory import make_backend
+
+    backend = make_backend(args.model)
+    try:
+        answer = None
+        async for event in ask_events(library, args.question, args.level, backend, doc_ids=doc_ids):
+            if isinstance(event, AnswerReady):
+                answer = event.answer
+            elif args.json:
+                continue
+            elif isinstance(event, LevelChosen):
+                _say(f"level {event.level}: {event.reason}")
+            elif isinstance(event, SubQuestion):
+                _say(f"  sub-question {event.index}: {event.question}")
+            elif isinstance(event, SubAnswer):
+                _say(f"  answer {event.index}: {event.answer}")
+        return answer
+    finally:
+        backend.close()
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    from retrieval.library import Library
+    from webui.cmd_search import expand_paths
+
+    library = Library(cache_dir=args.cache_dir)
+    result = library.add_files(expand_paths(args.paths), progress=not args.json and sys.stderr.isatty())
+    for path, error in result.errors.items():
+        print(f"error: {path}: {error}", file=sys.stderr)
+    if not result.doc_ids:
+        return 1
+    answer = asyncio.run(_ask(args, library, result.doc_ids))
+    if args.json:
+        print(json.dumps(answer.to_json_dict(), ensure_ascii=False))
+        return 0
+    print(answer.answer)
+    if answer.citations:
+        print()
+    for i, c in enumerate(answer.citations, 1):
+        page = f", page {c.page}" if c.page is not None else ""
+        snippet = " ".join(c.text.split())
+        snippet = snippet[:240] + ("…" if len(snippet) > 240 else "")
+        print(f"[{i}] {c.source}, chunk {c.chunk_id}{page} [{c.start}:{c.end}]: {snippet}")
+    u = answer.usage
+    _say(
+        f"(level {answer.level}; {u.llm_calls} model calls, {u.prompt_tokens} prompt + "
+        f"{u.completion_tokens} completion tokens; {answer.elapsed_s:.1f} s)"
+    )
+    return 0
