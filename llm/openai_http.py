@@ -16,6 +16,7 @@ import contextlib
 import email.utils
 import hashlib
 import json
+import logging
 import math
 import os
 import random
@@ -34,6 +35,8 @@ from llm import fncall
 from llm.backend import Backend, ChatOptions, Delta, Usage
 from llm.errors import BackendUnavailableError, ContextOverflowError, LLMError, ModelNotFoundError
 from llm.messages import Message, ToolCall, ToolSpec, new_call_id, to_openai
+
+log = logging.getLogger(__name__)
 
 API_KEY_ENV = "LECTOR_OPENAI_API_KEY"
 DEFAULT_CONTEXT_SIZE = 8192
@@ -223,10 +226,11 @@ class OpenAIBackend(Backend):
         await self._probe()
         async with self._client() as client:
             while True:
-                native = bool(tools) and self._native_mode is not False
+                has_tool_history = any(m.role == "tool" or m.tool_calls for m in messages)
+                prompt_mode = self._native_mode is False and (bool(tools) or has_tool_history)
                 try:
-                    if tools and not native:
-                        stream = self._stream_prompt_tools(client, messages, tools, options)
+                    if prompt_mode:
+                        stream = self._stream_prompt_tools(client, messages, tools or [], options)
                     else:
                         stream = self._stream_native(client, messages, tools, options)
                     async with contextlib.aclosing(stream):
@@ -302,14 +306,20 @@ class OpenAIBackend(Backend):
         tools: list[ToolSpec],
         options: ChatOptions,
     ) -> AsyncGenerator[Delta, None]:
-        prompt = fncall.inject_tools(messages, tools, options.tool_choice)
+        tool_choice = options.tool_choice
+        use_tools = bool(tools) and tool_choice != "none"
+        offered = tools if use_tools else None
+        prompt = fncall.inject_tools(messages, offered, tool_choice if use_tools else "none")
         body = self._request_body(prompt, options)
         forced = None
-        if options.json_schema is None and options.tool_choice != "none":
-            forced = fncall.forced_call_schema(tools, options.tool_choice)
+        if use_tools and options.json_schema is None:
+            try:
+                forced = fncall.forced_call_schema(tools, tool_choice)
+            except ValueError as exc:
+                raise LLMError(str(exc)) from exc
         if forced is not None:
             body["response_format"] = _json_schema_format(forced, "tool_call")
-        parser = fncall.StreamingToolCallParser(tools)
+        parser = fncall.StreamingToolCallParser(tools) if use_tools else None
         raw: list[str] = []
         usage: Usage | None = None
         finish: str | None = None
@@ -323,16 +333,20 @@ class OpenAIBackend(Backend):
                     if text:
                         raw.append(text)
                         if forced is None:
-                            visible = parser.feed(text)
+                            visible = parser.feed(text) if parser is not None else text
                             if visible:
                                 yield Delta(text=visible)
                     finish = choice.get("finish_reason") or finish
         full = "".join(raw)
         if forced is not None:
             result = self._forced_result(full, tools)
-        else:
+        elif parser is not None:
             result = parser.finish()
-        result = fncall.apply_tool_choice(result, options.tool_choice)
+        else:
+            result = fncall.ParseResult()
+        result = fncall.apply_tool_choice(result, tool_choice)
+        if result.error:
+            log.info("tool call parse error: %s", result.error)
         if usage is None:
             usage = self._estimated_usage(prompt, None, full, [])
         if result.calls and finish in (None, "stop"):

@@ -15,7 +15,7 @@ import pytest
 from llm.backend import ChatOptions, Delta
 from llm.errors import BackendUnavailableError, ContextOverflowError, LLMError, ModelNotFoundError
 from llm.factory import make_backend
-from llm.messages import Message, ToolSpec
+from llm.messages import Message, ToolCall, ToolSpec
 from llm.openai_http import OpenAIBackend, _normalise_base_url, approximate_tokens
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -201,6 +201,19 @@ async def test_forced_call_in_prompt_mode_uses_a_json_schema(server: OpenAITestS
     assert not "".join(d.text for d in deltas)
     fmt = server.chat_requests(model)[0].body["response_format"]
     assert fmt["type"] == "json_schema"
+
+
+async def test_prompt_mode_turns_tool_history_into_text(server: OpenAITestServer) -> None:
+    model = unique("text")
+    call = ToolCall(id="call_1", name="add", arguments='{"a": 2, "b": 3}')
+    history = [*ASK, Message.assistant("", [call]), Message.tool("call_1", "add", "5")]
+    for tools in (TOOLS, None):
+        deltas = await collect(backend(server, model, native_tools=False), history, tools)
+        assert "".join(d.text for d in deltas) == "Hello from the test server."
+    for request in server.chat_requests(model):
+        sent = request.body["messages"]
+        assert all(m["role"] in ("system", "user", "assistant") and not m.get("tool_calls") for m in sent)
+        assert "<tool_response>" in json.dumps(sent)
 
 
 async def test_errors_without_tools_are_not_taken_for_tool_rejection(server: OpenAITestServer) -> None:
