@@ -10,7 +10,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -54,6 +53,31 @@ class _Cancelled(Exception):
     """The caller set the cancel event."""
 
 
+class _ModelFailed(Exception):
+    """The backend raised; the turn ends with an ErrorEvent."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class SafeAclosing:
+    """Like contextlib.aclosing, but tolerant of a generator the event loop is already closing
+    (loop.shutdown_asyncgens closes every open generator at once, in no particular order)."""
+
+    def __init__(self, agen: AsyncGenerator[Any, None]) -> None:
+        self.agen = agen
+
+    async def __aenter__(self) -> AsyncGenerator[Any, None]:
+        return self.agen
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self.agen.aclose()
+        except RuntimeError:
+            log.debug("generator already closing", exc_info=True)
+
+
 class _Canceller:
     """Races awaits against the caller's cancel event; without an event it awaits directly."""
 
@@ -95,8 +119,11 @@ class _Canceller:
         return fut.result()
 
     def close(self) -> None:
-        if self._waiter is not None:
-            self._waiter.cancel()
+        if self._waiter is not None and not self._waiter.done():
+            try:
+                self._waiter.cancel()
+            except RuntimeError:  # its loop is already closed
+                pass
 
 
 async def _cancel_and_wait(futures: set[asyncio.Future[Any]], timeout: float = CLEANUP_WAIT) -> None:
@@ -117,6 +144,7 @@ class _Reply:
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: Usage | None = None
     recorded: bool = False
+    error: Exception | None = None
 
     @property
     def text(self) -> str:
@@ -149,9 +177,11 @@ async def _stream_reply(
     reply: _Reply,
     canceller: _Canceller,
 ) -> AsyncGenerator[TextDelta, None]:
-    """Stream one model call, yielding text as it comes and collecting calls and usage into `reply`."""
-    stream = backend.astream(prompt, tools, options)
+    """Stream one model call, yielding text as it comes and collecting calls, usage and any error
+    into `reply`."""
+    stream: AsyncIterator[Delta] | None = None
     try:
+        stream = backend.astream(prompt, tools, options)
         while True:
             delta = await canceller.run(_next_delta(stream))
             if delta is None:
@@ -162,8 +192,13 @@ async def _stream_reply(
             reply.tool_calls.extend(delta.tool_calls)
             if delta.usage is not None:
                 reply.usage = delta.usage
+    except _Cancelled:
+        raise
+    except Exception as exc:  # any backend failure; what streamed so far stays in `reply`
+        reply.error = exc
     finally:
-        await _close_stream(stream)
+        if stream is not None:
+            await _close_stream(stream)
 
 
 async def _execute(
@@ -345,10 +380,13 @@ async def run_agent(
             yield StepStarted(step=step)
             reply = _Reply()
             prompt = messages + new[first_new:]
-            async with aclosing(_stream_reply(backend, prompt, specs, opts, step, reply, canceller)) as texts:
+            streaming = _stream_reply(backend, prompt, specs, opts, step, reply, canceller)
+            async with SafeAclosing(streaming) as texts:
                 async for text_event in texts:
                     yield text_event
             usage += reply.usage or Usage()
+            if reply.error is not None:
+                raise _ModelFailed(reply.error)
             if not reply.tool_calls:
                 final_text, note = reply.text, None
                 reply.recorded = True
@@ -361,7 +399,7 @@ async def run_agent(
             running = _run_tools(
                 registry, calls, ctx, step, tool_timeout, canceller, new, char_limit, results
             )
-            async with aclosing(running) as tool_events:
+            async with SafeAclosing(running) as tool_events:
                 async for event in tool_events:
                     yield event
             for index, call in enumerate(calls):
@@ -381,20 +419,22 @@ async def run_agent(
             final_opts = opts.model_copy(update={"tool_choice": "none"})
             prompt = messages + new[first_new:] + [Message.user(note)]
             answering = _stream_reply(backend, prompt, None, final_opts, steps, reply, canceller)
-            async with aclosing(answering) as texts:
+            async with SafeAclosing(answering) as texts:
                 async for text_event in texts:
                     yield text_event
             usage += reply.usage or Usage()
+            if reply.error is not None:
+                raise _ModelFailed(reply.error)
             reply.recorded = True
             final_text = reply.text if reply.text.strip() else EMPTY_BUDGET_ANSWER
     except _Cancelled:
         stopped, final_text = "cancelled", reply.text if not reply.recorded else ""
         reply.recorded = True
-    except Exception as exc:  # a model failure; tools never raise
-        log.warning("model call failed", exc_info=True)
+    except _ModelFailed as failed:
+        log.warning("model call failed", exc_info=failed.cause)
         stopped, final_text = "error", reply.text if not reply.recorded else ""
         reply.recorded = True
-        yield ErrorEvent(message=_describe(exc), kind=type(exc).__name__)
+        yield ErrorEvent(message=_describe(failed.cause), kind=type(failed.cause).__name__)
     except BaseException:  # task cancelled or generator closed: keep the record, then unwind
         record_partial()
         raise

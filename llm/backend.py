@@ -138,6 +138,8 @@ def iterate_in_thread(agen: AsyncIterator[Any]) -> Iterator[Any]:
             async for item in agen:
                 await asyncio.to_thread(items.put, item)
         except BaseException as exc:  # handed to the consumer, re-raised there
+            if isinstance(exc, asyncio.CancelledError) and hasattr(agen, "aclose"):
+                await agen.aclose()  # unwind it now, outermost first, not in shutdown_asyncgens' any order
             items.put(exc)
             return
         items.put(_DONE)
