@@ -1,7 +1,13 @@
-"""The built-in tools by name: name -> factory that builds a fresh Tool."""
+"""The built-in tools by name: name -> factory that builds a fresh Tool.
+
+Factories import their module only when called, so listing the built-ins stays cheap; a
+built-in whose module is absent from this checkout is left out of the listing.
+"""
 
 from __future__ import annotations
 
+import copy
+import importlib.util
 from collections.abc import Callable
 
 from tools.base import Tool
@@ -10,8 +16,43 @@ from tools.base import Tool
 def _calculator() -> Tool:
     from tools.calculator import calculator
 
-    return calculator
+    return copy.copy(calculator)
+
+
+def _code_interpreter() -> Tool:
+    from tools.code_interpreter import CodeInterpreter
+
+    return CodeInterpreter()
+
+
+def _web_fetch() -> Tool:
+    from tools.web_fetch import WebFetch
+
+    return WebFetch()
+
+
+_BUILTINS: dict[str, tuple[str, Callable[[], Tool]]] = {
+    "calculator": ("tools.calculator", _calculator),
+    "code_interpreter": ("tools.code_interpreter", _code_interpreter),
+    "web_fetch": ("tools.web_fetch", _web_fetch),
+}
+
+
+def _available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def builtin_tools() -> dict[str, Callable[[], Tool]]:
-    return {"calculator": _calculator}
+    """Factories of the built-in tools present in this installation, by tool name."""
+    return {name: factory for name, (module, factory) in _BUILTINS.items() if _available(module)}
+
+
+def make_builtin(name: str) -> Tool:
+    """A fresh instance of the built-in tool `name`. Raises KeyError for an unknown name."""
+    factories = builtin_tools()
+    if name not in factories:
+        raise KeyError(f"no built-in tool named {name!r}; built-ins: {', '.join(factories)}")
+    return factories[name]()
