@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[models,transformers,dev]'
+	$(PY) -m tools.sandbox setup
 	touch $(STAMP)
 
 clean:

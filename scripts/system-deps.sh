@@ -3,6 +3,7 @@
 set -eu
 need=()
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+[ -x /usr/bin/python3 ] || need+=(python3)  # the code interpreter's sandbox venv is made from it
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""

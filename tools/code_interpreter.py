@@ -1,0 +1,553 @@
+"""The `code_interpreter` tool: stateful Python sessions, each in its own bubblewrap sandbox.
+
+Design: one long-lived sandboxed worker per conversation (bwrap running tools/sandbox_kernel.py,
+a small REPL that reads JSON requests and answers JSON results), so variables, imports and files
+persist between calls like notebook cells, and a warm call costs a pipe round trip instead of a
+new sandbox and interpreter. Re-running every call with pickled state was rejected: modules,
+open files, generators and C objects don't pickle, and each call would pay a cold start.
+
+Timeouts: the worker interrupts a cell itself after `timeout` seconds (the session survives);
+if it has not answered `KILL_GRACE` seconds later, the host kills the whole sandbox from outside
+and the next call gets a fresh worker (the result says the variables are lost; the files stay).
+Idle sessions are reclaimed after `idle_timeout` seconds the same way. Work folders are removed
+by `shutdown_all()` (and at interpreter exit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import json
+import os
+import selectors
+import shutil
+import stat
+import tempfile
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tools import sandbox
+from tools.base import Tool, ToolContext, ToolResult
+from tools.sandbox import Limits, SandboxProcess, SandboxUnavailable
+
+KERNEL_SOURCE = (Path(__file__).with_name("sandbox_kernel.py")).read_text(encoding="utf-8")
+KILL_GRACE = 2.0
+"""Seconds past the soft timeout before the host kills the sandbox."""
+MAX_CODE_CHARS = 200_000
+MAX_RESPONSE_BYTES = 48 << 20
+CONTENT_CAP = 6000
+"""Characters of text the model gets back from one call."""
+
+
+@dataclass
+class Execution:
+    """What one call produced."""
+
+    stdout: str = ""
+    stderr: str = ""
+    value: str | None = None
+    error: str | None = None
+    images: list[str] = field(default_factory=list)
+    """PNG data URLs."""
+    files: list[Path] = field(default_factory=list)
+    """Files created or changed in the work folder (host paths)."""
+    notes: list[str] = field(default_factory=list)
+    dropped_output: int = 0
+    timed_out: bool = False
+    session_lost: bool = False
+    """The worker died or was killed: variables are gone (files in the work folder remain)."""
+    elapsed: float = 0.0
+
+    def content(self, cap: int = CONTENT_CAP) -> str:
+        parts: list[str] = list(self.notes)
+        if self.stdout:
+            parts.append(f"stdout:\n{self.stdout.rstrip()}")
+        if self.stderr:
+            parts.append(f"stderr:\n{self.stderr.rstrip()}")
+        if self.dropped_output:
+            parts.append(f"[{self.dropped_output} more characters of output were dropped]")
+        if self.value is not None:
+            parts.append(f"Out: {self.value}")
+        if self.error:
+            parts.append(f"Error:\n{self.error}")
+        if self.files:
+            parts.append("Files created: " + ", ".join(_describe_file(p) for p in self.files[:20]))
+        if self.images:
+            parts.append(f"[{len(self.images)} image(s) shown to the user]")
+        text = "\n".join(parts) if parts else "(no output)"
+        if len(text) > cap:
+            head = text[: cap * 2 // 3]
+            tail = text[-cap // 3 :]
+            text = f"{head}\n[... {len(text) - len(head) - len(tail)} characters cut ...]\n{tail}"
+        return text
+
+
+def _describe_file(path: Path) -> str:
+    try:
+        size = path.lstat().st_size
+    except OSError:
+        return path.name
+    return f"{path.name} ({size} bytes)" if size < 10_000 else f"{path.name} ({size // 1024} KiB)"
+
+
+def _snapshot(workdir: Path, max_entries: int) -> dict[str, tuple[int, int]]:
+    """Regular files under the work folder: relative path -> (mtime_ns, size). Never follows links."""
+    found: dict[str, tuple[int, int]] = {}
+    stack = [workdir]
+    seen = 0
+    while stack and seen <= max_entries:
+        current = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            seen += 1
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(Path(entry.path))
+            elif stat.S_ISREG(st.st_mode):
+                found[os.path.relpath(entry.path, workdir)] = (st.st_mtime_ns, st.st_size)
+    return found
+
+
+def _usage(workdir: Path, max_entries: int) -> tuple[int, int]:
+    """(bytes, entries) used in the work folder; entries stops counting a little past the cap."""
+    total, entries = 0, 0
+    stack = [workdir]
+    while stack and entries <= max_entries:
+        try:
+            listing = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in listing:
+            entries += 1
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(Path(entry.path))
+            total += st.st_blocks * 512
+    return total, entries
+
+
+def copy_into(workdir: Path, source: Path) -> Path | None:
+    """Copy an attachment into the work folder without following anything the sandbox planted there."""
+    name = source.name
+    if not name or name.startswith(".") or not source.is_file():
+        return None
+    target = workdir / name
+    with contextlib.suppress(FileNotFoundError):
+        st = target.lstat()
+        if stat.S_ISREG(st.st_mode) and st.st_size == source.stat().st_size:
+            return target
+        if stat.S_ISDIR(st.st_mode):
+            return None
+        target.unlink()
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as dst, source.open("rb") as src:
+        shutil.copyfileobj(src, dst)
+    if os.geteuid() == 0:
+        os.chown(target, sandbox.SANDBOX_UID, sandbox.SANDBOX_GID)
+    return target
+
+
+class Session:
+    """One sandboxed worker and its work folder. Calls are serialised by `lock`."""
+
+    def __init__(self, key: str, workdir: Path, env_dir: Path, limits: Limits) -> None:
+        self.key = key
+        self.workdir = workdir
+        self.env_dir = env_dir
+        self.limits = limits
+        self.lock = threading.Lock()
+        self.last_used = time.monotonic()
+        self.proc: SandboxProcess | None = None
+        self.calls = 0
+        self.end_reason: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.alive()
+
+    def start(self) -> None:
+        python = str(self.env_dir / "bin" / "python")
+        self.proc = SandboxProcess([python, "-I", "-B", "-c", KERNEL_SOURCE], self.workdir, self.env_dir, self.limits)
+        try:
+            reply, _ = self._read_reply(time.monotonic() + self.limits.startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        if reply is None or not reply.get("ready"):
+            raw = self._last_raw.decode("utf-8", "replace").strip()
+            self.stop()
+            raise SandboxUnavailable(f"the sandbox did not start: {raw[-800:] or 'no output'}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc = None
+
+    _last_raw = b""
+
+    def _read_reply(self, deadline: float, watch_workdir: bool = False) -> tuple[dict[str, Any] | None, str]:
+        """Wait for one JSON line from the worker while draining its raw output.
+
+        Returns (reply or None, why not): "timeout", "died", "output", "disk", "bad reply".
+        """
+        assert self.proc is not None
+        proto, raw = self.proc.popen.stdout, self.proc.popen.stderr
+        assert proto is not None and raw is not None
+        buf = bytearray()
+        raw_kept = bytearray()
+        raw_total = 0
+        keep = self.limits.output_chars
+        next_disk_check = time.monotonic() + 0.5
+        with selectors.DefaultSelector() as sel:
+            sel.register(proto, selectors.EVENT_READ, "proto")
+            sel.register(raw, selectors.EVENT_READ, "raw")
+            try:
+                while True:
+                    now = time.monotonic()
+                    if now >= deadline:
+                        return None, "timeout"
+                    if watch_workdir and now >= next_disk_check:
+                        next_disk_check = now + 0.5
+                        used, entries = _usage(self.workdir, self.limits.workdir_entries)
+                        if used > self.limits.workdir_size or entries > self.limits.workdir_entries:
+                            return None, "disk"
+                    for key, _ in sel.select(timeout=min(0.5, deadline - now)):
+                        chunk = os.read(key.fileobj.fileno(), 1 << 16)  # type: ignore[union-attr]
+                        if key.data == "raw":
+                            if not chunk:
+                                sel.unregister(raw)
+                                continue
+                            raw_total += len(chunk)
+                            if len(raw_kept) < keep:
+                                raw_kept += chunk[: keep - len(raw_kept)]
+                            if raw_total > self.limits.raw_output_bytes:
+                                return None, "output"
+                            continue
+                        if not chunk:
+                            return None, "died"
+                        buf += chunk
+                        if len(buf) > MAX_RESPONSE_BYTES:
+                            return None, "output"
+                        if b"\n" in buf:
+                            line = bytes(buf[: buf.index(b"\n")])
+                            try:
+                                reply = json.loads(line)
+                            except ValueError:
+                                return None, "bad reply"
+                            if isinstance(reply, dict):
+                                reply["_raw"] = raw_kept.decode("utf-8", "replace")
+                                reply["_raw_dropped"] = raw_total - len(raw_kept)
+                                return reply, ""
+                            return None, "bad reply"
+            finally:
+                self._last_raw = bytes(raw_kept)
+
+    def _drain_raw(self) -> None:
+        """Discard output that background processes wrote between calls."""
+        assert self.proc is not None and self.proc.popen.stderr is not None
+        fd = self.proc.popen.stderr.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            for _ in range(64):
+                if not sel.select(timeout=0) or not os.read(fd, 1 << 16):
+                    break
+
+    def execute(self, code: str) -> Execution:
+        """Run one cell. The caller holds `lock` and has started the worker."""
+        assert self.proc is not None and self.proc.popen.stdin is not None
+        self.calls += 1
+        started = time.monotonic()
+        before = _snapshot(self.workdir, self.limits.workdir_entries)
+        self._drain_raw()
+        request = {
+            "code": code,
+            "timeout": self.limits.timeout,
+            "max_output": self.limits.output_chars,
+            "max_repr": 4000,
+            "max_images": 8,
+        }
+        result = Execution()
+        try:
+            self.proc.popen.stdin.write((json.dumps(request) + "\n").encode("utf-8", "surrogatepass"))
+            self.proc.popen.stdin.flush()
+        except OSError:
+            reply, why = None, "died"
+        else:
+            deadline = started + self.limits.timeout + KILL_GRACE
+            reply, why = self._read_reply(deadline, watch_workdir=True)
+        if reply is None:
+            self._fill_failure(result, why)
+        else:
+            self._fill_reply(result, reply)
+        after = _snapshot(self.workdir, self.limits.workdir_entries)
+        result.files = [self.workdir / rel for rel, sig in sorted(after.items()) if before.get(rel) != sig]
+        result.elapsed = time.monotonic() - started
+        self.last_used = time.monotonic()
+        return result
+
+    def _fill_reply(self, result: Execution, reply: dict[str, Any]) -> None:
+        result.stdout = str(reply.get("stdout") or "")
+        result.stderr = str(reply.get("stderr") or "")
+        raw = str(reply.get("_raw") or "")
+        if raw:
+            result.stderr = (result.stderr + ("\n" if result.stderr else "") + raw).strip("\n")
+        result.dropped_output = sum(
+            int(reply.get(k) or 0) for k in ("stdout_dropped", "stderr_dropped", "_raw_dropped")
+        )
+        result.value = reply.get("value")
+        result.error = reply.get("error")
+        result.timed_out = bool(reply.get("timed_out"))
+        result.images = [f"data:image/png;base64,{b64}" for b64 in reply.get("images") or [] if isinstance(b64, str)]
+
+    def _fill_failure(self, result: Execution, why: str) -> None:
+        raw = self._last_raw.decode("utf-8", "replace").strip()
+        exit_code = self.proc.popen.poll() if self.proc else None
+        self.stop()
+        result.session_lost = True
+        result.timed_out = why == "timeout"
+        self.end_reason = {"timeout": "a call timed out", "died": "its Python process died"}.get(why, why)
+        reason = {
+            "timeout": f"the code ran longer than {self.limits.timeout:g} s and ignored the interrupt, "
+            "so the sandbox was killed",
+            "died": "the Python process died"
+            + (f" (exit status {exit_code})" if exit_code not in (None, 0) else "")
+            + " — probably a memory, CPU-time or process limit, or the code killed it",
+            "output": "the code wrote more output than allowed, so the sandbox was killed",
+            "disk": f"the work folder grew past {self.limits.workdir_size >> 20} MiB or "
+            f"{self.limits.workdir_entries} entries, so the sandbox was killed",
+            "bad reply": "the sandbox's reply was corrupted, so the sandbox was killed",
+        }.get(why, why)
+        result.error = (
+            f"{reason}. The session was reset: variables and imports are lost; files in the work folder remain."
+        )
+        if raw:
+            result.stderr = raw[-self.limits.output_chars :]
+
+
+class SessionManager:
+    """Sessions keyed by conversation id; reclaims idle ones from a background thread."""
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        idle_timeout: float = 900.0,
+        workroot: Path | None = None,
+        env_dir: Path | None = None,
+        max_sessions: int = 16,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.idle_timeout = idle_timeout
+        self.env_dir = env_dir
+        self.max_sessions = max_sessions
+        self._own_root = workroot is None
+        self._workroot = workroot
+        self._sessions: dict[str, Session] = {}
+        self._lost: dict[str, str] = {}
+        self._guard = threading.Lock()
+        self._reaper: threading.Thread | None = None
+        self._closed = threading.Event()
+        _MANAGERS.add(self)
+
+    @property
+    def workroot(self) -> Path:
+        if self._workroot is None:
+            self._workroot = Path(tempfile.mkdtemp(prefix="lector-sandbox-"))
+        self._workroot.mkdir(parents=True, exist_ok=True)
+        self._workroot.chmod(0o711)  # uid 65534 passes through, cannot list
+        return self._workroot
+
+    def workdir_for(self, key: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in key)[:64] or "default"
+        return self.workroot / safe
+
+    def _env(self) -> Path:
+        env_dir = self.env_dir or sandbox.default_env_dir()
+        if not sandbox.env_ready(env_dir):
+            raise SandboxUnavailable(
+                f"the sandbox's Python environment is missing ({env_dir}); "
+                "build it with `python -m tools.sandbox setup` (make setup does it)"
+            )
+        return env_dir
+
+    def _session(self, key: str) -> Session:
+        with self._guard:
+            session = self._sessions.get(key)
+            if session is None:
+                if len(self._sessions) >= self.max_sessions:
+                    self._evict_oldest()
+                workdir = sandbox.prepare_workdir(self.workdir_for(key))
+                session = Session(key, workdir, self._env(), self.limits)
+                self._sessions[key] = session
+            self._start_reaper()
+            return session
+
+    def _evict_oldest(self) -> None:
+        idle = [s for s in self._sessions.values() if not s.lock.locked()]
+        if idle:
+            oldest = min(idle, key=lambda s: s.last_used)
+            self._close(oldest, "it was the least recently used of too many sessions")
+
+    def _close(self, session: Session, reason: str | None) -> None:
+        self._sessions.pop(session.key, None)
+        if reason and session.proc is not None:
+            self._lost[session.key] = reason
+        session.stop()
+
+    def execute(self, key: str, code: str, attachments: list[Path] | None = None) -> Execution:
+        if len(code) > MAX_CODE_CHARS:
+            return Execution(error=f"the code is too long ({len(code)} characters; at most {MAX_CODE_CHARS})")
+        sandbox.require_bwrap()
+        session = self._session(key)
+        with session.lock:
+            notes = []
+            for source in attachments or []:
+                with contextlib.suppress(OSError):
+                    copy_into(session.workdir, Path(source))
+            if not session.alive:
+                lost = self._lost.pop(key, None)
+                if session.calls and not lost:
+                    lost = session.end_reason or "it stopped unexpectedly"
+                session.stop()
+                session.end_reason = None
+                if lost:
+                    notes.append(
+                        f"Note: a new Python session was started because the previous one ended ({lost}); "
+                        "variables and imports from earlier calls are gone, files in the work folder remain."
+                    )
+                session.start()
+            result = session.execute(code)
+            result.notes = notes + result.notes
+            if result.session_lost:
+                session.stop()
+            session.last_used = time.monotonic()
+            return result
+
+    def reap_idle(self, now: float | None = None) -> int:
+        """Close sessions idle longer than idle_timeout; returns how many."""
+        now = time.monotonic() if now is None else now
+        closed = 0
+        with self._guard:
+            for session in list(self._sessions.values()):
+                if now - session.last_used > self.idle_timeout and session.lock.acquire(blocking=False):
+                    try:
+                        if session.proc is not None:
+                            session.end_reason = f"it was idle for more than {self.idle_timeout:g} s"
+                            session.stop()
+                            closed += 1
+                    finally:
+                        session.lock.release()
+        return closed
+
+    def _start_reaper(self) -> None:
+        if self._reaper is not None and self._reaper.is_alive():
+            return
+        interval = max(0.2, min(self.idle_timeout / 4, 30.0))
+        ref = weakref.ref(self)
+
+        def loop() -> None:
+            while True:
+                manager = ref()
+                if manager is None or manager._closed.is_set():
+                    return
+                closed = manager._closed
+                del manager
+                if closed.wait(interval):
+                    return
+                manager = ref()
+                if manager is None:
+                    return
+                manager.reap_idle()
+                del manager
+
+        self._reaper = threading.Thread(target=loop, name="sandbox-reaper", daemon=True)
+        self._reaper.start()
+
+    def session_alive(self, key: str) -> bool:
+        session = self._sessions.get(key)
+        return session is not None and session.alive
+
+    def close(self, remove_files: bool = True) -> None:
+        self._closed.set()
+        with self._guard:
+            for session in list(self._sessions.values()):
+                session.stop()
+            self._sessions.clear()
+        if remove_files and self._workroot is not None:
+            if self._own_root:
+                shutil.rmtree(self._workroot, ignore_errors=True)
+            else:
+                for child in self._workroot.iterdir():
+                    shutil.rmtree(child, ignore_errors=True)
+
+
+_MANAGERS: weakref.WeakSet[SessionManager] = weakref.WeakSet()
+
+
+def shutdown_all() -> None:
+    """Kill every sandboxed session in this process and remove their work folders."""
+    for manager in list(_MANAGERS):
+        manager.close()
+
+
+atexit.register(shutdown_all)
+
+
+class CodeInterpreter(Tool):
+    name = "code_interpreter"
+    description = (
+        "Run Python code in a sandboxed, stateful session, like a Jupyter notebook: variables, imports "
+        "and files persist between calls in this conversation. numpy, pandas and matplotlib are "
+        "available; there is no network. Files attached to the conversation are in the current folder. "
+        "The value of the last expression is shown; print() anything else you need. Matplotlib figures "
+        "are shown to the user as images."
+    )
+    parameters = {
+        "type": "object",
+        "properties": {"code": {"type": "string", "description": "Python code to run."}},
+        "required": ["code"],
+        "additionalProperties": False,
+    }
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        idle_timeout: float = 900.0,
+        workroot: Path | None = None,
+        env_dir: Path | None = None,
+    ) -> None:
+        self.manager = SessionManager(limits, idle_timeout, workroot, env_dir)
+        lim = self.manager.limits
+        self.timeout = lim.timeout + KILL_GRACE + lim.startup_timeout + 10
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        code = str(args.get("code", ""))
+        if sandbox.bwrap_path() is None:
+            return ToolResult.failure(f"Error: {sandbox.INSTALL_HINT}")
+        try:
+            result = await asyncio.to_thread(self.manager.execute, ctx.conversation_id, code, list(ctx.attachments))
+        except SandboxUnavailable as exc:
+            return ToolResult.failure(f"Error: {exc}")
+        return ToolResult(
+            content=result.content(),
+            error=bool(result.error),
+            images=result.images,
+            files=[str(p) for p in result.files],
+            source="code_interpreter (sandboxed Python)",
+        )
+
+    def close(self) -> None:
+        self.manager.close()

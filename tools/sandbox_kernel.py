@@ -1,0 +1,217 @@
+"""The REPL worker that runs INSIDE the sandbox (stdlib only; the host passes this source to `python -c`).
+
+Protocol: the host writes one JSON request per line on fd 0 ({"code", "timeout", "max_output",
+"max_repr", "max_images"}); the worker answers one JSON line on fd 1. Right at start the worker moves
+the protocol onto private descriptors and points fds 1 and 2 at the host's raw-output pipe (so output
+written straight to the descriptors, or by child processes, is read and capped by the host), and fd 0
+at /dev/null. User code runs in one namespace that persists between requests, like a notebook cell.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import builtins
+import io
+import json
+import os
+import signal
+import sys
+import traceback
+import warnings
+from types import FrameType
+from typing import Any
+
+OUTPUT_HARD_CAP_FACTOR = 50
+"""Python-level output beyond max_output * this raises inside the user's code."""
+
+
+class CellTimeout(BaseException):
+    """Raised in the user's code by the soft timeout (a BaseException so `except Exception` misses it)."""
+
+
+class CappedStream(io.TextIOBase):
+    """A text stream that keeps the first `limit` characters and counts the rest."""
+
+    def __init__(self, limit: int, name: str) -> None:
+        self.limit = limit
+        self.hard_limit = max(limit * OUTPUT_HARD_CAP_FACTOR, 1 << 20)
+        self.parts: list[str] = []
+        self.kept = 0
+        self.total = 0
+        self._name = name
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self._name
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        self.total += len(s)
+        if self.kept < self.limit:
+            piece = s[: self.limit - self.kept]
+            self.parts.append(piece)
+            self.kept += len(piece)
+        if self.total > self.hard_limit:
+            raise OSError(f"output limit exceeded ({self.hard_limit} characters)")
+        return len(s)
+
+    def getvalue(self) -> str:
+        return "".join(self.parts)
+
+
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
+    raise CellTimeout()
+
+
+def _split_last_expression(code: str) -> tuple[Any, Any]:
+    """(statements code object, last expression code object or None)."""
+    tree = ast.parse(code, filename="<cell>", mode="exec")
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        node = tree.body.pop()
+        assert isinstance(node, ast.Expr)
+        last = ast.Expression(node.value)
+    body = compile(tree, "<cell>", "exec")
+    return body, (compile(last, "<cell>", "eval") if last is not None else None)
+
+
+def _format_exception(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    # drop the worker's own frames so the traceback starts in the user's cell
+    while tb is not None and tb.tb_frame.f_code.co_filename != "<cell>":
+        tb = tb.tb_next
+    lines = traceback.format_exception(type(exc), exc, tb)
+    return "".join(lines).rstrip()
+
+
+def _collect_figures(max_images: int) -> list[str]:
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return []
+    images: list[str] = []
+    try:
+        for num in plt.get_fignums():
+            if len(images) >= max_images:
+                break
+            fig = plt.figure(num)
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+            images.append(base64.b64encode(buf.getvalue()).decode("ascii"))
+    finally:
+        plt.close("all")
+    return images
+
+
+def _prepare_matplotlib() -> None:
+    """Seed matplotlib's writable config dir with the font cache built at setup time."""
+    cache = os.environ.get("LECTOR_MPL_CACHE")
+    target = os.environ.get("MPLCONFIGDIR")
+    if not cache or not target or not os.path.isdir(cache):
+        return
+    try:
+        os.makedirs(target, exist_ok=True)
+        for name in os.listdir(cache):
+            with open(os.path.join(cache, name), "rb") as src, open(os.path.join(target, name), "wb") as dst:
+                dst.write(src.read())
+    except OSError:
+        pass
+    warnings.filterwarnings("ignore", message=".*non-interactive.*")
+
+
+def run_cell(namespace: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    code = request.get("code", "")
+    timeout = float(request.get("timeout", 30))
+    max_output = int(request.get("max_output", 20000))
+    max_repr = int(request.get("max_repr", 4000))
+    max_images = int(request.get("max_images", 8))
+    out, err = CappedStream(max_output, "<stdout>"), CappedStream(max_output, "<stderr>")
+    result: dict[str, Any] = {"value": None, "error": None, "images": []}
+    worker_pid = os.getpid()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, max(timeout, 0.01))
+    try:
+        try:
+            body, last = _split_last_expression(code)
+            exec(body, namespace)
+            if last is not None:
+                value = eval(last, namespace)
+                if value is not None:
+                    namespace["_"] = value
+                    text = repr(value)
+                    if len(text) > max_repr:
+                        text = text[:max_repr] + f"... [{len(text) - max_repr} more characters]"
+                    result["value"] = text
+            result["images"] = _collect_figures(max_images)
+        except CellTimeout:
+            result["error"] = f"TimeoutError: the code ran longer than {timeout:g} s and was interrupted"
+            result["timed_out"] = True
+        except BaseException as exc:  # the user's SystemExit and KeyboardInterrupt are reported too
+            result["error"] = _format_exception(exc)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except CellTimeout:  # the alarm fired between the handlers above
+        result["error"] = f"TimeoutError: the code ran longer than {timeout:g} s and was interrupted"
+        result["timed_out"] = True
+    finally:
+        if os.getpid() != worker_pid:
+            os._exit(0)  # a fork()ed copy of the worker never answers the host
+        sys.stdout, sys.stderr = saved
+    if result["images"] == [] and "matplotlib.pyplot" in sys.modules:
+        try:
+            sys.modules["matplotlib.pyplot"].close("all")
+        except Exception:
+            pass
+    result["stdout"] = out.getvalue()
+    result["stderr"] = err.getvalue()
+    result["stdout_dropped"] = out.total - out.kept
+    result["stderr_dropped"] = err.total - err.kept
+    return result
+
+
+def main() -> None:
+    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    proto_out = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115
+    _prepare_matplotlib()
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    reader = io.BufferedReader(proto_in)  # type: ignore[arg-type]
+
+    def send(message: dict[str, Any]) -> None:
+        data = (json.dumps(message) + "\n").encode("utf-8", "surrogatepass")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(proto_out, view) :]
+
+    send({"ready": True, "python": sys.version.split()[0]})
+    while True:
+        line = reader.readline()
+        if not line:
+            return
+        try:
+            request = json.loads(line)
+        except ValueError:
+            send({"error": "bad request", "stdout": "", "stderr": "", "value": None, "images": []})
+            continue
+        send(run_cell(namespace, request))
+
+
+if __name__ == "__main__":
+    main()
