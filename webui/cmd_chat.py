@@ -1,0 +1,182 @@
+"""`lector chat`: a terminal chat with streaming answers and tools; `-q QUESTION` answers once and exits.
+
+The answer text goes to stdout; tool calls, results and usage go to stderr, so `lector chat -q ... > out`
+keeps only the answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, TextIO
+
+DEFAULT_TOOLS = ["calculator"]
+OPTIONAL_TOOLS = ["code_interpreter", "web_fetch"]
+HELP = "Commands: /reset starts over, /tools lists the tools, /exit quits (or Ctrl-D). Ctrl-C stops answers."
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "chat",
+        help="chat in the terminal with a model and its tools",
+        description="Chat with a model that can call tools. Reads questions from stdin when it is not a "
+        "terminal (one per line); -q answers one question and exits.",
+    )
+    parser.add_argument("--model", metavar="SPEC", help="model spec (default: $LECTOR_MODEL, else the 1.5B)")
+    parser.add_argument(
+        "--tools",
+        metavar="NAMES",
+        help="comma-separated tool names, or 'none' (default: calculator, plus code_interpreter and "
+        "web_fetch when installed)",
+    )
+    parser.add_argument("-q", "--question", help="answer this one question and exit")
+    parser.add_argument("--system", help="system prompt (default: a short built-in one)")
+    parser.add_argument("--max-steps", type=int, default=8, help="model calls that may use tools per answer")
+    parser.add_argument("--temperature", type=float, help="sampling temperature")
+    parser.set_defaults(func=run)
+
+
+def choose_tools(spec: str | None) -> list[Any]:
+    """The named tools (an unknown name is an error), or else the default tools that are available."""
+    from agent.assistant import resolve_tool
+
+    if spec is not None:
+        names = [n.strip() for n in spec.split(",") if n.strip() and n.strip() != "none"]
+        return [resolve_tool(n) for n in names]
+    chosen = [resolve_tool(n) for n in DEFAULT_TOOLS]
+    for name in OPTIONAL_TOOLS:
+        try:
+            chosen.append(resolve_tool(name))
+        except (ValueError, ImportError):
+            pass
+    return chosen
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Printer:
+    """Writes events: answer text to `out`, everything else to `err` (dimmed on a terminal)."""
+
+    def __init__(self, out: TextIO, err: TextIO) -> None:
+        self.out, self.err = out, err
+        self.color = err.isatty()
+        self.at_line_start = True
+        self.started = time.monotonic()
+
+    def note(self, line: str) -> None:
+        if not self.at_line_start:
+            self.out.write("\n")
+            self.out.flush()
+            self.at_line_start = True
+        self.err.write(f"\033[2m{line}\033[0m\n" if self.color else line + "\n")
+        self.err.flush()
+
+    def show(self, event: Any) -> None:
+        from agent.events import ErrorEvent, Final, TextDelta, ToolCallFinished, ToolCallStarted
+
+        if isinstance(event, TextDelta):
+            self.out.write(event.text)
+            self.out.flush()
+            self.at_line_start = event.text.endswith("\n")
+        elif isinstance(event, ToolCallStarted):
+            self.note(f"  → {event.name} {_short(event.arguments, 200)}")
+        elif isinstance(event, ToolCallFinished):
+            mark = "error: " if event.error else ""
+            extra = f", {len(event.images)} image(s)" if event.images else ""
+            self.note(f"  ← {mark}{_short(event.content)}  ({event.elapsed:.2f} s{extra})")
+        elif isinstance(event, ErrorEvent):
+            self.note(f"error: {event.message}")
+        elif isinstance(event, Final):
+            elapsed = time.monotonic() - self.started
+            why = {"budget": " · step budget reached", "cancelled": " · stopped", "error": " · failed"}
+            self.note(
+                f"  [{event.steps} step(s) · {event.usage.prompt_tokens} prompt + "
+                f"{event.usage.completion_tokens} completion tokens · {elapsed:.1f} s"
+                f"{why.get(event.stopped_reason, '')}]"
+            )
+
+
+def answer(bot: Any, question: str, out: TextIO, err: TextIO) -> bool:
+    """Stream one answer; True when it ended without an error. Ctrl-C stops the answer, not the chat."""
+    from agent.events import Final
+
+    printer = Printer(out, err)
+    ok = False
+    stream = bot.stream(question)
+    try:
+        for event in stream:
+            printer.show(event)
+            if isinstance(event, Final):
+                ok = event.stopped_reason != "error"
+    except KeyboardInterrupt:
+        stream.close()
+        printer.note("  [stopped]")
+    return ok
+
+
+def run(args: argparse.Namespace) -> int:
+    from agent.assistant import Assistant
+    from llm.backend import ChatOptions
+    from llm.errors import LLMError
+
+    try:
+        tools = choose_tools(args.tools)
+    except (ValueError, ImportError) as exc:
+        print(f"lector chat: {exc}", file=sys.stderr)
+        return 2
+    options = ChatOptions(temperature=args.temperature) if args.temperature is not None else None
+    bot = Assistant(args.model, tools=tools, system=args.system, max_steps=args.max_steps, options=options)
+    try:
+        if sys.stderr.isatty():
+            print("loading the model…", file=sys.stderr, flush=True)
+        backend = bot.backend
+    except (LLMError, ValueError) as exc:
+        print(f"lector chat: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.question is not None:
+            return 0 if answer(bot, args.question, sys.stdout, sys.stderr) else 1
+        return 0 if chat(bot, backend.name) else 1
+    finally:
+        backend.close()
+
+
+def chat(bot: Any, model_name: str) -> bool:
+    """Questions from the terminal (or one per stdin line) until /exit or end of input."""
+    interactive = sys.stdin.isatty()
+    if interactive:
+        try:
+            import readline  # noqa: F401 -- line editing and history for input()
+        except ImportError:
+            pass
+        print(f"{model_name} · tools: {', '.join(bot.tool_names) or 'none'}", file=sys.stderr)
+        print(HELP, file=sys.stderr)
+    ok = True
+    while True:
+        try:
+            line = input("you> ") if interactive else sys.stdin.readline()
+        except EOFError:
+            break
+        if not interactive and not line:
+            break
+        question = line.strip()
+        if not question:
+            continue
+        if question in ("/exit", "/quit"):
+            break
+        if question == "/reset":
+            bot.reset()
+            print("(new conversation)", file=sys.stderr)
+            continue
+        if question == "/tools":
+            print(", ".join(bot.tool_names) or "none", file=sys.stderr)
+            continue
+        if question in ("/help", "/?"):
+            print(HELP, file=sys.stderr)
+            continue
+        ok = answer(bot, question, sys.stdout, sys.stderr) and ok
+    return ok
