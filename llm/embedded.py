@@ -157,6 +157,8 @@ class EmbeddedBackend(Backend):
         self._engine: _Engine | None = None
         self._load_lock = threading.Lock()
         self._closed = False
+        self.last_timings: dict[str, Any] | None = None
+        """Engine timings (prompt_per_second, predicted_per_second...) of the latest finished request."""
         if not lazy:
             self._get_engine()
 
@@ -207,6 +209,12 @@ class EmbeddedBackend(Backend):
         return len(self.tokenize(text)) if text else 0
 
     # -- chat ------------------------------------------------------------------------------------
+
+    def build_request(
+        self, messages: list[Message], tools: list[ToolSpec] | None = None, options: ChatOptions | None = None
+    ) -> dict[str, Any]:
+        """The exact engine request `astream` sends (for benchmarks against the raw engine)."""
+        return self._request(messages, tools, options or ChatOptions())[0]
 
     def _request(
         self, messages: list[Message], tools: list[ToolSpec] | None, options: ChatOptions
@@ -297,6 +305,8 @@ class EmbeddedBackend(Backend):
         raw: list[str] = []
         emitted: list[str] = []
         async for chunk in self._chunks(request):
+            if chunk.get("timings"):
+                self.last_timings = chunk["timings"]
             if chunk.get("usage"):
                 u = chunk["usage"]
                 usage = Usage(
