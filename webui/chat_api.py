@@ -14,8 +14,9 @@ from fastapi import APIRouter, HTTPException, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from agent.events import Event, Final
+from agent.events import Event, Final, StopReason, TextDelta
 from agent.loop import run_agent
+from llm.backend import Usage
 from llm.messages import Message, ToolCall
 from webui.sse import SSE_HEADERS, sse
 from webui.state import AppState, Turn
@@ -119,32 +120,96 @@ def persist(state: AppState, sid: str, message: Message, extra: dict[str, Any] |
 
 async def run_turn(state: AppState, sid: str, settings: dict[str, Any], turn: Turn, queue: asyncio.Queue[Any]) -> None:
     """Run one answer to completion, persisting what it adds, whether or not anyone is still listening."""
+    try:
+        doc_ids = [d["doc_id"] for d in state.store.documents(sid, status="ready") if d["doc_id"]]
+        if doc_ids and settings.get("level", "auto") != "tools":
+            await answer_from_documents(state, sid, settings, doc_ids, turn, queue)
+        else:
+            await answer_with_tools(state, sid, settings, turn, queue)
+    except Exception as exc:
+        await queue.put({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
+    finally:
+        state.turns.pop(sid, None)
+        await queue.put(None)
+
+
+async def answer_with_tools(
+    state: AppState, sid: str, settings: dict[str, Any], turn: Turn, queue: asyncio.Queue[Any]
+) -> None:
+    """The planner loop with the server's tools."""
     rows = state.store.messages(sid)
     system = settings.get("system") or DEFAULT_SYSTEM
     history = [Message.system(system), *(row_to_message(r) for r in rows)]
     ctx = state.context(sid)
     ctx.user_texts = [r["content"] for r in rows if r["role"] == "user"]
     tool_extras: dict[str, dict[str, Any]] = {}
-    try:
-        backend = state.backend(settings.get("model"))
-        events: AsyncIterator[Event] = run_agent(
-            backend, history, state.registry, ctx=ctx, max_steps=state.config.max_steps, cancel=turn.cancel
-        )
-        async for event in events:
-            if event.type == "tool_call_finished":
-                tool_extras[event.call_id] = {"images": event.images, "files": event.files, "error": event.error}
-            if isinstance(event, Final):
-                for m in event.messages:
-                    extra = tool_extras.get(m.tool_call_id or "") if m.role == "tool" else None
-                    if m is event.messages[-1] and m.role == "assistant":
-                        extra = {"usage": event.usage.model_dump(), "stopped_reason": event.stopped_reason}
-                    persist(state, sid, m, extra)
-            await queue.put(event)
-    except Exception as exc:
-        await queue.put({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
-    finally:
-        state.turns.pop(sid, None)
-        await queue.put(None)
+    backend = state.backend(settings.get("model"))
+    events: AsyncIterator[Event] = run_agent(
+        backend, history, state.registry, ctx=ctx, max_steps=state.config.max_steps, cancel=turn.cancel
+    )
+    async for event in events:
+        if event.type == "tool_call_finished":
+            tool_extras[event.call_id] = {"images": event.images, "files": event.files, "error": event.error}
+        if isinstance(event, Final):
+            for m in event.messages:
+                extra = tool_extras.get(m.tool_call_id or "") if m.role == "tool" else None
+                if m is event.messages[-1] and m.role == "assistant":
+                    extra = {"usage": event.usage.model_dump(), "stopped_reason": event.stopped_reason}
+                persist(state, sid, m, extra)
+        await queue.put(event)
+
+
+async def answer_from_documents(
+    state: AppState, sid: str, settings: dict[str, Any], doc_ids: list[str], turn: Turn, queue: asyncio.Queue[Any]
+) -> None:
+    """The long-document reader over the session's documents, at the level chosen in the settings."""
+    from agent.reader import ask_events
+    from retrieval.answer import Answer
+
+    question = state.store.messages(sid)[-1]["content"]
+    level = settings.get("level", "auto")
+    backend = state.backend(settings.get("model"))
+    chosen = level if level == "auto" else int(level)
+    reader = ask_events(state.library, question, chosen, backend, doc_ids=doc_ids)
+    answer: Answer | None = None
+    reading = asyncio.ensure_future(_drain(reader, queue))
+    stopper = asyncio.ensure_future(turn.cancel.wait())
+    done, _ = await asyncio.wait({reading, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if reading not in done:
+        reading.cancel()
+        text, reason = "(stopped)", "cancelled"
+        extra: dict[str, Any] = {"stopped_reason": "cancelled"}
+    else:
+        answer = reading.result()
+        text, reason = answer.answer, "done"
+        extra = {
+            "citations": [c.model_dump() for c in answer.citations],
+            "level": answer.level,
+            "usage": answer.usage.model_dump(),
+            "stopped_reason": "done",
+        }
+    message = Message.assistant(text)
+    persist(state, sid, message, extra)
+    if answer is not None:
+        await queue.put(TextDelta(text=text))
+    usage = Usage(
+        prompt_tokens=answer.usage.prompt_tokens if answer else 0,
+        completion_tokens=answer.usage.completion_tokens if answer else 0,
+    )
+    stopped: StopReason = "cancelled" if reason == "cancelled" else "done"
+    final = Final(message=message, messages=[message], usage=usage, stopped_reason=stopped).model_dump()
+    final.update({k: v for k, v in extra.items() if k in ("citations", "level")})
+    await queue.put(final)
+
+
+async def _drain(reader: AsyncIterator[Any], queue: asyncio.Queue[Any]) -> Any:
+    """Forward the reader's progress events; return its finished answer."""
+    async for event in reader:
+        if event.type == "answer":
+            return event.answer
+        await queue.put(event)
+    raise RuntimeError("the reader finished without an answer")
 
 
 @router.post("/sessions/{sid}/chat")
@@ -225,7 +290,8 @@ async def document_events(did: str, request: Request) -> StreamingResponse:
             progress = ingester.progress.get(did)
             snapshot = (doc["status"], json.dumps(progress))
             if snapshot != last:
-                yield sse({"type": "progress", "status": doc["status"], "progress": progress, "error": doc["error"]})
+                status, error = doc["status"], doc["error"]
+                yield sse({"type": "progress", "status": status, "progress": progress, "error": error})
                 last = snapshot
             if doc["status"] in ("ready", "error"):
                 return

@@ -10,8 +10,8 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 from http.cookies import SimpleCookie
+from typing import Any
 from urllib.parse import parse_qs
 
 Scope = dict[str, Any]

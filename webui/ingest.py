@@ -110,4 +110,6 @@ class Ingester:
                 full = store.get_page(page["id"])
                 if full is not None:
                     async with self.state.library_lock:
-                        await asyncio.to_thread(self.state.library.add_text, full["content"], full["url"], full["format"])
+                        await asyncio.to_thread(
+                            self.state.library.add_text, full["content"], full["url"], full["format"]
+                        )

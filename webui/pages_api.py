@@ -113,8 +113,8 @@ async def ask_pages(body: AskIn, request: Request) -> dict[str, Any]:
     doc_ids = sorted({p["doc_id"] for p in pages if p and p["status"] == "ready" and p["doc_id"]})
     if not doc_ids:
         raise HTTPException(409, "none of these pages is indexed yet; try again when their status is 'ready'")
-    from agent.reader import answer_question
+    from agent.reader import aask
 
     level = body.level if body.level == "auto" else int(body.level)
-    answer = await answer_question(state.library, body.question, backend=state.backend(), doc_ids=doc_ids, level=level)
-    return answer.model_dump()
+    answer = await aask(state.library, body.question, level, state.backend(), doc_ids=doc_ids)
+    return answer.to_json_dict()

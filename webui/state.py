@@ -62,7 +62,9 @@ class AppState:
                 continue
             try:
                 if name == "web_fetch":
-                    registry.register(factory(allow_hosts=set(self.config.fetch_allow_hosts)))
+                    from tools.web_fetch import WebFetch
+
+                    registry.register(WebFetch(allow_hosts=set(self.config.fetch_allow_hosts)))
                 else:
                     registry.register(factory())
             except Exception as exc:  # a tool that can't start here must not stop the server

@@ -185,7 +185,9 @@ class Store:
             )
         return self._query("SELECT * FROM documents WHERE id=?", (did,))[0]
 
-    def set_document_status(self, did: str, status: str, *, doc_id: str | None = None, error: str | None = None) -> None:
+    def set_document_status(
+        self, did: str, status: str, *, doc_id: str | None = None, error: str | None = None
+    ) -> None:
         with self._tx() as db:
             db.execute(
                 "UPDATE documents SET status=?, doc_id=COALESCE(?, doc_id), error=? WHERE id=?",
@@ -237,7 +239,8 @@ class Store:
     def set_page_status(self, pid: str, status: str, *, doc_id: str | None = None, error: str | None = None) -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE pages SET status=?, doc_id=COALESCE(?, doc_id), error=? WHERE id=?", (status, doc_id, error, pid)
+                "UPDATE pages SET status=?, doc_id=COALESCE(?, doc_id), error=? WHERE id=?",
+                (status, doc_id, error, pid),
             )
 
     def pending_pages(self) -> list[dict[str, Any]]:

@@ -61,7 +61,8 @@ def test_requests_without_valid_token_or_host_are_refused(
 
 
 def test_malformed_and_oversized_requests_get_precise_errors(server: str) -> None:
-    bad_json = httpx.post(server + "/api/sessions", content=b"{nope", headers={**AUTH, "Content-Type": "application/json"})
+    json_headers = {**AUTH, "Content-Type": "application/json"}
+    bad_json = httpx.post(server + "/api/sessions", content=b"{nope", headers=json_headers)
     assert bad_json.status_code == 400 and "not valid JSON" in bad_json.json()["error"]["message"]
     wrong_type = httpx.post(server + "/api/sessions", json={"title": 5}, headers=AUTH)
     assert wrong_type.status_code == 422 and "title" in wrong_type.json()["error"]["message"]
