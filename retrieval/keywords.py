@@ -74,7 +74,7 @@ def _chinese_terms(text: str) -> list[str]:
     out = []
     for piece in re.findall(r"[\u4e00-\u9fff]+", text):
         for word in jieba.lcut(piece):
-            if word not in CHINESE_STOP and len(word) >= 1:
+            if word not in CHINESE_STOP and len(word) >= 2:  # single characters are mostly particles
                 out.append(word)
     return out
 

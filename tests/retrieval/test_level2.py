@@ -1,0 +1,140 @@
+"""Level 2 with the scripted model: quote verification, bounded reading, early stop, re-query, usage."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+
+from llm.backend import ChatOptions
+from llm.messages import Message
+from llm.scripted import ScriptedBackend
+from retrieval.keywords import KeywordCache
+from retrieval.level2 import READ_SCHEMA, Level2Config, level2, verify_quote
+from retrieval.library import Library
+
+WORDS = ["weather", "barley", "orchard", "harvest", "river", "market", "mill", "fence", "cattle", "road"]
+
+
+def paragraphs(start: int, count: int) -> list[str]:
+    return [
+        f"Paragraph {i} is about the {WORDS[i % 10]} and the {WORDS[(i * 3) % 10]} of the valley."
+        + (" A lighthouse stood on the cape." if i % 23 == 0 else "")
+        for i in range(start, start + count)
+    ]
+
+
+def build(tmp_path, inserts: dict[int, str], total: int = 2000) -> tuple[Library, str]:  # type: ignore[no-untyped-def]
+    paras = paragraphs(0, total)
+    for at, sentence in sorted(inserts.items(), reverse=True):
+        paras.insert(at, sentence)
+    library = Library(cache_dir=tmp_path)
+    return library, library.add_text("\n\n".join(paras), "valley.txt")
+
+
+def passage(messages: list[Message]) -> str:
+    return messages[-1].content.split(":\n", 1)[1].rsplit("\n\nQuestion:", 1)[0]
+
+
+def model(read: Callable[[str], dict[str, object]], keywords: list[str]) -> Callable[..., str]:
+    """A scripted model that writes keywords, reads chunks with `read`, and answers citing evidence with a name."""
+
+    def reply(messages: list[Message], tools: object, options: ChatOptions) -> str:
+        schema = options.json_schema or {}
+        if "keywords_en" in schema.get("properties", {}):
+            return json.dumps({"information": "", "instruction": "", "keywords_en": keywords})
+        if schema == READ_SCHEMA:
+            return json.dumps(read(passage(messages)))
+        blocks = re.split(r"^\[(\d+)\] \(", messages[-1].content, flags=re.M)
+        for n, text in zip(blocks[1::2], blocks[2::2], strict=True):
+            if "green" in text:
+                return f"Green [{n}]."
+        return "NOT FOUND"
+
+    return reply
+
+
+def first_sentence_with(word: str) -> Callable[[str], dict[str, object]]:
+    def read(text: str) -> dict[str, object]:
+        found = [s for s in re.split(r"(?<=\.)\s+", text) if word in s]
+        return {"relevant": True, "quotes": found[:1] or ["The valley was quiet all year long."]}
+
+    return read
+
+
+def test_verify_quote() -> None:
+    text = "The keeper, Orvald Brenn,\n painted the tower green. It was 1887."
+    end = text.index("green.") + len("green.")
+    assert verify_quote("the keeper, orvald brenn, painted the tower GREEN.", text) == [(0, end)]
+    assert verify_quote("The keeper ... the tower", text) == []  # each part too short alone
+    assert len(verify_quote("The keeper, Orvald Brenn, ... painted the tower green", text)) == 2
+    assert verify_quote("Orvald Brenn painted the tower blue.", text) == []
+    assert verify_quote("It was", text) == []  # too short to mean anything
+    assert verify_quote("“The keeper, Orvald Brenn, painted”", text.replace(",", ",")) != []
+
+
+async def test_fabricated_quotes_are_dropped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    library, _ = build(tmp_path, {1000: "The lighthouse keeper Orvald Brenn painted the tower green in 1887."})
+
+    def read(text: str) -> dict[str, object]:
+        real = [s for s in re.split(r"(?<=\.)\s+", text) if "Orvald" in s]
+        return {"relevant": True, "quotes": [*real, "The lighthouse was painted bright purple by the mayor."]}
+
+    backend = ScriptedBackend(default=model(read, ["lighthouse", "painted"]))
+    answer = await level2(library, backend, "What colour was the lighthouse painted?",
+                          config=Level2Config(max_chunks=6), keyword_cache=KeywordCache())
+    assert answer.level == 2 and "Green" in answer.answer
+    assert answer.details["verified_quotes"] == 1
+    assert answer.details["offered_quotes"] >= 2 * answer.details["verified_quotes"]
+    assert [c.text for c in answer.citations] == ["The lighthouse keeper Orvald Brenn painted the tower green in 1887."]
+    for request in backend.requests:
+        assert "purple" not in request["messages"][-1].content or request["options"].json_schema == READ_SCHEMA
+
+
+async def test_reading_is_bounded_by_the_budget(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    library, _ = build(tmp_path, {})
+    backend = ScriptedBackend(default=model(lambda t: {"relevant": True, "quotes": []}, ["lighthouse"]))
+    config = Level2Config(k=20, max_chunks=3, requery_k=4)
+    answer = await level2(library, backend, "Where is the lighthouse?", config=config, keyword_cache=KeywordCache())
+    reads = [r for r in backend.requests if r["options"].json_schema == READ_SCHEMA]
+    assert len(reads) == 3 == len(answer.details["chunks_read"])
+    assert answer.usage.llm_calls == len(backend.requests)
+    assert answer.usage.prompt_tokens == sum(
+        sum(backend.count_tokens(m.content) for m in r["messages"]) for r in backend.requests
+    )
+
+    token_capped = Level2Config(k=20, max_chunks=50, max_read_tokens=1500)
+    backend = ScriptedBackend(default=model(lambda t: {"relevant": True, "quotes": []}, ["lighthouse"]))
+    answer = await level2(library, backend, "Where is the lighthouse?", config=token_capped,
+                          keyword_cache=KeywordCache())
+    assert 1 <= len(answer.details["chunks_read"]) <= 3 and answer.details["read_tokens"] <= 1500
+
+
+async def test_reading_stops_early_once_enough_verified_quotes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    library, _ = build(tmp_path, {})
+    backend = ScriptedBackend(default=model(first_sentence_with("lighthouse"), ["lighthouse"]), parallel_slots=2)
+    config = Level2Config(k=20, max_chunks=12, enough_quotes=2, requery_k=1)
+    answer = await level2(library, backend, "Where is the lighthouse?", config=config, keyword_cache=KeywordCache())
+    reads = [r for r in backend.requests if r["options"].json_schema == READ_SCHEMA]
+    assert answer.details["strong_quotes"] >= 2
+    assert len(reads) <= 3  # one wave of two, then at most one chunk from the re-query
+
+
+async def test_quotes_requery_bm25_and_find_evidence_the_question_missed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    library, _ = build(tmp_path, {
+        300: "The lighthouse keeper of the cape was Orvald Brenn.",
+        1700: "Orvald Brenn painted everything he owned green.",
+    })
+
+    def read(text: str) -> dict[str, object]:
+        found = [s for s in re.split(r"(?<=\.)\s+", text) if "Orvald" in s]
+        return {"relevant": bool(found), "quotes": found}
+
+    backend = ScriptedBackend(default=model(read, ["lighthouse", "keeper"]))
+    answer = await level2(library, backend, "What colour did the keeper of the lighthouse like?",
+                          config=Level2Config(k=3, max_chunks=8, enough_quotes=5), keyword_cache=KeywordCache())
+    texts = [c.text for c in answer.citations]
+    assert "Orvald Brenn painted everything he owned green." in texts
+    assert answer.details["requery"]
+    first = library.search("colour keeper lighthouse", k=3)
+    assert all("painted everything" not in h.chunk.text for h in first)  # only the re-query found it
