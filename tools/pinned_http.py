@@ -228,7 +228,9 @@ class PinnedFetcher:
         except httpcore.TimeoutException:
             raise FetchError(f"timed out after {human_seconds(opts.timeout)}") from None
         except httpcore.ConnectError as exc:
-            detail = exc or "connection refused"
+            detail = str(exc) or "connection refused"
+            if "SSL" in detail or isinstance(exc.__context__, ssl.SSLError):
+                raise FetchError(f"TLS error with {_host_of(current)}: {detail}") from None
             raise FetchError(f"could not connect to {_host_of(current)}: {detail}") from None
         except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
             why = str(exc) or type(exc).__name__

@@ -37,13 +37,13 @@ def kind_of(content_type: str, body: bytes) -> str:
         head = body[:1024].lstrip().lower()
         if head.startswith((b"<!doctype html", b"<html")) or b"<body" in head:
             return "html"
-        if head.startswith(b"%pdf") or _looks_binary(body):
+        if head.startswith(b"%pdf") or looks_binary(body):
             return "document"
         return "text"
     return "document"
 
 
-def _looks_binary(body: bytes) -> bool:
+def looks_binary(body: bytes) -> bool:
     sample = body[:4096]
     controls = sum(b < 9 or 13 < b < 32 for b in sample)
     return b"\x00" in sample or controls > len(sample) // 10

@@ -7,6 +7,7 @@ connections pinned to validated addresses with caps on time, bytes and hops (too
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import ssl
 import tempfile
@@ -29,7 +30,7 @@ from tools.pinned_http import (
     human_bytes,
 )
 from tools.url_policy import UrlPolicy, remember_urls
-from tools.web_extract import decode_text, html_to_page, kind_of, pretty_json
+from tools.web_extract import decode_text, html_to_page, kind_of, looks_binary, pretty_json
 
 _DOC_EXTENSIONS = {
     "application/pdf": ".pdf",
@@ -42,6 +43,8 @@ _DOC_EXTENSIONS = {
     "application/zip": ".zip",
 }
 _UNSAFE_NAME = re.compile(r"[^\w.\-]+")
+ALLOW_HOSTS_ENV = "LECTOR_WEB_FETCH_ALLOW_HOSTS"
+POLICY_ENV = "LECTOR_WEB_FETCH_POLICY"
 
 
 class WebFetch(Tool):
@@ -62,8 +65,8 @@ class WebFetch(Tool):
         self,
         *,
         resolver: Resolver | None = None,
-        allow_hosts: Iterable[str] = (),
-        policy: UrlPolicy | str | Iterable[str] | None = "conversation",
+        allow_hosts: Iterable[str] | None = None,
+        policy: UrlPolicy | str | Iterable[str] | None = None,
         max_bytes: int = 2 * 1024 * 1024,
         max_file_bytes: int = 25 * 1024 * 1024,
         timeout: float = 10.0,
@@ -75,9 +78,16 @@ class WebFetch(Tool):
         user_agent: str = DEFAULT_USER_AGENT,
         network_backend: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
-        """`allow_hosts`: explicit exceptions to the address rules ('127.0.0.1:8080'), off by default.
-        `policy`: 'conversation' (default), 'off', a list of domains, or a UrlPolicy.
+        """`allow_hosts`: explicit exceptions to the address rules ('127.0.0.1:8080'), none by default;
+        None reads the comma-separated LECTOR_WEB_FETCH_ALLOW_HOSTS (for `lector chat` users).
+        `policy`: 'conversation', 'off', a list of domains, or a UrlPolicy; None reads
+        LECTOR_WEB_FETCH_POLICY ('off', 'conversation' or comma-separated domains), else 'conversation'.
         `network_backend`: an httpcore backend under the pinning layer (tests use a fake one)."""
+        if allow_hosts is None:
+            allow_hosts = _env_list(ALLOW_HOSTS_ENV)
+        if policy is None:
+            env_policy = os.environ.get(POLICY_ENV, "conversation").strip() or "conversation"
+            policy = env_policy if env_policy in ("off", "conversation") else _env_list(POLICY_ENV)
         self.guard = NetGuard(resolver=resolver, allow_hosts=allow_hosts)
         self.policy = UrlPolicy.coerce(policy)
         self.max_bytes = max_bytes
@@ -132,6 +142,10 @@ class WebFetch(Tool):
                 return ToolResult(content=f"{header}\nresponse larger than {human_bytes(self.max_bytes)}",
                                   error=True, source=result.url)
             return self._save_document(result, ctx, header)
+        if looks_binary(result.body):
+            why = (f"response larger than {human_bytes(self.max_bytes)} (stopped reading), and binary"
+                   if not result.complete else f"the {result.content_type or 'response'} body is binary data")
+            return ToolResult(content=f"{header}\n{why}, not text", error=True, source=result.url)
         if kind == "html":
             html = decode_text(result.body, result.headers, html=True)
             page = await asyncio.to_thread(html_to_page, html, result.url)
@@ -167,6 +181,10 @@ class WebFetch(Tool):
             "It is a file for the document pipeline (e.g. document search), not text shown here."
         )
         return ToolResult(content=message, files=[str(path)], source=result.url)
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
 def _file_name(result: FetchResult) -> str:

@@ -199,7 +199,7 @@ HOSTILE: list[tuple[str, str]] = [
 def make_tool(net: FakeNet, resolver: object = None, **kw: object) -> WebFetch:
     return WebFetch(
         resolver=resolver or dict_resolver(DNS),  # type: ignore[arg-type]
-        policy="off", network_backend=net, timeout=5, **kw,  # type: ignore[arg-type]
+        policy="off", network_backend=net, timeout=5, **{"allow_hosts": (), **kw},  # type: ignore[arg-type]
     )
 
 
