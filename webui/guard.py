@@ -70,7 +70,7 @@ class Guard:
         allowed_hosts: set[str],
         max_body: int,
         max_upload: int,
-        upload_paths: tuple[str, ...] = ("/documents",),
+        upload_paths: tuple[str, ...] = ("/documents", "/pages"),
         rate_per_minute: int = 600,
         burst: int = 120,
     ) -> None:
