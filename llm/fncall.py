@@ -49,10 +49,14 @@ CALL_FENCE_LANGS = frozenset(
      "functions", "function_call", "toolcall"}
 )
 MAX_FENCE_INFO = 40
+MAX_CALLS = 64
+FEED_CHUNK = 4096
 MAX_NAME = 100
 NAME_KEYS = ("name", "function", "tool", "tool_name")
 ARG_KEYS = ("arguments", "parameters", "args", "tool_input", "input")
 _LITERAL_MARKERS = (CALL_OPEN, THINK_OPEN, THINK_CLOSE, FENCE)
+_MARKERS = re.compile("|".join(re.escape(m) for m in (*_LITERAL_MARKERS, "✿")))
+_MARKERS_OR_BRACE = re.compile(_MARKERS.pattern + r"|\{")
 _EMBEDDED_FULL = re.compile(r'\{\s*"(?:' + "|".join(NAME_KEYS) + r')"\s*:\s*"([^"\\\n]{1,100})"')
 _EMBEDDED_PREFIX = re.compile(r'\{\s*(?:"(\w*)(?:(")\s*(?::\s*(?:"([^"\\\n]*))?)?)?)?')
 
@@ -238,6 +242,8 @@ class StreamingToolCallParser:
         self._json_bare = False
         self._shown_any = False
         self._pending_ws = ""
+        self._markup_removed = False
+        self._after_ws = ""
         self._attempts = 0
         self._finished = False
 
@@ -269,9 +275,22 @@ class StreamingToolCallParser:
                 return
 
     def _emit(self, out: list[str], text: str) -> None:
-        """Show text, holding trailing whitespace back until something visible follows it."""
+        """Show text, holding trailing whitespace back until something visible follows it.
+
+        Where markup was cut out, the whitespace on both sides collapses to one gap (the one
+        before it, else the one after it), whatever the chunking.
+        """
         if not text:
             return
+        if self._markup_removed:
+            core = text.lstrip()
+            self._after_ws += text[: len(text) - len(core)]
+            if not core:
+                return
+            self._pending_ws = self._pending_ws or self._after_ws
+            self._after_ws = ""
+            self._markup_removed = False
+            text = core
         stripped = text.rstrip()
         if not stripped:
             if self._shown_any:
@@ -288,6 +307,11 @@ class StreamingToolCallParser:
     def _consume(self, n: int) -> None:
         self._buf = self._buf[n:]
         self._scan_from = 0
+
+    def _cut(self, n: int) -> None:
+        """Consume `n` characters of markup (a call or a think block) that are not shown."""
+        self._consume(n)
+        self._markup_removed = True
 
     def _on_text(self, out: list[str], final: bool) -> bool:
         buf = self._buf
@@ -336,16 +360,10 @@ class StreamingToolCallParser:
         return True
 
     def _next_marker(self, buf: str) -> tuple[int, str]:
-        best, kind = -1, ""
-        for marker in (*_LITERAL_MARKERS, "✿"):
-            i = buf.find(marker)
-            if i >= 0 and (best < 0 or i < best):
-                best, kind = i, marker
-        if self.tools:
-            i = buf.find("{", 0, best if best >= 0 else len(buf))
-            if i >= 0:
-                best, kind = i, "brace?"
-        return best, kind
+        m = (_MARKERS_OR_BRACE if self.tools else _MARKERS).search(buf)
+        if m is None:
+            return -1, ""
+        return m.start(), "brace?" if m.group() == "{" else m.group()
 
     def _embedded_call_start(self, s: str, final: bool) -> bool | None:
         """Does `s` (from a '{') open a call to a known tool? None: can't tell yet."""
@@ -395,7 +413,7 @@ class StreamingToolCallParser:
             keep = _partial_suffix(self._buf, THINK_CLOSE)
             self._buf = self._buf[len(self._buf) - keep:] if keep else ""
             return False
-        self._consume(i + len(THINK_CLOSE))
+        self._cut(i + len(THINK_CLOSE))
         self._state = "text"
         return True
 
@@ -420,9 +438,9 @@ class StreamingToolCallParser:
             body = body[: len(body) - _partial_suffix(body, CALL_CLOSE)]
         self._add_calls_from_text(body, source="tool_call")
         if i >= 0 and self._buf.startswith(CALL_CLOSE, i):
-            self._consume(i + len(CALL_CLOSE))
+            self._cut(i + len(CALL_CLOSE))
         else:
-            self._consume(len(self._buf) if i < 0 else i)
+            self._cut(len(self._buf) if i < 0 else i)
         self._state = "text"
         return True
 
@@ -464,9 +482,11 @@ class StreamingToolCallParser:
             return False
         body = self._buf if i < 0 else self._buf[:i]
         end = len(self._buf) if i < 0 else i + len(FENCE)
-        if not self._add_calls_from_fenced(body):
+        if self._add_calls_from_fenced(body):
+            self._cut(end)
+        else:
             self._emit(out, self._fence_header + self._buf[:end])
-        self._consume(end)
+            self._consume(end)
         self._state = "text"
         return True
 
@@ -483,9 +503,11 @@ class StreamingToolCallParser:
         if end < 0 and not final:
             return False
         segment = self._buf if end < 0 else self._buf[:end]
-        if not self._add_calls_from_json(segment, bare=self._json_bare):
+        if self._add_calls_from_json(segment, bare=self._json_bare):
+            self._cut(len(segment))
+        else:
             self._emit(out, segment)
-        self._consume(len(segment))
+            self._consume(len(segment))
         self._state = "text"
         return True
 
@@ -519,26 +541,35 @@ class StreamingToolCallParser:
         """After ✿FUNCTION✿: hold until the next ✿ marker after the ✿ARGS✿ value, or the end."""
         buf = self._buf
         args_at = buf.find(QWEN_ARGS)
-        search_from = args_at + len(QWEN_ARGS) if args_at >= 0 else 0
+        search_from = max(args_at + len(QWEN_ARGS) if args_at >= 0 else 0, self._scan_from)
         nxt = -1
         for marker in (QWEN_FUNCTION, *QWEN_STOPS):
             j = buf.find(marker, search_from)
             if j >= 0 and (nxt < 0 or j < nxt):
                 nxt = j
         if nxt < 0 and not final:
+            if args_at >= 0:
+                self._scan_from = max(search_from, len(buf) - len(QWEN_FUNCTION))
             return False
         block = buf if nxt < 0 else buf[:nxt]
         if nxt < 0:
             block = block[: len(block) - _partial_suffix_any(block, QWEN_MARKERS)]
         self._add_qwen_call(block, out)
-        self._consume(len(buf) if nxt < 0 else nxt)
+        self._cut(len(buf) if nxt < 0 else nxt)
         self._state = "text"
         return True
 
     # --- turning held text into calls
 
-    def _record(self, name: str, args: Any) -> None:
+    def _too_many(self) -> bool:
         self._attempts += 1
+        if self._attempts == MAX_CALLS + 1:
+            self.errors.append(f"more than {MAX_CALLS} tool calls in one reply; the rest were ignored")
+        return self._attempts > MAX_CALLS
+
+    def _record(self, name: str, args: Any) -> None:
+        if self._too_many():
+            return
         try:
             arguments = _normalize_arguments(args)
         except ValueError as exc:
@@ -547,7 +578,8 @@ class StreamingToolCallParser:
         self.calls.append(ToolCall(id=new_call_id(), name=name, arguments=arguments))
 
     def _fail(self, message: str) -> None:
-        self._attempts += 1
+        if self._too_many():
+            return
         self.errors.append(f"tool call {self._attempts} {message}")
 
     def _add_calls_from_text(self, body: str, source: str) -> None:
@@ -662,7 +694,8 @@ def parse_tool_calls(text: str, tools: list[ToolSpec] | None = None) -> ParseRes
     opened = text.find(THINK_OPEN)
     thinking = close >= 0 and (opened < 0 or opened > close)
     parser = StreamingToolCallParser(tools, thinking=thinking)
-    shown = parser.feed(text)
+    # fed in pieces so the buffer stays small: the result does not depend on the chunking
+    shown = "".join(parser.feed(text[i : i + FEED_CHUNK]) for i in range(0, len(text), FEED_CHUNK))
     rest = parser.finish()
     return ParseResult(text=shown + rest.text, calls=rest.calls, error=rest.error)
 

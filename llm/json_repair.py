@@ -230,7 +230,7 @@ def load_prefix(text: str, start: int = 0) -> tuple[Any, int]:
     start = ws.end() if ws else start
     if start >= len(text):
         raise ValueError("no JSON value found (empty text)")
-    if text[start] not in "{[\"'-.0123456789":
+    if text[start] not in "{[\"'-.0123456789#/":
         raise ValueError(f"expected a JSON object, found {text[start:start + 30]!r}")
     try:
         return json.JSONDecoder().raw_decode(text, start)
