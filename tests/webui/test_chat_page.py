@@ -1,0 +1,97 @@
+"""The chat page end to end in headless Chromium (Playwright), against the real server.
+
+The answers come from a SCRIPTED model (not a language model) so the page's behaviour can be asserted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm.backend import ChatOptions
+from llm.messages import Message, ToolSpec
+from llm.scripted import ScriptedBackend, call
+from tests.webui.live_server import TOKEN, free_port, serve_app
+from webui.app import create_app
+from webui.config import ServerConfig
+
+CHROMIUM = os.environ.get("LECTOR_CHROMIUM", "/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (make test installs it)"
+)
+
+
+def scripted_reply(messages: list[Message], tools: list[ToolSpec] | None, options: ChatOptions) -> Message | str:
+    prompt = "\n".join(m.content for m in messages)
+    if "6*7" in messages[-1].content and tools:
+        return Message.assistant("", [call("calculator", {"expression": "6*7"})])
+    if messages[-1].role == "tool":
+        return f"The result is {messages[-1].content}."
+    if "otter" in prompt.lower():
+        return "Sea otters hold hands while they sleep [1]."
+    return "Hello! I am streaming this **markdown** answer."
+
+
+@pytest.fixture()
+def page(tmp_path: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    config = ServerConfig(data_dir=tmp_path, port=port, token=TOKEN, tools=["calculator"], rate_burst=1000)
+    backend = ScriptedBackend(default=scripted_reply, delay=0.01)
+    with serve_app(create_app(config, backend=backend), port) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        tab = browser.new_page()
+        tab.goto(f"{base}/?token={TOKEN}")
+        yield tab
+        browser.close()
+
+
+def ask(page: Any, text: str) -> Any:
+    page.fill("#input", text)
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.assistant .usage", timeout=30_000)
+    return page.locator(".msg.assistant").last
+
+
+def test_send_a_message_and_see_the_streamed_answer(page: Any) -> None:
+    answer = ask(page, "hello there")
+    assert "streaming this markdown answer" in answer.inner_text()
+    assert answer.locator("strong").inner_text() == "markdown"
+    assert page.locator("#sessions li").count() == 1
+    assert page.locator("#stop").is_hidden()
+
+
+def test_a_tool_call_is_shown_collapsible_with_its_result(page: Any) -> None:
+    answer = ask(page, "what is 6*7?")
+    tool = answer.locator("details.tool")
+    assert "calculator" in tool.locator("summary").inner_text()
+    tool.locator("summary").click()
+    assert tool.locator("pre.result").inner_text() == "42"
+    assert "The result is 42." in answer.inner_text()
+
+
+def test_upload_a_document_and_ask_about_it(page: Any, tmp_path: Path) -> None:
+    doc = tmp_path / "otters.txt"
+    doc.write_text("Sea otters hold hands while they sleep so that they do not drift apart.\n" * 3)
+    page.set_input_files("#file", str(doc))
+    page.wait_for_selector(".doc[data-status=ready]", timeout=30_000)
+    answer = ask(page, "Why do otters hold hands?")
+    assert "hold hands" in answer.inner_text()
+    citation = answer.locator("button.citation").first
+    assert "otters.txt" in citation.inner_text()
+    citation.click()
+    assert "drift apart" in page.locator("#source-text").inner_text()
+
+
+def test_unsafe_markdown_is_sanitised(page: Any) -> None:
+    page.evaluate("window.__pwned = false")
+    html = page.evaluate(
+        "renderMarkdown('<img src=x onerror=\"window.__pwned=true\"> <script>window.__pwned=true</script>')"
+    )
+    assert "onerror" not in html and "<script" not in html
+    assert page.evaluate("window.__pwned") is False

@@ -1,0 +1,80 @@
+"""`lector ask`: the stable JSON with the scripted model, and one end-to-end run on the real 0.5B model."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from llm.backend import ChatOptions
+from llm.messages import Message
+from llm.scripted import ScriptedBackend
+from webui.cli import main
+
+FACT = "The ship's cat on the Albatross is called Marmalade."
+
+
+def small_document(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    text = (
+        "Harbour notes, spring.\n\n"
+        "The Albatross is a fishing boat with a red hull. It leaves the harbour at dawn every day.\n\n"
+        f"{FACT} She sleeps on the coiled ropes near the bow.\n\n"
+        "The harbour master keeps a log of every boat that comes and goes."
+    )
+    path = tmp_path / "harbour.txt"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def scripted_reply(messages: list[Message], tools: object, options: ChatOptions) -> str:
+    blocks = re.split(r"^\[(\d+)\] \(", messages[-1].content, flags=re.M)
+    hit = next(n for n, b in zip(blocks[1::2], blocks[2::2], strict=True) if "Marmalade" in b)
+    return f"Marmalade [{hit}]"
+
+
+def test_ask_json_is_the_stable_shape(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    backend = ScriptedBackend(default=scripted_reply)
+    monkeypatch.setattr("llm.factory.make_backend", lambda spec=None, **kw: backend)
+    path = small_document(tmp_path)
+    code = main(["ask", path, "-q", "What is the cat called?", "--json", "--cache-dir", str(tmp_path / "c")])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data) == ["answer", "level", "citations", "usage", "elapsed_s"]
+    assert data["answer"].startswith("Marmalade") and data["level"] == 0
+    cite = data["citations"][0]
+    assert list(cite) == ["source", "chunk_id", "start", "end", "page", "text"]
+    assert cite["source"] == path and FACT in cite["text"]
+    assert open(path, encoding="utf-8").read()[cite["start"] : cite["end"]] == cite["text"]
+    assert data["usage"] == {"llm_calls": 1, "prompt_tokens": data["usage"]["prompt_tokens"], "completion_tokens":
+                             data["usage"]["completion_tokens"]}
+
+
+def test_ask_text_output_and_levels(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    backend = ScriptedBackend(default=scripted_reply)
+    monkeypatch.setattr("llm.factory.make_backend", lambda spec=None, **kw: backend)
+    path = small_document(tmp_path)
+    assert main(["ask", path, "-q", "What is the cat called?", "--level", "1", "--cache-dir", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("Marmalade") and "[1] " in out and "harbour.txt" in out
+    assert "level 1" in err and "model calls" in err
+    assert main(["ask", str(tmp_path / "missing.txt"), "-q", "x", "--cache-dir", str(tmp_path)]) == 1
+
+
+def test_ask_end_to_end_with_the_real_small_model(
+    tmp_path, monkeypatch, capsys, small_model: Any
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("llm.factory.make_backend", lambda spec=None, **kw: small_model)
+    monkeypatch.setattr(small_model, "close", lambda: None)  # the session fixture closes it
+    path = small_document(tmp_path)
+    code = main(["ask", path, "-q", "What is the name of the cat on the Albatross?", "--json",
+                 "--cache-dir", str(tmp_path / "c")])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "marmalade" in data["answer"].lower()
+    assert data["citations"] and "Marmalade" in data["citations"][0]["text"]
+    assert data["usage"]["llm_calls"] >= 1 and data["usage"]["prompt_tokens"] > 0
+
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
