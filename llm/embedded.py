@@ -27,7 +27,7 @@ import httpx
 from llm import fncall
 from llm.backend import Backend, ChatOptions, Delta, Usage
 from llm.errors import ContextOverflowError, LLMError
-from llm.messages import Message, ToolCall, ToolSpec, to_openai
+from llm.messages import Message, ToolSpec, to_openai
 from llm.models import DEFAULT_MODEL, resolve_model
 
 log = logging.getLogger(__name__)
@@ -223,7 +223,10 @@ class EmbeddedBackend(Backend):
         choice = options.tool_choice
         use_tools = bool(tools) and choice != "none"
         has_tool_history = any(m.role == "tool" or m.tool_calls for m in messages)
-        forced_schema = fncall.forced_call_schema(tools, choice) if use_tools else None
+        try:
+            forced_schema = fncall.forced_call_schema(tools, choice) if use_tools else None
+        except ValueError as exc:
+            raise LLMError(str(exc)) from exc
         if use_tools:
             messages = fncall.inject_tools(messages, tools, choice)
         elif has_tool_history:
@@ -303,7 +306,6 @@ class EmbeddedBackend(Backend):
         usage = Usage()
         finish: str | None = None
         raw: list[str] = []
-        emitted: list[str] = []
         async for chunk in self._chunks(request):
             if chunk.get("timings"):
                 self.last_timings = chunk["timings"]
@@ -322,29 +324,25 @@ class EmbeddedBackend(Backend):
                     continue
                 visible = parser.feed(text) if parser is not None else text
                 if visible:
-                    emitted.append(visible)
                     yield Delta(text=visible)
-        calls: list[ToolCall] = []
-        tail = ""
         if forced:
-            try:
-                calls = [fncall.parse_forced_call("".join(raw))]
-            except Exception as exc:  # a cut-off or unparsable forced call: show the text, say why
-                log.warning("forced tool call did not parse: %s", exc)
-                tail = "".join(raw)
+            result = _forced_result("".join(raw), tools or [])
         elif parser is not None:
-            result = parser.finish()
-            calls = list(result.calls)
-            if result.error:
-                log.info("tool call parse error: %s", result.error)
-            tail = _unsent_tail(result.text, "".join(emitted))
-        if tail:
-            yield Delta(text=tail)
-        yield Delta(tool_calls=calls, usage=usage, finish_reason="tool_calls" if calls else finish or "stop")
+            result = parser.finish()  # its text is what `feed` held back
+        else:
+            result = fncall.ParseResult()
+        if tools:
+            result = fncall.apply_tool_choice(result, options.tool_choice)
+        if result.error:
+            log.info("tool call parse error: %s", result.error)
+        calls = list(result.calls)
+        finish_reason = "tool_calls" if calls and finish in (None, "stop") else finish or "stop"
+        yield Delta(text=result.text, tool_calls=calls, usage=usage, finish_reason=finish_reason)
 
 
-def _unsent_tail(final_text: str, emitted: str) -> str:
-    """The part of the parser's final visible text that was not streamed yet."""
-    if final_text.startswith(emitted):
-        return final_text[len(emitted) :]
-    return final_text if not emitted else ""
+def _forced_result(text: str, tools: list[ToolSpec]) -> fncall.ParseResult:
+    """Output generated under the forced-call grammar; if cut short, whatever can be parsed from it."""
+    try:
+        return fncall.ParseResult(calls=[fncall.parse_forced_call(text)])
+    except ValueError:
+        return fncall.parse_tool_calls(text, tools)
