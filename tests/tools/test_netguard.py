@@ -294,3 +294,15 @@ def test_bounded_decoder_stops_a_gzip_bomb() -> None:
     raw = BoundedDecoder("deflate")
     comp = zlib.compressobj(wbits=-15)
     assert raw.feed(comp.compress(b"xyz") + comp.flush(), 100) == b"xyz"
+
+
+async def test_idn_hosts_resolve_in_punycode() -> None:
+    asked: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return [PUBLIC]
+
+    target = await NetGuard(resolver=resolver).check("https://Bücher.example./path")
+    assert target.host == "xn--bcher-kva.example." and target.port == 443
+    assert asked == ["xn--bcher-kva.example"] and target.addresses == (PUBLIC,)

@@ -104,6 +104,16 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, BOMB, "text/plain", Content_Encoding="gzip")
         elif path == "/gz.txt":
             self.send(200, gzip.compress(b"compressed hello"), "text/plain", Content_Encoding="gzip")
+        elif path == "/fat-headers":
+            self.send_response(200)
+            for i in range(40):
+                self.send_header(f"X-Filler-{i}", "z" * 1000)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+        elif path == "/download":
+            self.send(200, PDF, "application/octet-stream",
+                      Content_Disposition='attachment; filename="../../escape.pdf"')
         elif path == "/missing":
             self.send(404, b"<html><body>No such page</body></html>", "text/html")
         else:
@@ -308,6 +318,27 @@ async def test_https_uses_the_real_host_name_for_sni_and_certificate(
     wrong = await fetch(tool, f"https://other.test:{port}/plain.txt")
     assert wrong.error and "TLS error with other.test" in wrong.content
     assert "certificate is not valid for 'other.test'" in wrong.content, wrong.content
+
+
+async def test_oversized_headers_are_refused(server: ThreadingHTTPServer, tmp_path: Path) -> None:
+    result = await fetch(make(server, tmp_path), base_url(server) + "/fat-headers")
+    assert result.error and "response headers larger than 32 KB" in result.content
+
+
+async def test_saved_file_name_cannot_escape_the_folder(server: ThreadingHTTPServer, tmp_path: Path) -> None:
+    result = await fetch(make(server, tmp_path), base_url(server) + "/download")
+    saved = Path(result.files[0])
+    assert saved.name == "escape.pdf" and saved.parent == tmp_path / "default"
+
+
+async def test_proxy_environment_is_ignored(
+    server: ThreadingHTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://10.66.66.66:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    result = await fetch(make(server, tmp_path), base_url(server) + "/plain.txt")
+    assert not result.error and "Plain text" in result.content
 
 
 # --- URL policy ---------------------------------------------------------------------------------
