@@ -295,6 +295,17 @@ class Session:
             self._fill_reply(result, reply)
         after = _snapshot(self.workdir, self.limits.workdir_entries)
         result.files = [self.workdir / rel for rel, sig in sorted(after.items()) if before.get(rel) != sig]
+        used, entries = _usage(self.workdir, self.limits.workdir_entries)
+        if used > self.limits.workdir_size or entries > self.limits.workdir_entries:
+            for path in result.files:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            result.files = []
+            over = (
+                f"the work folder is over its quota ({self.limits.workdir_size >> 20} MiB, "
+                f"{self.limits.workdir_entries} entries), so the files this call wrote were deleted"
+            )
+            result.error = f"{result.error}\n{over}" if result.error else over
         result.elapsed = time.monotonic() - started
         self.last_used = time.monotonic()
         return result
@@ -359,7 +370,6 @@ class SessionManager:
         self._lost: dict[str, str] = {}
         self._guard = threading.Lock()
         self._reaper: threading.Thread | None = None
-        self._closed = threading.Event()
         _MANAGERS.add(self)
 
     @property
@@ -368,6 +378,13 @@ class SessionManager:
             self._workroot = Path(tempfile.mkdtemp(prefix="lector-sandbox-"))
         self._workroot.mkdir(parents=True, exist_ok=True)
         self._workroot.chmod(0o711)  # uid 65534 passes through, cannot list
+        if os.geteuid() == 0:
+            for parent in self._workroot.resolve().parents:
+                if not parent.stat().st_mode & 0o001:
+                    raise SandboxUnavailable(
+                        f"the sandbox's work folders must be reachable by uid {sandbox.SANDBOX_UID}, "
+                        f"but {parent} is not searchable by others: choose another workroot"
+                    )
         return self._workroot
 
     def workdir_for(self, key: str) -> Path:
@@ -458,15 +475,9 @@ class SessionManager:
         interval = max(0.2, min(self.idle_timeout / 4, 30.0))
         ref = weakref.ref(self)
 
-        def loop() -> None:
+        def loop() -> None:  # ends when the manager is garbage-collected
             while True:
-                manager = ref()
-                if manager is None or manager._closed.is_set():
-                    return
-                closed = manager._closed
-                del manager
-                if closed.wait(interval):
-                    return
+                time.sleep(interval)
                 manager = ref()
                 if manager is None:
                     return
@@ -481,7 +492,6 @@ class SessionManager:
         return session is not None and session.alive
 
     def close(self, remove_files: bool = True) -> None:
-        self._closed.set()
         with self._guard:
             for session in list(self._sessions.values()):
                 session.stop()
