@@ -86,7 +86,10 @@ async def test_pandas_and_numpy_work(interp: CodeInterpreter) -> None:
 
 
 async def test_created_files_are_listed_with_host_paths(interp: CodeInterpreter) -> None:
-    code = "import pandas as pd\npd.DataFrame({'v': [1, 2]}).to_csv('table.csv', index=False)\nimport os; os.mkdir('sub')\nopen('sub/a.txt', 'w').write('a')"
+    code = (
+        "import pandas as pd\npd.DataFrame({'v': [1, 2]}).to_csv('table.csv', index=False)\n"
+        "import os; os.mkdir('sub')\nopen('sub/a.txt', 'w').write('a')"
+    )
     result = await run(interp, code, "files")
     names = sorted(Path(p).name for p in result.files)
     assert names == ["a.txt", "table.csv"]
