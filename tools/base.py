@@ -67,25 +67,46 @@ class Tool(ABC):
 _PARAM_DOC = re.compile(r"^\s*(?::param\s+)?(\w+)\s*(?:\([^)]*\))?\s*:\s*(.+)$")
 
 
+_SECTIONS = {"args:": "args", "arguments:": "args", "parameters:": "args", "params:": "args"}
+_OTHER_SECTIONS = ("returns:", "return:", "raises:", "yields:", "examples:", "example:", "notes:", "note:")
+
+
 def _split_docstring(doc: str) -> tuple[str, dict[str, str]]:
-    """The description and per-parameter help from a Google- or reST-style docstring."""
+    """The description and per-parameter help from a Google- or reST-style docstring.
+
+    Google sections other than Args (Returns, Raises, ...) are left out of the description;
+    an indented line under a parameter continues its help.
+    """
     lines = inspect.cleandoc(doc).splitlines() if doc else []
     summary: list[str] = []
     params: dict[str, str] = {}
-    in_args = False
+    section = "summary"
+    last: str | None = None
+    last_indent = 0
     for line in lines:
         stripped = line.strip()
-        if stripped.lower() in ("args:", "arguments:", "parameters:"):
-            in_args = True
+        lowered = stripped.lower()
+        indent = len(line) - len(line.lstrip())
+        if lowered in _SECTIONS:
+            section, last = "args", None
             continue
-        if stripped.lower() in ("returns:", "raises:", "examples:"):
-            in_args = False
+        if lowered in _OTHER_SECTIONS:
+            section, last = "other", None
+            continue
+        if stripped.startswith((":return", ":raise", ":rtype", ":type")):
+            last = None
             continue
         match = _PARAM_DOC.match(line)
-        if (in_args or stripped.startswith(":param")) and match:
-            params[match.group(1)] = match.group(2).strip()
-        elif not in_args and not stripped.startswith(":"):
+        if (section == "args" or stripped.startswith(":param")) and match:
+            last, last_indent = match.group(1), indent
+            params[last] = match.group(2).strip()
+        elif last is not None and stripped and indent > last_indent:
+            params[last] = f"{params[last]} {stripped}"
+        elif section == "summary" and not stripped.startswith(":"):
+            last = None
             summary.append(stripped)
+        else:
+            last = None
     return " ".join(s for s in summary if s).strip(), params
 
 

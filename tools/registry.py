@@ -43,13 +43,20 @@ class ToolRegistry:
         return t
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[str]:
-        """Register third-party tools published under the entry-point group; returns their names."""
+        """Register third-party tools published under the entry-point group; returns their names.
+
+        A plugin that fails to load, is not a tool, or reuses a taken name is skipped with a
+        warning in the log: one broken plugin must not take the others (or the app) down.
+        """
         loaded = []
         for ep in entry_points(group=group):
-            obj = ep.load()
-            if isinstance(obj, type) and issubclass(obj, Tool):
-                obj = obj()
-            loaded.append(self.register(obj).name)
+            try:
+                obj = ep.load()
+                if isinstance(obj, type) and issubclass(obj, Tool):
+                    obj = obj()
+                loaded.append(self.register(obj).name)
+            except Exception as exc:
+                log.warning("skipped tool plugin %s (%s): %s: %s", ep.name, ep.value, type(exc).__name__, exc)
         return loaded
 
     def get(self, name: str) -> Tool | None:
@@ -86,7 +93,9 @@ class ToolRegistry:
         try:
             result = await asyncio.wait_for(t.run(args, ctx), timeout=t.timeout)
         except TimeoutError:
-            return ToolResult.failure(f"Error: {call.name} did not finish within {t.timeout:g} s and was stopped.")
+            return ToolResult.failure(
+                f"Error: {call.name} did not finish within {t.timeout:g} s and was stopped."
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the model gets a line, the log gets the traceback

@@ -387,11 +387,11 @@ def test_forced_schema_required_validates_calls() -> None:
     schema = forced_call_schema(TOOLS, "required")
     assert schema is not None
     jsonschema.Draft202012Validator.check_schema(schema)
-    good = [
+    good: list[dict[str, Any]] = [
         {"name": "calculator", "arguments": {"expression": "1+1"}},
         {"name": "web_fetch", "arguments": {"url": "https://x", "max_chars": 10}},
     ]
-    bad = [
+    bad: list[dict[str, Any]] = [
         {"name": "calculator", "arguments": {"url": "x"}},
         {"name": "nope", "arguments": {}},
         {"name": "web_fetch"},
