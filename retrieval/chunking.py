@@ -15,40 +15,12 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from retrieval.parsers import ParsedDocument
+from retrieval.token_estimate import approx_tokens, cumulative_tokens
 from retrieval.types import Chunk
 
+__all__ = ["chunk_document", "chunk_with_total", "approx_tokens", "CHUNKER_VERSION"]
+
 CHUNKER_VERSION = "1"
-
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_WORD = re.compile(rf"[^\W\d_{_CJK}]+")
-_DIGIT = re.compile(r"\d")
-_CJK_CHAR = re.compile(rf"[{_CJK}]")
-_PUNCT = re.compile(rf"[^\w\s{_CJK}]+")
-_NEWLINES = re.compile(r"\n+")
-_SPACE_RUN = re.compile(r"[ \t]{2,}")
-
-# tokens ~= W*words + L*letters + D*digits + C*cjk_chars + P*punct_runs + Q*punct_chars
-#           + N*newline_runs + S*space_runs
-COEFFICIENTS = (0.62, 0.072, 1.0, 0.72, 0.55, 0.45, 0.55, 0.6)
-
-
-def approx_tokens(text: str) -> int:
-    """Fast estimate of the Qwen2.5 token count of `text`."""
-    words = _WORD.findall(text)
-    letters = sum(map(len, words))
-    punct = _PUNCT.findall(text)
-    features = (
-        len(words),
-        letters,
-        len(_DIGIT.findall(text)),
-        len(_CJK_CHAR.findall(text)),
-        len(punct),
-        sum(map(len, punct)),
-        len(_NEWLINES.findall(text)),
-        len(_SPACE_RUN.findall(text)),
-    )
-    estimate = sum(c * f for c, f in zip(COEFFICIENTS, features, strict=True))
-    return max(1, round(estimate)) if text.strip() else 0
 
 
 class _Unit(NamedTuple):
@@ -58,36 +30,40 @@ class _Unit(NamedTuple):
     """How good a cut after this unit is: 4 page/section change, 3 paragraph, 2 sentence, 1 line, 0 none."""
 
 
-_PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n\s*")
-_SENTENCE_END = re.compile(r"(?:[.!?](?:[\"'”’)\]]*)(?=\s)|[。！？；…](?:[”’」』）)]*))\s*")
-_LINE = re.compile(r"\r?\n")
+_PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n")
+_SENTENCE = re.compile(r"[.!?][\"'”’)\]]*(?=\s)")
+_SENTENCE_CJK = re.compile(r"[。！？；…][”’」』）)]*")
+_LINE = re.compile(r"\n")
 
 
 def _units(text: str, breaks: set[int]) -> list[tuple[int, int, int]]:
     """Non-blank spans of text, with the strength of the boundary after each."""
-    pieces: list[tuple[int, int, int]] = []
     cuts: dict[int, int] = {}
-    for pattern, strength in ((_LINE, 1), (_SENTENCE_END, 2), (_PARAGRAPH, 3)):
+    for pattern, strength in ((_LINE, 1), (_SENTENCE, 2), (_SENTENCE_CJK, 2), (_PARAGRAPH, 3)):
         for m in pattern.finditer(text):
-            if m.end() > m.start():
-                cuts[m.end()] = max(cuts.get(m.end(), 0), strength)
+            cuts[m.end()] = strength if strength > cuts.get(m.end(), 0) else cuts[m.end()]
     for b in breaks:
         if 0 < b < len(text):
             cuts[b] = 4
     cuts[len(text)] = 4
+    pieces: list[tuple[int, int, int]] = []
     start = 0
     for end in sorted(cuts):
-        piece = text[start:end]
-        lead = len(piece) - len(piece.lstrip())
-        content = piece.strip()
-        if content:
-            s = start + lead
-            pieces.append((s, s + len(content), cuts[end]))
+        strength = cuts[end]
+        s, e = start, end
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            pieces.append((s, e, strength))
+        elif pieces and strength > pieces[-1][2]:
+            pieces[-1] = (pieces[-1][0], pieces[-1][1], strength)
         start = end
     return pieces
 
 
-def _split_long(text: str, unit: tuple[int, int, int], tokens: int, limit: int) -> list[tuple[int, int, int]]:
+def _split_long(text: str, unit: tuple[int, int, int], tokens: float, limit: int) -> list[tuple[int, int, int]]:
     """Cut a unit longer than `limit` tokens into windows, preferring whitespace."""
     start, end, strength = unit
     chars_per_token = (end - start) / max(tokens, 1)
@@ -127,22 +103,32 @@ def chunk_with_total(
     count_tokens: Callable[[str], int] | None = None,
 ) -> tuple[list[Chunk], int]:
     """The chunks and the (estimated) token count of the whole document."""
-    count = count_tokens or approx_tokens
     text = doc.text
     breaks = {seg.start for seg in doc.segments}
+    cumulative = cumulative_tokens(text) if count_tokens is None else None
+
+    def count(a: int, b: int) -> float:
+        if cumulative is not None:
+            return float(cumulative[b] - cumulative[a])
+        assert count_tokens is not None
+        return float(count_tokens(text[a:b]))
+
     units: list[_Unit] = []
     for raw in _units(text, breaks):
-        n = count(text[raw[0] : raw[1]])
+        n = count(raw[0], raw[1])
         if n > target_tokens:
             units.extend(_Unit(*piece) for piece in _split_long(text, raw, n, target_tokens))
         else:
             units.append(_Unit(*raw))
     if not units:
         return [], 0
-    sizes = [count(text[u.start : u.end]) for u in units]
-    prefix = [0]
-    for n in sizes:
-        prefix.append(prefix[-1] + n)
+    # prefix[i] = tokens before unit i; with the default estimate it includes the separators
+    if cumulative is not None:
+        prefix = [float(cumulative[u.start]) for u in units] + [float(cumulative[units[-1].end])]
+    else:
+        prefix = [0.0]
+        for u in units:
+            prefix.append(prefix[-1] + count(u.start, u.end))
 
     chunks: list[Chunk] = []
     first = 0
@@ -165,7 +151,7 @@ def chunk_with_total(
                 page=page,
                 section=section,
                 text=text[start:end],
-                tokens=prefix[last + 1] - prefix[first],
+                tokens=round(prefix[last + 1] - prefix[first]),
             )
         )
         if last + 1 >= len(units):
@@ -175,10 +161,10 @@ def chunk_with_total(
             while nxt - 1 > first and prefix[last + 1] - prefix[nxt - 1] <= overlap_tokens:
                 nxt -= 1
         first = nxt
-    return chunks, prefix[-1]
+    return chunks, round(prefix[-1] - prefix[0])
 
 
-def _best_cut(units: list[_Unit], prefix: list[int], first: int, last: int, min_fill: int) -> int:
+def _best_cut(units: list[_Unit], prefix: list[float], first: int, last: int, min_fill: int) -> int:
     """The unit to end the chunk on: the strongest boundary past min_fill tokens, the latest among equals."""
     best = last
     best_strength = units[last].strength

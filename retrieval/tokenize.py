@@ -12,12 +12,14 @@ import re
 import threading
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 TOKENIZER_VERSION = "1"
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN_RE = re.compile(rf"([{_CJK}]+)|((?:[^\W{_CJK}]|(?<=\d)\.(?=\d))+)")
 _HAS_CJK = re.compile(rf"[{_CJK}]")
+_WORD_RE = re.compile(r"\w+(?:\.\d+)*")
 
 ENGLISH_STOP_WORDS = frozenset(
     """a about above after again against all am an and any are aren't as at be because been before being
@@ -36,11 +38,12 @@ CHINESE_STOP_WORDS = frozenset(
 )
 
 _lock = threading.Lock()
-_term_cache: dict[str, str | None] = {}
-_stemmer = None
+_terms_of: dict[str, tuple[str, ...]] = {}
+"""Memo: lowercased word -> its index terms (empty for a stop word); the hot path is one dict lookup."""
+_stemmer: Any = None
 
 
-def _stem_word(word: str) -> str:
+def _stem(word: str) -> str:
     global _stemmer
     if _stemmer is None:
         import Stemmer
@@ -49,20 +52,49 @@ def _stem_word(word: str) -> str:
     return str(_stemmer.stemWord(word))
 
 
-def _term(word: str) -> str | None:
-    """The index term for one lowercased word, or None for a stop word (memoised per unique word)."""
-    term = _term_cache.get(word, "")
-    if term != "":
-        return term
+def _single_term(word: str) -> str | None:
     if word in ENGLISH_STOP_WORDS:
-        result: str | None = None
-    elif word.isascii() and word.isalpha():
-        result = _stem_word(word) if len(word) > 3 else word
-    else:
-        result = word
-    if len(_term_cache) < 2_000_000:
-        _term_cache[word] = result
-    return result
+        return None
+    if word.isascii() and word.isalpha() and len(word) > 3:
+        return _stem(word)
+    return word
+
+
+def _compute_terms(word: str) -> tuple[str, ...]:
+    whole = _single_term(word)
+    if whole is None:
+        return ()
+    if "_" not in word:
+        return (whole,)
+    parts = [t for p in word.split("_") if p and (t := _single_term(p)) is not None and t != whole]
+    return (whole, *parts)
+
+
+_single_of: dict[str, str] = {}
+"""Memo for words without underscores: lowercased word -> its term, "" for a stop word."""
+
+
+def _terms(words: list[str]) -> list[str]:
+    memo = _terms_of
+    missing = set(words).difference(memo)
+    if missing:
+        if len(memo) > 2_000_000:
+            memo.clear()
+        for w in missing:
+            memo[w] = _compute_terms(w)
+    return [t for w in words for t in memo[w]]
+
+
+def _plain_terms(words: list[str]) -> list[str]:
+    """Terms of words that contain no underscore (so each gives at most one term)."""
+    memo = _single_of
+    missing = set(words).difference(memo)
+    if missing:
+        if len(memo) > 2_000_000:
+            memo.clear()
+        for w in missing:
+            memo[w] = _single_term(w) or ""
+    return list(filter(None, map(memo.__getitem__, words)))
 
 
 @lru_cache(maxsize=200_000)
@@ -79,21 +111,18 @@ def _cut_chinese(run: str) -> tuple[str, ...]:
 
 def tokenize(text: str) -> list[str]:
     """BM25 terms of `text`, in order."""
+    low = text.lower()
+    if not _HAS_CJK.search(low):
+        words = _WORD_RE.findall(low)
+        return _terms(words) if "_" in low else _plain_terms(words)
     out: list[str] = []
-    append = out.append
-    term_of = _term
-    for cjk, word in _TOKEN_RE.findall(text.lower()):
+    for cjk, word in _TOKEN_RE.findall(low):
         if word:
-            term = term_of(word)
-            if term is not None:
-                append(term)
-                if "_" in word:
-                    for part in word.split("_"):
-                        part_term = term_of(part) if part else None
-                        if part_term is not None:
-                            append(part_term)
-        else:
-            out.extend(_cut_chinese(cjk) if len(cjk) > 1 else (cjk,) if cjk not in CHINESE_STOP_WORDS else ())
+            out.extend(_terms([word]))
+        elif len(cjk) > 1:
+            out.extend(_cut_chinese(cjk))
+        elif cjk not in CHINESE_STOP_WORDS:
+            out.append(cjk)
     return out
 
 
