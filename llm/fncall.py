@@ -9,7 +9,8 @@ turns earlier calls and results into plain text. Coming out, one left-to-right s
 - a JSON object (or a list of them) in a fenced block: ```json, ```tool_call, or plain ```;
 - a bare JSON object (or list) as the start of the reply; and, when tools are given, an object
   `{"name": "<a known tool>", ...}` in the middle of the text;
-- Qwen's `✿FUNCTION✿: name` / `✿ARGS✿: {...}` markers (✿RESULT✿ or ✿RETURN✿ ends the reply).
+- Qwen's `✿FUNCTION✿: name` / `✿ARGS✿: {...}` markers (✿RESULT✿ or ✿RETURN✿ ends the reply);
+- Qwen3-Coder's `<tool_call><function=name><parameter=key>value</parameter></function></tool_call>`.
 
 Call objects may be `{"name", "arguments"}`, `{"name", "parameters"}` or `{"function": {...}}`,
 with arguments as an object or as a JSON string; damaged JSON is repaired (llm.json_repair).
@@ -588,6 +589,9 @@ class StreamingToolCallParser:
         if not body:
             self._fail("is empty")
             return
+        if body.startswith("<function="):
+            self._add_xml_calls(body)
+            return
         try:
             value, _ = load_prefix(body)
         except ValueError as exc:
@@ -598,6 +602,17 @@ class StreamingToolCallParser:
             self._fail('has no function name: expected {"name": ..., "arguments": {...}}')
             return
         for name, args in calls:
+            self._record(name, args)
+
+    def _add_xml_calls(self, body: str) -> None:
+        """Qwen3-Coder's form: <function=NAME><parameter=KEY>VALUE</parameter>...</function>."""
+        for fn in _XML_FUNCTION.finditer(body):
+            name = fn.group(1).strip()
+            types = _param_types(self.tools, name)
+            args: dict[str, Any] = {}
+            for param in _XML_PARAMETER.finditer(fn.group(2)):
+                key, raw = param.group(1).strip(), param.group(2).removeprefix("\n").removesuffix("\n")
+                args[key] = _xml_value(raw, types.get(key))
             self._record(name, args)
 
     def _add_calls_from_fenced(self, body: str) -> bool:
@@ -659,6 +674,26 @@ class StreamingToolCallParser:
         rest = args_text[end:]
         if rest.strip():
             self._emit(out, rest)
+
+
+_XML_FUNCTION = re.compile(r"<function=([^>\n]{1,100})>(.*?)(?:</function>|\Z)", re.S)
+_XML_PARAMETER = re.compile(r"<parameter=([^>\n]{1,100})>(.*?)(?:</parameter>|(?=<parameter=)|\Z)", re.S)
+
+
+def _param_types(tools: list[ToolSpec] | None, name: str) -> dict[str, Any]:
+    spec = next((t for t in tools or [] if t.name == name), None)
+    props = (spec.parameters.get("properties") if spec else None) or {}
+    return {k: v.get("type") for k, v in props.items() if isinstance(v, dict)}
+
+
+def _xml_value(raw: str, declared: Any) -> Any:
+    """A parameter's text as the type its schema declares (JSON when it parses, else the text)."""
+    if declared == "string":
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
 
 
 def _strip_inner_fence(body: str) -> str:

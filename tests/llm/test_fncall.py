@@ -101,6 +101,11 @@ CASES: list[tuple[str, str, list[tuple[str, dict[str, Any]]], str, str | None]] 
     ("qwen-markers-two", "Let me see.\n✿FUNCTION✿: calculator\n✿ARGS✿: {\"expression\": \"1\"}\n"
      "✿FUNCTION✿: web_fetch\n✿ARGS✿: {\"url\": \"u\"}", [("calculator", {"expression": "1"}),
                                                        ("web_fetch", {"url": "u"})], "Let me see.", None),
+    ("qwen3-coder-xml", "<tool_call>\n<function=web_fetch>\n<parameter=url>\nhttps://a.org\n</parameter>\n"
+     "<parameter=max_chars>\n500\n</parameter>\n</function>\n</tool_call>",
+     [("web_fetch", {"url": "https://a.org", "max_chars": 500})], "", None),
+    ("qwen3-coder-xml-string-stays-string", "<tool_call><function=calculator><parameter=expression>12"
+     "</parameter></function></tool_call>", [("calculator", {"expression": "12"})], "", None),
     ("think-then-call", "<think>The user wants 2+2. I should call the calculator.</think>\n" + TC,
      [("calculator", E)], "", None),
     ("plain-answer", "The answer is 4.", [], "The answer is 4.", None),
