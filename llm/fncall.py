@@ -12,6 +12,9 @@ turns earlier calls and results into plain text. Coming out, one left-to-right s
 - Qwen's `✿FUNCTION✿: name` / `✿ARGS✿: {...}` markers (✿RESULT✿ or ✿RETURN✿ ends the reply);
 - Qwen3-Coder's `<tool_call><function=name><parameter=key>value</parameter></function></tool_call>`.
 
+A `<tool_response>` (like ✿RESULT✿) means the model started imagining results: the rest of
+the reply is dropped. Pass STOP_WORDS as stop strings to save generating it.
+
 Call objects may be `{"name", "arguments"}`, `{"name", "parameters"}` or `{"function": {...}}`,
 with arguments as an object or as a JSON string; damaged JSON is repaired (llm.json_repair).
 Anything inside `<think>...</think>` is dropped. When `tools` is given, JSON in a fenced block
@@ -40,6 +43,7 @@ ToolChoiceArg = str
 """'auto', 'none', 'required', or the name of the one tool to call."""
 
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+RESPONSE_OPEN = "<tool_response>"
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 FENCE = "```"
 QWEN_FUNCTION, QWEN_ARGS = "✿FUNCTION✿", "✿ARGS✿"
@@ -55,7 +59,9 @@ FEED_CHUNK = 4096
 MAX_NAME = 100
 NAME_KEYS = ("name", "function", "tool", "tool_name")
 ARG_KEYS = ("arguments", "parameters", "args", "tool_input", "input")
-_LITERAL_MARKERS = (CALL_OPEN, THINK_OPEN, THINK_CLOSE, FENCE)
+_LITERAL_MARKERS = (CALL_OPEN, RESPONSE_OPEN, THINK_OPEN, THINK_CLOSE, FENCE)
+STOP_WORDS = [RESPONSE_OPEN, *QWEN_STOPS]
+"""Stop strings for prompt-based calling: past them the model only imagines tool results."""
 _MARKERS = re.compile("|".join(re.escape(m) for m in (*_LITERAL_MARKERS, "✿")))
 _MARKERS_OR_BRACE = re.compile(_MARKERS.pattern + r"|\{")
 _EMBEDDED_FULL = re.compile(r'\{\s*"(?:' + "|".join(NAME_KEYS) + r')"\s*:\s*"([^"\\\n]{1,100})"')
@@ -353,6 +359,8 @@ class StreamingToolCallParser:
         elif kind == CALL_OPEN:
             self._consume(len(CALL_OPEN))
             self._state = "call"
+        elif kind == RESPONSE_OPEN:  # the model imagining a result: the rest is not its reply
+            self._state = "discard"
         elif kind == FENCE:
             self._consume(len(FENCE))
             self._state = "fence_header"

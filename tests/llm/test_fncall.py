@@ -106,6 +106,8 @@ CASES: list[tuple[str, str, list[tuple[str, dict[str, Any]]], str, str | None]] 
      [("web_fetch", {"url": "https://a.org", "max_chars": 500})], "", None),
     ("qwen3-coder-xml-string-stays-string", "<tool_call><function=calculator><parameter=expression>12"
      "</parameter></function></tool_call>", [("calculator", {"expression": "12"})], "", None),
+    ("imagined-response-dropped", TC + "\n<tool_response>\n4\n</tool_response>\nThe answer is 4.",
+     [("calculator", E)], "", None),
     ("think-then-call", "<think>The user wants 2+2. I should call the calculator.</think>\n" + TC,
      [("calculator", E)], "", None),
     ("plain-answer", "The answer is 4.", [], "The answer is 4.", None),
