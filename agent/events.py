@@ -11,8 +11,8 @@ from llm.backend import Usage
 from llm.messages import Message
 
 StopReason = Literal["done", "budget", "cancelled", "error"]
-"""Why a turn ended: `done` the model answered; `budget` the step budget (or the repeated-failure
-guard) forced a final answer without tools; `cancelled` the caller stopped it; `error` the model failed."""
+"""Why a turn ended: `done` the model answered; `budget` the step budget, or a guard against repeated
+calls, forced a final answer without tools; `cancelled` the caller stopped it; `error` the model failed."""
 
 
 class StepStarted(BaseModel):

@@ -41,6 +41,12 @@ STUCK_NOTE = (
     "The same tool call keeps failing. Stop calling tools and answer now from what you already know; "
     "say briefly what you could not find out."
 )
+REPEAT_NOTE = (
+    "You already have the results of these tool calls above. Do not call any tool again. "
+    "Answer the question now, using those results."
+)
+ANSWER_NOTE = "Answer the question now, using the tool results above. Do not call any tool."
+NO_ANSWER = "I could not produce an answer."
 EMPTY_BUDGET_ANSWER = "I could not finish within the step budget and have no answer yet."
 CANCELLED_TOOL = "Error: cancelled before it finished."
 TIMEOUT_GRACE = 2.0
@@ -348,7 +354,8 @@ async def run_agent(
       stopped_reason is "cancelled".
       Cancelling the consuming task or closing the generator stops everything too, without a Final.
     - A model failure ends the turn with an ErrorEvent and Final(stopped_reason="error"); it never raises.
-    - The same call (name and arguments) failing `max_repeated_failures` times stops tool use early.
+    - Tool use also stops early when the same call (name and arguments) has failed
+      `max_repeated_failures` times, or when a reply only repeats calls already answered.
     - `messages` is not modified. New messages are appended to `transcript` as they are made (when given),
       so a caller keeps a well-formed record even of a cancelled turn; Final.messages holds them as well.
     """
@@ -374,6 +381,8 @@ async def run_agent(
 
     try:
         note: str | None = BUDGET_NOTE
+        forced_reason: StopReason = "budget"
+        answered: set[tuple[str, str]] = set()  # (name, arguments) of calls that succeeded this turn
         for step in range(1, max_steps + 1):
             canceller.check()
             steps = step
@@ -387,13 +396,18 @@ async def run_agent(
             usage += reply.usage or Usage()
             if reply.error is not None:
                 raise _ModelFailed(reply.error)
+            reply.recorded = True
             if not reply.tool_calls:
-                final_text, note = reply.text, None
-                reply.recorded = True
+                if reply.text.strip() or not new[first_new:]:
+                    final_text, note = reply.text, None
+                else:  # tools ran but the model said nothing: ask once more for the answer
+                    note, forced_reason = ANSWER_NOTE, "done"
+                break
+            if all(_call_key(c) in answered for c in reply.tool_calls):  # a small model looping
+                note = REPEAT_NOTE
                 break
             calls = _unique_ids(reply.tool_calls)
             new.append(Message.assistant(reply.text, calls))
-            reply.recorded = True
             results: dict[int, ToolResult] = {}
             char_limit = max_tool_chars or max(MIN_TOOL_CHARS, backend.context_size // len(calls))
             running = _run_tools(
@@ -405,13 +419,15 @@ async def run_agent(
             for index, call in enumerate(calls):
                 if results[index].error:
                     failures[_call_key(call)] += 1
+                else:
+                    answered.add(_call_key(call))
             if opts.tool_choice not in ("auto", "none"):  # a forced call is made once, not every step
                 opts = opts.model_copy(update={"tool_choice": "auto"})
             if failures and max(failures.values()) >= max_repeated_failures:
                 note = STUCK_NOTE
                 break
         if note is not None:
-            stopped = "budget"
+            stopped = forced_reason
             canceller.check()
             steps += 1
             yield StepStarted(step=steps, final=True)
@@ -426,7 +442,10 @@ async def run_agent(
             if reply.error is not None:
                 raise _ModelFailed(reply.error)
             reply.recorded = True
-            final_text = reply.text if reply.text.strip() else EMPTY_BUDGET_ANSWER
+            if reply.text.strip():
+                final_text = reply.text
+            else:
+                final_text = EMPTY_BUDGET_ANSWER if stopped == "budget" else NO_ANSWER
     except _Cancelled:
         stopped, final_text = "cancelled", reply.text if not reply.recorded else ""
         reply.recorded = True

@@ -21,7 +21,15 @@ from agent.events import (
     ToolCallStarted,
     parse_event,
 )
-from agent.loop import BUDGET_NOTE, CANCELLED_TOOL, EMPTY_BUDGET_ANSWER, STUCK_NOTE, run_agent
+from agent.loop import (
+    ANSWER_NOTE,
+    BUDGET_NOTE,
+    CANCELLED_TOOL,
+    EMPTY_BUDGET_ANSWER,
+    REPEAT_NOTE,
+    STUCK_NOTE,
+    run_agent,
+)
 from llm.backend import Backend, ChatOptions, Delta, Usage
 from llm.errors import BackendUnavailableError
 from llm.messages import Message, ToolCall, ToolSpec
@@ -234,6 +242,34 @@ async def test_repeated_identical_failures_stop_tool_use() -> None:
     assert final.stopped_reason == "budget" and final.steps == 4
     assert model.requests[-1]["messages"][-1].content == STUCK_NOTE
     assert final.text == "The tool keeps failing."
+
+
+async def test_a_reply_that_only_repeats_answered_calls_ends_tool_use() -> None:
+    """SCRIPTED model that loops like a small real one: it calls add(2, 3) again after seeing the result.
+    The repeat is not run; the model is asked to answer from the results it has."""
+
+    def reply(messages: list[Message], tools: list[ToolSpec] | None, options: ChatOptions) -> Message:
+        if tools:
+            return Message.assistant("", [call("add", {"b": 3, "a": 2})])
+        return Message.assistant("2 + 3 = 5")
+
+    model = ScriptedBackend(default=reply)
+    events = await collect(run_agent(model, QUESTION, ToolRegistry([add])))
+    final = final_of(events)
+    assert final.text == "2 + 3 = 5" and final.stopped_reason == "budget" and final.steps == 3
+    assert sum(isinstance(e, ToolCallStarted) for e in events) == 1
+    assert model.requests[-1]["messages"][-1].content == REPEAT_NOTE
+    assert [m.role for m in final.messages] == ["assistant", "tool", "assistant"]
+
+
+async def test_an_empty_reply_after_tool_use_asks_once_more_for_the_answer() -> None:
+    """SCRIPTED model that says nothing after seeing the tool result; the loop asks for the answer."""
+    model = ScriptedBackend([Message.assistant("", [call("add", {"a": 2, "b": 3})]), "  ", "It is 5."])
+    events = await collect(run_agent(model, QUESTION, ToolRegistry([add])))
+    final = final_of(events)
+    assert final.text == "It is 5." and final.stopped_reason == "done" and final.steps == 3
+    assert model.requests[-1]["messages"][-1].content == ANSWER_NOTE
+    assert model.requests[-1]["tools"] is None
 
 
 async def test_forced_tool_choice_applies_to_first_step_only() -> None:
