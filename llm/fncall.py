@@ -749,9 +749,10 @@ def parse_tool_calls(text: str, tools: list[ToolSpec] | None = None) -> ParseRes
 def forced_call_schema(tools: list[ToolSpec] | None, tool_choice: ToolChoiceArg) -> dict[str, Any] | None:
     """A JSON schema that only lets a call through, for grammar-constrained decoding.
 
-    'required': `{"name": one of the tools, "arguments": that tool's parameters}` (anyOf per
-    tool); a tool's name: that tool only; 'auto', 'none' or no tools: None. Raises ValueError
-    for a tool_choice that names no offered tool.
+    'required': `{"name": one of the tools, "arguments": that tool's parameters}`, as one anyOf
+    branch per tool (no sibling keywords, which some grammar compilers ignore); a tool's name:
+    that tool only; 'auto', 'none' or no tools: None. Raises ValueError for a tool_choice that
+    names no offered tool. `$defs` of the tools' schemas are hoisted to the top.
     """
     if not tools or tool_choice in ("auto", "none"):
         return None
@@ -771,11 +772,7 @@ def forced_call_schema(tools: list[ToolSpec] | None, tool_choice: ToolChoiceArg)
                 "additionalProperties": False,
             }
         )
-    schema: dict[str, Any] = options[0] if len(options) == 1 else {
-        "type": "object",
-        "properties": {"name": {"type": "string", "enum": [t.name for t in offered]}},
-        "anyOf": options,
-    }
+    schema: dict[str, Any] = options[0] if len(options) == 1 else {"type": "object", "anyOf": options}
     if defs:
         schema = {**schema, "$defs": defs}
     return schema
