@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import itertools
 import json
 import os
 import selectors
@@ -40,6 +41,10 @@ KILL_GRACE = 2.0
 """Seconds past the soft timeout before the host kills the sandbox."""
 MAX_CODE_CHARS = 200_000
 MAX_RESPONSE_BYTES = 48 << 20
+EXPORT_BYTES = 128 << 20
+"""Bytes of created files copied out per call for the UI."""
+MAX_EXPORTED_FILES = 20
+_CALLS = itertools.count(1)
 CONTENT_CAP = 6000
 """Characters of text the model gets back from one call."""
 
@@ -54,8 +59,10 @@ class Execution:
     error: str | None = None
     images: list[str] = field(default_factory=list)
     """PNG data URLs."""
+    created: list[tuple[str, int]] = field(default_factory=list)
+    """Files created or changed in the work folder: (path relative to it, size)."""
     files: list[Path] = field(default_factory=list)
-    """Files created or changed in the work folder (host paths)."""
+    """Host copies of the created files, out of the sandbox's reach (for the UI)."""
     notes: list[str] = field(default_factory=list)
     dropped_output: int = 0
     timed_out: bool = False
@@ -75,8 +82,9 @@ class Execution:
             parts.append(f"Out: {self.value}")
         if self.error:
             parts.append(f"Error:\n{self.error}")
-        if self.files:
-            parts.append("Files created: " + ", ".join(_describe_file(p) for p in self.files[:20]))
+        if self.created:
+            more = f" and {len(self.created) - 20} more" if len(self.created) > 20 else ""
+            parts.append("Files created: " + ", ".join(_describe_file(*c) for c in self.created[:20]) + more)
         if self.images:
             parts.append(f"[{len(self.images)} image(s) shown to the user]")
         text = "\n".join(parts) if parts else "(no output)"
@@ -87,57 +95,81 @@ class Execution:
         return text
 
 
-def _describe_file(path: Path) -> str:
+def _describe_file(rel: str, size: int) -> str:
+    return f"{rel} ({size} bytes)" if size < 10_000 else f"{rel} ({size // 1024} KiB)"
+
+
+@dataclass
+class _Scan:
+    files: dict[str, tuple[int, int, int]]
+    """Regular files: relative path -> (mtime_ns, size, inode)."""
+    used_bytes: int
+    entries: int
+
+
+def _scan(workdir: Path, max_entries: int) -> _Scan:
+    """Walk the work folder by directory descriptors, never following a link the sandbox planted."""
+    scan = _Scan({}, 0, 0)
+    for dirpath, dirnames, filenames, dirfd in os.fwalk(workdir, follow_symlinks=False):
+        for name in dirnames + filenames:
+            scan.entries += 1
+            try:
+                st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+            except OSError:
+                continue
+            scan.used_bytes += st.st_blocks * 512
+            if stat.S_ISREG(st.st_mode):
+                rel = os.path.relpath(os.path.join(dirpath, name), workdir)
+                scan.files[rel] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if scan.entries > max_entries:
+            break
+    return scan
+
+
+def _unlink_inside(workdir: Path, rel: str) -> None:
+    parts = Path(rel).parts
+    if not parts or ".." in parts:
+        return
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_DIRECTORY
+    fd = os.open(workdir, flags)
     try:
-        size = path.lstat().st_size
-    except OSError:
-        return path.name
-    return f"{path.name} ({size} bytes)" if size < 10_000 else f"{path.name} ({size // 1024} KiB)"
+        for part in parts[:-1]:
+            next_fd = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+        os.unlink(parts[-1], dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
-def _snapshot(workdir: Path, max_entries: int) -> dict[str, tuple[int, int]]:
-    """Regular files under the work folder: relative path -> (mtime_ns, size). Never follows links."""
-    found: dict[str, tuple[int, int]] = {}
-    stack = [workdir]
-    seen = 0
-    while stack and seen <= max_entries:
-        current = stack.pop()
-        try:
-            entries = list(os.scandir(current))
-        except OSError:
-            continue
-        for entry in entries:
-            seen += 1
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(Path(entry.path))
-            elif stat.S_ISREG(st.st_mode):
-                found[os.path.relpath(entry.path, workdir)] = (st.st_mtime_ns, st.st_size)
-    return found
-
-
-def _usage(workdir: Path, max_entries: int) -> tuple[int, int]:
-    """(bytes, entries) used in the work folder; entries stops counting a little past the cap."""
-    total, entries = 0, 0
-    stack = [workdir]
-    while stack and entries <= max_entries:
-        try:
-            listing = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in listing:
-            entries += 1
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(Path(entry.path))
-            total += st.st_blocks * 512
-    return total, entries
+def export_file(workdir: Path, rel: str, dest: Path, max_bytes: int) -> Path | None:
+    """Copy workdir/rel to dest, opening every component with O_NOFOLLOW (the sandbox may race us)."""
+    parts = Path(rel).parts
+    if not parts or ".." in parts:
+        return None
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(workdir, flags | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            next_fd = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+        file_fd = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
+    finally:
+        os.close(fd)
+    with os.fdopen(file_fd, "rb") as src:
+        if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+            return None
+        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with dest.open("wb") as out:
+            remaining = max_bytes
+            while remaining > 0:
+                chunk = src.read(min(1 << 20, remaining))
+                if not chunk:
+                    break
+                out.write(chunk)
+                remaining -= len(chunk)
+    return dest
 
 
 def copy_into(workdir: Path, source: Path) -> Path | None:
@@ -164,9 +196,11 @@ def copy_into(workdir: Path, source: Path) -> Path | None:
 class Session:
     """One sandboxed worker and its work folder. Calls are serialised by `lock`."""
 
-    def __init__(self, key: str, workdir: Path, env_dir: Path, limits: Limits) -> None:
+    def __init__(self, key: str, workdir: Path, outputs: Path, env_dir: Path, limits: Limits) -> None:
         self.key = key
         self.workdir = workdir
+        self.outputs = outputs
+        """Where copies of created files go: outside the sandbox, so it cannot swap them for links."""
         self.env_dir = env_dir
         self.limits = limits
         self.lock = threading.Lock()
@@ -199,14 +233,17 @@ class Session:
 
     _last_raw = b""
 
-    def _read_reply(self, deadline: float, watch_workdir: bool = False) -> tuple[dict[str, Any] | None, str]:
+    def _read_reply(
+        self, deadline: float, watch_workdir: bool = False, outgoing: bytes = b""
+    ) -> tuple[dict[str, Any] | None, str]:
         """Wait for one JSON line from the worker while draining its raw output.
 
         Returns (reply or None, why not): "timeout", "died", "output", "disk", "bad reply".
         """
         assert self.proc is not None
-        proto, raw = self.proc.popen.stdout, self.proc.popen.stderr
-        assert proto is not None and raw is not None
+        proto, raw, requests = self.proc.popen.stdout, self.proc.popen.stderr, self.proc.popen.stdin
+        assert proto is not None and raw is not None and requests is not None
+        pending = memoryview(outgoing)
         buf = bytearray()
         raw_kept = bytearray()
         raw_total = 0
@@ -215,6 +252,9 @@ class Session:
         with selectors.DefaultSelector() as sel:
             sel.register(proto, selectors.EVENT_READ, "proto")
             sel.register(raw, selectors.EVENT_READ, "raw")
+            if pending:
+                os.set_blocking(requests.fileno(), False)
+                sel.register(requests, selectors.EVENT_WRITE, "request")
             try:
                 while True:
                     now = time.monotonic()
@@ -222,10 +262,20 @@ class Session:
                         return None, "timeout"
                     if watch_workdir and now >= next_disk_check:
                         next_disk_check = now + 0.5
-                        used, entries = _usage(self.workdir, self.limits.workdir_entries)
-                        if used > self.limits.workdir_size or entries > self.limits.workdir_entries:
+                        scan = _scan(self.workdir, self.limits.workdir_entries)
+                        if scan.used_bytes > self.limits.workdir_size or scan.entries > self.limits.workdir_entries:
                             return None, "disk"
                     for key, _ in sel.select(timeout=min(0.5, deadline - now)):
+                        if key.data == "request":
+                            try:
+                                pending = pending[os.write(requests.fileno(), pending) :]
+                            except BlockingIOError:
+                                continue
+                            except OSError:
+                                return None, "died"
+                            if not pending:
+                                sel.unregister(requests)
+                            continue
                         chunk = os.read(key.fileobj.fileno(), 1 << 16)  # type: ignore[union-attr]
                         if key.data == "raw":
                             if not chunk:
@@ -268,10 +318,10 @@ class Session:
 
     def execute(self, code: str) -> Execution:
         """Run one cell. The caller holds `lock` and has started the worker."""
-        assert self.proc is not None and self.proc.popen.stdin is not None
+        assert self.proc is not None
         self.calls += 1
         started = time.monotonic()
-        before = _snapshot(self.workdir, self.limits.workdir_entries)
+        before = _scan(self.workdir, self.limits.workdir_entries)
         self._drain_raw()
         request = {
             "code": code,
@@ -281,31 +331,34 @@ class Session:
             "max_images": 8,
         }
         result = Execution()
-        try:
-            self.proc.popen.stdin.write((json.dumps(request) + "\n").encode("utf-8", "surrogatepass"))
-            self.proc.popen.stdin.flush()
-        except OSError:
-            reply, why = None, "died"
-        else:
-            deadline = started + self.limits.timeout + KILL_GRACE
-            reply, why = self._read_reply(deadline, watch_workdir=True)
+        data = (json.dumps(request) + "\n").encode("utf-8", "surrogatepass")
+        reply, why = self._read_reply(started + self.limits.timeout + KILL_GRACE, watch_workdir=True, outgoing=data)
         if reply is None:
             self._fill_failure(result, why)
         else:
             self._fill_reply(result, reply)
-        after = _snapshot(self.workdir, self.limits.workdir_entries)
-        result.files = [self.workdir / rel for rel, sig in sorted(after.items()) if before.get(rel) != sig]
-        used, entries = _usage(self.workdir, self.limits.workdir_entries)
-        if used > self.limits.workdir_size or entries > self.limits.workdir_entries:
-            for path in result.files:
+        after = _scan(self.workdir, self.limits.workdir_entries)
+        changed = [rel for rel, sig in sorted(after.files.items()) if before.files.get(rel) != sig]
+        if after.used_bytes > self.limits.workdir_size or after.entries > self.limits.workdir_entries:
+            for rel in changed:
                 with contextlib.suppress(OSError):
-                    path.unlink()
-            result.files = []
+                    _unlink_inside(self.workdir, rel)
             over = (
                 f"the work folder is over its quota ({self.limits.workdir_size >> 20} MiB, "
                 f"{self.limits.workdir_entries} entries), so the files this call wrote were deleted"
             )
             result.error = f"{result.error}\n{over}" if result.error else over
+            changed = []
+        result.created = [(rel, after.files[rel][1]) for rel in changed]
+        budget = EXPORT_BYTES
+        for rel, size in result.created[:MAX_EXPORTED_FILES]:
+            if size > budget:
+                continue
+            with contextlib.suppress(OSError):
+                copy = export_file(self.workdir, rel, self.outputs / f"call{next(_CALLS)}" / rel, size)
+                if copy is not None:
+                    result.files.append(copy)
+                    budget -= size
         result.elapsed = time.monotonic() - started
         self.last_used = time.monotonic()
         return result
@@ -407,7 +460,9 @@ class SessionManager:
                 if len(self._sessions) >= self.max_sessions:
                     self._evict_oldest()
                 workdir = sandbox.prepare_workdir(self.workdir_for(key))
-                session = Session(key, workdir, self._env(), self.limits)
+                outputs = self.workroot / ".outputs"
+                outputs.mkdir(mode=0o700, exist_ok=True)
+                session = Session(key, workdir, outputs / workdir.name, self._env(), self.limits)
                 self._sessions[key] = session
             self._start_reaper()
             return session

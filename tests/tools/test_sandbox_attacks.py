@@ -337,3 +337,25 @@ def test_cannot_see_ptrace_or_kill_host_processes(manager: SessionManager) -> No
     assert result.session_lost
     assert os.getpid() == host_pid
     next_run_ok(manager, "killall")
+
+
+def test_planted_symlinks_never_reach_host_files(manager: SessionManager, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("host data")
+    code = (
+        "import os\n"
+        f"os.symlink({str(victim)!r}, 'report.txt')\n"
+        "os.symlink('/', 'rootdir')\n"
+        "os.mkdir('real'); open('real/ok.txt', 'w').write('fine')"
+    )
+    result = attack(manager, code, "links")
+    assert [rel for rel, _ in result.created] == ["real/ok.txt"]
+    assert [p.read_text() for p in result.files] == ["fine"]
+    assert all(manager.workdir_for("links") not in p.parents for p in result.files)  # copies, out of reach
+    # an attachment named like the planted link replaces the link instead of writing through it
+    attachment = tmp_path / "report.txt"
+    attachment.write_text("attached")
+    result = manager.execute("links", "open('report.txt').read()", [attachment])
+    assert result.value == "'attached'"
+    assert victim.read_text() == "host data"
+    next_run_ok(manager, "links")
