@@ -13,11 +13,13 @@ with a random API key and used here only for tokenizing.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import logging
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,18 +57,31 @@ class _Engine:
     api_key: str
     http: httpx.Client
     users: int = 0
-    active: int = 0
+    running: set[threading.Event] = field(default_factory=set)
+    """One cancel flag per request in flight."""
     idle: threading.Condition = field(default_factory=threading.Condition)
 
     def close(self) -> None:
+        """Stop requests in flight (at their next token), wait for them, then free the model."""
         with self.idle:
-            self.idle.wait_for(lambda: self.active == 0, timeout=30)
+            for flag in self.running:
+                flag.set()
+            self.idle.wait_for(lambda: not self.running, timeout=30)
         self.http.close()
         self.server = None  # the C++ destructor stops the engine's loop and joins its threads
 
 
 _engines: dict[EngineConfig, _Engine] = {}
 _engines_lock = threading.Lock()
+
+
+@atexit.register
+def _close_all_engines() -> None:
+    with _engines_lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    for engine in engines:
+        engine.close()
 
 
 def _load_engine(config: EngineConfig) -> _Engine:
@@ -254,33 +269,36 @@ class EmbeddedBackend(Backend):
         parser = fncall.StreamingToolCallParser(tools) if use_tools and forced_schema is None else None
         return request, parser, forced_schema is not None
 
-    async def _chunks(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def _chunks(self, request: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """Run one engine request in a thread; yield its chunks as they come. Closing stops generation."""
         engine = self._engine if self._engine is not None else await asyncio.to_thread(self._get_engine)
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue[Any] = asyncio.Queue()
         cancelled = threading.Event()
 
+        def post(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(chunks.put_nowait, item)
+            except RuntimeError:  # the consumer's loop is gone
+                cancelled.set()
+
         def on_chunk(chunk: Any) -> bool:
-            loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+            post(chunk)
             return cancelled.is_set()  # True asks the engine to stop this request
 
         def run() -> None:
             try:
                 engine.server.handle_chat_completions(request, on_chunk)
             except BaseException as exc:  # handed to the consumer
-                loop.call_soon_threadsafe(chunks.put_nowait, LLMError(f"embedded engine failed: {exc}"))
+                post(LLMError(f"embedded engine failed: {exc}"))
             finally:
                 with engine.idle:
-                    engine.active -= 1
+                    engine.running.discard(cancelled)
                     engine.idle.notify_all()
-                try:
-                    loop.call_soon_threadsafe(chunks.put_nowait, _END)
-                except RuntimeError:  # the consumer's loop is gone
-                    pass
+                post(_END)
 
         with engine.idle:
-            engine.active += 1
+            engine.running.add(cancelled)
         threading.Thread(target=run, name="lector-embedded", daemon=True).start()
         try:
             while (chunk := await chunks.get()) is not _END:
@@ -292,6 +310,8 @@ class EmbeddedBackend(Backend):
                     err = chunk["error"]
                     raise _error_from_engine(err if isinstance(err, dict) else {"message": err})
                 yield chunk
+            if cancelled.is_set():
+                raise LLMError("the embedded backend was closed while this request was running")
         finally:
             cancelled.set()
 
@@ -306,25 +326,27 @@ class EmbeddedBackend(Backend):
         usage = Usage()
         finish: str | None = None
         raw: list[str] = []
-        async for chunk in self._chunks(request):
-            if chunk.get("timings"):
-                self.last_timings = chunk["timings"]
-            if chunk.get("usage"):
-                u = chunk["usage"]
-                usage = Usage(
-                    prompt_tokens=u.get("prompt_tokens", 0), completion_tokens=u.get("completion_tokens", 0)
-                )
-            for choice in chunk.get("choices") or []:
-                finish = choice.get("finish_reason") or finish
-                text = (choice.get("delta") or {}).get("content") or ""
-                if not text:
-                    continue
-                raw.append(text)
-                if forced:
-                    continue
-                visible = parser.feed(text) if parser is not None else text
-                if visible:
-                    yield Delta(text=visible)
+        chunks = self._chunks(request)
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                if chunk.get("timings"):
+                    self.last_timings = chunk["timings"]
+                if chunk.get("usage"):
+                    u = chunk["usage"]
+                    usage = Usage(
+                        prompt_tokens=u.get("prompt_tokens", 0), completion_tokens=u.get("completion_tokens", 0)
+                    )
+                for choice in chunk.get("choices") or []:
+                    finish = choice.get("finish_reason") or finish
+                    text = (choice.get("delta") or {}).get("content") or ""
+                    if not text:
+                        continue
+                    raw.append(text)
+                    if forced:
+                        continue
+                    visible = parser.feed(text) if parser is not None else text
+                    if visible:
+                        yield Delta(text=visible)
         if forced:
             result = _forced_result("".join(raw), tools or [])
         elif parser is not None:
