@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test setup lint bench clean
 
 run: setup
-	$(VENV)/bin/lector chat
+	$(VENV)/bin/lector serve
 
 test: setup
 	$(VENV)/bin/ruff check .

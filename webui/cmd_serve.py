@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         config.data_dir = args.data_dir
     config.check_binding()
+    prepare_model(config.model)
     app = create_app(config)
     token = config.resolved_token()
     shown = "localhost" if config.host in ("0.0.0.0", "::") else config.host
@@ -42,3 +43,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"Access token: {token}  (stored in {config.data_dir / 'token'})", flush=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=3)
     return 0
+
+
+def prepare_model(spec: str | None) -> None:
+    """Join and verify an embedded model before serving, so the first answer doesn't wait for it."""
+    from llm.factory import default_spec
+    from llm.models import CATALOGUE, ensure_model
+
+    name = spec or default_spec()
+    name = name.removeprefix("embedded:")
+    if name in CATALOGUE:
+        ensure_model(name)
