@@ -1,7 +1,7 @@
 """A fast estimate of Qwen2.5 token counts, and prefix sums of it for cutting long texts.
 
-The estimate is linear in eight character-class features (letters, word starts, digits, CJK
-characters, punctuation characters and runs, line-break runs, repeated spaces), computed with numpy
+The estimate is linear in nine character-class features (letters, word starts, digits, CJK
+characters and runs, punctuation characters and runs, line-break runs, repeated spaces), computed with numpy
 over the whole text at once. COEFFICIENTS were fitted with bench/token_calibration.py against the
 Qwen2.5 tokenizer on English prose, reStructuredText, Python source and Chinese text.
 """
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 # per letter, per word start, per digit, per CJK char, per punctuation char, per punctuation run,
-# per line-break run, per space that follows whitespace
-COEFFICIENTS = np.array([0.0054, 1.0495, 1.349, 0.7186, 0.1026, 0.644, 1.0235, 0.0483])
+# per line-break run, per space that follows whitespace, per CJK run
+COEFFICIENTS = np.array([0.0304, 0.9545, 1.3834, 0.4533, 0.1155, 0.5702, 0.7644, 0.0716, 1.6982])
 
 _SPACE, _NEWLINE, _LETTER, _DIGIT, _CJK, _PUNCT = range(6)
 _START = 6  # "previous class" of the first character
@@ -54,7 +54,7 @@ _CLASS_TABLE = _class_table()
 
 def _pair_features() -> np.ndarray:
     """features[:, prev * 6 + cls]: what a character of class cls after one of class prev contributes."""
-    table = np.zeros((8, 7 * 6), dtype=np.float64)
+    table = np.zeros((len(COEFFICIENTS), 7 * 6), dtype=np.float64)
     for prev in range(7):
         for cls in range(6):
             col = prev * 6 + cls
@@ -65,6 +65,7 @@ def _pair_features() -> np.ndarray:
                 table[2, col] = 1
             elif cls == _CJK:
                 table[3, col] = 1
+                table[8, col] = prev != _CJK
             elif cls == _PUNCT:
                 table[4, col] = 1
                 table[5, col] = prev != _PUNCT
@@ -90,7 +91,7 @@ def _pair_index(text: str) -> np.ndarray:
 
 
 def features(text: str) -> np.ndarray:
-    """Feature counts (the 8 COEFFICIENTS' multiplicands) of `text`."""
+    """Feature counts (the COEFFICIENTS' multiplicands) of `text`."""
     counts = np.bincount(_pair_index(text), minlength=7 * 6)
     return _PAIR_FEATURES @ counts
 

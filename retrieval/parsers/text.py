@@ -35,10 +35,22 @@ def decode_bytes(data: bytes, path: str) -> str:
 
         best = from_bytes(data[:1_000_000]).best()
         if best is not None and best.encoding:
-            return data.decode(best.encoding, errors="replace")
+            encoding = best.encoding
+            # single-byte code pages are hard to tell apart; Windows-1252 is by far the most common
+            if encoding.startswith(("cp125", "iso8859", "latin", "mac_")) and _decodes(data, "cp1252"):
+                encoding = "cp1252"
+            return data.decode(encoding, errors="replace")
     except (ImportError, LookupError):
         pass
     return data.decode("latin-1")
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 _ATX_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
