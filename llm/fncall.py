@@ -49,6 +49,7 @@ FENCE = "```"
 QWEN_FUNCTION, QWEN_ARGS = "✿FUNCTION✿", "✿ARGS✿"
 QWEN_STOPS = ("✿RESULT✿", "✿RETURN✿")
 QWEN_MARKERS = (QWEN_FUNCTION, QWEN_ARGS, *QWEN_STOPS, "✿THOUGHT✿")
+_QWEN_ENDERS = (QWEN_FUNCTION, *QWEN_STOPS)
 CALL_FENCE_LANGS = frozenset(
     {"", "json", "json5", "jsonc", "tool_call", "tool_calls", "tool_code", "tool", "function",
      "functions", "function_call", "toolcall"}
@@ -251,6 +252,7 @@ class StreamingToolCallParser:
         self._pending_ws = ""
         self._markup_removed = False
         self._after_ws = ""
+        self._qwen_args_at = -1
         self._attempts = 0
         self._finished = False
 
@@ -547,24 +549,37 @@ class StreamingToolCallParser:
         return -1
 
     def _on_qwen(self, out: list[str], final: bool) -> bool:
-        """After ✿FUNCTION✿: hold until the next ✿ marker after the ✿ARGS✿ value, or the end."""
+        """After ✿FUNCTION✿: the call runs to the next ✿FUNCTION✿/✿RESULT✿/✿RETURN✿ (or the end);
+        its arguments follow the first ✿ARGS✿ before that."""
         buf = self._buf
-        args_at = buf.find(QWEN_ARGS)
-        search_from = max(args_at + len(QWEN_ARGS) if args_at >= 0 else 0, self._scan_from)
-        nxt = -1
-        for marker in (QWEN_FUNCTION, *QWEN_STOPS):
-            j = buf.find(marker, search_from)
-            if j >= 0 and (nxt < 0 or j < nxt):
-                nxt = j
-        if nxt < 0 and not final:
-            if args_at >= 0:
-                self._scan_from = max(search_from, len(buf) - len(QWEN_FUNCTION))
-            return False
-        block = buf if nxt < 0 else buf[:nxt]
-        if nxt < 0:
+        overlap = max(len(m) for m in QWEN_MARKERS) - 1
+        end = -1
+        if self._qwen_args_at < 0:
+            start = self._scan_from
+            args_at = buf.find(QWEN_ARGS, start)
+            ender = _find_any(buf, _QWEN_ENDERS, start)
+            if ender >= 0 and (args_at < 0 or ender < args_at):
+                end = ender
+            elif args_at >= 0:
+                self._qwen_args_at = args_at
+                self._scan_from = args_at + len(QWEN_ARGS)
+            elif not final:
+                self._scan_from = max(start, len(buf) - overlap)
+                return False
+            else:
+                end = len(buf)
+        if end < 0:
+            ender = _find_any(buf, _QWEN_ENDERS, self._scan_from)
+            if ender < 0 and not final:
+                self._scan_from = max(self._scan_from, len(buf) - overlap)
+                return False
+            end = ender if ender >= 0 else len(buf)
+        block = buf[:end]
+        if end == len(buf):
             block = block[: len(block) - _partial_suffix_any(block, QWEN_MARKERS)]
+        self._qwen_args_at = -1
         self._add_qwen_call(block, out)
-        self._cut(len(buf) if nxt < 0 else nxt)
+        self._cut(end)
         self._state = "text"
         return True
 
@@ -719,6 +734,11 @@ def _partial_suffix(text: str, marker: str) -> int:
         if marker.startswith(text[-n:]):
             return n
     return 0
+
+
+def _find_any(text: str, markers: tuple[str, ...], start: int) -> int:
+    found = [i for i in (text.find(m, start) for m in markers) if i >= 0]
+    return min(found) if found else -1
 
 
 def _partial_suffix_any(text: str, markers: tuple[str, ...]) -> int:

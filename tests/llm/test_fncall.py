@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from typing import Any
 
@@ -218,6 +219,39 @@ def test_streaming_any_chunking(size: int) -> None:
     rest = parser.finish()
     assert shown + rest.text == "Let me check.\nand"
     assert [c.name for c in rest.calls] == ["calculator", "web_fetch"]
+
+
+FUZZ_PARTS = [
+    "<tool_call>", "</tool_call>", "<think>", "</think>", "```", "```json\n", "```python\n", "✿FUNCTION✿: calculator\n",
+    "✿ARGS✿: ", "✿RESULT✿", "✿", '{"name": "calculator", "arguments": {"expression": "1"}}', '{"name": "x"}', "{",
+    "}", "[", "]", '"', "'", "\n", " ", "  \n\n ", "hello", "<", "<tool", "`", "\\", ",", ":", '"name"',
+    "<tool_response>", "<function=calculator><parameter=expression>2</parameter></function>",
+]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_streaming_matches_whole_on_random_mixtures(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(150):
+        text = "".join(rng.choice(FUZZ_PARTS) for _ in range(rng.randint(1, 20)))
+        if "</think>" in text and not 0 <= text.find("<think>") < text.find("</think>"):
+            continue  # the documented exception
+        for tools in (TOOLS, None):
+            whole = parse_tool_calls(text, tools)
+            parser = StreamingToolCallParser(tools)
+            shown, i = "", 0
+            while i < len(text):
+                step = rng.randint(1, 6)
+                shown += parser.feed(text[i : i + step])
+                i += step
+            rest = parser.finish()
+            assert (shown + rest.text, _names_args_raw(rest.calls), rest.error) == (
+                whole.text, _names_args_raw(whole.calls), whole.error
+            ), text
+
+
+def _names_args_raw(calls: list[ToolCall]) -> list[tuple[str, str]]:
+    return [(c.name, c.arguments) for c in calls]
 
 
 def test_streaming_shows_plain_text_early() -> None:
