@@ -72,6 +72,8 @@ class DocumentCache:
             sections = json.loads((path / "sections.json").read_text(encoding="utf-8"))
             index = BM25Index.load(path / "index", mmap=True)
         except (OSError, ValueError, KeyError, json.JSONDecodeError):
+            if path.exists():  # entries appear whole (rename), so this one is damaged: rebuild it
+                shutil.rmtree(path, ignore_errors=True)
             return None
         return CachedDocument(
             key,
@@ -102,9 +104,7 @@ class DocumentCache:
                 section=entry.section_ids,
                 tokens=entry.tokens,
             )
-            (tmp / "sections.json").write_text(
-                json.dumps(entry.sections, ensure_ascii=False), encoding="utf-8"
-            )
+            (tmp / "sections.json").write_text(json.dumps(entry.sections, ensure_ascii=False), encoding="utf-8")
             entry.index.save(tmp / "index")
             (tmp / "meta.json").write_text(json.dumps(entry.meta, ensure_ascii=False), encoding="utf-8")
             try:

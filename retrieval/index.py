@@ -1,11 +1,12 @@
 """BM25 over the chunks of one document, built with bm25s (numpy backend), saved to disk and loaded
 memory-mapped.
 
-Formula. Scores are sum over query terms t of idf(t) * tf*(k1+1) / (tf + k1*(1 - b + b*len/avglen)).
+Formula. Scores are sum over query terms t of idf(t) * tf / (tf + k1*(1 - b + b*len/avglen)): bm25s,
+like Lucene, leaves out the constant factor (k1 + 1) of the textbook formula, which changes no ranking.
 The default `method="lucene"` uses idf = ln(1 + (N - df + 0.5)/(df + 0.5)), which is always positive.
 rank-bm25's BM25Okapi (the reference, and what Qwen-Agent uses) has idf = ln((N - df + 0.5)/(df + 0.5)),
 with negative values replaced by 0.25 x the mean idf; bm25s's "robertson" method is that same formula
-with negative values clipped to 0. `method="robertson"` therefore reproduces rank-bm25's scores exactly
+with negative values clipped to 0. `method="robertson"` therefore reproduces rank-bm25's scores (divided by k1 + 1)
 for every term found in fewer than half the chunks (tests/retrieval/test_index.py checks it). We keep
 "lucene" as the default because Okapi gives a term that occurs in most chunks zero or negative weight:
 a document of one or two chunks could not be searched at all.
@@ -190,9 +191,7 @@ def shared_idf_weights(indexes: Sequence[BM25Index], tokens: Sequence[str]) -> l
     local_df = []
     total_df = np.zeros(len(unique), dtype=np.int64)
     for ix in indexes:
-        df = np.array(
-            [ix.document_frequency([ix.vocab[t]])[0] if t in ix.vocab else 0 for t in unique], dtype=np.int64
-        )
+        df = np.array([ix.document_frequency([ix.vocab[t]])[0] if t in ix.vocab else 0 for t in unique], dtype=np.int64)
         local_df.append(df)
         total_df += df
     global_idf = idf_value(method, total_df, total_n)

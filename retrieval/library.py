@@ -165,9 +165,7 @@ class Library:
         index = BM25Index(k1=float(p["k1"]), b=float(p["b"]), method=str(p["method"]))  # type: ignore[arg-type]
         index.build_from_tokens([tokenize(c.text) for c in chunks])
         sections: dict[str, int] = {}
-        section_ids = [
-            sections.setdefault(c.section, len(sections)) if c.section is not None else -1 for c in chunks
-        ]
+        section_ids = [sections.setdefault(c.section, len(sections)) if c.section is not None else -1 for c in chunks]
         entry = CachedDocument(
             key=key,
             meta={
@@ -254,9 +252,7 @@ class Library:
     def neighbours(self, doc_id: str, chunk_id: int, radius: int = 1) -> list[Chunk]:
         """The chunk and up to `radius` chunks either side of it, in document order."""
         n = self._get(doc_id).info.chunks
-        return [
-            self.chunk(doc_id, i) for i in range(max(0, chunk_id - radius), min(n, chunk_id + radius + 1))
-        ]
+        return [self.chunk(doc_id, i) for i in range(max(0, chunk_id - radius), min(n, chunk_id + radius + 1))]
 
     def total_tokens(self, doc_ids: Sequence[str] | None = None) -> int:
         ids = self._select(doc_ids)
@@ -272,9 +268,7 @@ class Library:
         return list(dict.fromkeys(doc_ids))
 
     # searching ----------------------------------------------------------------------------------------
-    def search(
-        self, query: str | Sequence[str], k: int = 8, doc_ids: Sequence[str] | None = None
-    ) -> list[Hit]:
+    def search(self, query: str | Sequence[str], k: int = 8, doc_ids: Sequence[str] | None = None) -> list[Hit]:
         """The k best chunks over the selected documents (all by default), best first.
 
         `query` is a string (tokenized like the documents) or a list of already tokenized BM25 terms."""

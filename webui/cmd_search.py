@@ -42,13 +42,9 @@ def register(subparsers: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--cache-dir", default=None, help="cache folder (default $LECTOR_CACHE or ~/.cache/lector)"
-    )
+    parser.add_argument("--cache-dir", default=None, help="cache folder (default $LECTOR_CACHE or ~/.cache/lector)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    parser.add_argument(
-        "--chunk-tokens", type=int, default=512, help="target chunk size in tokens (default 512)"
-    )
+    parser.add_argument("--chunk-tokens", type=int, default=512, help="target chunk size in tokens (default 512)")
 
 
 def expand_paths(paths: list[str]) -> list[str]:

@@ -98,16 +98,12 @@ def read_file_bytes(path: str | os.PathLike[str], max_bytes: int | None = None) 
         raise DocumentError(name, "permission denied") from exc
 
 
-def parse_file(
-    path: str | os.PathLike[str], max_bytes: int | None = None, source: str | None = None
-) -> ParsedDocument:
+def parse_file(path: str | os.PathLike[str], max_bytes: int | None = None, source: str | None = None) -> ParsedDocument:
     name = os.fspath(path)
     return parse_bytes(read_file_bytes(name, max_bytes), source or name, max_bytes=max_bytes)
 
 
-def parse_bytes(
-    data: bytes, source: str, fmt: str | None = None, max_bytes: int | None = None
-) -> ParsedDocument:
+def parse_bytes(data: bytes, source: str, fmt: str | None = None, max_bytes: int | None = None) -> ParsedDocument:
     limit = max_bytes_default() if max_bytes is None else max_bytes
     if len(data) > limit:
         raise DocumentError(source, f"too large ({len(data):,} bytes; the limit is {limit:,})")

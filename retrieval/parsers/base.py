@@ -79,12 +79,7 @@ class TextBuilder:
         self._parts.append(text)
         self._length += len(text)
         last = self.segments[-1] if self.segments else None
-        if (
-            last
-            and last.page == page
-            and last.section == section
-            and last.end + len(self._separator) == start
-        ):
+        if last and last.page == page and last.section == section and last.end + len(self._separator) == start:
             self.segments[-1] = Segment(last.start, self._length, page, section)
         else:
             self.segments.append(Segment(start, self._length, page, section))

@@ -78,11 +78,7 @@ def parse_pptx(data: bytes, path: str) -> tuple[str, list[Segment]]:
     builder = TextBuilder()
     for number, slide in enumerate(presentation.slides, start=1):
         title_shape = slide.shapes.title
-        title = (
-            title_shape.text_frame.text.strip()
-            if title_shape is not None and title_shape.has_text_frame
-            else None
-        )
+        title = title_shape.text_frame.text.strip() if title_shape is not None and title_shape.has_text_frame else None
         for shape in slide.shapes:
             for text in _shape_texts(shape):
                 builder.add(text, number, title or None)

@@ -61,9 +61,7 @@ def markdown_segments(text: str) -> list[Segment]:
     segments: list[Segment] = []
     path: list[tuple[int, str]] = []
     in_fence = False
-    fence_spans = [
-        (m.start(), m.end()) for m in re.finditer(r"^(```|~~~).*?^\1", text, re.MULTILINE | re.DOTALL)
-    ]
+    fence_spans = [(m.start(), m.end()) for m in re.finditer(r"^(```|~~~).*?^\1", text, re.MULTILINE | re.DOTALL)]
     starts: list[tuple[int, str | None]] = [(0, None)]
     for match in _ATX_HEADING.finditer(text):
         in_fence = any(a <= match.start() < b for a, b in fence_spans)
