@@ -43,6 +43,8 @@ class Delta(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     usage: Usage | None = None
     finish_reason: str | None = None
+    tool_call_error: str | None = None
+    """Why text that looked like a tool call could not be used (e.g. invalid JSON); the agent tells the model."""
 
 
 class ChatOptions(BaseModel):
@@ -117,7 +119,7 @@ class Backend(ABC):
     ) -> ChatResult:
         return run_sync(self.achat(messages, tools, options))
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release engine resources; the default holds none."""
 
 
