@@ -125,3 +125,16 @@ def test_concurrent_assembly_is_safe(tmp_path: Path) -> None:
     assert len(set(results)) == 1
     assert hashlib.sha256(results[0].read_bytes()).hexdigest() == spec.sha256
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_models_command_lists_and_verifies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import argparse
+
+    from webui import cmd_models
+
+    monkeypatch.setenv("LECTOR_CACHE", str(tmp_path))
+    assert cmd_models.run(argparse.Namespace(verify=None)) == 0
+    out = capsys.readouterr().out
+    assert "* qwen2.5-coder-1.5b" in out and "qwen2.5-coder-0.5b" in out and "parts installed" in out
+    assert cmd_models.run(argparse.Namespace(verify="no-such-model")) == 1
+    assert "FAILED" in capsys.readouterr().err
