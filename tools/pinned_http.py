@@ -21,7 +21,7 @@ import httpx
 from tools.netguard import Blocked, NetGuard, Target
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-DEFAULT_USER_AGENT = "Lector/0.1 (web_fetch; +https://github.com/lector)"
+DEFAULT_USER_AGENT = "Lector/0.1 (web_fetch tool; a reading assistant)"
 ACCEPT = (
     "text/html,application/xhtml+xml,text/plain;q=0.9,application/json;q=0.9,"
     "application/pdf;q=0.8,*/*;q=0.5"
