@@ -101,6 +101,8 @@ class Assistant:
         self.usage = Usage()
         """Tokens used over the whole conversation."""
         self._running: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+        self._token_counts: dict[str, int] = {}
+        self._counted_by: Backend | None = None
         self.reset()
 
     @property
@@ -158,7 +160,7 @@ class Assistant:
                 yield Final(message=final, messages=[final], stopped_reason="error")
                 return
             self.ctx.user_texts.append(user_text)
-            prompt = self._fit_history(backend, [*self.messages, user])
+            prompt = await asyncio.to_thread(self._fit_history, backend, [*self.messages, user])
             agent = run_agent(
                 backend,
                 prompt,
@@ -211,17 +213,27 @@ class Assistant:
             raise LLMError(error.message if error else "the turn ended without an answer")
         return final.text
 
+    def _count(self, backend: Backend, text: str) -> int:
+        """Tokens in `text`, remembered: the history is measured again every turn."""
+        if backend is not self._counted_by:
+            self._token_counts.clear()
+            self._counted_by = backend
+        if text not in self._token_counts:
+            if len(self._token_counts) > 10_000:
+                self._token_counts.clear()
+            self._token_counts[text] = backend.count_tokens(text)
+        return self._token_counts[text]
+
     def _fit_history(self, backend: Backend, messages: list[Message]) -> list[Message]:
         """Drop the oldest whole turns (never the system prompt or the new message) to leave room."""
         budget = int(backend.context_size * HISTORY_SHARE)
         specs = self.registry.specs()
         if specs:
-            budget -= backend.count_tokens(json.dumps([s.to_openai() for s in specs]))
+            budget -= self._count(backend, json.dumps([s.to_openai() for s in specs]))
 
         def size(m: Message) -> int:
-            return backend.count_tokens(m.content) + sum(
-                backend.count_tokens(c.arguments) + 8 for c in m.tool_calls
-            ) + 4
+            calls = sum(self._count(backend, c.arguments) + 8 for c in m.tool_calls)
+            return self._count(backend, m.content) + calls + 4
 
         head = messages[:1] if messages and messages[0].role == "system" else []
         body = messages[len(head) :]
