@@ -6,6 +6,8 @@ Rows (each runs a trivial snippet):
 - plain subprocess: `/usr/bin/python3 -I -c ...` (the interpreter the sandbox uses), no sandbox;
 - sandboxed one-shot: the same command inside bwrap with all limits (no REPL worker);
 - cold session: a new session (bwrap + REPL worker start) and its first call, then the kill;
+- new conversation, pre-started worker: the same when the manager keeps a spare worker ready
+  (the default), timing only the call (the spare is restarted in the background between calls);
 - warm session call: one more call on a live session (a pipe round trip).
 Target: at most 60 ms more than the plain subprocess.
 """
@@ -64,7 +66,7 @@ def main() -> int:
         assert out == b"2\n", out
         proc.kill()
 
-    manager = SessionManager(limits, workroot=workroot)
+    manager = SessionManager(limits, workroot=workroot, prewarm=False)
     counter = iter(range(10**9))
 
     def cold() -> None:
@@ -72,6 +74,18 @@ def main() -> int:
         result = manager.execute(key, SNIPPET)
         assert result.stdout == "2\n", result.content()
         manager._close(manager._sessions[key], None)
+
+    prewarmed = SessionManager(limits, workroot=workroot / "pre", prewarm=True)
+    spare_times: list[float] = []
+
+    def new_conversation() -> None:
+        assert prewarmed.wait_for_spare()
+        started = time.perf_counter()
+        key = f"new{next(counter)}"
+        result = prewarmed.execute(key, SNIPPET)
+        spare_times.append((time.perf_counter() - started) * 1000)
+        assert result.stdout == "2\n", result.content()
+        prewarmed._close(prewarmed._sessions[key], None)
 
     manager.execute("warm", SNIPPET)
 
@@ -83,8 +97,10 @@ def main() -> int:
         ("plain subprocess (python3 -I -c)", measure(plain, args.runs)),
         ("sandboxed one-shot (bwrap + limits)", measure(oneshot, args.runs)),
         ("cold session (start + first call)", measure(cold, args.runs)),
+        ("new conversation, pre-started worker", (measure(new_conversation, args.runs), spare_times[1:])[1]),
         ("warm session call", measure(warm, args.runs)),
     ]
+    prewarmed.close()
     manager.close()
     base = statistics.median(rows[0][1])
     print(f"{args.runs} runs each of {SNIPPET!r}; milliseconds")

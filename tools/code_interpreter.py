@@ -20,6 +20,8 @@ import atexit
 import contextlib
 import itertools
 import json
+import logging
+import marshal
 import os
 import selectors
 import shutil
@@ -27,6 +29,7 @@ import stat
 import tempfile
 import threading
 import time
+import uuid
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +38,8 @@ from typing import Any
 from tools import sandbox
 from tools.base import Tool, ToolContext, ToolResult
 from tools.sandbox import Limits, SandboxProcess, SandboxUnavailable
+
+log = logging.getLogger(__name__)
 
 KERNEL_SOURCE = (Path(__file__).with_name("sandbox_kernel.py")).read_text(encoding="utf-8")
 KILL_GRACE = 2.0
@@ -93,6 +98,13 @@ class Execution:
             tail = text[-cap // 3 :]
             text = f"{head}\n[... {len(text) - len(head) - len(tail)} characters cut ...]\n{tail}"
         return text
+
+
+def _clean(text: object) -> str:
+    """A string safe to pass on: lone surrogates from the sandbox become U+FFFD."""
+    if not text:
+        return ""
+    return str(text).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _describe_file(rel: str, size: int) -> str:
@@ -215,7 +227,9 @@ class Session:
 
     def start(self) -> None:
         python = str(self.env_dir / "bin" / "python")
-        self.proc = SandboxProcess([python, "-I", "-B", "-c", KERNEL_SOURCE], self.workdir, self.env_dir, self.limits)
+        self.proc = SandboxProcess(
+            [python, "-I", "-S", "-B", "-c", KERNEL_SOURCE], self.workdir, self.env_dir, self.limits
+        )
         try:
             reply, _ = self._read_reply(time.monotonic() + self.limits.startup_timeout)
         except BaseException:
@@ -331,7 +345,8 @@ class Session:
             "max_images": 8,
         }
         result = Execution()
-        data = (json.dumps(request) + "\n").encode("utf-8", "surrogatepass")
+        payload = marshal.dumps(request)
+        data = b"%d\n" % len(payload) + payload
         reply, why = self._read_reply(started + self.limits.timeout + KILL_GRACE, watch_workdir=True, outgoing=data)
         if reply is None:
             self._fill_failure(result, why)
@@ -364,16 +379,16 @@ class Session:
         return result
 
     def _fill_reply(self, result: Execution, reply: dict[str, Any]) -> None:
-        result.stdout = str(reply.get("stdout") or "")
-        result.stderr = str(reply.get("stderr") or "")
-        raw = str(reply.get("_raw") or "")
+        result.stdout = _clean(reply.get("stdout"))
+        result.stderr = _clean(reply.get("stderr"))
+        raw = _clean(reply.get("_raw"))
         if raw:
             result.stderr = (result.stderr + ("\n" if result.stderr else "") + raw).strip("\n")
         result.dropped_output = sum(
             int(reply.get(k) or 0) for k in ("stdout_dropped", "stderr_dropped", "_raw_dropped")
         )
-        result.value = reply.get("value")
-        result.error = reply.get("error")
+        result.value = _clean(reply.get("value")) if reply.get("value") is not None else None
+        result.error = _clean(reply.get("error")) or None
         result.timed_out = bool(reply.get("timed_out"))
         result.images = [f"data:image/png;base64,{b64}" for b64 in reply.get("images") or [] if isinstance(b64, str)]
 
@@ -412,8 +427,14 @@ class SessionManager:
         workroot: Path | None = None,
         env_dir: Path | None = None,
         max_sessions: int = 16,
+        prewarm: bool = True,
     ) -> None:
         self.limits = limits or Limits()
+        self.prewarm = prewarm
+        """Keep one started worker ready, so a new conversation's first call skips the cold start."""
+        self._spare: Session | None = None
+        self._spare_starting = False
+        self._closed = False
         self.idle_timeout = idle_timeout
         self.env_dir = env_dir
         self.max_sessions = max_sessions
@@ -453,19 +474,67 @@ class SessionManager:
             )
         return env_dir
 
+    def _outputs(self, name: str) -> Path:
+        outputs = self.workroot / ".outputs"
+        outputs.mkdir(mode=0o700, exist_ok=True)
+        return outputs / name
+
     def _session(self, key: str) -> Session:
         with self._guard:
+            self._closed = False
             session = self._sessions.get(key)
             if session is None:
                 if len(self._sessions) >= self.max_sessions:
                     self._evict_oldest()
-                workdir = sandbox.prepare_workdir(self.workdir_for(key))
-                outputs = self.workroot / ".outputs"
-                outputs.mkdir(mode=0o700, exist_ok=True)
-                session = Session(key, workdir, outputs / workdir.name, self._env(), self.limits)
+                workdir = self.workdir_for(key)
+                session = self._claim_spare(key, workdir)
+                if session is None:
+                    sandbox.prepare_workdir(workdir)
+                    session = Session(key, workdir, self._outputs(workdir.name), self._env(), self.limits)
                 self._sessions[key] = session
             self._start_reaper()
             return session
+
+    def _claim_spare(self, key: str, workdir: Path) -> Session | None:
+        """Hand the pre-started worker to a new conversation (its folder is renamed; the bind follows)."""
+        spare, self._spare = self._spare, None
+        if spare is None or workdir.exists() or not spare.alive:
+            if spare is not None:
+                self._spare = spare if spare.alive else None
+                if not spare.alive:
+                    _discard(spare)
+            return None
+        os.rename(spare.workdir, workdir)
+        spare.key, spare.workdir, spare.outputs = key, workdir, self._outputs(workdir.name)
+        spare.last_used = time.monotonic()
+        return spare
+
+    def _refill_spare(self) -> None:
+        """Start a spare worker in the background if none is ready or starting."""
+        with self._guard:
+            if not self.prewarm or self._closed or self._spare is not None or self._spare_starting:
+                return
+            self._spare_starting = True
+
+        def start() -> None:
+            session = None
+            try:
+                workdir = sandbox.prepare_workdir(self.workroot / f".spare-{uuid.uuid4().hex[:12]}")
+                session = Session("", workdir, self._outputs(workdir.name), self._env(), self.limits)
+                session.start()
+            except Exception as exc:
+                log.warning("could not pre-start a sandbox worker: %s", exc)
+                if session is not None:
+                    _discard(session)
+                session = None
+            with self._guard:
+                self._spare_starting = False
+                if session is not None and (self._closed or self._spare is not None):
+                    _discard(session)
+                elif session is not None:
+                    self._spare = session
+
+        threading.Thread(target=start, name="sandbox-prewarm", daemon=True).start()
 
     def _evict_oldest(self) -> None:
         idle = [s for s in self._sessions.values() if not s.lock.locked()]
@@ -503,6 +572,7 @@ class SessionManager:
                 session.start()
             result = session.execute(code)
             result.notes = notes + result.notes
+            self._refill_spare()
             if result.session_lost:
                 session.stop()
             session.last_used = time.monotonic()
@@ -542,21 +612,42 @@ class SessionManager:
         self._reaper = threading.Thread(target=loop, name="sandbox-reaper", daemon=True)
         self._reaper.start()
 
+    def wait_for_spare(self, timeout: float = 30.0) -> bool:
+        """Start the spare worker if needed and wait until it is ready (benchmarks, warm-up at startup)."""
+        self._refill_spare()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._spare is not None and self._spare.alive:
+                return True
+            if not self._spare_starting:
+                self._refill_spare()
+            time.sleep(0.005)
+        return False
+
     def session_alive(self, key: str) -> bool:
         session = self._sessions.get(key)
         return session is not None and session.alive
 
     def close(self, remove_files: bool = True) -> None:
         with self._guard:
+            self._closed = True
             for session in list(self._sessions.values()):
                 session.stop()
             self._sessions.clear()
+            if self._spare is not None:
+                _discard(self._spare)
+                self._spare = None
         if remove_files and self._workroot is not None:
             if self._own_root:
                 shutil.rmtree(self._workroot, ignore_errors=True)
-            else:
+            elif self._workroot.is_dir():
                 for child in self._workroot.iterdir():
                     shutil.rmtree(child, ignore_errors=True)
+
+
+def _discard(session: Session) -> None:
+    session.stop()
+    shutil.rmtree(session.workdir, ignore_errors=True)
 
 
 _MANAGERS: weakref.WeakSet[SessionManager] = weakref.WeakSet()

@@ -20,6 +20,7 @@ Debian's /usr/bin/python3 with numpy, pandas and matplotlib, world-readable so u
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import os
 import resource
@@ -27,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -246,7 +248,7 @@ class Cgroup:
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.02)
+                    time.sleep(0.01)
         self.dirs, self.procs_files = [], []
 
 
@@ -349,6 +351,9 @@ def prepare_workdir(path: Path) -> Path:
     return path
 
 
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+
+
 class SandboxProcess:
     """One process tree in a bubblewrap sandbox, with pipes for stdin, stdout and stderr."""
 
@@ -367,7 +372,10 @@ class SandboxProcess:
         nproc = limits.nproc if drop else _count_own_processes(os.getuid()) + limits.nproc
         env = {**sandbox_env(env_dir), **(extra_env or {})}
         try:
-            self.popen = subprocess.Popen(
+            # bwrap --die-with-parent ties the sandbox to the THREAD that forked it, so every spawn
+            # happens on one long-lived thread (a worker thread of asyncio.to_thread may exit any time)
+            self.popen = _SPAWNER.submit(
+                subprocess.Popen,
                 bwrap_args(bwrap, workdir, env_dir, limits, argv, env),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -377,7 +385,7 @@ class SandboxProcess:
                 close_fds=True,
                 start_new_session=True,
                 preexec_fn=_child_setup(limits, self.cgroup.procs_files, drop, nproc),
-            )
+            ).result()
         except BaseException:
             self.cgroup.remove()
             raise
@@ -401,7 +409,8 @@ class SandboxProcess:
             self.popen.kill()
             self.popen.wait(timeout=5)
         self.cgroup.kill_all()
-        self.cgroup.remove()
+        if self.cgroup.active:  # the last tasks can take a moment to leave; don't make the caller wait
+            threading.Thread(target=self.cgroup.remove, name="cgroup-cleanup", daemon=True).start()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,26 +1,28 @@
 """The REPL worker that runs INSIDE the sandbox (stdlib only; the host passes this source to `python -c`).
 
-Protocol: the host writes one JSON request per line on fd 0 ({"code", "timeout", "max_output",
-"max_repr", "max_images"}); the worker answers one JSON line on fd 1. Right at start the worker moves
-the protocol onto private descriptors and points fds 1 and 2 at the host's raw-output pipe (so output
-written straight to the descriptors, or by child processes, is read and capped by the host), and fd 0
-at /dev/null. User code runs in one namespace that persists between requests, like a notebook cell.
+Protocol: the host writes requests on fd 0, each "<length>" + newline + marshal data of {"code",
+"timeout", "max_output", "max_repr", "max_images"}; the worker answers one JSON line on fd 1 (JSON
+because the host must parse what leaves the sandbox safely; marshal is only safe host -> sandbox).
+Right at start the worker moves the protocol onto private descriptors and points fds 1 and 2 at
+the host's raw-output pipe (so output written straight to the descriptors, or by child processes,
+is read and capped by the host), and fd 0 at /dev/null. User code runs in one namespace that
+persists between requests, like a notebook cell.
 """
 
 from __future__ import annotations
 
-import ast
-import base64
+import _ast  # not `ast`: that pulls in enum and costs a cold start ~15 ms
 import builtins
 import io
-import json
 import os
 import signal
 import sys
-import traceback
 import warnings
-from types import FrameType
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import Any
 
 OUTPUT_HARD_CAP_FACTOR = 50
 """Python-level output beyond max_output * this raises inside the user's code."""
@@ -77,17 +79,19 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
 
 def _split_last_expression(code: str) -> tuple[Any, Any]:
     """(statements code object, last expression code object or None)."""
-    tree = ast.parse(code, filename="<cell>", mode="exec")
+    tree: Any = compile(code, "<cell>", "exec", _ast.PyCF_ONLY_AST)
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
+    if tree.body and isinstance(tree.body[-1], _ast.Expr):
         node = tree.body.pop()
-        assert isinstance(node, ast.Expr)
-        last = ast.Expression(node.value)
+        assert isinstance(node, _ast.Expr)
+        last = _ast.Expression(node.value)
     body = compile(tree, "<cell>", "exec")
     return body, (compile(last, "<cell>", "eval") if last is not None else None)
 
 
 def _format_exception(exc: BaseException) -> str:
+    import traceback
+
     tb = exc.__traceback__
     # drop the worker's own frames so the traceback starts in the user's cell
     while tb is not None and tb.tb_frame.f_code.co_filename != "<cell>":
@@ -100,6 +104,8 @@ def _collect_figures(max_images: int) -> list[str]:
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is None:
         return []
+    import base64
+
     images: list[str] = []
     try:
         for num in plt.get_fignums():
@@ -182,34 +188,67 @@ def run_cell(namespace: dict[str, Any], request: dict[str, Any]) -> dict[str, An
     return result
 
 
+_JSON_ESCAPES = {i: f"\\u{i:04x}" for i in range(32)} | {ord('"'): '\\"', ord("\\"): "\\\\"}
+
+
+def encode_json(value: Any) -> str:
+    """JSON for the few types a reply holds; the `json` module would import `re` on every cold start."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, str):
+        return '"' + value.translate(_JSON_ESCAPES) + '"'
+    if isinstance(value, list):
+        return "[" + ",".join(encode_json(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(encode_json(str(k)) + ":" + encode_json(v) for k, v in value.items()) + "}"
+    return encode_json(str(value))
+
+
+def _use_sandbox_site_packages() -> None:
+    """The worker runs with -S (site costs a cold start ~5 ms): add the venv's packages by hand."""
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    venv = os.path.dirname(os.path.dirname(os.path.abspath(sys.executable)))
+    if os.path.isfile(os.path.join(venv, "pyvenv.cfg")):
+        sys.prefix = sys.exec_prefix = venv  # what site.py would have done
+    path = os.path.join(venv, "lib", version, "site-packages")
+    if os.path.isdir(path) and path not in sys.path:
+        sys.path.append(path)
+    builtins.exit = builtins.quit = sys.exit  # type: ignore[assignment]
+
+
 def main() -> None:
-    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    import marshal
+
+    proto_in = os.fdopen(os.dup(0), "rb")
     proto_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
     os.dup2(2, 1)
     sys.stdin = open(0, closefd=False)  # noqa: SIM115
+    _use_sandbox_site_packages()
     _prepare_matplotlib()
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-    reader = io.BufferedReader(proto_in)  # type: ignore[arg-type]
 
     def send(message: dict[str, Any]) -> None:
-        data = (json.dumps(message) + "\n").encode("utf-8", "surrogatepass")
+        # lone surrogates become backslash-u escapes, which JSON accepts
+        data = (encode_json(message) + "\n").encode("utf-8", "backslashreplace")
         view = memoryview(data)
         while view:
             view = view[os.write(proto_out, view) :]
 
     send({"ready": True, "python": sys.version.split()[0]})
     while True:
-        line = reader.readline()
-        if not line:
+        # a request is "<length>\n" then that many bytes of marshal data (the host is trusted)
+        header = proto_in.readline()
+        if not header:
             return
-        try:
-            request = json.loads(line)
-        except ValueError:
-            send({"error": "bad request", "stdout": "", "stderr": "", "value": None, "images": []})
-            continue
+        payload = proto_in.read(int(header))
+        request = marshal.loads(payload)
         send(run_cell(namespace, request))
 
 

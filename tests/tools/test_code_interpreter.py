@@ -172,3 +172,32 @@ async def test_shutdown_all_kills_sessions_and_removes_work_folders() -> None:
     shutdown_all()
     assert not tool.manager.session_alive("bye")
     assert not workdir.exists()
+
+
+def test_sessions_outlive_the_event_loop_and_thread_that_started_them() -> None:
+    # `lector chat` may run each turn in its own asyncio.run(); worker threads come and go
+    import asyncio
+    import threading
+
+    tool = CodeInterpreter(limits=Limits(timeout=10))
+    try:
+        asyncio.run(run(tool, "kept = 'across loops'", "loops"))
+        thread = threading.Thread(target=tool.manager.execute, args=("threads", "kept = 'across threads'"))
+        thread.start()
+        thread.join()
+        time.sleep(0.5)
+        assert asyncio.run(run(tool, "kept", "loops")).content == "Out: 'across loops'"
+        assert tool.manager.execute("threads", "kept").value == "'across threads'"
+    finally:
+        tool.close()
+
+
+async def test_unicode_control_characters_and_lone_surrogates_survive(interp: CodeInterpreter) -> None:
+    result = await run(interp, "print('héllo \\u2028 \\x00 \\\\ \"q\" 日本')\n'\\udcff' + 'x'")
+    assert not result.error, result.content
+    assert 'héllo \u2028 \x00 \\ "q" 日本' in result.content
+    assert "Out: '\\udcffx'" in result.content  # repr escapes it; nothing breaks on the way out
+    result = await run(interp, "print('\\udcff')")
+    assert "\ufffd" in result.content
+    result = await run(interp, "exit(3)")
+    assert "SystemExit: 3" in result.content

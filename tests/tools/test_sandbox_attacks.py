@@ -288,6 +288,9 @@ def test_double_forked_daemon_dies_with_the_session(manager: SessionManager) -> 
     )
     result = attack(manager, code, "daemon")
     assert result.value == "'spawned'"
+    deadline = time.monotonic() + 5  # the grandchild may not have exec'd yet
+    while not host_processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert host_processes_with(marker), "the daemon should run inside the live session"
     manager.execute("daemon", "print(1 + 1)")
     session = manager._sessions["daemon"]
