@@ -13,6 +13,8 @@ COMMAND_MODULES = [
     "webui.cmd_serve",
     "webui.cmd_search",
     "webui.cmd_ask",
+    "webui.cmd_mcp",
+    "webui.cmd_serve_model",
 ]
 
 
