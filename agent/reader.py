@@ -123,8 +123,8 @@ async def _direct(
     evidence = pack_chunks(chunks, budget, chunk_cost(backend))
     if not evidence:
         return None
-    composed = await answer_from_evidence(
-        backend, question, evidence, meter, max_tokens=config.level1.max_answer_tokens
+    composed = await answer_from_evidence(  # the whole text is there: nothing to escalate to
+        backend, question, evidence, meter, max_tokens=config.level1.max_answer_tokens, allow_not_found=False
     )
     return Answer(
         answer=composed.text,

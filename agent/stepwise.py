@@ -215,7 +215,8 @@ async def compose_answer(
             details=details,
         )
     composed = await answer_from_evidence(
-        backend, question, evidence, meter, max_tokens=config.max_answer_tokens, notes=notes
+        backend, question, evidence, meter, max_tokens=config.max_answer_tokens, notes=notes,
+        allow_not_found=False,
     )
     return Answer(
         answer=composed.text,

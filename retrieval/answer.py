@@ -134,13 +134,13 @@ def document_order(items: Sequence[Evidence], doc_rank: dict[str, int] | None = 
 
 ANSWER_SYSTEM = (
     "You answer questions using only the numbered evidence the user gives you. "
-    "Answer briefly and cite the evidence you used with its number in brackets, like [1]. "
-    "If the evidence does not contain the answer, say: NOT FOUND."
+    "Answer briefly and cite the evidence you used with its number in brackets, like [1]."
 )
-ANSWER_SYSTEM_ZH = (
-    "只根据用户给出的编号证据回答问题。回答要简短，并用方括号注明所用证据的编号，例如 [1]。"
-    "如果证据中没有答案，请回答：NOT FOUND。"
-)
+ANSWER_SYSTEM_ZH = "只根据用户给出的编号证据回答问题。回答要简短，并用方括号注明所用证据的编号，例如 [1]。"
+ANSWER_TAIL = "Write the answer in a few words, followed by the number of the evidence in brackets."
+ANSWER_TAIL_ZH = "请用几个词写出答案，后面用方括号写上证据编号。"
+NOT_FOUND_TAIL = " If the evidence does not say, write NOT FOUND."
+NOT_FOUND_TAIL_ZH = "如果证据中没有答案，请写 NOT FOUND。"
 
 
 def has_cjk(text: str) -> bool:
@@ -151,13 +151,22 @@ def format_evidence(items: Sequence[Evidence]) -> str:
     return "\n\n".join(f"[{i}] ({e.location()})\n{e.text.strip()}" for i, e in enumerate(items, 1))
 
 
-def answer_messages(question: str, items: Sequence[Evidence], notes: str = "") -> list[Message]:
-    """Evidence goes in the user message, the question right after it (never in the system prompt)."""
-    system = ANSWER_SYSTEM_ZH if has_cjk(question) else ANSWER_SYSTEM
+def answer_messages(
+    question: str, items: Sequence[Evidence], notes: str = "", allow_not_found: bool = True
+) -> list[Message]:
+    """Evidence goes in the user message, the question right after it (never in the system prompt).
+
+    `allow_not_found` offers the model the NOT FOUND reply, the signal Auto escalates on. Offer it only
+    where the level can act on it: a 0.5B model takes that exit even when the answer is in plain sight.
+    """
+    zh = has_cjk(question)
+    system = ANSWER_SYSTEM_ZH if zh else ANSWER_SYSTEM
     body = f"Evidence:\n\n{format_evidence(items)}\n\n"
     if notes:
         body += f"{notes.strip()}\n\n"
-    body += f"Question: {question.strip()}\nAnswer (cite [n]):"
+    body += f"Question: {question.strip()}\n{ANSWER_TAIL_ZH if zh else ANSWER_TAIL}"
+    if allow_not_found:
+        body += NOT_FOUND_TAIL_ZH if zh else NOT_FOUND_TAIL
     return [Message.system(system), Message.user(body)]
 
 
@@ -323,8 +332,8 @@ async def answer_from_evidence(
     *,
     max_tokens: int = 256,
     notes: str = "",
+    allow_not_found: bool = True,
 ) -> Composed:
-    result = await meter.chat(
-        backend, answer_messages(question, items, notes), ChatOptions(temperature=0.0, max_tokens=max_tokens)
-    )
+    messages = answer_messages(question, items, notes, allow_not_found)
+    result = await meter.chat(backend, messages, ChatOptions(temperature=0.0, max_tokens=max_tokens))
     return compose(result.message.content, items, question=question)

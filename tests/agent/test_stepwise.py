@@ -1,0 +1,109 @@
+"""Level 3 with the scripted model: sub-questions asked of Level 2, streamed, budgeted, composed with citations."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+
+from agent.stepwise import PLAN_SCHEMA, AnswerReady, StepwiseConfig, SubAnswer, SubQuestion, level3, stepwise_events
+from llm.backend import ChatOptions
+from llm.messages import Message
+from llm.scripted import ScriptedBackend
+from retrieval.keywords import KeywordCache
+from retrieval.level2 import READ_SCHEMA
+from retrieval.library import Library
+
+FACT1 = "The Zorblat Company was founded by Jane Roe in a small shed."
+FACT2 = "Jane Roe was born in the harbour town of Lisbon."
+
+
+def library(tmp_path) -> Library:  # type: ignore[no-untyped-def]
+    words = ["weather", "barley", "orchard", "harvest", "river", "market", "mill", "fence", "cattle", "road"]
+    paras = [f"Paragraph {i} is about the {words[i % 10]} and the {words[(i * 7) % 10]}." for i in range(1500)]
+    paras.insert(1200, FACT2)
+    paras.insert(300, FACT1)
+    lib = Library(cache_dir=tmp_path)
+    lib.add_text("\n\n".join(paras), "history.txt")
+    return lib
+
+
+def scripted(plans: list[str]) -> Callable[..., str]:
+    plan_replies = list(plans)
+
+    def reply(messages: list[Message], tools: object, options: ChatOptions) -> str:
+        schema = options.json_schema or {}
+        user = messages[-1].content
+        if "keywords_en" in schema.get("properties", {}):
+            return json.dumps({"information": "", "instruction": "", "keywords_en": ["founded", "born"]})
+        if schema == READ_SCHEMA:
+            found = [s for s in re.split(r"(?<=\.)\s+", user) if "Jane Roe" in s]
+            return json.dumps({"relevant": bool(found), "quotes": found[:1]})
+        if schema == PLAN_SCHEMA:
+            return plan_replies.pop(0) if plan_replies else json.dumps({"action": "answer", "text": "Lisbon"})
+        question = user.rsplit("Question:", 1)[1]
+        blocks = re.split(r"^\[(\d+)\] \(", user, flags=re.M)
+        numbers = dict(zip(blocks[1::2], blocks[2::2], strict=True))
+        if "Lisbon" in question or "born" in question and "Roe" in question:
+            n = next(k for k, v in numbers.items() if "Lisbon" in v)
+            return f"Lisbon [{n}]."
+        if "founded" in question and "Zorblat" in question and "born" not in question:
+            n = next(k for k, v in numbers.items() if "founded" in v)
+            return f"Jane Roe [{n}]."
+        cited = [k for k, v in numbers.items() if "Lisbon" in v or "founded" in v]
+        return "Lisbon, where Jane Roe was born " + " ".join(f"[{k}]" for k in cited)
+
+    return reply
+
+
+ask = lambda q: json.dumps({"action": "ask", "text": q})  # noqa: E731
+
+
+async def test_subquestions_and_answers_stream_then_a_cited_answer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lib = library(tmp_path)
+    backend = ScriptedBackend(default=scripted([ask("Who founded the Zorblat Company?"),
+                                                ask("Where was Jane Roe born?"),
+                                                json.dumps({"action": "answer", "text": "Lisbon"})]))
+    events = [e async for e in stepwise_events(lib, backend, "Where was the founder of the Zorblat Company born?",
+                                               keyword_cache=KeywordCache())]
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["SubQuestion", "SubAnswer", "SubQuestion", "SubAnswer", "AnswerReady"]
+    first, second = events[1], events[3]
+    assert isinstance(first, SubAnswer) and "Jane Roe" in first.answer and first.citations[0].text == FACT1
+    assert isinstance(second, SubAnswer) and "Lisbon" in second.answer
+    final = events[-1]
+    assert isinstance(final, AnswerReady)
+    answer = final.answer
+    assert answer.level == 3 and "Lisbon" in answer.answer
+    assert {c.text for c in answer.citations} == {FACT1, FACT2}
+    assert answer.usage.llm_calls == len(backend.requests)
+    assert [s["question"] for s in answer.details["sub_questions"]] == [
+        "Who founded the Zorblat Company?", "Where was Jane Roe born?"]
+
+
+async def test_budget_caps_subquestions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lib = library(tmp_path)
+    backend = ScriptedBackend(default=scripted([ask("Who founded the Zorblat Company?"),
+                                                ask("Where was Jane Roe born?")]))
+    events = [e async for e in stepwise_events(lib, backend, "Where was the founder of the Zorblat Company born?",
+                                               config=StepwiseConfig(max_sub_questions=1),
+                                               keyword_cache=KeywordCache())]
+    assert sum(isinstance(e, SubQuestion) for e in events) == 1
+    tiny = StepwiseConfig(max_tokens=1)
+    backend = ScriptedBackend(default=scripted([ask("Who founded the Zorblat Company?")] * 3))
+    answer = await level3(lib, backend, "Where was the founder of the Zorblat Company born?", config=tiny,
+                          keyword_cache=KeywordCache())
+    assert len(answer.details["sub_questions"]) == 1  # the first question spends the whole budget
+
+
+async def test_repeated_or_unusable_plans_end_the_loop(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lib = library(tmp_path)
+    backend = ScriptedBackend(default=scripted(["not json at all"]))
+    answer = await level3(lib, backend, "Where was Jane Roe born?", keyword_cache=KeywordCache())
+    # an unusable first plan asks the whole question; the next plan (default: answer) ends the loop
+    assert [s["question"] for s in answer.details["sub_questions"]] == ["Where was Jane Roe born?"]
+    assert "Lisbon" in answer.answer and answer.citations
+
+    backend = ScriptedBackend(default=scripted([ask("Where was Jane Roe born?")] * 3))
+    answer = await level3(lib, backend, "Where was Jane Roe born?", keyword_cache=KeywordCache())
+    assert len(answer.details["sub_questions"]) == 1
