@@ -72,7 +72,11 @@ class BM25Index:
         import bm25s
 
         vocab: dict[str, int] = {}
-        ids = [[vocab.setdefault(t, len(vocab)) for t in tokens] for tokens in token_lists]
+        ids = []
+        for tokens in token_lists:
+            for term in set(tokens).difference(vocab):
+                vocab[term] = len(vocab)
+            ids.append(list(map(vocab.__getitem__, tokens)))
         self.num_docs = len(ids)
         self.vocab = vocab
         if not vocab:

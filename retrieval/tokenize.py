@@ -92,8 +92,18 @@ def _plain_terms(words: list[str]) -> list[str]:
     if missing:
         if len(memo) > 2_000_000:
             memo.clear()
+        to_stem = []
         for w in missing:
-            memo[w] = _single_term(w) or ""
+            if w in ENGLISH_STOP_WORDS:
+                memo[w] = ""
+            elif len(w) > 3 and w.isascii() and w.isalpha():
+                to_stem.append(w)
+            else:
+                memo[w] = w
+        if to_stem:
+            _stem("a")  # loads the stemmer
+            for w, stem in zip(to_stem, _stemmer.stemWords(to_stem), strict=True):
+                memo[w] = stem
     return list(filter(None, map(memo.__getitem__, words)))
 
 
