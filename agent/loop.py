@@ -45,6 +45,10 @@ REPEAT_NOTE = (
     "You already have the results of these tool calls above. Do not call any tool again. "
     "Answer the question now, using those results."
 )
+CALL_ERROR_NOTE = (
+    "Your tool call could not be used: {error}. Write it again as valid JSON in the format described, "
+    "or answer directly."
+)
 ANSWER_NOTE = "Answer the question now, using the tool results above. Do not call any tool."
 NO_ANSWER = "I could not produce an answer."
 EMPTY_BUDGET_ANSWER = "I could not finish within the step budget and have no answer yet."
@@ -151,6 +155,7 @@ class _Reply:
     usage: Usage | None = None
     recorded: bool = False
     error: Exception | None = None
+    call_error: str | None = None
 
     @property
     def text(self) -> str:
@@ -198,6 +203,8 @@ async def _stream_reply(
             reply.tool_calls.extend(delta.tool_calls)
             if delta.usage is not None:
                 reply.usage = delta.usage
+            if delta.tool_call_error:
+                reply.call_error = delta.tool_call_error
     except _Cancelled:
         raise
     except Exception as exc:  # any backend failure; what streamed so far stays in `reply`
@@ -383,12 +390,15 @@ async def run_agent(
         note: str | None = BUDGET_NOTE
         forced_reason: StopReason = "budget"
         answered: set[tuple[str, str]] = set()  # (name, arguments) of calls that succeeded this turn
+        retry_note: str | None = None  # said to the model on the next call only
+        call_errors = 0
         for step in range(1, max_steps + 1):
             canceller.check()
             steps = step
             yield StepStarted(step=step)
             reply = _Reply()
-            prompt = messages + new[first_new:]
+            prompt = messages + new[first_new:] + ([Message.user(retry_note)] if retry_note else [])
+            retry_note = None
             streaming = _stream_reply(backend, prompt, specs, opts, step, reply, canceller)
             async with SafeAclosing(streaming) as texts:
                 async for text_event in texts:
@@ -397,6 +407,12 @@ async def run_agent(
             if reply.error is not None:
                 raise _ModelFailed(reply.error)
             reply.recorded = True
+            if not reply.tool_calls and reply.call_error and call_errors < max_repeated_failures - 1:
+                call_errors += 1  # a call it could not write: say why and let it try again
+                retry_note = CALL_ERROR_NOTE.format(error=reply.call_error[:300])
+                if reply.text.strip():
+                    new.append(Message.assistant(reply.text))
+                continue
             if not reply.tool_calls:
                 if reply.text.strip() or not new[first_new:]:
                     final_text, note = reply.text, None

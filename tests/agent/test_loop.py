@@ -24,6 +24,7 @@ from agent.events import (
 from agent.loop import (
     ANSWER_NOTE,
     BUDGET_NOTE,
+    CALL_ERROR_NOTE,
     CANCELLED_TOOL,
     EMPTY_BUDGET_ANSWER,
     REPEAT_NOTE,
@@ -270,6 +271,43 @@ async def test_an_empty_reply_after_tool_use_asks_once_more_for_the_answer() -> 
     assert final.text == "It is 5." and final.stopped_reason == "done" and final.steps == 3
     assert model.requests[-1]["messages"][-1].content == ANSWER_NOTE
     assert model.requests[-1]["tools"] is None
+
+
+class GarbledCalls(ScriptedBackend):
+    """SCRIPTED model whose first `garbled` replies are tool calls its parser could not read."""
+
+    def __init__(self, replies: list[Any], garbled: int) -> None:
+        super().__init__(replies)
+        self.garbled = garbled
+
+    async def astream(
+        self, messages: list[Message], tools: list[ToolSpec] | None = None, options: ChatOptions | None = None
+    ) -> AsyncIterator[Delta]:
+        async for delta in super().astream(messages, tools, options):
+            if delta.finish_reason and self.garbled:
+                self.garbled -= 1
+                delta = delta.model_copy(update={"tool_call_error": "invalid JSON after 'add'"})
+            yield delta
+
+
+async def test_an_unreadable_tool_call_is_explained_to_the_model_which_retries() -> None:
+    """SCRIPTED model: its first call could not be parsed; it hears why (once, not kept), then calls right."""
+    model = GarbledCalls([" ", Message.assistant("", [call("add", {"a": 2, "b": 3})]), "5"], garbled=1)
+    events = await collect(run_agent(model, QUESTION, ToolRegistry([add])))
+    final = final_of(events)
+    assert final.text == "5" and final.stopped_reason == "done" and final.steps == 3
+    note = CALL_ERROR_NOTE.format(error="invalid JSON after 'add'")
+    assert model.requests[1]["messages"][-1] == Message.user(note)
+    assert note not in [m.content for m in model.requests[2]["messages"]]
+    assert [m.role for m in final.messages] == ["assistant", "tool", "assistant"]
+
+
+async def test_unreadable_calls_do_not_loop_forever() -> None:
+    """SCRIPTED model that never writes a readable call: after a couple of tries the turn ends."""
+    model = GarbledCalls(["", "", "", "", ""], garbled=5)
+    events = await collect(run_agent(model, QUESTION, ToolRegistry([add])))
+    final = final_of(events)
+    assert final.steps == 3 and final.stopped_reason == "done"
 
 
 async def test_forced_tool_choice_applies_to_first_step_only() -> None:
