@@ -203,6 +203,8 @@ class OpenAIBackend(Backend):
         if self.api_key:
             self._headers["Authorization"] = f"Bearer {self.api_key}"
         self._ssl = ssl.create_default_context()
+        # Proxy variables are for the outside world; a loopback server is reached directly.
+        self._trust_env = urlsplit(self.base_url).hostname not in ("127.0.0.1", "localhost", "::1")
         self._probed = False
         self._probe_lock: asyncio.Lock | None = None
         self._tokenize_style: str | None = None  # "llamacpp", "vllm" or "none" once known
@@ -214,7 +216,9 @@ class OpenAIBackend(Backend):
     def _client(self) -> httpx.AsyncClient:
         # One client per stream: an AsyncClient is bound to the event loop that first uses it, and the
         # sync API runs each call on a fresh loop. Sharing the SSL context keeps creation cheap.
-        return httpx.AsyncClient(timeout=self.timeout, headers=self._headers, verify=self._ssl)
+        return httpx.AsyncClient(
+            timeout=self.timeout, headers=self._headers, verify=self._ssl, trust_env=self._trust_env
+        )
 
     async def astream(
         self,
@@ -256,6 +260,9 @@ class OpenAIBackend(Backend):
         text_parts: list[str] = []
         usage: Usage | None = None
         finish: str | None = None
+        # Servers that accept `tools` may still return calls as text (a chat template the server does
+        # not recognise, a missing --tool-call-parser): the content also goes through fncall's parser.
+        parser = fncall.StreamingToolCallParser(tools) if tools and options.tool_choice != "none" else None
         chunks = self._chunks(client, body, may_reject_tools=bool(tools))
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
@@ -268,14 +275,24 @@ class OpenAIBackend(Backend):
                     text = delta.get("content")
                     if text:
                         text_parts.append(text)
-                        yield Delta(text=text)
+                        visible = parser.feed(text) if parser is not None else text
+                        if visible:
+                            yield Delta(text=visible)
                     finish = choice.get("finish_reason") or finish
         done = [calls[i].to_call() for i in sorted(calls)]
+        tail = ""
+        if parser is not None:
+            result = parser.finish()
+            tail = result.text
+            if not done and result.calls:
+                result = fncall.apply_tool_choice(result, options.tool_choice)
+                done = result.calls
+                log.info("server %s returned tool calls as text; parsed %d", self.base_url, len(done))
         if usage is None:
             usage = self._estimated_usage(messages, tools, "".join(text_parts), done)
         if done and finish in (None, "stop"):
             finish = "tool_calls"
-        yield Delta(tool_calls=done, usage=usage, finish_reason=finish or "stop")
+        yield Delta(text=tail, tool_calls=done, usage=usage, finish_reason=finish or "stop")
 
     @staticmethod
     def _accumulate(calls: dict[int, _CallAccumulator], fragment: dict[str, Any]) -> None:
@@ -504,9 +521,7 @@ class OpenAIBackend(Backend):
         if tools:
             prompt += json.dumps([t.to_openai() for t in tools])
         completion = text + "".join(c.name + c.arguments for c in calls)
-        return Usage(
-            prompt_tokens=approximate_tokens(prompt), completion_tokens=approximate_tokens(completion)
-        )
+        return Usage(prompt_tokens=approximate_tokens(prompt), completion_tokens=approximate_tokens(completion))
 
     def count_tokens(self, text: str) -> int:
         """Tokens in `text` by the server's own tokenizer (POST /tokenize on vLLM and llama.cpp).
@@ -524,7 +539,9 @@ class OpenAIBackend(Backend):
         if self._tokenize_style == "none":
             return approximate_tokens(text)
         if self._sync_client is None:
-            self._sync_client = httpx.Client(timeout=self.timeout, headers=self._headers, verify=self._ssl)
+            self._sync_client = httpx.Client(
+                timeout=self.timeout, headers=self._headers, verify=self._ssl, trust_env=self._trust_env
+            )
         count = self._tokenize(self._sync_client, text)
         if count is None:
             return approximate_tokens(text)

@@ -132,6 +132,17 @@ async def test_native_tool_call_fragments_become_complete_calls(server: OpenAITe
     assert body["tool_choice"] == "auto"
 
 
+async def test_native_server_that_answers_calls_as_text(server: OpenAITestServer) -> None:
+    model = unique("json-call")
+    deltas = await collect(backend(server, model, native_tools=True), ASK, TOOLS)
+    assert [(c.name, c.parsed_arguments()) for d in deltas for c in d.tool_calls] == [("add", {"a": 2, "b": 3})]
+    assert "".join(d.text for d in deltas).strip() == "I will add them."
+    assert "tools" in server.chat_requests(model)[0].body
+    plain = await collect(backend(server, unique("text"), native_tools=True), ASK, TOOLS)
+    assert "".join(d.text for d in plain) == "Hello from the test server."
+    assert not [c for d in plain for c in d.tool_calls]
+
+
 @pytest.mark.parametrize(
     ("choice", "wire"),
     [
@@ -141,9 +152,7 @@ async def test_native_tool_call_fragments_become_complete_calls(server: OpenAITe
         ("add", {"type": "function", "function": {"name": "add"}}),
     ],
 )
-async def test_tool_choice_maps_to_the_openai_field(
-    server: OpenAITestServer, choice: str, wire: object
-) -> None:
+async def test_tool_choice_maps_to_the_openai_field(server: OpenAITestServer, choice: str, wire: object) -> None:
     model = unique("tool-calls")
     await collect(backend(server, model, native_tools=True), ASK, TOOLS, ChatOptions(tool_choice=choice))
     assert server.chat_requests(model)[0].body["tool_choice"] == wire
@@ -182,9 +191,7 @@ async def test_rejected_tools_switch_to_prompt_based_calling(server: OpenAITestS
     b = backend(server, model, flavor="llamacpp")
     assert b.native_tools is True  # optimistic until the server says otherwise
     deltas = await collect(b, ASK, TOOLS)
-    assert [(c.name, c.parsed_arguments()) for d in deltas for c in d.tool_calls] == [
-        ("add", {"a": 2, "b": 3})
-    ]
+    assert [(c.name, c.parsed_arguments()) for d in deltas for c in d.tool_calls] == [("add", {"a": 2, "b": 3})]
     first, second = server.chat_requests(model)
     assert "tools" in first.body and "tools" not in second.body
     assert b.native_tools is False
@@ -262,9 +269,7 @@ async def test_no_retry_once_output_was_streamed(server: OpenAITestServer) -> No
 # ---------------------------------------------------------------- clear errors
 
 
-@pytest.mark.parametrize(
-    "scenario", ["overflow-vllm", "overflow-llamacpp", "overflow-openai", "stream-error"]
-)
+@pytest.mark.parametrize("scenario", ["overflow-vllm", "overflow-llamacpp", "overflow-openai", "stream-error"])
 async def test_context_overflow_is_a_clear_error(server: OpenAITestServer, scenario: str) -> None:
     model = unique(scenario)
     with pytest.raises(ContextOverflowError, match="context window"):
@@ -371,3 +376,42 @@ def test_factory_builds_the_http_backend(server: OpenAITestServer) -> None:
     b = make_backend(f"openai:{server.url('plain')}#{unique('text')}")
     assert isinstance(b, OpenAIBackend)
     assert b.chat(ASK).message.content == "Hello from the test server."
+
+
+# ---------------------------------------------------------------- against llama.cpp's own server (xllamacpp)
+
+
+@pytest.fixture(scope="module")
+def llama_server(small_model: object) -> OpenAIBackend:
+    """The HTTP backend pointed at the llama.cpp server inside the embedded engine (0.5B, 4k context)."""
+    engine = small_model._get_engine()  # type: ignore[attr-defined]
+    return OpenAIBackend(base_url=engine.address, model="qwen2.5-coder-0.5b", api_key=engine.api_key)
+
+
+async def test_real_llamacpp_server_streams_and_tokenizes(llama_server: OpenAIBackend, small_model: object) -> None:
+    deltas = await collect(
+        llama_server,
+        [Message.user("Count from 1 to 9, comma separated.")],
+        None,
+        ChatOptions(max_tokens=8, temperature=0),
+    )
+    assert len([d for d in deltas if d.text]) >= 2
+    usage = deltas[-1].usage
+    assert usage is not None and usage.prompt_tokens > 5 and 0 < usage.completion_tokens <= 8
+    text = "The quick brown fox jumps over the lazy dog."
+    assert llama_server.count_tokens(text) == small_model.count_tokens(text)  # type: ignore[attr-defined]
+    assert llama_server._tokenize_style == "llamacpp"
+
+
+async def test_real_llamacpp_server_native_forced_tool_call(llama_server: OpenAIBackend) -> None:
+    ask = [Message.user("Add 2 and 3.")]
+    deltas = await collect(llama_server, ask, TOOLS, ChatOptions(tool_choice="add", max_tokens=60, temperature=0))
+    calls = [c for d in deltas for c in d.tool_calls]
+    assert [c.name for c in calls] == ["add"]
+    assert set(calls[0].parsed_arguments()) == {"a", "b"}
+    assert llama_server.native_tools is True
+
+
+async def test_real_llamacpp_server_context_overflow(llama_server: OpenAIBackend) -> None:
+    with pytest.raises(ContextOverflowError):
+        await collect(llama_server, [Message.user("word " * 6000)], None, ChatOptions(max_tokens=4))
