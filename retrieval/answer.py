@@ -290,12 +290,25 @@ def compose(
         numbers = best_supporting(text, items)
     cited = [items[n - 1] for n in numbers]
     citations: list[Citation] = []
-    for e in cited:
+    renumber: dict[int, int] = {}
+    for n, e in zip(numbers, cited, strict=True):
+        renumber[n] = len(citations) + 1
         if quote_citations and e.quotes:
             citations.extend(quote_citation(e, q) for q in e.quotes)
         else:
             citations.append(focused_citation(e, text, question))
-    return Composed(text=text, citations=citations, found=found, cited=cited)
+    return Composed(text=renumbered(text, renumber), citations=citations, found=found, cited=cited)
+
+
+def renumbered(text: str, mapping: dict[int, int]) -> str:
+    """Rewrite the evidence numbers the model cited as positions in the citation list; drop invalid ones."""
+
+    def replace(match: re.Match[str]) -> str:
+        parts = [int(p.strip()) for p in re.split(r"[,，、]", match.group(1))]
+        kept = [str(mapping[p]) for p in parts if p in mapping]
+        return "[" + ", ".join(dict.fromkeys(kept)) + "]" if kept else ""
+
+    return _CITE.sub(replace, text).strip()
 
 
 def quote_citation(e: Evidence, quote: str) -> Citation:

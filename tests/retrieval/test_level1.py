@@ -107,6 +107,7 @@ def test_answer_without_numbers_cites_the_best_supporting_evidence() -> None:
     assert [c.chunk_id for c in composed.citations] == [5]
     assert compose("The tower is green [2] [7].", items).citations[0].chunk_id == 5  # [7] is out of range
     assert not compose("NOT FOUND", items).found
+    assert compose("Green [2].", items).text == "Green [1]."  # [n] now points into the citation list
 
 
 async def test_level1_without_any_match_says_not_found(tmp_path) -> None:  # type: ignore[no-untyped-def]
