@@ -281,18 +281,20 @@ class OpenAIBackend(Backend):
                     finish = choice.get("finish_reason") or finish
         done = [calls[i].to_call() for i in sorted(calls)]
         tail = ""
+        call_error: str | None = None
         if parser is not None:
             result = parser.finish()
             tail = result.text
-            if not done and result.calls:
+            if not done:
                 result = fncall.apply_tool_choice(result, options.tool_choice)
-                done = result.calls
-                log.info("server %s returned tool calls as text; parsed %d", self.base_url, len(done))
+                done, call_error = result.calls, result.error
+                if done:
+                    log.info("server %s returned tool calls as text; parsed %d", self.base_url, len(done))
         if usage is None:
             usage = self._estimated_usage(messages, tools, "".join(text_parts), done)
         if done and finish in (None, "stop"):
             finish = "tool_calls"
-        yield Delta(text=tail, tool_calls=done, usage=usage, finish_reason=finish or "stop")
+        yield Delta(text=tail, tool_calls=done, usage=usage, finish_reason=finish or "stop", tool_call_error=call_error)
 
     @staticmethod
     def _accumulate(calls: dict[int, _CallAccumulator], fragment: dict[str, Any]) -> None:
@@ -368,7 +370,13 @@ class OpenAIBackend(Backend):
             usage = self._estimated_usage(prompt, None, full, [])
         if result.calls and finish in (None, "stop"):
             finish = "tool_calls"
-        yield Delta(text=result.text, tool_calls=result.calls, usage=usage, finish_reason=finish or "stop")
+        yield Delta(
+            text=result.text,
+            tool_calls=result.calls,
+            usage=usage,
+            finish_reason=finish or "stop",
+            tool_call_error=result.error,
+        )
 
     @staticmethod
     def _forced_result(text: str, tools: list[ToolSpec]) -> fncall.ParseResult:

@@ -286,12 +286,13 @@ class TransformersBackend(Backend):
             raise LLMError(f"{self.name} failed while generating: {outcome['error']}") from outcome["error"]
         tail = trimmer.finish()
         calls: list[ToolCall] = []
+        call_error: str | None = None
         if parser is not None:
             if tail:
                 tail = parser.feed(tail)
             result = fncall.apply_tool_choice(parser.finish(), options.tool_choice)
             tail += result.text
-            calls = result.calls
+            calls, call_error = result.calls, result.error
         completion = int(outcome.get("completion_tokens", 0))
         if calls:
             finish = "tool_calls"
@@ -304,6 +305,7 @@ class TransformersBackend(Backend):
             tool_calls=calls,
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion),
             finish_reason=finish,
+            tool_call_error=call_error,
         )
 
     def _generate(

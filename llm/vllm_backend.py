@@ -147,19 +147,21 @@ class VLLMBackend(Backend):
                 await self._engine.abort(request_id)
         calls: list[ToolCall] = []
         tail = ""
+        call_error: str | None = None
         if forced is not None:
             try:
                 calls = [fncall.parse_forced_call("".join(raw))]
-            except ValueError:
-                tail = "".join(raw)
+            except ValueError as exc:  # cut off by max_tokens: show the text, say why
+                tail, call_error = "".join(raw), str(exc)
         elif parser is not None:
             result = fncall.apply_tool_choice(parser.finish(), options.tool_choice)
-            calls, tail = result.calls, result.text
+            calls, tail, call_error = result.calls, result.text, result.error
         yield Delta(
             text=tail,
             tool_calls=calls,
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
             finish_reason="tool_calls" if calls else (finish or "stop"),
+            tool_call_error=call_error,
         )
 
     def close(self) -> None:

@@ -223,6 +223,14 @@ async def test_prompt_mode_turns_tool_history_into_text(server: OpenAITestServer
         assert "<tool_response>" in json.dumps(sent)
 
 
+async def test_missing_forced_call_is_reported_to_the_agent(server: OpenAITestServer) -> None:
+    model = unique("text")  # a server that ignores response_format and just chats
+    deltas = await collect(backend(server, model, native_tools=False), ASK, TOOLS, ChatOptions(tool_choice="required"))
+    last = deltas[-1]
+    assert not last.tool_calls and last.tool_call_error and "required" in last.tool_call_error
+    assert "".join(d.text for d in deltas) == "Hello from the test server."
+
+
 async def test_errors_without_tools_are_not_taken_for_tool_rejection(server: OpenAITestServer) -> None:
     model = unique("bad-request")
     with pytest.raises(LLMError, match="temperature must be non-negative"):
