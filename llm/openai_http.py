@@ -22,6 +22,7 @@ import os
 import random
 import socket
 import ssl
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -206,9 +207,9 @@ class OpenAIBackend(Backend):
         # Proxy variables are for the outside world; a loopback server is reached directly.
         self._trust_env = urlsplit(self.base_url).hostname not in ("127.0.0.1", "localhost", "::1")
         self._probed = False
-        self._probe_lock: asyncio.Lock | None = None
         self._tokenize_style: str | None = None  # "llamacpp", "vllm" or "none" once known
         self._token_cache: OrderedDict[str, int] = OrderedDict()
+        self._token_lock = threading.Lock()
         self._sync_client: httpx.Client | None = None
 
     # ---------------------------------------------------------------- chat
@@ -540,22 +541,25 @@ class OpenAIBackend(Backend):
         if not text:
             return 0
         key = self._cache_key(text)
-        cached = self._token_cache.get(key)
-        if cached is not None:
-            self._token_cache.move_to_end(key)
-            return cached
-        if self._tokenize_style == "none":
-            return approximate_tokens(text)
-        if self._sync_client is None:
-            self._sync_client = httpx.Client(
-                timeout=self.timeout, headers=self._headers, verify=self._ssl, trust_env=self._trust_env
-            )
-        count = self._tokenize(self._sync_client, text)
+        with self._token_lock:
+            cached = self._token_cache.get(key)
+            if cached is not None:
+                self._token_cache.move_to_end(key)
+                return cached
+            if self._tokenize_style == "none":
+                return approximate_tokens(text)
+            if self._sync_client is None:
+                self._sync_client = httpx.Client(
+                    timeout=self.timeout, headers=self._headers, verify=self._ssl, trust_env=self._trust_env
+                )
+            client = self._sync_client
+        count = self._tokenize(client, text)
         if count is None:
             return approximate_tokens(text)
-        self._token_cache[key] = count
-        while len(self._token_cache) > _TOKEN_CACHE_SIZE:
-            self._token_cache.popitem(last=False)
+        with self._token_lock:
+            self._token_cache[key] = count
+            while len(self._token_cache) > _TOKEN_CACHE_SIZE:
+                self._token_cache.popitem(last=False)
         return count
 
     @staticmethod
@@ -602,31 +606,28 @@ class OpenAIBackend(Backend):
         """Once: learn the served model name (when none was given) and vLLM's max_model_len from /models."""
         if self._probed or (self.model and self._context_from_user):
             return
-        if self._probe_lock is None:
-            self._probe_lock = asyncio.Lock()
-        async with self._probe_lock:
-            if self._probed:
-                return
-            try:
-                async with self._client() as client:
-                    wait = min(10.0, self.timeout.read or 10.0)
-                    response = await client.get(f"{self.base_url}/models", timeout=wait)
-            except httpx.HTTPError:
-                return  # the chat request that follows reports the failure properly
-            self._probed = True
-            if response.status_code != 200:
-                return
-            try:
-                models = response.json().get("data") or []
-            except (ValueError, AttributeError):
-                return
-            entry = next((m for m in models if isinstance(m, dict) and m.get("id") == self.model), None)
-            if entry is None and not self.model and models and isinstance(models[0], dict):
-                entry = models[0]
-                self.model = str(entry.get("id") or "")
-                self.name = f"openai:{self.model or 'default'}@{self.base_url}"
-            if entry and not self._context_from_user and isinstance(entry.get("max_model_len"), int):
-                self.context_size = entry["max_model_len"]
+        # Concurrent first requests may both probe; that is harmless, and a lock would tie the backend
+        # to one event loop (the sync API runs each call on its own loop).
+        try:
+            async with self._client() as client:
+                wait = min(10.0, self.timeout.read or 10.0)
+                response = await client.get(f"{self.base_url}/models", timeout=wait)
+        except httpx.HTTPError:
+            return  # the chat request that follows reports the failure properly
+        self._probed = True
+        if response.status_code != 200:
+            return
+        try:
+            models = response.json().get("data") or []
+        except (ValueError, AttributeError):
+            return
+        entry = next((m for m in models if isinstance(m, dict) and m.get("id") == self.model), None)
+        if entry is None and not self.model and models and isinstance(models[0], dict):
+            entry = models[0]
+            self.model = str(entry.get("id") or "")
+            self.name = f"openai:{self.model or 'default'}@{self.base_url}"
+        if entry and not self._context_from_user and isinstance(entry.get("max_model_len"), int):
+            self.context_size = entry["max_model_len"]
 
     def close(self) -> None:
         if self._sync_client is not None:
