@@ -148,6 +148,7 @@ async def stepwise_events(
     meter = meter or UsageMeter()
     started = time.perf_counter()
     steps: list[SubAnswer] = []
+    chunks_read: list[list[Any]] = []
     asked: set[str] = set()
     draft = ""
     options = ChatOptions(temperature=0.0, max_tokens=config.planner_max_tokens, json_schema=PLAN_SCHEMA)
@@ -171,6 +172,7 @@ async def stepwise_events(
         index = len(steps) + 1
         yield SubQuestion(index=index, question=text)
         sub = await level2(library, backend, text, doc_ids, config.level2, meter, keyword_cache)
+        chunks_read += [c for c in sub.details.get("chunks_read", []) if c not in chunks_read]
         step = SubAnswer(
             index=index, question=text, answer=sub.answer, found=sub.found, citations=sub.citations
         )
@@ -178,6 +180,7 @@ async def stepwise_events(
         yield step
 
     answer = await compose_answer(backend, question, steps, draft, meter, config)
+    answer.details["chunks_read"] = chunks_read
     answer.elapsed_s = time.perf_counter() - started
     yield AnswerReady(answer=answer)
 
