@@ -88,6 +88,7 @@ class Assistant:
         options: ChatOptions | None = None,
         tool_timeout: float | None = None,
         ctx: ToolContext | None = None,
+        history: Iterable[Message] = (),
     ) -> None:
         self._llm = llm
         self._backend: Backend | None = llm if isinstance(llm, Backend) else None
@@ -104,6 +105,7 @@ class Assistant:
         self._token_counts: dict[str, int] = {}
         self._counted_by: Backend | None = None
         self.reset()
+        self.load_history(history)
 
     @property
     def backend(self) -> Backend:
@@ -120,6 +122,16 @@ class Assistant:
 
     def add_tool(self, spec: ToolLike) -> Tool:
         return self.registry.register(resolve_tool(spec))
+
+    def load_history(self, history: Iterable[Message]) -> None:
+        """Continue an earlier conversation (e.g. one restored from storage): its messages follow the
+        system prompt; a system message at its start replaces the system prompt."""
+        history = list(history)
+        if history and history[0].role == "system":
+            self.messages = history
+        else:
+            self.messages = self.messages[:1] + history if self.messages else history
+        self.ctx.user_texts = [m.content for m in self.messages if m.role == "user"]
 
     def reset(self) -> None:
         """Start a new conversation (attached files stay; tool state and history go)."""

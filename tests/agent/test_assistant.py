@@ -205,3 +205,16 @@ def test_llm_given_as_a_spec_goes_through_make_backend(monkeypatch: pytest.Monke
     bot = Assistant("qwen2.5-coder-0.5b")
     assert made == []
     assert bot.ask("hello") == "hi" and made == ["qwen2.5-coder-0.5b"]
+
+
+def test_a_stored_conversation_can_be_continued() -> None:
+    """SCRIPTED model: history given to the constructor follows the system prompt and reaches the model."""
+    earlier = [Message.user("My name is Ada."), Message.assistant("Hello Ada.")]
+    model = ScriptedBackend(["Your name is Ada."])
+    bot = Assistant(model, system="sys", history=earlier)
+    assert bot.ask("What is my name?") == "Your name is Ada."
+    roles = [m.role for m in model.requests[0]["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert bot.ctx.user_texts == ["My name is Ada.", "What is my name?"]
+    restored = Assistant(ScriptedBackend([]), system="other", history=bot.messages)
+    assert restored.messages == bot.messages
