@@ -91,25 +91,21 @@ def read_messages(question: str, chunk: Chunk) -> list[Message]:
     ]
 
 
-_QUOTE_CHARS = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
-
-
 def _normalise_with_map(text: str) -> tuple[str, list[int]]:
-    """Lower-cased text with quotes unified and whitespace runs collapsed, and each char's original index."""
+    """The text's words, lower-cased, each run of anything else (spaces, punctuation, quote marks) made one
+    space; with each kept character's original index. Copies that differ only in punctuation still match."""
     out: list[str] = []
     where: list[int] = []
-    prev_space = True
-    for i, ch in enumerate(text.translate(_QUOTE_CHARS)):
-        if ch.isspace():
-            if prev_space:
-                continue
-            out.append(" ")
-            where.append(i)
-            prev_space = True
-        else:
+    gap = True
+    for i, ch in enumerate(text):
+        if ch.isalnum():
             out.append(ch.lower())
             where.append(i)
-            prev_space = False
+            gap = False
+        elif not gap:
+            out.append(" ")
+            where.append(i)
+            gap = True
     return "".join(out), where
 
 
@@ -128,15 +124,20 @@ def verify_quote(quote: str, chunk_text: str) -> list[tuple[int, int]]:
     norm_chunk, where = _normalise_with_map(chunk_text)
     spans: list[tuple[int, int]] = []
     for part in re.split(r"\.\.\.|…", quote):
-        norm_part, _ = _normalise_with_map(part.strip().strip("\"'“”‘’`"))
-        norm_part = norm_part.strip()
+        norm_part = _normalise_with_map(part)[0].strip()
         if not norm_part or not _long_enough(norm_part):
             continue
         at = norm_chunk.find(norm_part)
         if at < 0:
             continue
-        spans.append((where[at], where[at + len(norm_part) - 1] + 1))
+        end = where[at + len(norm_part) - 1] + 1
+        while end < len(chunk_text) and chunk_text[end] in _CLOSING:  # keep the sentence's full stop
+            end += 1
+        spans.append((where[at], end))
     return spans
+
+
+_CLOSING = frozenset(".!?。！？\"'”’)")
 
 
 @dataclass
