@@ -27,7 +27,7 @@ from webui.cli import build_parser
 from webui.config import ServerConfig
 from webui.model_server import create_model_app
 
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -55,7 +55,7 @@ def base(scripted: ScriptedBackend) -> Iterator[str]:
         yield url
 
 
-def client_for(base: str) -> openai.OpenAI:
+def client_for(base: str) -> Any:
     return openai.OpenAI(base_url=base + "/v1", api_key=TOKEN, max_retries=0)
 
 
@@ -103,7 +103,7 @@ def test_completion_streamed_with_usage(base: str, scripted: ScriptedBackend) ->
 
 def test_native_tool_call_comes_back_as_tool_calls(base: str, scripted: ScriptedBackend) -> None:
     scripted.replies = [Message.assistant("", [call("get_weather", {"city": "Oslo"})])]
-    reply = client_for(base).chat.completions.create(model="scripted", messages=USER, tools=[WEATHER])  # type: ignore[list-item]
+    reply = client_for(base).chat.completions.create(model="scripted", messages=USER, tools=[WEATHER])
     choice = reply.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.tool_calls and choice.message.tool_calls[0].function.name == "get_weather"
@@ -116,7 +116,7 @@ def test_streamed_tool_call_deltas(base: str, scripted: ScriptedBackend) -> None
     both = [call("get_weather", {"city": "Oslo"}), call("get_weather", {"city": "Rome"})]
     scripted.replies = [Message.assistant("", both)]
     stream = client_for(base).chat.completions.create(
-        model="scripted", messages=USER, tools=[WEATHER], tool_choice="required", stream=True  # type: ignore[list-item]
+        model="scripted", messages=USER, tools=[WEATHER], tool_choice="required", stream=True
     )
     calls: dict[int, dict[str, str]] = {}
     finish = None
@@ -212,7 +212,7 @@ def test_context_overflow_is_400(stream: bool) -> None:
         assert reply.status_code == 400
         assert reply.json()["error"]["code"] == "context_length_exceeded"
         with pytest.raises(openai.BadRequestError) as caught:
-            client_for(url).chat.completions.create(model="overflow", messages=USER, stream=stream)  # type: ignore[arg-type]
+            client_for(url).chat.completions.create(model="overflow", messages=USER, stream=stream)
         assert caught.value.code == "context_length_exceeded"
         with pytest.raises(ContextOverflowError):
             OpenAIBackend(url, api_key=TOKEN, max_retries=0).chat([Message.user("hi")])
@@ -286,7 +286,7 @@ def test_usage_log_and_tokenize(base: str, scripted: ScriptedBackend) -> None:
 def test_our_openai_backend_uses_native_tools(base: str, scripted: ScriptedBackend) -> None:
     scripted.replies = [Message.assistant("", [call("get_weather", {"city": "Oslo"})])]
     client = OpenAIBackend(base, api_key=TOKEN, max_retries=0)
-    spec = ToolSpec(**WEATHER["function"])  # type: ignore[arg-type]
+    spec = ToolSpec(**WEATHER["function"])
     result = client.chat([Message.user("Weather in Oslo?")], [spec])
     assert client.native_tools is True and client._native_mode is None
     assert result.finish_reason == "tool_calls"
@@ -307,11 +307,11 @@ def real_base(small_model: Any) -> Iterator[str]:
 def test_real_model_streamed_and_not(real_base: str) -> None:
     client = client_for(real_base)
     question = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
-    reply = client.chat.completions.create(model="qwen2.5-coder-0.5b", messages=question, max_tokens=8,  # type: ignore[arg-type]
+    reply = client.chat.completions.create(model="qwen2.5-coder-0.5b", messages=question, max_tokens=8,
                                            temperature=0)
     assert "paris" in (reply.choices[0].message.content or "").lower()
     assert reply.usage is not None and reply.usage.prompt_tokens > 10
-    stream = client.chat.completions.create(model="qwen2.5-coder-0.5b", messages=question, max_tokens=8,  # type: ignore[arg-type]
+    stream = client.chat.completions.create(model="qwen2.5-coder-0.5b", messages=question, max_tokens=8,
                                             temperature=0, stream=True)
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert "paris" in text.lower()
@@ -322,7 +322,7 @@ def test_real_model_native_tool_call(real_base: str) -> None:
     reply = client.chat.completions.create(
         model="qwen2.5-coder-0.5b",
         messages=[{"role": "user", "content": "What is the weather in Oslo right now?"}],
-        tools=[WEATHER],  # type: ignore[list-item]
+        tools=[WEATHER],
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
         max_tokens=64,
         temperature=0,
@@ -335,7 +335,7 @@ def test_real_model_native_tool_call(real_base: str) -> None:
 
 def test_real_model_through_our_openai_backend(real_base: str) -> None:
     backend = OpenAIBackend(real_base, api_key=TOKEN, max_retries=0)
-    spec = ToolSpec(**WEATHER["function"])  # type: ignore[arg-type]
+    spec = ToolSpec(**WEATHER["function"])
     options = ChatOptions(tool_choice="required", max_tokens=64, temperature=0)
     result = backend.chat([Message.user("Is it raining in Rome?")], [spec], options)
     assert result.finish_reason == "tool_calls" and result.message.tool_calls[0].name == "get_weather"
@@ -349,7 +349,7 @@ def test_real_model_two_concurrent_requests(real_base: str) -> None:
 
     def ask(i: int) -> None:
         reply = client.chat.completions.create(
-            model="default", messages=[{"role": "user", "content": f"Count from {i} to {i + 3}."}],  # type: ignore[arg-type]
+            model="default", messages=[{"role": "user", "content": f"Count from {i} to {i + 3}."}],
             max_tokens=16, temperature=0,
         )
         answers[i] = reply.choices[0].message.content or ""
