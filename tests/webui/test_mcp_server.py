@@ -46,9 +46,13 @@ def document(tmp_path: Path) -> Path:
     return path
 
 
+def text(result: Any) -> str:
+    return "".join(getattr(block, "text", "") for block in result.content)
+
+
 def payload(result: Any) -> dict[str, Any]:
     assert not result.is_error, result.content
-    data = result.structured_content or json.loads(result.content[0].text)
+    data = result.structured_content or json.loads(text(result))
     return dict(data)
 
 
@@ -57,7 +61,7 @@ async def index_search_ask(client: Client, document: Path) -> dict[str, Any]:
     assert {"index", "search", "ask", "documents"} <= names
 
     empty = await client.call_tool("search", {"query": "keeper"})
-    assert empty.is_error and "index" in empty.content[0].text
+    assert empty.is_error and "index" in text(empty)
 
     indexed = payload(await client.call_tool("index", {"paths": [str(document), str(document.parent / "nope.pdf")]}))
     assert [d["source"] for d in indexed["documents"]] == [str(document)]
@@ -69,7 +73,7 @@ async def index_search_ask(client: Client, document: Path) -> dict[str, Any]:
     assert {"rank", "score", "source", "chunk_id", "start", "end", "page", "text"} <= set(hits[0])
 
     bad_level = await client.call_tool("ask", {"question": QUESTION, "level": "9"})
-    assert bad_level.is_error and "unknown level" in bad_level.content[0].text
+    assert bad_level.is_error and "unknown level" in text(bad_level)
 
     answer = payload(await client.call_tool("ask", {"question": QUESTION, "level": "auto"}))
     assert set(answer) >= {"answer", "level", "citations", "usage", "elapsed_s"}
