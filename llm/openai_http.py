@@ -242,7 +242,10 @@ class OpenAIBackend(Backend):
                         async for delta in stream:
                             yield delta
                     return
-                except _RejectsTools:
+                except _RejectsTools as exc:
+                    log.warning(
+                        "%s rejected `tools` (%s); using prompt-based tool calls from now on", self.base_url, exc
+                    )
                     self._native_mode = False
                     self.native_tools = False
 

@@ -116,6 +116,12 @@ def test_gguf_through_transformers_streams_with_usage(small_tf: TransformersBack
     assert small_tf.count_tokens("hello world") == 2
     assert small_tf.context_size >= 8192
 
+    stream = small_tf.stream(ask, None, ChatOptions(max_tokens=200))
+    next(iter(stream))
+    stream.close()  # type: ignore[attr-defined]  # stops generation; the next request is not blocked
+    after = small_tf.chat(ask, options=ChatOptions(max_tokens=2))
+    assert after.usage.completion_tokens == 2
+
 
 def test_tools_go_through_the_chat_template(small_tf: TransformersBackend) -> None:
     assert small_tf.template_tools, "Qwen's template takes tools"
