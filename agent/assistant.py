@@ -104,7 +104,6 @@ class Assistant:
         self._running: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self._token_counts: dict[str, int] = {}
         self._counted_by: Backend | None = None
-        self.reset()
         self.load_history(history)
 
     @property
@@ -124,19 +123,22 @@ class Assistant:
         return self.registry.register(resolve_tool(spec))
 
     def load_history(self, history: Iterable[Message]) -> None:
-        """Continue an earlier conversation (e.g. one restored from storage): its messages follow the
-        system prompt; a system message at its start replaces the system prompt."""
+        """Replace the conversation with an earlier one (e.g. restored from storage). Its messages follow
+        the system prompt; a system message at its start replaces the system prompt."""
         history = list(history)
         if history and history[0].role == "system":
             self.messages = history
         else:
-            self.messages = self.messages[:1] + history if self.messages else history
+            self.messages = self._system_messages() + history
         self.ctx.user_texts = [m.content for m in self.messages if m.role == "user"]
+
+    def _system_messages(self) -> list[Message]:
+        system = self.system_arg if self.system_arg is not None else default_system_prompt()
+        return [Message.system(system)] if system else []
 
     def reset(self) -> None:
         """Start a new conversation (attached files stay; tool state and history go)."""
-        system = self.system_arg if self.system_arg is not None else default_system_prompt()
-        self.messages = [Message.system(system)] if system else []
+        self.messages = self._system_messages()
         old = self.ctx
         self.ctx = ToolContext(conversation_id=old.conversation_id, attachments=list(old.attachments))
         self.usage = Usage()

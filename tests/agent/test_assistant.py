@@ -218,3 +218,20 @@ def test_a_stored_conversation_can_be_continued() -> None:
     assert bot.ctx.user_texts == ["My name is Ada.", "What is my name?"]
     restored = Assistant(ScriptedBackend([]), system="other", history=bot.messages)
     assert restored.messages == bot.messages
+
+
+async def test_the_given_tool_context_is_the_one_tools_see() -> None:
+    """SCRIPTED model: a ToolContext passed in (e.g. by the web UI, with attachments) reaches the tools."""
+
+    @tool
+    def conversation(ctx: ToolContext) -> str:
+        """The conversation id."""
+        return ctx.conversation_id
+
+    ctx = ToolContext(conversation_id="web-7")
+    model = ScriptedBackend([Message.assistant("", [call("conversation")]), "ok"])
+    bot = Assistant(model, tools=[conversation], ctx=ctx)
+    assert bot.ctx is ctx
+    await bot.aask("which?")
+    assert model.requests[1]["messages"][-1].content == "web-7"
+    assert ctx.user_texts == ["which?"]
