@@ -30,6 +30,7 @@ def register(subparsers: Any) -> None:
         help="comma-separated tool names, or 'none' (default: calculator, plus code_interpreter and "
         "web_fetch when installed)",
     )
+    parser.add_argument("--mcp-config", metavar="FILE", help='add the tools of MCP servers ({"mcpServers": ...})')
     parser.add_argument("-q", "--question", help="answer this one question and exit")
     parser.add_argument("--system", help="system prompt (default: a short built-in one)")
     parser.add_argument("--max-steps", type=int, default=8, help="model calls that may use tools per answer")
@@ -128,6 +129,12 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ImportError) as exc:
         print(f"lector chat: {exc}", file=sys.stderr)
         return 2
+    hub = None
+    if args.mcp_config:
+        from webui.cmd_mcp import open_mcp_tools
+
+        hub, mcp = open_mcp_tools(args.mcp_config, "lector chat")
+        tools += mcp
     options = ChatOptions(temperature=args.temperature) if args.temperature is not None else None
     bot = Assistant(args.model, tools=tools, system=args.system, max_steps=args.max_steps, options=options)
     try:
@@ -143,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         return 0 if chat(bot, backend.name) else 1
     finally:
         backend.close()
+        if hub is not None:
+            hub.close()
 
 
 def chat(bot: Any, model_name: str) -> bool:

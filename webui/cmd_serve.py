@@ -15,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--token", default=None, help="access token (default: generated and kept in the data folder)")
     p.add_argument("--extension-id", action="append", default=[], help="Chrome extension id allowed by CORS")
     p.add_argument("--allow-host", action="append", default=[], help="extra Host header value to accept")
+    p.add_argument("--mcp-config", type=Path, default=None, help='add the tools of MCP servers ({"mcpServers": ...})')
     p.set_defaults(func=run)
 
 
@@ -31,10 +32,15 @@ def run(args: argparse.Namespace) -> int:
         token=args.token,
         extension_ids=args.extension_id,
         allowed_hosts=args.allow_host,
+        mcp_config=args.mcp_config,
     )
     if args.data_dir is not None:
         config.data_dir = args.data_dir
     config.check_binding()
+    if config.mcp_config is not None:
+        from webui.cmd_mcp import check_mcp_config
+
+        check_mcp_config(config.mcp_config, "lector serve")
     prepare_model(config.model)
     app = create_app(config)
     token = config.resolved_token()

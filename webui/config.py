@@ -58,6 +58,8 @@ class ServerConfig:
     max_steps: int = 8
     tools: list[str] = field(default_factory=lambda: ["calculator", "code_interpreter", "web_fetch"])
     fetch_allow_hosts: list[str] = field(default_factory=list)
+    mcp_config: Path | None = None
+    """A {"mcpServers": ...} JSON file whose servers' tools are added (tools/mcp_config.py)."""
     """host:port pairs web_fetch may reach despite the SSRF rules (off by default; for tests)."""
 
     def resolved_token(self) -> str:

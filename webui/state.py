@@ -44,6 +44,7 @@ class AppState:
         if backend is not None:
             self._backends[config.model or "default"] = backend
         self._backend_factory = backend_factory
+        self.mcp_hub: Any = None
         self.registry = self._build_registry(extra_tools or [])
         self.contexts: dict[str, ToolContext] = {}
         self.turns: dict[str, Turn] = {}
@@ -71,6 +72,12 @@ class AppState:
                 log.warning("tool %s unavailable: %s", name, exc)
         for t in extra:
             registry.register(t)
+        if self.config.mcp_config is not None:
+            from tools.mcp_client import MCPHub
+
+            self.mcp_hub = MCPHub(self.config.mcp_config)
+            for t in self.mcp_hub.tools():  # a server that fails to start is logged and stands in as one tool
+                registry.register(t)
         return registry
 
     def backend(self, spec: str | None = None) -> Backend:
@@ -106,4 +113,6 @@ class AppState:
             turn.cancel.set()
         for b in self._backends.values():
             b.close()
+        if self.mcp_hub is not None:
+            self.mcp_hub.close()
         self.store.close()

@@ -174,3 +174,56 @@ def test_http_beyond_loopback_needs_an_explicit_token(monkeypatch: pytest.Monkey
     monkeypatch.delenv("LECTOR_TOKEN", raising=False)
     with pytest.raises(SystemExit, match="explicit access token"):
         lector_main(["mcp", "--http", "--host", "0.0.0.0", "--port", "1", "--data-dir", str(tmp_path)])
+
+
+# MCP servers' tools in `lector chat` and `lector serve` ------------------------------------------------------
+TEST_SERVER = ROOT / "tests" / "tools" / "mcp_test_server.py"
+
+
+@pytest.fixture
+def mcp_config(tmp_path: Path) -> Path:
+    path = tmp_path / "mcp.json"
+    servers = {
+        "t": {"command": sys.executable, "args": [str(TEST_SERVER)], "timeout": 20},
+        "bad": {"command": "/nonexistent/mcp-server"},
+    }
+    path.write_text(json.dumps({"mcpServers": servers}))
+    return path
+
+
+def test_lector_chat_uses_mcp_tools(
+    mcp_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SCRIPTED model: the model calls an MCP tool; the broken server is reported on stderr."""
+    import llm.factory
+    from llm.messages import Message
+    from llm.scripted import ScriptedBackend, call
+
+    replies: list[Any] = [Message.assistant("", [call("t__add", {"a": 20, "b": 22})]), "It is 42."]
+    monkeypatch.setattr(llm.factory, "make_backend", lambda spec=None, **kw: ScriptedBackend(replies))
+    code = lector_main(["chat", "--tools", "none", "--mcp-config", str(mcp_config), "-q", "20+22?"])
+    out, err = capsys.readouterr()
+    assert code == 0 and out.strip() == "It is 42."
+    assert "→ t__add" in err and "← 42" in err
+    assert "MCP server 'bad' failed to start: command not found" in err
+
+
+def test_lector_chat_rejects_a_bad_mcp_config(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text('{"mcpServers": {"x": {}}}')
+    with pytest.raises(SystemExit, match="lector chat: MCP server 'x'"):
+        lector_main(["chat", "--mcp-config", str(tmp_path / "bad.json"), "-q", "hi"])
+
+
+async def test_lector_serve_registers_mcp_tools(mcp_config: Path, tmp_path: Path) -> None:
+    from llm.messages import ToolCall
+    from llm.scripted import ScriptedBackend
+    from webui.state import AppState
+
+    config = ServerConfig(data_dir=tmp_path / "data", token=TOKEN, tools=["calculator"], mcp_config=mcp_config)
+    state = await anyio.to_thread.run_sync(lambda: AppState(config, backend=ScriptedBackend([])))
+    try:
+        assert {"calculator", "t__add", "t__read_resource", "bad__unavailable"} <= set(state.registry.names())
+        result = await state.registry.execute(ToolCall(id="1", name="t__add", arguments='{"a": 1, "b": 2}'))
+        assert result.content == "3"
+    finally:
+        await anyio.to_thread.run_sync(state.close)
