@@ -139,3 +139,29 @@ async def test_quotes_requery_bm25_and_find_evidence_the_question_missed(tmp_pat
     assert answer.details["requery"]
     first = library.search("colour keeper lighthouse", k=3)
     assert all("painted everything" not in h.chunk.text for h in first)  # only the re-query found it
+
+
+class Tracking(ScriptedBackend):
+    """Counts how many requests are in flight at once."""
+
+    live = 0
+    peak = 0
+
+    async def astream(self, messages, tools=None, options=None):  # type: ignore[no-untyped-def, override]
+        self.live += 1
+        self.peak = max(self.peak, self.live)
+        try:
+            async for delta in super().astream(messages, tools, options):
+                yield delta
+        finally:
+            self.live -= 1
+
+
+async def test_chunks_are_read_in_parallel_up_to_the_backend_slots(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    library, _ = build(tmp_path, {})
+    backend = Tracking(default=model(lambda t: {"relevant": False, "quotes": []}, ["lighthouse"]),
+                       parallel_slots=3, delay=0.01)
+    answer = await level2(library, backend, "Where is the lighthouse?", config=Level2Config(k=12, max_chunks=9),
+                          keyword_cache=KeywordCache())
+    assert len(answer.details["chunks_read"]) == 9
+    assert backend.peak == 3
