@@ -332,6 +332,17 @@ def _call_key(call: ToolCall) -> tuple[str, str]:
     return call.name, args
 
 
+def _echoes(call: ToolCall, outputs: set[tuple[str, str]]) -> bool:
+    """Whether the call only feeds a tool its own earlier result (a small model's loop, e.g.
+    calculator("83810205") after calculator("12345*6789") returned 83810205)."""
+    try:
+        args = json.loads(call.arguments or "{}")
+    except ValueError:
+        return False
+    values = list(args.values()) if isinstance(args, dict) else []
+    return bool(values) and all((call.name, str(v).strip()) in outputs for v in values)
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, LLMError):
         return f"Model error: {exc}" if str(exc) else f"Model error: {type(exc).__name__}"
@@ -362,7 +373,8 @@ async def run_agent(
       Cancelling the consuming task or closing the generator stops everything too, without a Final.
     - A model failure ends the turn with an ErrorEvent and Final(stopped_reason="error"); it never raises.
     - Tool use also stops early when the same call (name and arguments) has failed
-      `max_repeated_failures` times, or when a reply only repeats calls already answered.
+      `max_repeated_failures` times, or when a reply only repeats calls already answered (or feeds a
+      tool its own result back).
     - `messages` is not modified. New messages are appended to `transcript` as they are made (when given),
       so a caller keeps a well-formed record even of a cancelled turn; Final.messages holds them as well.
     """
@@ -390,6 +402,7 @@ async def run_agent(
         note: str | None = BUDGET_NOTE
         forced_reason: StopReason = "budget"
         answered: set[tuple[str, str]] = set()  # (name, arguments) of calls that succeeded this turn
+        outputs: set[tuple[str, str]] = set()  # (name, result) of short successful results
         retry_note: str | None = None  # said to the model on the next call only
         call_errors = 0
         for step in range(1, max_steps + 1):
@@ -419,7 +432,7 @@ async def run_agent(
                 else:  # tools ran but the model said nothing: ask once more for the answer
                     note, forced_reason = ANSWER_NOTE, "done"
                 break
-            if all(_call_key(c) in answered for c in reply.tool_calls):  # a small model looping
+            if all(_call_key(c) in answered or _echoes(c, outputs) for c in reply.tool_calls):
                 note = REPEAT_NOTE
                 break
             calls = _unique_ids(reply.tool_calls)
@@ -437,6 +450,8 @@ async def run_agent(
                     failures[_call_key(call)] += 1
                 else:
                     answered.add(_call_key(call))
+                    if len(results[index].content) <= 200:
+                        outputs.add((call.name, results[index].content.strip()))
             if opts.tool_choice not in ("auto", "none"):  # a forced call is made once, not every step
                 opts = opts.model_copy(update={"tool_choice": "auto"})
             if failures and max(failures.values()) >= max_repeated_failures:

@@ -263,6 +263,49 @@ async def test_a_reply_that_only_repeats_answered_calls_ends_tool_use() -> None:
     assert [m.role for m in final.messages] == ["assistant", "tool", "assistant"]
 
 
+async def test_feeding_a_tool_its_own_result_counts_as_a_repeat() -> None:
+    """SCRIPTED model doing what the real 0.5B does: calculator("12345*6789") returns 83810205, then it
+    calls calculator("83810205"). That call is not run; the model is asked for the answer."""
+
+    @tool
+    def calculator(expression: str) -> str:
+        """Evaluates."""
+        return {"12345*6789": "83810205"}.get(expression, expression)
+
+    model = ScriptedBackend([
+        Message.assistant("", [call("calculator", {"expression": "12345*6789"})]),
+        Message.assistant("", [call("calculator", {"expression": "83810205"})]),
+        "83810205",
+    ])
+    events = await collect(run_agent(model, QUESTION, ToolRegistry([calculator])))
+    assert sum(isinstance(e, ToolCallStarted) for e in events) == 1
+    assert model.requests[-1]["messages"][-1].content == REPEAT_NOTE
+    assert final_of(events).text == "83810205"
+
+
+async def test_passing_a_result_to_another_tool_is_not_a_repeat() -> None:
+    """SCRIPTED model: a result handed to a different tool is ordinary chaining."""
+
+    @tool
+    def find(topic: str) -> str:
+        """Finds a page."""
+        return "page-1"
+
+    @tool
+    def read(page: str) -> str:
+        """Reads a page."""
+        return f"text of {page}"
+
+    model = ScriptedBackend([
+        Message.assistant("", [call("find", {"topic": "x"})]),
+        Message.assistant("", [call("read", {"page": "page-1"})]),
+        "done",
+    ])
+    events = await collect(run_agent(model, QUESTION, ToolRegistry([find, read])))
+    assert [e.name for e in events if isinstance(e, ToolCallFinished)] == ["find", "read"]
+    assert final_of(events).stopped_reason == "done"
+
+
 async def test_an_empty_reply_after_tool_use_asks_once_more_for_the_answer() -> None:
     """SCRIPTED model that says nothing after seeing the tool result; the loop asks for the answer."""
     model = ScriptedBackend([Message.assistant("", [call("add", {"a": 2, "b": 3})]), "  ", "It is 5."])
