@@ -2,8 +2,9 @@
 
 Layout: $LECTOR_CACHE (default ~/.cache/lector) / docs / <key[:2]> / <key> /
     meta.json      source, format, counts, the parameters the key was made from
-    text.txt       the parsed text (chunk offsets point into it)
-    chunks.npz     per chunk: start, end, page (-1 = none), section index (-1 = none), tokens
+    text.txt       the parsed text, UTF-8 (chunk offsets point into it; loaded memory-mapped)
+    chunks.npz     per chunk: start, end (characters), byte_start, byte_end, page (-1 = none),
+                   section index (-1 = none), tokens
     sections.json  the distinct section names
     index/         the BM25 index (numpy arrays, loaded memory-mapped)
 
@@ -15,17 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from retrieval.index import BM25Index
 
-CACHE_FORMAT = "1"
+CACHE_FORMAT = "2"
 
 
 def default_cache_dir() -> Path:
@@ -38,18 +40,71 @@ def cache_key(doc_id: str, fmt: str, params: dict[str, object]) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-@dataclass
 class CachedDocument:
-    key: str
-    meta: dict
-    text: str
-    starts: np.ndarray
-    ends: np.ndarray
-    pages: np.ndarray
-    section_ids: np.ndarray
-    tokens: np.ndarray
-    sections: list[str]
-    index: BM25Index
+    """One processed document. Loaded from the cache, its text stays on disk (memory-mapped) and each
+    chunk's text is decoded from its byte range; the whole text is decoded only if asked for."""
+
+    def __init__(
+        self,
+        key: str,
+        meta: dict,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        pages: np.ndarray,
+        section_ids: np.ndarray,
+        tokens: np.ndarray,
+        sections: list[str],
+        index: BM25Index,
+        text: str | None = None,
+        byte_starts: np.ndarray | None = None,
+        byte_ends: np.ndarray | None = None,
+        raw: mmap.mmap | None = None,
+    ) -> None:
+        self.key, self.meta, self.index, self.sections = key, meta, index, sections
+        self.starts, self.ends, self.pages, self.section_ids, self.tokens = starts, ends, pages, section_ids, tokens
+        self._text = text
+        self._raw = raw
+        if byte_starts is None or byte_ends is None:
+            assert text is not None, "a document needs its text or byte offsets into it"
+            byte_starts, byte_ends = byte_offsets(text, starts, ends)
+        self.byte_starts, self.byte_ends = byte_starts, byte_ends
+        self._lock = threading.Lock()
+
+    @property
+    def chars(self) -> int:
+        return int(self.meta["chars"])
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            with self._lock:
+                if self._text is None:
+                    assert self._raw is not None
+                    self._text = self._raw[:].decode("utf-8")
+        return self._text
+
+    def chunk_text(self, i: int) -> str:
+        if self._text is not None:
+            return self._text[int(self.starts[i]) : int(self.ends[i])]
+        assert self._raw is not None
+        return self._raw[int(self.byte_starts[i]) : int(self.byte_ends[i])].decode("utf-8")
+
+
+def byte_offsets(text: str, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 byte offsets of the given character offsets."""
+    if text.isascii():
+        return starts.astype(np.int64), ends.astype(np.int64)
+    positions = sorted(set(starts.tolist()) | set(ends.tolist()))
+    mapping: dict[int, int] = {}
+    previous = size = 0
+    for position in positions:
+        size += len(text[previous:position].encode("utf-8"))
+        mapping[position] = size
+        previous = position
+    convert = np.vectorize(mapping.__getitem__, otypes=[np.int64])
+    if not len(starts):
+        return starts.astype(np.int64), ends.astype(np.int64)
+    return convert(starts), convert(ends)
 
 
 class DocumentCache:
@@ -66,27 +121,19 @@ class DocumentCache:
         path = self.path(key)
         try:
             meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-            with open(path / "text.txt", encoding="utf-8", newline="") as handle:
-                text = handle.read()
+            with open(path / "text.txt", "rb") as handle:
+                raw = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
             arrays = np.load(path / "chunks.npz")
             sections = json.loads((path / "sections.json").read_text(encoding="utf-8"))
             index = BM25Index.load(path / "index", mmap=True)
+            return CachedDocument(
+                key, meta, arrays["start"], arrays["end"], arrays["page"], arrays["section"], arrays["tokens"],
+                sections, index, byte_starts=arrays["byte_start"], byte_ends=arrays["byte_end"], raw=raw,
+            )  # fmt: skip
         except (OSError, ValueError, KeyError, json.JSONDecodeError):
             if path.exists():  # entries appear whole (rename), so this one is damaged: rebuild it
                 shutil.rmtree(path, ignore_errors=True)
             return None
-        return CachedDocument(
-            key,
-            meta,
-            text,
-            arrays["start"],
-            arrays["end"],
-            arrays["page"],
-            arrays["section"],
-            arrays["tokens"],
-            sections,
-            index,
-        )
 
     def store(self, entry: CachedDocument) -> None:
         final = self.path(entry.key)
@@ -100,6 +147,8 @@ class DocumentCache:
                 tmp / "chunks.npz",
                 start=entry.starts,
                 end=entry.ends,
+                byte_start=entry.byte_starts,
+                byte_end=entry.byte_ends,
                 page=entry.pages,
                 section=entry.section_ids,
                 tokens=entry.tokens,

@@ -149,7 +149,7 @@ class Library:
             doc_id,
             source,
             entry.meta["format"],
-            len(entry.text),
+            entry.chars,
             int(entry.meta["tokens"]),
             len(entry.starts),
             cached=True,
@@ -174,6 +174,7 @@ class Library:
                 "format": doc.format,
                 "tokens": total,
                 "chunks": len(chunks),
+                "chars": len(doc.text),
                 "created": time.time(),
                 "params": self.params,
             },
@@ -242,7 +243,7 @@ class Library:
             end=end,
             page=page if page >= 0 else None,
             section=entry.sections[section] if section >= 0 else None,
-            text=entry.text[start:end],
+            text=entry.chunk_text(chunk_id),
             tokens=int(entry.tokens[chunk_id]),
         )
 

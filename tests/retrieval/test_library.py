@@ -203,3 +203,21 @@ def test_environment_cache_dir(tmp_path: Path, files: dict[str, Path], monkeypat
     monkeypatch.setenv("LECTOR_CACHE", str(tmp_path / "envcache"))
     Library().add_file(files["solar"])
     assert any((tmp_path / "envcache" / "docs").rglob("meta.json"))
+
+
+def test_cached_chunks_decode_from_byte_ranges_of_non_ascii_text(tmp_path: Path) -> None:
+    text = "\n\n".join(
+        f"第{i}章：北京的天气很好。Café naïve — résumé {i} 🚀 emoji.\r\nZweite Zeile mit Umlauten: äöü ß."
+        for i in range(120)
+    )
+    doc = _library(tmp_path).add_text(text, "multi.txt")
+    reloaded = _library(tmp_path)
+    assert reloaded.add_text(text, "multi.txt") == doc and reloaded.stats["cache_hits"] == 1
+    chunks = reloaded.chunks(doc)
+    assert len(chunks) > 3
+    for chunk in chunks:
+        assert chunk.text == text[chunk.start : chunk.end]
+    assert reloaded.text(doc) == text
+    assert reloaded.document(doc).chars == len(text)
+    hit = reloaded.search("第7章 umlauten", k=1)[0].chunk
+    assert "第7章" in hit.text and hit.text == text[hit.start : hit.end]
