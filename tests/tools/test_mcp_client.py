@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -140,6 +142,18 @@ async def test_a_crashed_server_is_restarted_once_then_reported_clearly() -> Non
         assert again.error and "will not be restarted again" in again.content
         gone = await call(registry, "t__add", a=1, b=1)
         assert gone.error and "stopped again after 1 restart(s)" in gone.content
+
+
+async def test_a_server_that_died_while_idle_is_restarted_for_the_next_call() -> None:
+    async with MCPHub({"mcpServers": {"t": stdio_server(timeout=20)}}) as hub:
+        registry = ToolRegistry([*await hub.atools()])
+        first_pid = int((await call(registry, "t__pid")).content)
+        os.kill(first_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not hub._connections["t"].ended:
+            await asyncio.sleep(0.05)
+        result = await call(registry, "t__pid")
+        assert not result.error and int(result.content) != first_pid
 
 
 async def test_servers_that_never_start_are_reported_and_the_others_work() -> None:
