@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -168,6 +169,33 @@ async def test_the_sdk_client_with_a_wrong_token_fails_to_connect(http_server: s
             failure = exc
     assert failure is not None and not isinstance(failure, TimeoutError)
     assert time.monotonic() - started < 30
+
+
+async def test_lector_mcp_http_command(tmp_path: Path, document: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "webui.cli", "mcp", "--http", "--port", str(port), "--token", TOKEN,
+               "--cache-dir", str(tmp_path / "cache"), "--data-dir", str(tmp_path / "data")]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "lector mcp --http did not start"
+                await anyio.sleep(0.2)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+            async with Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client:
+                indexed = payload(await client.call_tool("index", {"paths": [str(document)]}))
+                assert indexed["documents"][0]["source"] == str(document)
+                hits = payload(await client.call_tool("search", {"query": "silver coins toll", "k": 1}))["hits"]
+                assert "three silver coins" in hits[0]["text"]
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert f"http://127.0.0.1:{port}/mcp" in err.decode()
 
 
 def test_http_beyond_loopback_needs_an_explicit_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
