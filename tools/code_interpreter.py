@@ -184,15 +184,21 @@ def export_file(workdir: Path, rel: str, dest: Path, max_bytes: int) -> Path | N
     return dest
 
 
-def copy_into(workdir: Path, source: Path) -> Path | None:
-    """Copy an attachment into the work folder without following anything the sandbox planted there."""
+def copy_into(workdir: Path, source: Path, copied: dict[str, tuple[int, int]] | None = None) -> Path | None:
+    """Copy an attachment into the work folder without following anything the sandbox planted there.
+
+    `copied` remembers what was copied already: an unchanged attachment is not copied again, so the
+    code's own edits of its copy persist.
+    """
     name = source.name
     if not name or name.startswith(".") or not source.is_file():
         return None
     target = workdir / name
+    src_st = source.stat()
+    signature = (src_st.st_mtime_ns, src_st.st_size)
     with contextlib.suppress(FileNotFoundError):
         st = target.lstat()
-        if stat.S_ISREG(st.st_mode) and st.st_size == source.stat().st_size:
+        if stat.S_ISREG(st.st_mode) and copied is not None and copied.get(str(source)) == signature:
             return target
         if stat.S_ISDIR(st.st_mode):
             return None
@@ -202,6 +208,8 @@ def copy_into(workdir: Path, source: Path) -> Path | None:
         shutil.copyfileobj(src, dst)
     if os.geteuid() == 0:
         os.chown(target, sandbox.SANDBOX_UID, sandbox.SANDBOX_GID)
+    if copied is not None:
+        copied[str(source)] = signature
     return target
 
 
@@ -220,6 +228,8 @@ class Session:
         self.proc: SandboxProcess | None = None
         self.calls = 0
         self.end_reason: str | None = None
+        self.attachments: dict[str, tuple[int, int]] = {}
+        """Attachments copied in: source path -> (mtime_ns, size) at the time."""
 
     @property
     def alive(self) -> bool:
@@ -557,7 +567,7 @@ class SessionManager:
             notes = []
             for source in attachments or []:
                 with contextlib.suppress(OSError):
-                    copy_into(session.workdir, Path(source))
+                    copy_into(session.workdir, Path(source), session.attachments)
             if not session.alive:
                 lost = self._lost.pop(key, None)
                 if session.calls and not lost:

@@ -108,6 +108,13 @@ async def test_attachments_are_copied_into_the_work_folder(interp: CodeInterpret
     )
     assert "Out: 6" in result.content, result.content
     assert result.files == []  # an attachment is input, not output
+    # the code's edits of its copy persist while the attachment is unchanged; a changed one is copied again
+    await run(interp, "open('data.csv', 'a').write('5,6\\n')", "att", attachments=[data])
+    result = await run(interp, "len(open('data.csv').read().splitlines())", "att", attachments=[data])
+    assert result.content == "Out: 4"
+    data.write_text("x,y\n1,100\n")
+    result = await run(interp, "open('data.csv').read()", "att", attachments=[data])
+    assert result.content == "Out: 'x,y\\n1,100\\n'"
 
 
 async def test_conversations_have_separate_sessions(interp: CodeInterpreter) -> None:
