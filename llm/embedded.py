@@ -157,7 +157,7 @@ class EmbeddedBackend(Backend):
         n_parallel: int = 4,
         n_threads: int | None = None,
         *,
-        n_batch: int = 512,
+        n_batch: int = 2048,
         cache_ram_mib: int = 1024,
         lazy: bool = False,
         progress: bool = True,
