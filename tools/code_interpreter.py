@@ -547,10 +547,13 @@ class SessionManager:
         threading.Thread(target=start, name="sandbox-prewarm", daemon=True).start()
 
     def _evict_oldest(self) -> None:
-        idle = [s for s in self._sessions.values() if not s.lock.locked()]
-        if idle:
-            oldest = min(idle, key=lambda s: s.last_used)
-            self._close(oldest, "it was the least recently used of too many sessions")
+        for oldest in sorted(self._sessions.values(), key=lambda s: s.last_used):
+            if oldest.lock.acquire(blocking=False):  # never one that is running a call
+                try:
+                    self._close(oldest, "it was the least recently used of too many sessions")
+                finally:
+                    oldest.lock.release()
+                return
 
     def _close(self, session: Session, reason: str | None) -> None:
         self._sessions.pop(session.key, None)
@@ -562,8 +565,13 @@ class SessionManager:
         if len(code) > MAX_CODE_CHARS:
             return Execution(error=f"the code is too long ({len(code)} characters; at most {MAX_CODE_CHARS})")
         sandbox.require_bwrap()
-        session = self._session(key)
-        with session.lock:
+        while True:
+            session = self._session(key)
+            session.lock.acquire()
+            if self._sessions.get(key) is session:
+                break
+            session.lock.release()  # evicted while we waited for it: take the new one
+        try:
             notes = []
             for source in attachments or []:
                 with contextlib.suppress(OSError):
@@ -587,6 +595,8 @@ class SessionManager:
                 session.stop()
             session.last_used = time.monotonic()
             return result
+        finally:
+            session.lock.release()
 
     def reap_idle(self, now: float | None = None) -> int:
         """Close sessions idle longer than idle_timeout; returns how many."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from types import FrameType
     from typing import Any
 
+MAX_IMAGE_BYTES = 4 << 20
 OUTPUT_HARD_CAP_FACTOR = 50
 """Python-level output beyond max_output * this raises inside the user's code."""
 
@@ -114,6 +115,9 @@ def _collect_figures(max_images: int) -> list[str]:
             fig = plt.figure(num)
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+            if buf.tell() > MAX_IMAGE_BYTES:
+                sys.stderr.write(f"[figure {num} skipped: its PNG is larger than {MAX_IMAGE_BYTES >> 20} MiB]\n")
+                continue
             images.append(base64.b64encode(buf.getvalue()).decode("ascii"))
     finally:
         plt.close("all")

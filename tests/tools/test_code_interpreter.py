@@ -208,3 +208,19 @@ async def test_unicode_control_characters_and_lone_surrogates_survive(interp: Co
     assert "\ufffd" in result.content
     result = await run(interp, "exit(3)")
     assert "SystemExit: 3" in result.content
+
+
+def test_least_recently_used_session_is_evicted_beyond_the_cap() -> None:
+    from tools.code_interpreter import SessionManager
+
+    manager = SessionManager(Limits(timeout=10), max_sessions=2, prewarm=False)
+    try:
+        for key in ("one", "two", "three"):
+            assert manager.execute(key, f"name = {key!r}").error is None
+        assert not manager.session_alive("one") and manager.session_alive("three")
+        result = manager.execute("one", "name")
+        assert "NameError" in (result.error or "")
+        assert any("least recently used" in note for note in result.notes)
+        assert manager.execute("three", "name").value == "'three'"
+    finally:
+        manager.close()
