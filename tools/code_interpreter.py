@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -472,8 +473,9 @@ class SessionManager:
         return self._workroot
 
     def workdir_for(self, key: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in key)[:64] or "default"
-        return self.workroot / safe
+        safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in key)[:48]
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        return self.workroot / f"{safe or 'conversation'}-{digest}"  # distinct ids never share a folder
 
     def _env(self) -> Path:
         env_dir = self.env_dir or sandbox.default_env_dir()

@@ -224,3 +224,15 @@ def test_least_recently_used_session_is_evicted_beyond_the_cap() -> None:
         assert manager.execute("three", "name").value == "'three'"
     finally:
         manager.close()
+
+
+def test_conversation_ids_that_look_alike_get_distinct_folders() -> None:
+    from tools.code_interpreter import SessionManager
+
+    manager = SessionManager(prewarm=False)
+    try:
+        folders = {manager.workdir_for(k) for k in ("a/b", "a_b", "a b", "../x", "é")}
+        assert len(folders) == 5
+        assert all(f.parent == manager.workroot for f in folders)
+    finally:
+        manager.close()
