@@ -14,8 +14,10 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
+
 from retrieval.parsers import ParsedDocument
-from retrieval.token_estimate import approx_tokens, cumulative_tokens
+from retrieval.token_estimate import approx_tokens, cumulative_at
 from retrieval.types import Chunk
 
 __all__ = ["chunk_document", "chunk_with_total", "approx_tokens", "CHUNKER_VERSION"]
@@ -105,30 +107,40 @@ def chunk_with_total(
     """The chunks and the (estimated) token count of the whole document."""
     text = doc.text
     breaks = {seg.start for seg in doc.segments}
-    cumulative = cumulative_tokens(text) if count_tokens is None else None
+    raw_units = _units(text, breaks)
+    if not raw_units:
+        return [], 0
+    if count_tokens is None:
+        edges = np.array([p for u in raw_units for p in (u[0], u[1])], dtype=np.int64)
+        at = dict(zip(edges.tolist(), cumulative_at(text, edges).tolist(), strict=True))
 
-    def count(a: int, b: int) -> float:
-        if cumulative is not None:
-            return float(cumulative[b] - cumulative[a])
-        assert count_tokens is not None
-        return float(count_tokens(text[a:b]))
+        def count(a: int, b: int) -> float:
+            if a in at and b in at:
+                return at[b] - at[a]
+            return float(approx_tokens(text[a:b]))
+    else:
+        counter = count_tokens
+
+        def count(a: int, b: int) -> float:
+            return float(counter(text[a:b]))
 
     units: list[_Unit] = []
-    for raw in _units(text, breaks):
+    sizes: list[float] = []
+    for raw in raw_units:
         n = count(raw[0], raw[1])
         if n > target_tokens:
-            units.extend(_Unit(*piece) for piece in _split_long(text, raw, n, target_tokens))
+            for piece in _split_long(text, raw, n, target_tokens):
+                units.append(_Unit(*piece))
+                sizes.append(count(piece[0], piece[1]))
         else:
             units.append(_Unit(*raw))
-    if not units:
-        return [], 0
-    # prefix[i] = tokens before unit i; with the default estimate it includes the separators
-    if cumulative is not None:
-        prefix = [float(cumulative[u.start]) for u in units] + [float(cumulative[units[-1].end])]
-    else:
-        prefix = [0.0]
-        for u in units:
-            prefix.append(prefix[-1] + count(u.start, u.end))
+            sizes.append(n)
+    # prefix[i]: tokens before unit i, counting the whitespace between units (line breaks cost tokens)
+    prefix = [0.0]
+    for i, size in enumerate(sizes[:-1]):
+        gap = count(units[i].end, units[i + 1].start) if units[i + 1].start > units[i].end else 0.0
+        prefix.append(prefix[-1] + size + gap)
+    prefix.append(prefix[-1] + sizes[-1])
 
     chunks: list[Chunk] = []
     first = 0
@@ -161,7 +173,7 @@ def chunk_with_total(
             while nxt - 1 > first and prefix[last + 1] - prefix[nxt - 1] <= overlap_tokens:
                 nxt -= 1
         first = nxt
-    return chunks, round(prefix[-1] - prefix[0])
+    return chunks, round(prefix[-1])
 
 
 def _best_cut(units: list[_Unit], prefix: list[float], first: int, last: int, min_fill: int) -> int:

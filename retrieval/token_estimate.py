@@ -78,16 +78,22 @@ def _pair_features() -> np.ndarray:
 
 _PAIR_FEATURES = _pair_features()
 _PAIR_COST = COEFFICIENTS @ _PAIR_FEATURES
+_PAIR_COST_32 = _PAIR_COST.astype(np.float32)
 
 
 def _pair_index(text: str) -> np.ndarray:
+    """Per character, previous class * 6 + class (uint8)."""
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    cls = np.where(codes < 0x10000, _CLASS_TABLE[np.minimum(codes, 0xFFFF)], _PUNCT).astype(np.uint8)
-    index = cls.astype(np.intp)
+    if codes.size and int(codes.max()) > 0xFFFF:
+        cls = np.where(codes < 0x10000, _CLASS_TABLE[np.minimum(codes, 0xFFFF)], _PUNCT).astype(np.uint8)
+    else:
+        cls = _CLASS_TABLE[codes]
+    pair = np.empty(cls.shape, dtype=np.uint8)
     if cls.size:
-        index[0] += _START * 6
-        index[1:] += cls[:-1].astype(np.intp) * 6
-    return index
+        pair[0] = _START * 6 + cls[0]
+        np.multiply(cls[:-1], 6, out=pair[1:])
+        pair[1:] += cls[1:]
+    return pair
 
 
 def features(text: str) -> np.ndarray:
@@ -99,8 +105,22 @@ def features(text: str) -> np.ndarray:
 def cumulative_tokens(text: str) -> np.ndarray:
     """c[i] = estimated tokens of text[:i]; the estimate for text[a:b] is about c[b] - c[a]."""
     out = np.zeros(len(text) + 1, dtype=np.float64)
-    np.cumsum(_PAIR_COST[_pair_index(text)], out=out[1:])
+    np.cumsum(_PAIR_COST_32[_pair_index(text)], out=out[1:], dtype=np.float64)
     return out
+
+
+def cumulative_at(text: str, positions: np.ndarray) -> np.ndarray:
+    """Estimated tokens of text[:p] for each p in `positions` (one pass, no per-character cumsum)."""
+    positions = np.asarray(positions, dtype=np.int64)
+    n = len(text)
+    if n == 0:
+        return np.zeros(positions.shape, dtype=np.float64)
+    costs = _PAIR_COST_32[_pair_index(text)]
+    bounds = np.unique(np.concatenate((np.zeros(1, dtype=np.int64), positions)))
+    inner = bounds[bounds < n]
+    segments = np.add.reduceat(costs, inner, dtype=np.float64)
+    cumulative = np.concatenate((np.zeros(1), np.cumsum(segments)))
+    return cumulative[np.searchsorted(bounds, positions)]
 
 
 def approx_tokens(text: str) -> int:
