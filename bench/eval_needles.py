@@ -169,11 +169,13 @@ def correct(answer: str, expected: str) -> bool:
     return " ".join(expected.lower().replace("-", " ").split()) in norm
 
 
-async def run_level(level: str, library: Any, doc_id: str, backend: Any, q: Question) -> dict[str, Any]:
+async def run_level(
+    level: str, library: Any, doc_id: str, backend: Any, q: Question, config: Any = None
+) -> dict[str, Any]:
     from agent.reader import aask
 
     started = time.perf_counter()
-    answer = await aask(library, q.question, level, backend, doc_ids=[doc_id])
+    answer = await aask(library, q.question, level, backend, doc_ids=[doc_id], config=config)
     looked = answer.details.get("evidence") or answer.details.get("chunks_read") or []
     regions = chunk_regions(library, doc_id, looked)
     cites = [(c.start, c.end) for c in answer.citations]
@@ -239,10 +241,20 @@ def summarise(rows: list[dict[str, Any]]) -> list[str]:
 
 
 async def main_async(args: argparse.Namespace) -> int:
+    from agent.reader import ReaderConfig
+    from agent.stepwise import StepwiseConfig
+    from retrieval.level2 import Level2Config
     from retrieval.library import Library
 
     rng = random.Random(args.seed)
     questions = make_questions(rng, args.questions, args.multihop)
+    plan: dict[str, tuple[int, int]] = {}
+    for item in filter(None, (args.plan or "").split(",")):
+        level, _, counts = item.partition(":")
+        singles, _, multis = counts.partition("+")
+        plan[level] = (int(singles or 0), int(multis or 0))
+    level2_config = Level2Config(max_chunks=args.l2_max_chunks)
+    config = ReaderConfig(level2=level2_config, stepwise=StepwiseConfig(level2=level2_config))
     sizes = {"128k": 128_000, "1m": 1_000_000}
     backend = None
     if not args.no_model:
@@ -271,8 +283,12 @@ async def main_async(args: argparse.Namespace) -> int:
                 continue
             for level in args.levels.split(","):
                 pool = [q for q in questions if level != "3" or q.hops > 1 or not args.l3_multihop_only]
+                if level in plan:
+                    singles, multis = plan[level]
+                    pool = [q for q in questions if q.hops == 1][:singles] + [
+                        q for q in questions if q.hops > 1][:multis]
                 for q in pool:
-                    row = {"size": size_name, **await run_level(level, library, doc_id, backend, q)}
+                    row = {"size": size_name, **await run_level(level, library, doc_id, backend, q, config)}
                     rows.append(row)
                     print(json.dumps(row, ensure_ascii=False), file=sys.stderr, flush=True)
                     if out:
@@ -293,6 +309,9 @@ def main() -> int:
     parser.add_argument("--levels", default="1,2,3", help="comma-separated: 1, 2, 3, auto")
     parser.add_argument("--questions", type=int, default=6, help="single-fact questions")
     parser.add_argument("--multihop", type=int, default=2, help="multi-hop questions (2-3 facts)")
+    parser.add_argument("--plan", default=None,
+                        help="questions per level as LEVEL:SINGLES+MULTIHOP, e.g. 1:3+1,2:2+0,3:0+1")
+    parser.add_argument("--l2-max-chunks", type=int, default=12, help="Level 2 reading budget in chunks")
     parser.add_argument("--l3-multihop-only", action=argparse.BooleanOptionalAction, default=True,
                         help="Level 3 only on the multi-hop questions (default)")
     parser.add_argument("--seed", type=int, default=7)

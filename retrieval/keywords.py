@@ -186,14 +186,16 @@ def keyword_schema(languages: list[str]) -> dict[str, Any]:
 
 def keyword_messages(question: str, languages: list[str]) -> list[Message]:
     names = " and ".join(LANGUAGE_NAMES.get(lang, lang) for lang in languages)
-    examples = {"zh": '["宫殿", "建造", "年份"]', "en": '["palace", "built", "year"]'}
+    examples = {"zh": '["佐恩", "宫殿", "城堡", "建造", "修建", "落成"]',
+                "en": '["Zorn", "palace", "castle", "constructed", "erected", "completed"]'}
     example_keys = ", ".join(f'"keywords_{lang}": {examples.get(lang, examples["en"])}' for lang in languages)
     system = (
         "You write search keywords for finding the answer to a question in a document. "
         "First split the question into `information` (what must be found) and `instruction` "
         "(how to answer, e.g. 'one word', 'a list'). Then write up to 8 keywords in "
         f"{names}: the names, rare words and synonyms likely to appear in the passage that holds "
-        "the answer. Not generic words such as 'author', 'character', 'book'. Reply with JSON only.\n"
+        "the answer, and other words for the question's words (the passage may say it differently). "
+        "Not generic words such as 'author', 'character', 'book'. Reply with JSON only.\n"
         'Example for "In one word, when was the palace of Zorn built?": '
         '{"information": "year the palace of Zorn was built", "instruction": "one word", '
         f"{example_keys}}}"
