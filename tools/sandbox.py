@@ -20,6 +20,7 @@ Debian's /usr/bin/python3 with numpy, pandas and matplotlib, world-readable so u
 from __future__ import annotations
 
 import argparse
+import atexit
 import concurrent.futures
 import contextlib
 import os
@@ -166,6 +167,10 @@ class Cgroup:
 
     @classmethod
     def create(cls, limits: Limits, name: str) -> Cgroup:
+        global _swept
+        if not _swept:
+            _swept = True
+            sweep_stale_cgroups()
         with contextlib.suppress(OSError):
             if Path("/sys/fs/cgroup/cgroup.controllers").exists():
                 return cls._create_v2(limits, name)
@@ -240,6 +245,7 @@ class Cgroup:
                 os.kill(pid, signal.SIGKILL)
 
     def remove(self) -> None:
+        _PENDING.discard(self)
         for d in self.dirs:
             for _ in range(50):
                 try:
@@ -250,6 +256,40 @@ class Cgroup:
                 except OSError:
                     time.sleep(0.01)
         self.dirs, self.procs_files = [], []
+
+
+_swept = False
+_PENDING: set[Cgroup] = set()
+"""Cgroups being removed in the background; `remove_pending_cgroups` finishes them at exit."""
+
+
+def _cgroup_parents() -> list[Path]:
+    parents = []
+    with contextlib.suppress(OSError):
+        own = Cgroup._own_paths()
+        for controller, path in own.items():
+            mount = Path("/sys/fs/cgroup") / controller if controller else Path("/sys/fs/cgroup")
+            parents.append(mount / path.lstrip("/") / "lector-sandbox")
+    return parents
+
+
+def sweep_stale_cgroups() -> None:
+    """Remove the empty cgroups that processes which have since died left behind ("s-<pid>-...")."""
+    for parent in _cgroup_parents():
+        with contextlib.suppress(OSError):
+            for d in parent.iterdir():
+                pid = d.name.split("-")[1] if d.name.startswith("s-") and d.name.count("-") >= 2 else ""
+                if d.is_dir() and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                    with contextlib.suppress(OSError):
+                        d.rmdir()
+
+
+def remove_pending_cgroups() -> None:
+    for cgroup in list(_PENDING):
+        cgroup.remove()
+
+
+atexit.register(remove_pending_cgroups)
 
 
 # ---------------------------------------------------------------- starting a sandboxed process
@@ -410,6 +450,7 @@ class SandboxProcess:
             self.popen.wait(timeout=5)
         self.cgroup.kill_all()
         if self.cgroup.active:  # the last tasks can take a moment to leave; don't make the caller wait
+            _PENDING.add(self.cgroup)
             threading.Thread(target=self.cgroup.remove, name="cgroup-cleanup", daemon=True).start()
 
 
