@@ -12,12 +12,13 @@ import re
 import threading
 from collections.abc import Iterable
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 TOKENIZER_VERSION = "1"
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_TOKEN_RE = re.compile(rf"([{_CJK}]+)|((?:[^\W{_CJK}]|(?<=\d)\.(?=\d))+)")
+_CJK_SPLIT = re.compile(rf"([{_CJK}]+)")
 _HAS_CJK = re.compile(rf"[{_CJK}]")
 _WORD_RE = re.compile(r"\w+(?:\.\d+)*")
 
@@ -82,7 +83,7 @@ def _terms(words: list[str]) -> list[str]:
             memo.clear()
         for w in missing:
             memo[w] = _compute_terms(w)
-    return [t for w in words for t in memo[w]]
+    return list(chain.from_iterable(map(memo.__getitem__, words)))
 
 
 def _plain_terms(words: list[str]) -> list[str]:
@@ -126,13 +127,15 @@ def tokenize(text: str) -> list[str]:
         words = _WORD_RE.findall(low)
         return _terms(words) if "_" in low else _plain_terms(words)
     out: list[str] = []
-    for cjk, word in _TOKEN_RE.findall(low):
-        if word:
-            out.extend(_terms([word]))
-        elif len(cjk) > 1:
-            out.extend(_cut_chinese(cjk))
-        elif cjk not in CHINESE_STOP_WORDS:
-            out.append(cjk)
+    for i, part in enumerate(_CJK_SPLIT.split(low)):
+        if i % 2:  # a run of Chinese characters
+            if len(part) > 1:
+                out.extend(_cut_chinese(part))
+            elif part not in CHINESE_STOP_WORDS:
+                out.append(part)
+        elif part:
+            words = _WORD_RE.findall(part)
+            out.extend(_terms(words) if "_" in part else _plain_terms(words))
     return out
 
 
