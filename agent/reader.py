@@ -11,6 +11,7 @@ Python API: `ask(library_or_paths, question, level="auto", backend=None) -> Answ
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -19,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agent.stepwise import AnswerReady, LevelChosen, ReaderEvent, StepwiseConfig, stepwise_events
+from agent.stepwise import AnswerReady, ChunkRead, LevelChosen, ReaderEvent, StepwiseConfig, stepwise_events
 from llm.backend import Backend, ChatOptions, run_sync
 from llm.messages import Message
 from retrieval.answer import Answer, LibraryLike, UsageMeter, answer_from_evidence, grounded
@@ -136,6 +137,36 @@ async def _direct(
     )
 
 
+async def level2_events(
+    library: LibraryLike, backend: Backend, question: str, ids: Sequence[str], config: Level2Config,
+    meter: UsageMeter, keyword_cache: KeywordCache | None,
+) -> AsyncIterator[ChunkRead | Answer]:
+    """Level 2, yielding a ChunkRead as each chunk is read and the Answer last."""
+    queue: asyncio.Queue[ChunkRead] = asyncio.Queue()
+
+    def progress(info: dict[str, Any]) -> None:
+        queue.put_nowait(ChunkRead(source=info["source"], chunk_id=info["chunk_id"], quotes=info["quotes"],
+                                   offered=info["offered"]))
+
+    task = asyncio.ensure_future(
+        level2(library, backend, question, ids, config, meter, keyword_cache, progress=progress)
+    )
+    try:
+        while not task.done():
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                yield getter.result()
+            else:
+                getter.cancel()
+        while not queue.empty():
+            yield queue.get_nowait()
+        yield task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+
+
 def insufficient(answer: Answer, config: ReaderConfig) -> str:
     """Why Level 1's answer should not be trusted, or '' when it is fine."""
     if not answer.found:
@@ -173,6 +204,7 @@ async def ask_events(
     started = time.perf_counter()
     tried: list[int] = []
     answer: Answer | None = None
+    level1_answer: str | None = None
 
     if chosen == "auto":
         if config.direct:
@@ -201,14 +233,18 @@ async def ask_events(
         why = insufficient(answer, config) if normal_level(level) == "auto" else ""
         if why:
             tried.append(1)
-            answer.details["level1_answer"] = answer.answer
+            level1_answer = answer.answer
             chosen = "2"
             yield LevelChosen(level=2, reason=f"escalated from Level 1: {why}")
-            answer = await level2(library, backend, question, ids, config.level2, meter, keyword_cache)
     elif answer is None and chosen == "2":
         yield LevelChosen(level=2, reason="read")
-        answer = await level2(library, backend, question, ids, config.level2, meter, keyword_cache)
-    elif answer is None and chosen == "3":
+    if chosen == "2":
+        async for item in level2_events(library, backend, question, ids, config.level2, meter, keyword_cache):
+            if isinstance(item, Answer):
+                answer = item
+            else:
+                yield item
+    if answer is None and chosen == "3":
         yield LevelChosen(level=3, reason="multi-hop question" if normal_level(level) == "auto" else "asked")
         async for event in stepwise_events(
             library, backend, question, ids, config.stepwise, meter, keyword_cache
@@ -223,6 +259,8 @@ async def ask_events(
     answer.elapsed_s = time.perf_counter() - started
     if tried:
         answer.details["escalated_from"] = tried
+    if level1_answer is not None:
+        answer.details["level1_answer"] = level1_answer
     yield AnswerReady(answer=answer)
 
 

@@ -67,6 +67,16 @@ class LevelChosen(BaseModel):
     reason: str = ""
 
 
+class ChunkRead(BaseModel):
+    """Level 2 read one chunk; `quotes` are the verified ones (`offered` counts all the model gave)."""
+
+    type: Literal["chunk_read"] = "chunk_read"
+    source: str
+    chunk_id: int
+    quotes: list[str] = Field(default_factory=list)
+    offered: int = 0
+
+
 class AnswerReady(BaseModel):
     """The last event: the finished answer."""
 
@@ -74,7 +84,7 @@ class AnswerReady(BaseModel):
     answer: Answer
 
 
-ReaderEvent = SubQuestion | SubAnswer | LevelChosen | AnswerReady
+ReaderEvent = SubQuestion | SubAnswer | LevelChosen | ChunkRead | AnswerReady
 
 PLAN_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -27,6 +27,8 @@ def register(subparsers: Any) -> None:
         "--level", default="auto", choices=["auto", "direct", "0", "1", "2", "3"], help="reading level"
     )
     ask.add_argument("--json", action="store_true", help="print the stable JSON format")
+    ask.add_argument("--show-reading", dest="verbose_reading", action="store_true",
+                     help="print each chunk Level 2 reads (to stderr)")
     ask.add_argument("--model", default=None, help="model spec (default $LECTOR_MODEL or the embedded 1.5B)")
     ask.add_argument(
         "--cache-dir", default=None, help="cache folder (default $LECTOR_CACHE or ~/.cache/lector)"
@@ -40,7 +42,7 @@ def _say(text: str) -> None:
 
 async def _ask(args: argparse.Namespace, library: Any, doc_ids: list[str]) -> Any:
     from agent.reader import ask_events
-    from agent.stepwise import AnswerReady, LevelChosen, SubAnswer, SubQuestion
+    from agent.stepwise import AnswerReady, ChunkRead, LevelChosen, SubAnswer, SubQuestion
     from llm.factory import make_backend
 
     backend = make_backend(args.model)
@@ -57,6 +59,8 @@ async def _ask(args: argparse.Namespace, library: Any, doc_ids: list[str]) -> An
                 _say(f"  sub-question {event.index}: {event.question}")
             elif isinstance(event, SubAnswer):
                 _say(f"  answer {event.index}: {event.answer}")
+            elif isinstance(event, ChunkRead) and args.verbose_reading:
+                _say(f"    read {event.source} chunk {event.chunk_id}: {len(event.quotes)} verified quotes")
         return answer
     finally:
         backend.close()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from agent.reader import ReaderConfig, aask, ask, ask_events, looks_multi_hop
-from agent.stepwise import PLAN_SCHEMA, AnswerReady, LevelChosen
+from agent.stepwise import PLAN_SCHEMA, AnswerReady, ChunkRead, LevelChosen
 from llm.backend import ChatOptions
 from llm.messages import Message
 from llm.scripted import ScriptedBackend
@@ -97,10 +97,13 @@ async def test_escalates_to_level2_when_level1_finds_nothing(tmp_path) -> None: 
                                           keyword_cache=KeywordCache())]
     levels = [e for e in events if isinstance(e, LevelChosen)]
     assert [e.level for e in levels] == [1, 2] and "Level 1" in levels[1].reason
+    reads = [e for e in events if isinstance(e, ChunkRead)]
+    assert reads and any(NEEDLE in q for e in reads for q in e.quotes)
     final = events[-1]
     assert isinstance(final, AnswerReady)
     answer = final.answer
     assert answer.level == 2 and "green" in answer.answer and answer.details["escalated_from"] == [1]
+    assert answer.details["level1_answer"] == "NOT FOUND"
     assert answer.citations[0].text == NEEDLE
     assert answer.usage.llm_calls == len(backend.requests)  # the Level 1 attempt is counted too
 
