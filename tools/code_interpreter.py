@@ -535,7 +535,8 @@ class SessionManager:
                 session = Session("", workdir, self._outputs(workdir.name), self._env(), self.limits)
                 session.start()
             except Exception as exc:
-                log.warning("could not pre-start a sandbox worker: %s", exc)
+                if not self._closed:
+                    log.warning("could not pre-start a sandbox worker: %s", exc)
                 if session is not None:
                     _discard(session)
                 session = None

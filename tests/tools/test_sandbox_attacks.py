@@ -272,9 +272,13 @@ def test_filling_the_work_folder_is_stopped(manager: SessionManager) -> None:
 
 
 def test_fork_bomb_is_contained(manager: SessionManager) -> None:
-    result = attack(manager, "import os\nwhile True:\n    os.fork()", "forkbomb")
+    result = attack(manager, "before = 'bomb'\nimport os\nwhile True:\n    os.fork()", "forkbomb")
     assert result.error
     assert len(os.listdir("/proc")) < 5000
+    # the worker reaps the dead copies, so the session itself keeps working
+    assert manager.execute("forkbomb", "import subprocess\nsubprocess.run(['true']).returncode, before").value == (
+        "(0, 'bomb')"
+    )
     next_run_ok(manager, "forkbomb")
 
 
