@@ -27,9 +27,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import itertools
 import json
 import os
 import random
+import re
 import secrets
 import subprocess
 import sys
@@ -65,7 +67,8 @@ def log(text: str) -> None:
 
 
 def norm(text: str) -> str:
-    return " ".join(text.lower().split())
+    """Words only: Qwen-Agent's text parser drops a sentence's final period and re-breaks lines."""
+    return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
 
 
 # ------------------------------------------------------------------------------ the served model
@@ -214,8 +217,13 @@ async def main_async(args: argparse.Namespace) -> int:
     qa2_sizes = {s.strip().lower() for s in args.qa2_sizes.split(",") if s.strip()}
     rng = random.Random(args.seed)
     questions = make_questions(rng, args.questions, args.multihop)
+    singles, multis = [q for q in questions if q.hops == 1], [q for q in questions if q.hops > 1]
+    # alternate the sets, so a run cut short still has both (the generator's order and facts are kept)
+    questions = [q for pair in itertools.zip_longest(singles, multis) for q in pair if q is not None]
     cap = (f"Qwen-Agent ParallelDocQA runs on sizes {sorted(qa2_sizes & set(sizes)) or 'none'}, on the first "
            f"{args.qa2_questions} question(s) of each (it reads every ~1000-token chunk of the document)")
+    if "qa2" not in systems:
+        cap = "Qwen-Agent ParallelDocQA not run (--systems)"
     log("cap: " + cap)
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="vs-qwen-agent-"))
@@ -269,43 +277,41 @@ async def main_async(args: argparse.Namespace) -> int:
             log(f"# {size}: {tokens:,} tokens; ingest {entry}")
             save()
 
-            for system in systems:
-                pool = list(questions)
-                if system == "lector3" and args.l3_multihop_only:
-                    pool = [q for q in pool if q.hops > 1]
-                if system == "qa2":
-                    if size not in qa2_sizes:
-                        continue
-                    pool = pool[: args.qa2_questions]
-                for q in pool:
-                    mark = server.mark()
-                    started = time.perf_counter()
-                    if system.startswith("qa"):
-                        job = {"mode": "assistant" if system == "qa1" else "parallel", "file": str(path),
-                               "question": q.question, "model": server.model_id, "model_server": base_v1,
-                               "api_key": server.token, "max_input_tokens": args.max_input_tokens,
-                               "max_ref_token": args.max_ref_token}
-                        got = qwen_agent(job, work / f"qa-workspace-{size}", args.qa_timeout)
-                    else:
-                        level = {"lector1": "1", "lector2": "2", "lector3": "3", "auto": "auto"}[system]
-                        try:
-                            got = await lector_answer(level, library, doc_id, backend, q.question)
-                        except Exception as exc:  # a failed question is a result, not the end of the run
-                            got = {"error": f"{type(exc).__name__}: {exc}"}
-                    seconds = time.perf_counter() - started
-                    answer = str(got.get("answer") or "")
-                    row = {
-                        "size": size, "set": "single" if q.hops == 1 else "multi-hop", "system": system,
-                        "qid": q.qid, "hops": q.hops, "question": q.question, "expected": q.answer,
-                        "answer": answer, "correct": correct(answer, q.answer), "seconds": round(seconds, 1),
-                        **cost(server.since(mark), q),
-                    }
-                    for key in ("used_level", "error"):
-                        if got.get(key) is not None:
-                            row[key] = got[key]
-                    report["rows"].append(row)
-                    log(json.dumps({k: row[k] for k in row if k != "question"}, ensure_ascii=False))
-                    save()
+            # question by question, every system on it, so a run cut short still compares like with like
+            plan = [
+                (q, system) for i, q in enumerate(questions) for system in systems
+                if not (system == "lector3" and args.l3_multihop_only and q.hops == 1)
+                and not (system == "qa2" and (size not in qa2_sizes or i >= args.qa2_questions))
+            ]
+            for q, system in plan:
+                mark = server.mark()
+                started = time.perf_counter()
+                if system.startswith("qa"):
+                    job = {"mode": "assistant" if system == "qa1" else "parallel", "file": str(path),
+                           "question": q.question, "model": server.model_id, "model_server": base_v1,
+                           "api_key": server.token, "max_input_tokens": args.max_input_tokens,
+                           "max_ref_token": args.max_ref_token}
+                    got = qwen_agent(job, work / f"qa-workspace-{size}", args.qa_timeout)
+                else:
+                    level = {"lector1": "1", "lector2": "2", "lector3": "3", "auto": "auto"}[system]
+                    try:
+                        got = await lector_answer(level, library, doc_id, backend, q.question)
+                    except Exception as exc:  # a failed question is a result, not the end of the run
+                        got = {"error": f"{type(exc).__name__}: {exc}"}
+                seconds = time.perf_counter() - started
+                answer = str(got.get("answer") or "")
+                row = {
+                    "size": size, "set": "single" if q.hops == 1 else "multi-hop", "system": system,
+                    "qid": q.qid, "hops": q.hops, "question": q.question, "expected": q.answer,
+                    "answer": answer, "correct": correct(answer, q.answer), "seconds": round(seconds, 1),
+                    **cost(server.since(mark), q),
+                }
+                for key in ("used_level", "error"):
+                    if got.get(key) is not None:
+                        row[key] = got[key]
+                report["rows"].append(row)
+                log(json.dumps({k: row[k] for k in row if k != "question"}, ensure_ascii=False))
+                save()
     finally:
         backend.close()
         server.close()
