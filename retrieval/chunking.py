@@ -11,8 +11,8 @@ stays within 5% when that tokenizer is available offline).
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 
@@ -22,55 +22,79 @@ from retrieval.types import Chunk
 
 __all__ = ["chunk_document", "chunk_with_total", "approx_tokens", "CHUNKER_VERSION"]
 
-CHUNKER_VERSION = "1"
-
-
-class _Unit(NamedTuple):
-    start: int
-    end: int
-    strength: int
-    """How good a cut after this unit is: 4 page/section change, 3 paragraph, 2 sentence, 1 line, 0 none."""
+CHUNKER_VERSION = "2"
 
 
 _PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n")
-_SENTENCE = re.compile(r"[.!?][\"'”’)\]]*(?=\s)")
-_SENTENCE_CJK = re.compile(r"[。！？；…][”’」』）)]*")
-_LINE = re.compile(r"\n")
 
 
-def _units(text: str, breaks: set[int]) -> list[tuple[int, int, int]]:
-    """Non-blank spans of text, with the strength of the boundary after each."""
-    cuts: dict[int, int] = {}
-    for pattern, strength in ((_LINE, 1), (_SENTENCE, 2), (_SENTENCE_CJK, 2), (_PARAGRAPH, 3)):
-        for m in pattern.finditer(text):
-            cuts[m.end()] = strength if strength > cuts.get(m.end(), 0) else cuts[m.end()]
-    for b in breaks:
-        if 0 < b < len(text):
-            cuts[b] = 4
-    cuts[len(text)] = 4
-    pieces: list[tuple[int, int, int]] = []
-    start = 0
-    for end in sorted(cuts):
-        strength = cuts[end]
-        s, e = start, end
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if e > s:
-            pieces.append((s, e, strength))
-        elif pieces and strength > pieces[-1][2]:
-            pieces[-1] = (pieces[-1][0], pieces[-1][1], strength)
-        start = end
-    return pieces
+def _table(chars: str) -> np.ndarray:
+    table = np.zeros(0x10000, dtype=bool)
+    table[[ord(c) for c in chars]] = True
+    return table
 
 
-def _split_long(text: str, unit: tuple[int, int, int], tokens: float, limit: int) -> list[tuple[int, int, int]]:
-    """Cut a unit longer than `limit` tokens into windows, preferring whitespace."""
-    start, end, strength = unit
+_ENDERS = _table(".!?")
+_CJK_ENDERS = _table("。！？；…")
+_CLOSERS = _table("\"')]”’」』）")
+_SPACE_TABLE = np.array([chr(i).isspace() for i in range(0x10000)], dtype=bool)
+
+# strengths of the boundary after a unit
+NONE, LINE, SENTENCE, PARAGRAPH, SEGMENT = range(5)
+
+
+def _units(text: str, breaks: set[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Starts, ends and boundary strengths of the non-blank spans between candidate cuts (numpy)."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    n = codes.size
+    bmp = np.minimum(codes, 0xFFFF)  # astral characters are neither spaces nor punctuation here
+    space = np.ones(n + 1, dtype=bool)  # one past the end counts as space
+    space[:n] = _SPACE_TABLE[bmp] & (codes <= 0xFFFF)
+    ender, closer = _ENDERS[bmp], _CLOSERS[bmp]
+    after_closer = np.zeros(n, dtype=bool)
+    after_closer[:-1] = closer[1:]
+    # sentence ends: . ! ? (and closing quotes) before whitespace; Chinese enders anywhere
+    western = np.flatnonzero(ender & space[1:])
+    quoted = np.flatnonzero(closer[1:] & ender[:-1] & space[2:]) + 1 if n > 1 else np.zeros(0, dtype=np.int64)
+    cjk = np.flatnonzero(_CJK_ENDERS[bmp])
+    cjk = cjk + 1 + after_closer[cjk]
+    parts = [
+        (np.flatnonzero(codes == 10) + 1, LINE),
+        (western + 1, SENTENCE),
+        (quoted + 1, SENTENCE),
+        (cjk, SENTENCE),
+        (np.fromiter((m.end() for m in _PARAGRAPH.finditer(text)), dtype=np.int64), PARAGRAPH),
+        (np.array(sorted(b for b in breaks if 0 < b < n) + [n], dtype=np.int64), SEGMENT),
+    ]
+    positions = np.concatenate([p.astype(np.int64) for p, _ in parts])
+    strengths = np.concatenate([np.full(len(p), s, dtype=np.int8) for p, s in parts])
+    order = np.lexsort((-strengths, positions))
+    positions, strengths = positions[order], strengths[order]
+    first = np.r_[True, positions[1:] != positions[:-1]]
+    cut_ends, cut_strengths = positions[first], strengths[first]
+    cut_starts = np.r_[0, cut_ends[:-1]]
+    # strip the whitespace at both ends of every piece
+    solid = np.flatnonzero(~space[:n])
+    if solid.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.int8)
+    i = np.searchsorted(solid, cut_starts)
+    starts = np.where(i < solid.size, solid[np.minimum(i, solid.size - 1)], n)
+    j = np.searchsorted(solid, cut_ends) - 1
+    ends = np.where(j >= 0, solid[np.maximum(j, 0)] + 1, 0)
+    valid = ends > starts
+    # a blank piece passes its boundary strength to the unit before it
+    owner = np.maximum.accumulate(np.where(valid, np.arange(valid.size), -1))
+    blank = ~valid & (owner >= 0)
+    np.maximum.at(cut_strengths, owner[blank], cut_strengths[blank])
+    return starts[valid], ends[valid], cut_strengths[valid]
+
+
+def _split_long(text: str, start: int, end: int, tokens: float, limit: int) -> list[tuple[int, int]]:
+    """Cut a span longer than `limit` tokens into windows, preferring whitespace."""
     chars_per_token = (end - start) / max(tokens, 1)
     window = max(16, int(limit * chars_per_token * 0.9))
-    out: list[tuple[int, int, int]] = []
+    out: list[tuple[int, int]] = []
     pos = start
     while end - pos > window:
         cut = pos + window
@@ -80,12 +104,13 @@ def _split_long(text: str, unit: tuple[int, int, int], tokens: float, limit: int
         piece_end = cut
         while piece_end > pos and text[piece_end - 1].isspace():
             piece_end -= 1
-        out.append((pos, piece_end, 0))
+        if piece_end > pos:
+            out.append((pos, piece_end))
         pos = cut
         while pos < end and text[pos].isspace():
             pos += 1
     if pos < end:
-        out.append((pos, end, strength))
+        out.append((pos, end))
     return out
 
 
@@ -106,52 +131,26 @@ def chunk_with_total(
 ) -> tuple[list[Chunk], int]:
     """The chunks and the (estimated) token count of the whole document."""
     text = doc.text
-    breaks = {seg.start for seg in doc.segments}
-    raw_units = _units(text, breaks)
-    if not raw_units:
+    starts, ends, strengths = _units(text, {seg.start for seg in doc.segments})
+    if starts.size == 0:
         return [], 0
-    if count_tokens is None:
-        edges = np.array([p for u in raw_units for p in (u[0], u[1])], dtype=np.int64)
-        at = dict(zip(edges.tolist(), cumulative_at(text, edges).tolist(), strict=True))
-
-        def count(a: int, b: int) -> float:
-            if a in at and b in at:
-                return at[b] - at[a]
-            return float(approx_tokens(text[a:b]))
-    else:
-        counter = count_tokens
-
-        def count(a: int, b: int) -> float:
-            return float(counter(text[a:b]))
-
-    units: list[_Unit] = []
-    sizes: list[float] = []
-    for raw in raw_units:
-        n = count(raw[0], raw[1])
-        if n > target_tokens:
-            for piece in _split_long(text, raw, n, target_tokens):
-                units.append(_Unit(*piece))
-                sizes.append(count(piece[0], piece[1]))
-        else:
-            units.append(_Unit(*raw))
-            sizes.append(n)
-    # prefix[i]: tokens before unit i, counting the whitespace between units (line breaks cost tokens)
-    prefix = [0.0]
-    for i, size in enumerate(sizes[:-1]):
-        gap = count(units[i].end, units[i + 1].start) if units[i + 1].start > units[i].end else 0.0
-        prefix.append(prefix[-1] + size + gap)
-    prefix.append(prefix[-1] + sizes[-1])
+    before, after = _token_positions(text, starts, ends, count_tokens)
+    long_units = np.flatnonzero(after - before > target_tokens)
+    if long_units.size:  # rare: a paragraph with no sentence or line break, e.g. minified text
+        starts, ends, strengths = _split_units(text, starts, ends, strengths, before, after, long_units, target_tokens)
+        before, after = _token_positions(text, starts, ends, count_tokens)
 
     chunks: list[Chunk] = []
+    starts_, ends_, strengths_ = starts.tolist(), ends.tolist(), strengths.tolist()
+    before_, after_ = before.tolist(), after.tolist()
+    count = len(starts_)
+    min_fill = target_tokens / 2
     first = 0
-    min_fill = target_tokens // 2
-    while first < len(units):
-        last = first
-        while last + 1 < len(units) and prefix[last + 2] - prefix[first] <= target_tokens:
-            last += 1
-        if last + 1 < len(units):
-            last = _best_cut(units, prefix, first, last, min_fill)
-        start, end = units[first].start, units[last].end
+    while first < count:
+        last = max(first, bisect_right(after_, before_[first] + target_tokens) - 1)
+        if last + 1 < count:
+            last = _best_cut(strengths_, before_, after_, first, last, min_fill)
+        start, end = starts_[first], ends_[last]
         page, section = doc.location(start)
         chunks.append(
             Chunk(
@@ -163,26 +162,70 @@ def chunk_with_total(
                 page=page,
                 section=section,
                 text=text[start:end],
-                tokens=round(prefix[last + 1] - prefix[first]),
+                tokens=round(after_[last] - before_[first]),
             )
         )
-        if last + 1 >= len(units):
+        if last + 1 >= count:
             break
         nxt = last + 1
-        if units[last].strength < 4:
-            while nxt - 1 > first and prefix[last + 1] - prefix[nxt - 1] <= overlap_tokens:
-                nxt -= 1
+        if strengths_[last] < SEGMENT and overlap_tokens > 0:
+            # the earliest unit from which the rest of this chunk fits in the overlap
+            j = bisect_left(before_, after_[last] - overlap_tokens)
+            nxt = min(nxt, max(j, first + 1))
         first = nxt
-    return chunks, round(prefix[-1])
+    return chunks, round(after_[-1] - before_[0])
 
 
-def _best_cut(units: list[_Unit], prefix: list[float], first: int, last: int, min_fill: int) -> int:
+def _token_positions(
+    text: str, starts: np.ndarray, ends: np.ndarray, count_tokens: Callable[[str], int] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens before each unit's start and up to its end (non-decreasing, so searchsorted works)."""
+    if count_tokens is None:
+        edges = np.empty(2 * starts.size, dtype=np.int64)
+        edges[0::2], edges[1::2] = starts, ends  # units do not overlap: this is sorted
+        tokens = cumulative_at(text, edges)
+        return tokens[0::2], tokens[1::2]
+    sizes = np.array([count_tokens(text[a:b]) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)])
+    before = np.concatenate(([0.0], np.cumsum(sizes, dtype=np.float64)[:-1]))
+    return before, before + sizes
+
+
+def _split_units(
+    text: str,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    strengths: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    long_units: np.ndarray,
+    limit: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    new_starts, new_ends, new_strengths = [], [], []
+    previous = 0
+    for u in long_units.tolist():
+        new_starts.append(starts[previous:u])
+        new_ends.append(ends[previous:u])
+        new_strengths.append(strengths[previous:u])
+        pieces = _split_long(text, int(starts[u]), int(ends[u]), float(after[u] - before[u]), limit)
+        new_starts.append(np.array([a for a, _ in pieces], dtype=np.int64))
+        new_ends.append(np.array([b for _, b in pieces], dtype=np.int64))
+        new_strengths.append(np.array([NONE] * (len(pieces) - 1) + [int(strengths[u])], dtype=np.int8))
+        previous = u + 1
+    new_starts.append(starts[previous:])
+    new_ends.append(ends[previous:])
+    new_strengths.append(strengths[previous:])
+    return np.concatenate(new_starts), np.concatenate(new_ends), np.concatenate(new_strengths)
+
+
+def _best_cut(
+    strengths: list[int], before: list[float], after: list[float], first: int, last: int, min_fill: float
+) -> int:
     """The unit to end the chunk on: the strongest boundary past min_fill tokens, the latest among equals."""
-    best = last
-    best_strength = units[last].strength
+    best, best_strength = last, strengths[last]
+    floor = before[first] + min_fill
     for i in range(last - 1, first - 1, -1):
-        if prefix[i + 1] - prefix[first] < min_fill:
+        if after[i] < floor:
             break
-        if units[i].strength > best_strength:
-            best, best_strength = i, units[i].strength
+        if strengths[i] > best_strength:
+            best, best_strength = i, strengths[i]
     return best
