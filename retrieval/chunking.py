@@ -1,6 +1,7 @@
 """Cut a parsed document into chunks of about `target_tokens`, at the strongest boundary available:
-a page/section change, then a paragraph (blank line), a sentence end (English or Chinese punctuation),
-a line end, and only as a last resort inside a sentence. Consecutive chunks overlap by whole sentences
+a section change, then a paragraph (blank line), a sentence end (English or Chinese punctuation),
+a line end, and only as a last resort inside a sentence. A page change (PDF page, slide, sheet) is
+always cut, so every chunk lies on one page and its `page` is exact. Consecutive chunks overlap by whole sentences
 worth at most `overlap_tokens`. Every chunk's text is exactly `doc.text[chunk.start:chunk.end]`.
 
 Token counts default to `approx_tokens`, a linear model over character classes fitted to the
@@ -22,7 +23,7 @@ from retrieval.types import Chunk
 
 __all__ = ["chunk_document", "chunk_with_total", "approx_tokens", "CHUNKER_VERSION"]
 
-CHUNKER_VERSION = "2"
+CHUNKER_VERSION = "3"
 
 
 _PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n")
@@ -40,10 +41,11 @@ _CLOSERS = _table("\"')]”’」』）")
 _SPACE_TABLE = np.array([chr(i).isspace() for i in range(0x10000)], dtype=bool)
 
 # strengths of the boundary after a unit
-NONE, LINE, SENTENCE, PARAGRAPH, SEGMENT = range(5)
+NONE, LINE, SENTENCE, PARAGRAPH, SEGMENT, PAGE = range(6)
+"""A section change is the preferred cut; a page change is always cut, so a chunk has one page."""
 
 
-def _units(text: str, breaks: set[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _units(text: str, breaks: set[int], page_breaks: set[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Starts, ends and boundary strengths of the non-blank spans between candidate cuts (numpy)."""
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     n = codes.size
@@ -64,7 +66,8 @@ def _units(text: str, breaks: set[int]) -> tuple[np.ndarray, np.ndarray, np.ndar
         (quoted + 1, SENTENCE),
         (cjk, SENTENCE),
         (np.fromiter((m.end() for m in _PARAGRAPH.finditer(text)), dtype=np.int64), PARAGRAPH),
-        (np.array(sorted(b for b in breaks if 0 < b < n) + [n], dtype=np.int64), SEGMENT),
+        (np.array(sorted(b for b in breaks if 0 < b < n), dtype=np.int64), SEGMENT),
+        (np.array(sorted(b for b in page_breaks if 0 < b < n) + [n], dtype=np.int64), PAGE),
     ]
     positions = np.concatenate([p.astype(np.int64) for p, _ in parts])
     strengths = np.concatenate([np.full(len(p), s, dtype=np.int8) for p, s in parts])
@@ -131,7 +134,8 @@ def chunk_with_total(
 ) -> tuple[list[Chunk], int]:
     """The chunks and the (estimated) token count of the whole document."""
     text = doc.text
-    starts, ends, strengths = _units(text, {seg.start for seg in doc.segments})
+    page_breaks = {b.start for a, b in zip(doc.segments, doc.segments[1:], strict=False) if a.page != b.page}
+    starts, ends, strengths = _units(text, {seg.start for seg in doc.segments}, page_breaks)
     if starts.size == 0:
         return [], 0
     before, after = _token_positions(text, starts, ends, count_tokens)
@@ -144,10 +148,12 @@ def chunk_with_total(
     starts_, ends_, strengths_ = starts.tolist(), ends.tolist(), strengths.tolist()
     before_, after_ = before.tolist(), after.tolist()
     count = len(starts_)
+    pages_end = [i for i, strength in enumerate(strengths_) if strength == PAGE]  # units that end a page
     min_fill = target_tokens / 2
     first = 0
     while first < count:
         last = max(first, bisect_right(after_, before_[first] + target_tokens) - 1)
+        last = min(last, pages_end[bisect_left(pages_end, first)])
         if last + 1 < count:
             last = _best_cut(strengths_, before_, after_, first, last, min_fill)
         start, end = starts_[first], ends_[last]

@@ -20,6 +20,7 @@ nearly the same everywhere because chunks have a target size.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -71,6 +72,7 @@ class BM25Index:
     def build_from_tokens(self, token_lists: Sequence[Sequence[str]]) -> BM25Index:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         vocab: dict[str, int] = {}
         ids = []
         for tokens in token_lists:

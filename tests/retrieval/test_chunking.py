@@ -121,6 +121,21 @@ def test_pages_and_sections_from_segments() -> None:
         assert chunk.end <= seg.end, "a page of ~150 tokens fits, so chunks do not straddle pages"
 
 
+def test_short_pages_are_never_merged() -> None:
+    """Citations need an exact page: a chunk never spans two pages, however short they are."""
+    pages = [f"Slide {n}: the budget line {n} is approved." for n in range(1, 30)]
+    text = "\n\n".join(pages)
+    segments, pos = [], 0
+    for n, body in enumerate(pages, start=1):
+        segments.append(Segment(pos, pos + len(body), n, None))
+        pos += len(body) + 2
+    doc = _doc(text, segments)
+    chunks = chunk_document(doc, target_tokens=512, overlap_tokens=48)
+    _assert_invariants(doc, chunks, 512)
+    assert [c.page for c in chunks] == list(range(1, 30))
+    assert [c.text for c in chunks] == pages
+
+
 def test_markdown_sections_on_chunks() -> None:
     body = "\n\n".join(f"## Part {i}\n\n" + ENGLISH * 8 for i in range(6))
     doc = parse_text("# Book\n\n" + body, "book.md", format="md")
