@@ -354,6 +354,7 @@ class Session:
             "max_output": self.limits.output_chars,
             "max_repr": 4000,
             "max_images": 8,
+            "max_processes": max(4, self.limits.pids // 2),
         }
         result = Execution()
         payload = marshal.dumps(request)

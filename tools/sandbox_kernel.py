@@ -17,6 +17,7 @@ import io
 import os
 import signal
 import sys
+import time
 import warnings
 
 TYPE_CHECKING = False
@@ -140,35 +141,49 @@ def _prepare_matplotlib() -> None:
     warnings.filterwarnings("ignore", message=".*non-interactive.*")
 
 
-ZOMBIE_REAP_THRESHOLD = 8
-
-
-def _reap_zombie_flood() -> None:
-    """After a fork bomb, reap the dead children that would hold the process limit.
-
-    A few zombies are left alone: they may belong to subprocess objects the user still waits on.
-    """
+def _other_processes() -> list[int]:
+    me = os.getpid()
     try:
-        with open(f"/proc/self/task/{os.getpid()}/children") as f:
-            children = [int(pid) for pid in f.read().split()]
+        return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
     except OSError:
-        return
-    if len(children) <= ZOMBIE_REAP_THRESHOLD:
-        return
-    zombies = []
-    for pid in children:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _contain_background(max_processes: int) -> str:
+    """Stop a fork bomb that outlived its cell: past `max_processes` other processes (zombies
+    included), kill every process in the sandbox but this worker (and bwrap's init), then reap.
+    Below that, background processes and unreaped children are left alone."""
+    others = _other_processes()
+    if len(others) <= max_processes:
+        return ""
+    clean_passes = 0
+    for _ in range(500):  # a bomb forks while we kill: repeat until nothing is left alive, twice
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    zombies.append(pid)
-        except (OSError, IndexError):
-            continue
-    if len(zombies) > ZOMBIE_REAP_THRESHOLD:
-        for pid in zombies:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+        while True:
             try:
-                os.waitpid(pid, os.WNOHANG)
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
             except OSError:
-                pass
+                break
+        if any(_alive(pid) for pid in _other_processes()):
+            clean_passes = 0
+            continue
+        clean_passes += 1
+        if clean_passes >= 3:
+            break
+        time.sleep(0.002)
+    return f"[the sandbox had {len(others)} other processes (limit {max_processes}): all were killed]"
 
 
 def run_cell(namespace: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
@@ -177,6 +192,8 @@ def run_cell(namespace: dict[str, Any], request: dict[str, Any]) -> dict[str, An
     max_output = int(request.get("max_output", 20000))
     max_repr = int(request.get("max_repr", 4000))
     max_images = int(request.get("max_images", 8))
+    max_processes = int(request.get("max_processes", 32))
+    contained_before = _contain_background(max_processes)
     out, err = CappedStream(max_output, "<stdout>"), CappedStream(max_output, "<stderr>")
     result: dict[str, Any] = {"value": None, "error": None, "images": []}
     worker_pid = os.getpid()
@@ -211,7 +228,9 @@ def run_cell(namespace: dict[str, Any], request: dict[str, Any]) -> dict[str, An
         if os.getpid() != worker_pid:
             os._exit(0)  # a fork()ed copy of the worker never answers the host
         sys.stdout, sys.stderr = saved
-        _reap_zombie_flood()
+    for note in (contained_before, _contain_background(max_processes)):
+        if note:
+            err.parts.append(("\n" if err.parts else "") + note)
     if result["images"] == [] and "matplotlib.pyplot" in sys.modules:
         try:
             sys.modules["matplotlib.pyplot"].close("all")

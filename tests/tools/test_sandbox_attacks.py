@@ -282,6 +282,25 @@ def test_fork_bomb_is_contained(manager: SessionManager) -> None:
     next_run_ok(manager, "forkbomb")
 
 
+def test_fork_bomb_left_running_in_the_background_is_stopped(manager: SessionManager) -> None:
+    code = (
+        "import os\nif os.fork() == 0:\n    while True:\n"
+        "        try: os.fork()\n        except OSError: pass\n'left running'"
+    )
+    first = attack(manager, code, "bgbomb")
+    assert first.value == "'left running'"
+    time.sleep(0.5)
+    result = attack(manager, "print(1 + 1)", "bgbomb")
+    assert result.stdout == "2\n"
+    assert "were killed" in first.stderr + result.stderr  # found at the end of its cell or the next
+    code = (
+        "import os\nalive = [p for p in os.listdir('/proc') if p.isdigit() and "
+        "open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[0] != 'Z']\nlen(alive)"
+    )
+    assert attack(manager, code, "bgbomb").value == "2"  # bwrap's init and the worker: no bomb left
+    next_run_ok(manager, "bgbomb")
+
+
 def test_double_forked_daemon_dies_with_the_session(manager: SessionManager) -> None:
     marker = "987654321"
     code = (
@@ -366,3 +385,19 @@ def test_planted_symlinks_never_reach_host_files(manager: SessionManager, tmp_pa
     assert result.value == "'attached'"
     assert victim.read_text() == "host data"
     next_run_ok(manager, "links")
+
+
+def test_rlimits_alone_contain_fork_and_memory_bombs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where no cgroup is writable (e.g. not root), the rlimits must still hold."""
+    monkeypatch.setattr(sandbox.Cgroup, "create", classmethod(lambda cls, limits, name: cls([], [])))
+    tool = CodeInterpreter(limits=LIMITS)
+    try:
+        result = attack(tool.manager, "import os\nwhile True:\n    os.fork()", "nocg")
+        assert result.error
+        result = attack(tool.manager, "hoard = []\nwhile True: hoard.append(bytearray(100 << 20))", "nocg")
+        assert "MemoryError" in (result.error or "")
+        assert tool.manager._sessions["nocg"].proc is not None
+        assert not tool.manager._sessions["nocg"].proc.cgroup.active
+        next_run_ok(tool.manager, "nocg")
+    finally:
+        tool.close()
