@@ -1,10 +1,16 @@
 """The `code_interpreter` tool: stateful Python sessions, each in its own bubblewrap sandbox.
 
 Design: one long-lived sandboxed worker per conversation (bwrap running tools/sandbox_kernel.py,
-a small REPL that reads JSON requests and answers JSON results), so variables, imports and files
+a small REPL that reads requests and answers JSON results), so variables, imports and files
 persist between calls like notebook cells, and a warm call costs a pipe round trip instead of a
 new sandbox and interpreter. Re-running every call with pickled state was rejected: modules,
-open files, generators and C objects don't pickle, and each call would pay a cold start.
+open files, generators and C objects don't pickle, and each call would pay a cold start. The
+manager also keeps one spare worker started, so a new conversation's first call is warm too.
+
+Files: the sandbox writes only its work folder. Created files are listed by walking it with
+directory descriptors (never following links) and copied out, with O_NOFOLLOW at every step, to
+a folder the sandbox cannot reach; ToolResult.files holds those copies. Attachments are copied in
+the same careful way.
 
 Timeouts: the worker interrupts a cell itself after `timeout` seconds (the session survives);
 if it has not answered `KILL_GRACE` seconds later, the host kills the whole sandbox from outside
