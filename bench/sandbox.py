@@ -15,6 +15,7 @@ Target: at most 60 ms more than the plain subprocess.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -102,6 +103,7 @@ def main() -> int:
     ]
     prewarmed.close()
     manager.close()
+    shutil.rmtree(workroot, ignore_errors=True)
     base = statistics.median(rows[0][1])
     print(f"{args.runs} runs each of {SNIPPET!r}; milliseconds")
     print(f"{'':38} {'median':>8} {'p90':>8} {'mean':>8} {'extra vs plain':>15}")
