@@ -49,19 +49,23 @@ def _units(text: str, breaks: set[int], page_breaks: set[int]) -> tuple[np.ndarr
     """Starts, ends and boundary strengths of the non-blank spans between candidate cuts (numpy)."""
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     n = codes.size
-    bmp = np.minimum(codes, 0xFFFF)  # astral characters are neither spaces nor punctuation here
+    astral = n > 0 and int(codes.max()) > 0xFFFF
+    bmp = np.minimum(codes, 0xFFFF) if astral else codes  # astral characters: neither space nor punctuation
     space = np.ones(n + 1, dtype=bool)  # one past the end counts as space
-    space[:n] = _SPACE_TABLE[bmp] & (codes <= 0xFFFF)
-    ender, closer = _ENDERS[bmp], _CLOSERS[bmp]
+    space[:n] = _SPACE_TABLE[bmp]
+    if astral:
+        space[:n] &= codes <= 0xFFFF
+    ender, closer, cjk_ender, newline = _ENDERS[bmp], _CLOSERS[bmp], _CJK_ENDERS[bmp], codes == 10
+    del codes, bmp
     after_closer = np.zeros(n, dtype=bool)
     after_closer[:-1] = closer[1:]
     # sentence ends: . ! ? (and closing quotes) before whitespace; Chinese enders anywhere
     western = np.flatnonzero(ender & space[1:])
     quoted = np.flatnonzero(closer[1:] & ender[:-1] & space[2:]) + 1 if n > 1 else np.zeros(0, dtype=np.int64)
-    cjk = np.flatnonzero(_CJK_ENDERS[bmp])
+    cjk = np.flatnonzero(cjk_ender)
     cjk = cjk + 1 + after_closer[cjk]
     parts = [
-        (np.flatnonzero(codes == 10) + 1, LINE),
+        (np.flatnonzero(newline) + 1, LINE),
         (western + 1, SENTENCE),
         (quoted + 1, SENTENCE),
         (cjk, SENTENCE),

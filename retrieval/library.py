@@ -96,8 +96,7 @@ class Library:
     def add_file(self, path: str | os.PathLike[str], source: str | None = None) -> str:
         """Add one file; returns its doc_id. Raises DocumentError."""
         name = os.fspath(path)
-        data = read_file_bytes(name, self.max_bytes)
-        return self._add(data, source or name, fmt=None)
+        return self._add(read_file_bytes(name, self.max_bytes), source or name, fmt=None)
 
     def add_text(self, text: str, source: str, format: str = "txt") -> str:
         doc = parse_text(text, source, format)
@@ -127,6 +126,7 @@ class Library:
         if self._load_cached(key, doc_id, source):
             return doc_id
         doc = parse_bytes(data, source, max_bytes=self.max_bytes)
+        del data  # a large file's bytes need not stay alive while it is chunked and indexed
         return self._store(doc, key)
 
     def _add_parsed(self, doc: ParsedDocument) -> str:
