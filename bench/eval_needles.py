@@ -195,6 +195,10 @@ async def run_level(
         "completion_tokens": answer.usage.completion_tokens,
         "seconds": round(time.perf_counter() - started, 1),
         "query": answer.details.get("query"),
+        "chunks_read": len(answer.details.get("chunks_read") or []),
+        "verified_quotes": answer.details.get("verified_quotes"),
+        "offered_quotes": answer.details.get("offered_quotes"),
+        "escalated_from": answer.details.get("escalated_from"),
     }
 
 
