@@ -161,6 +161,7 @@ class EmbeddedBackend(Backend):
         cache_ram_mib: int = 1024,
         lazy: bool = False,
         progress: bool = True,
+        temperature: float = 0.2,
     ) -> None:
         self.model = os.fspath(name_or_path)
         self.name = Path(self.model).stem if self.model.endswith(".gguf") else self.model
@@ -169,6 +170,9 @@ class EmbeddedBackend(Backend):
         self._settings = {"n_ctx": n_ctx, "n_parallel": n_parallel, "n_threads": n_threads,
                           "n_batch": n_batch, "cache_ram_mib": cache_ram_mib}
         self._progress = progress
+        self.temperature = temperature
+        """Sampling temperature when a request sets none: low, because small models call tools and quote
+        evidence more reliably when they sample less."""
         self._engine: _Engine | None = None
         self._load_lock = threading.Lock()
         self._closed = False
@@ -254,8 +258,7 @@ class EmbeddedBackend(Backend):
         }
         if options.max_tokens is not None:
             request["max_tokens"] = options.max_tokens
-        if options.temperature is not None:
-            request["temperature"] = options.temperature
+        request["temperature"] = options.temperature if options.temperature is not None else self.temperature
         if options.top_p is not None:
             request["top_p"] = options.top_p
         if options.stop:

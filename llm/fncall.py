@@ -87,17 +87,15 @@ def render_tools_prompt(tools: list[ToolSpec], tool_choice: ToolChoiceArg = "aut
     if not tools:
         return ""
     lines = "\n".join(json.dumps(t.to_openai(), ensure_ascii=False) for t in tools)
+    # Qwen2.5's own chat-template wording: small models call tools far more reliably with the text they
+    # were trained on (measured with Qwen2.5-Coder-1.5B: a looser paraphrase made it answer in bare JSON).
     text = (
-        "# Tools\n\n"
-        "You may call one or more functions to help with the user's request.\n\n"
-        "The functions are described in JSON Schema inside <tools></tools> XML tags:\n"
+        "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+        "You are provided with function signatures within <tools></tools> XML tags:\n"
         f"<tools>\n{lines}\n</tools>\n\n"
-        "To call a function, reply with a JSON object holding its name and arguments inside "
-        "<tool_call></tool_call> XML tags, exactly like this:\n"
-        '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>\n\n'
-        "To call several functions at once, write one <tool_call> block per call. "
-        "The results come back inside <tool_response></tool_response> tags. "
-        "When you need no function, answer the user directly."
+        "For each function call, return a json object with function name and arguments within "
+        "<tool_call></tool_call> XML tags:\n"
+        '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
     )
     if tool_choice == "required":
         text += "\n\nYou must call at least one function now; do not answer directly."
@@ -138,6 +136,7 @@ def inject_tools(
     out: list[Message] = []
     call_order: dict[str, int] = {}
     pending: list[Message] = []
+    question = ""
 
     def flush() -> None:
         if not pending:
@@ -154,6 +153,8 @@ def inject_tools(
             pending.append(msg)
             continue
         flush()
+        if msg.role == "user":
+            question = msg.content
         if msg.role == "assistant" and msg.tool_calls:
             call_order = {c.id: i for i, c in enumerate(msg.tool_calls)}
             parts = [msg.content.strip()] if msg.content.strip() else []
@@ -161,6 +162,10 @@ def inject_tools(
             out.append(Message.assistant("\n".join(parts)))
         else:
             out.append(msg.model_copy(deep=True))
+    if pending and question:
+        # Small models often answer a bare tool response with small talk; restate what it is for.
+        flush()
+        out[-1] = Message.user(f"{out[-1].content}\n\nUse these results to answer: {question.strip()[:500]}")
     flush()
     if prompt:
         first_system = next((i for i, m in enumerate(out) if m.role == "system"), None)

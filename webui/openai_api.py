@@ -11,11 +11,12 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from agent.assistant import default_system_prompt
 from agent.events import Final
 from agent.loop import run_agent
 from llm.messages import Message
 from tools.base import ToolContext
-from webui.chat_api import DEFAULT_SYSTEM, state_of
+from webui.chat_api import state_of
 from webui.sse import SSE_HEADERS
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -60,7 +61,7 @@ async def chat_completions(body: ChatCompletionIn, request: Request) -> Any:
     except Exception as exc:
         raise HTTPException(400, f"messages are not valid chat messages: {exc}") from exc
     if messages[0].role != "system":
-        messages.insert(0, Message.system(DEFAULT_SYSTEM))
+        messages.insert(0, Message.system(default_system_prompt()))
     ctx = ToolContext(
         conversation_id="openai-" + uuid.uuid4().hex, user_texts=[m.content for m in messages if m.role == "user"]
     )
