@@ -161,17 +161,37 @@ class Reading:
         return 2.0 * self.strong + 1.0 * len(self.quotes) + 0.25 * self.claimed_relevant + self.bm25
 
 
+_JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)("?)')
+
+
+def _salvage(text: str) -> tuple[bool, list[str]]:
+    """Quotes from a reply cut off by the token cap: every complete string, and the cut one's prefix
+    (a prefix of a real sentence still verifies)."""
+    relevant = bool(re.search(r'"relevant"\s*:\s*true', text))
+    at = re.search(r'"quotes"\s*:\s*\[', text)
+    if not at:
+        return relevant, []
+    quotes = []
+    for match in _JSON_STRING.finditer(text, at.end()):
+        raw = match.group(1)
+        try:
+            quotes.append(json.loads(f'"{raw}"'))
+        except ValueError:
+            quotes.append(raw.replace('\\"', '"'))
+    return relevant, quotes
+
+
 def _parse_reading(text: str) -> tuple[bool, list[str]]:
     try:
         data = json.loads(text)
     except ValueError:
         match = re.search(r"\{.*\}", text, re.DOTALL)
-        if not match:
-            return False, []
         try:
-            data = json.loads(match.group(0))
+            data = json.loads(match.group(0)) if match else None
         except ValueError:
-            return False, []
+            data = None
+        if data is None:
+            return _salvage(text)
     if not isinstance(data, dict):
         return False, []
     quotes = data.get("quotes")

@@ -165,3 +165,13 @@ async def test_chunks_are_read_in_parallel_up_to_the_backend_slots(tmp_path) -> 
                           keyword_cache=KeywordCache())
     assert len(answer.details["chunks_read"]) == 9
     assert backend.peak == 3
+
+
+def test_a_reply_cut_by_the_token_cap_keeps_its_quotes() -> None:
+    from retrieval.level2 import _parse_reading
+
+    cut = '{"relevant": true, "quotes": ["The keeper painted the tower green.", "He lived there from 18'
+    relevant, quotes = _parse_reading(cut)
+    assert relevant and quotes == ["The keeper painted the tower green.", "He lived there from 18"]
+    assert _parse_reading('{"relevant": false, "quotes": []}') == (False, [])
+    assert _parse_reading("nonsense") == (False, [])
