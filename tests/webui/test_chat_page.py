@@ -6,6 +6,7 @@ The answers come from a SCRIPTED model (not a language model) so the page's beha
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,10 @@ def scripted_reply(messages: list[Message], tools: list[ToolSpec] | None, option
     prompt = "\n".join(m.content for m in messages)
     if "6*7" in messages[-1].content and tools:
         return Message.assistant("", [call("calculator", {"expression": "6*7"})])
+    if "plot" in messages[-1].content and tools:
+        return Message.assistant("", [call("code_interpreter", {"code": PLOT_CODE})])
+    if messages[-1].role == "tool" and messages[-1].name == "code_interpreter":
+        return "Here is the plot."
     if messages[-1].role == "tool":
         return f"The result is {messages[-1].content}."
     if "otter" in prompt.lower():
@@ -36,12 +41,17 @@ def scripted_reply(messages: list[Message], tools: list[ToolSpec] | None, option
     return "Hello! I am streaming this **markdown** answer."
 
 
+PLOT_CODE = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.show()"
+
+
 @pytest.fixture()
 def page(tmp_path: Path) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    config = ServerConfig(data_dir=tmp_path, port=port, token=TOKEN, tools=["calculator"], rate_burst=1000)
+    config = ServerConfig(
+        data_dir=tmp_path, port=port, token=TOKEN, tools=["calculator", "code_interpreter"], rate_burst=1000
+    )
     backend = ScriptedBackend(default=scripted_reply, delay=0.01)
     with serve_app(create_app(config, backend=backend), port) as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
@@ -95,3 +105,11 @@ def test_unsafe_markdown_is_sanitised(page: Any) -> None:
     )
     assert "onerror" not in html and "<script" not in html
     assert page.evaluate("window.__pwned") is False
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (make test installs it)")
+def test_a_plot_from_the_code_interpreter_is_shown(page: Any) -> None:
+    answer = ask(page, "plot the squares")
+    image = answer.locator("details.tool img")
+    assert image.count() == 1
+    assert image.get_attribute("src").startswith("data:image/png;base64,")
