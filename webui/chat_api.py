@@ -225,11 +225,16 @@ async def chat(sid: str, body: ChatIn, request: Request) -> StreamingResponse:
     async def stream() -> AsyncIterator[bytes]:
         yield sse({"type": "ack", "message_id": message_id, "session_id": sid})
         while True:
-            item = await queue.get()
-            if item is None:
-                yield sse({"type": "done"})
+            batch = [await queue.get()]
+            while not queue.empty() and batch[-1] is not None:  # events that are already there go in one write
+                batch.append(queue.get_nowait())
+            done = batch[-1] is None
+            frames = [sse(item) for item in batch if item is not None]
+            if done:
+                frames.append(sse({"type": "done"}))
+            yield b"".join(frames)
+            if done:
                 return
-            yield sse(item)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
