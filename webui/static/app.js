@@ -69,7 +69,8 @@ function finishTool(block, event) {
   for (const src of event.images || []) {
     if (src.startsWith("data:image/")) block.details.append(el("img", { src, alt: "figure from the code" }));
   }
-  block.details.querySelector("summary").textContent += event.error ? " — failed" : ` — done in ${event.elapsed}s`;
+  const took = typeof event.elapsed === "number" ? ` in ${event.elapsed}s` : "";
+  block.details.querySelector("summary").textContent += event.error ? " — failed" : ` — done${took}`;
 }
 
 function renderCitations(parent, citations) {
@@ -192,9 +193,13 @@ async function send(text) {
         textNode = null;
       } else if (event.type === "tool_call_finished" && tools[event.call_id]) {
         finishTool(tools[event.call_id], event);
+      } else if (event.type === "level") {
+        answer.body.append(el("div", { class: "usage level" }, `Level ${event.level}: ${event.reason}`));
       } else if (event.type === "sub_question") {
-        const block = toolBlock(answer.body, `sub-question: ${event.question}`, event.question);
-        finishTool(block, { content: event.answer, elapsed: "" });
+        tools[`sub-${event.index}`] = toolBlock(answer.body, `Sub-question ${event.index}: ${event.question}`, event.question);
+      } else if (event.type === "sub_answer" && tools[`sub-${event.index}`]) {
+        finishTool(tools[`sub-${event.index}`], { content: event.answer, error: !event.found, elapsed: "?" });
+        renderCitations(tools[`sub-${event.index}`].details, event.citations);
       } else if (event.type === "final") {
         if (!textNode && event.message.content) {
           answer.body.append(el("div", { class: "text" }));
