@@ -194,7 +194,7 @@ async function send(text) {
       } else if (event.type === "tool_call_finished" && tools[event.call_id]) {
         finishTool(tools[event.call_id], event);
       } else if (event.type === "level") {
-        answer.body.append(el("div", { class: "usage level" }, `Level ${event.level}: ${event.reason}`));
+        answer.body.append(el("div", { class: "level-note" }, `Level ${event.level}: ${event.reason}`));
       } else if (event.type === "sub_question") {
         tools[`sub-${event.index}`] = toolBlock(answer.body, `Sub-question ${event.index}: ${event.question}`, event.question);
       } else if (event.type === "sub_answer" && tools[`sub-${event.index}`]) {
