@@ -92,6 +92,7 @@ def test_upload_a_document_and_ask_about_it(page: Any, tmp_path: Path) -> None:
     page.wait_for_selector(".doc[data-status=ready]", timeout=30_000)
     answer = ask(page, "Why do otters hold hands?")
     assert "hold hands" in answer.inner_text()
+    assert "Level 0" in answer.locator(".level-note").inner_text()
     citation = answer.locator("button.citation").first
     assert "otters.txt" in citation.inner_text()
     citation.click()
