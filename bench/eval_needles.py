@@ -25,6 +25,7 @@ import asyncio
 import json
 import lzma
 import random
+import re
 import sys
 import tempfile
 import time
@@ -164,9 +165,55 @@ def chunk_regions(library: Any, doc_id: str, refs: list[Any]) -> list[tuple[int,
     return regions
 
 
+_UNITS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+_NUMBER_WORDS = {*_UNITS, *_TENS, *_SCALES, "and"}
+
+
+def words_value(words: list[str]) -> int | None:
+    """The number English number words spell ("three hundred and five" -> 305), or None."""
+    total = current = 0
+    seen = False
+    for word in words:
+        if word in _UNITS or word in _TENS:
+            current += _UNITS.get(word, 0) + _TENS.get(word, 0)
+        elif word == "hundred":
+            current = max(current, 1) * 100
+        elif word in _SCALES:
+            total += max(current, 1) * _SCALES[word]
+            current = 0
+        elif word != "and":
+            return None
+        seen = seen or word != "and"
+    return total + current if seen else None
+
+
+def numbers_in(text: str) -> set[int]:
+    """Every number the text writes, as digits ("1,200") or as words ("twelve hundred")."""
+    found = {int(d.replace(",", "")) for d in re.findall(r"\d[\d,]*", text)}
+    run: list[str] = []
+    for word in [*re.findall(r"[a-z]+", text.lower().replace("-", " ")), ""]:
+        if word in _NUMBER_WORDS:
+            run.append(word)
+            continue
+        while run and run[-1] == "and":
+            run.pop()
+        if run and (value := words_value(run)) is not None:
+            found.add(value)
+        run = []
+    return found
+
+
 def correct(answer: str, expected: str) -> bool:
+    """The expected answer appears in the answer; a numeric one may be written as digits or as words."""
     norm = " ".join(answer.lower().replace("-", " ").split())
-    return " ".join(expected.lower().replace("-", " ").split()) in norm
+    if " ".join(expected.lower().replace("-", " ").split()) in norm:
+        return True
+    want = numbers_in(expected)
+    return len(want) == 1 and want <= numbers_in(answer)
 
 
 async def run_level(
