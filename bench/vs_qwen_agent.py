@@ -175,16 +175,17 @@ def summarise(rows: list[dict[str, Any]]) -> list[str]:
     for key in sorted(groups, key=lambda k: (k[0], k[1] != "all", k[1], order.index(k[2]))):
         rs = groups[key]
         n = len(rs)
+        ok = [r for r in rs if not r.get("error")] or rs
 
-        def mean(field: str, rs: list[dict[str, Any]] = rs, n: int = n) -> float:
-            return sum(float(r.get(field) or 0) for r in rs) / n
+        def mean(field: str, rs: list[dict[str, Any]] = rs) -> float:
+            return sum(float(r.get(field) or 0) for r in rs) / len(rs)
 
-        errors = sum(1 for r in rs if r.get("error"))
-        note = f" ({errors} failed)" if errors else ""
+        errors = n - len(ok) if ok is not rs else 0
+        note = f" ({errors} failed; costs over the rest)" if errors else ""
         lines.append(
-            f"| {key[0]} | {key[1]} | {SYSTEMS[key[2]]}{note} | {n} | {mean('correct'):.2f} | {mean('recall'):.2f} "
-            f"| {mean('recall_any'):.2f} | {mean('llm_calls'):.1f} | {mean('prompt_tokens'):,.0f} "
-            f"| {mean('completion_tokens'):,.0f} | {mean('seconds'):.0f} |"
+            f"| {key[0]} | {key[1]} | {SYSTEMS[key[2]]}{note} | {n} | {mean('correct'):.2f} | "
+            f"{mean('recall', ok):.2f} | {mean('recall_any', ok):.2f} | {mean('llm_calls', ok):.1f} | "
+            f"{mean('prompt_tokens', ok):,.0f} | {mean('completion_tokens', ok):,.0f} | {mean('seconds', ok):.0f} |"
         )
     return lines
 
