@@ -45,7 +45,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(BENCH))
+sys.path.append(str(BENCH))  # after ROOT: bench/retrieval.py must not shadow the package
 
 from eval_needles import Question, correct, haystack, make_questions, place  # noqa: E402
 
