@@ -17,6 +17,7 @@ from retrieval.answer import (
     answer_from_evidence,
     grounded,
 )
+from retrieval.focus import sentence_windows
 from retrieval.keywords import KeywordCache, Keywords, detect_languages, generate_keywords
 from retrieval.packing import chunk_cost, evidence_budget, pack
 from retrieval.types import Hit
@@ -33,6 +34,10 @@ class Level1Config(BaseModel):
     of evidence, and found the one it had in ~1.2k), and a CPU reads ~75 prompt tokens/s. When Level 1
     misses, Auto escalates to Level 2. None uses the whole window."""
     max_answer_tokens: int = 256
+    focus_sentences: int | None = 8
+    """Show the model only the packed chunks' best-matching sentences (each with one neighbour either side), not
+    whole chunks: on the needle dev set the 1.5B answered 1 of 8 from ~1.6k tokens of chunks, and far more
+    from ~400 tokens of sentence windows. None shows whole chunks."""
     use_model_keywords: bool = True
 
 
@@ -107,11 +112,13 @@ async def level1(
     )
     hits = library.search(keywords.query, k=config.k, doc_ids=ids)
     evidence = await retrieve_evidence(library, backend, question, hits, config)
+    if config.focus_sentences:
+        evidence = sentence_windows(evidence, keywords.query.split(), config.focus_sentences)
     details: dict[str, Any] = {
         "query": keywords.query,
         "keyword_fallback": keywords.fallback,
         "top_score": hits[0].score if hits else 0.0,
-        "evidence": [[e.chunk.source, e.chunk.chunk_id] for e in evidence],
+        "evidence": [list(ref) for ref in dict.fromkeys((e.chunk.source, e.chunk.chunk_id) for e in evidence)],
     }
     if not evidence:
         return Answer(

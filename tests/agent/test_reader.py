@@ -28,6 +28,8 @@ def text(paragraphs: int) -> str:
 
 
 def scripted(level1_finds: bool = True) -> Callable[..., str]:
+    answers: list[str] = []
+
     def reply(messages: list[Message], tools: object, options: ChatOptions) -> str:
         schema = options.json_schema or {}
         user = messages[-1].content
@@ -43,8 +45,9 @@ def scripted(level1_finds: bool = True) -> Callable[..., str]:
         blocks = re.split(r"^\[(\d+)\] \(", user, flags=re.M)
         numbers = dict(zip(blocks[1::2], blocks[2::2], strict=True))
         hit = next((n for n, block in numbers.items() if "Orvald" in block), None)
-        full_chunks = any(len(b) > 1000 for b in numbers.values())
-        if hit is None or (full_chunks and not level1_finds and len(numbers) < 20):
+        first_answer = not answers
+        answers.append(user)
+        if hit is None or (first_answer and not level1_finds):  # the first answer prompt is Level 1's
             return "NOT FOUND"
         return f"It was painted green [{hit}]."
 

@@ -1,0 +1,79 @@
+"""Focus evidence on the sentences that match the query: a small model reads a few short passages far better
+than several whole chunks (on the needle dev set the 1.5B found answers in ~400 tokens of sentence windows that
+it called NOT FOUND in ~1.6k tokens of chunks)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+
+from retrieval.answer import Evidence
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;。！？；])\s+|(?<=[。！？；])|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
+MAX_SENTENCE_CHARS = 600
+"""Longer stretches without a sentence end (tables, lists, run-on text) are cut into pieces of this size."""
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences (or paragraphs, list items) of `text`, blank ones dropped."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for match in [*_SENTENCE_END.finditer(text), None]:
+        end = match.start() if match else len(text)
+        while end - pos > MAX_SENTENCE_CHARS:
+            cut = text.rfind(" ", pos + MAX_SENTENCE_CHARS // 2, pos + MAX_SENTENCE_CHARS)
+            cut = cut if cut > pos else pos + MAX_SENTENCE_CHARS
+            spans.append((pos, cut))
+            pos = cut
+        if text[pos:end].strip():
+            spans.append((pos, end))
+        if match:
+            pos = match.end()
+    return spans
+
+
+def _term_pattern(term: str) -> re.Pattern[str]:
+    if any("\u4e00" <= ch <= "\u9fff" for ch in term):
+        return re.compile(re.escape(term))
+    return re.compile(r"(?<!\w)" + re.escape(term), re.IGNORECASE)  # a prefix: "chart" matches "charts"
+
+
+def sentence_windows(
+    items: Sequence[Evidence], terms: Iterable[str], sentences: int = 8, radius: int = 1
+) -> list[Evidence]:
+    """The `sentences` best-matching sentences of `items`, each with `radius` neighbours, as evidence in order.
+
+    A sentence scores the summed rarity (within the evidence) of the query terms it contains. Adjacent or
+    overlapping windows of one item merge. Returns `items` unchanged when no sentence contains a term.
+    """
+    patterns = [_term_pattern(t) for t in dict.fromkeys(t.lower() for t in terms if t.strip())]
+    found: list[tuple[int, int, set[int]]] = []  # (item, sentence, matched terms)
+    spans = [sentence_spans(e.text) for e in items]
+    for i, e in enumerate(items):
+        for j, (s, t) in enumerate(spans[i]):
+            text = e.text[s:t]
+            found.append((i, j, {k for k, p in enumerate(patterns) if p.search(text)}))
+    total = len(found) or 1
+    df = [sum(1 for *_, hit in found if k in hit) for k in range(len(patterns))]
+    scored = [(sum(math.log(1 + total / df[k]) for k in hit), i, j) for i, j, hit in found if hit]
+    if not scored:
+        return list(items)
+    scored.sort(key=lambda x: (-x[0], x[1], x[2]))
+    picked: dict[int, set[int]] = {}
+    for _, i, j in scored[:sentences]:
+        picked.setdefault(i, set()).update(range(max(0, j - radius), min(len(spans[i]), j + radius + 1)))
+    out: list[Evidence] = []
+    for i in sorted(picked):
+        e, keep = items[i], sorted(picked[i])
+        runs: list[list[int]] = []
+        for j in keep:
+            if runs and j == runs[-1][-1] + 1:
+                runs[-1].append(j)
+            else:
+                runs.append([j])
+        for run in runs:
+            s, t = spans[i][run[0]][0], spans[i][run[-1]][1]
+            out.append(Evidence(chunk=e.chunk, text=e.text[s:t], start=e.start + s, end=e.start + t,
+                                score=e.score, quotes=e.quotes))
+    return out

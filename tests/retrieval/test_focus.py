@@ -1,0 +1,42 @@
+"""Sentence windows: the best-matching sentences of the evidence, with their neighbours, at exact offsets."""
+
+from __future__ import annotations
+
+from retrieval.answer import Evidence
+from retrieval.focus import sentence_spans, sentence_windows
+from retrieval.types import Chunk
+
+FILLER = " ".join(f"Sentence {i} talks about the weather and the harvest." for i in range(30))
+NEEDLE = "The keeper Orvald Brenn painted the tower green."
+
+
+def item(text: str, chunk_id: int, start: int) -> Evidence:
+    return Evidence.of_chunk(Chunk(doc_id="d", source="d.txt", chunk_id=chunk_id, start=start,
+                                   end=start + len(text), text=text))
+
+
+def test_sentence_spans_split_sentences_paragraphs_and_long_runs() -> None:
+    text = "One two. Three four!\n\nA paragraph\n- item one\n- item two\n\n" + "word " * 300 + "。中文。"
+    pieces = [text[s:t] for s, t in sentence_spans(text)]
+    assert pieces[:5] == ["One two.", "Three four!", "A paragraph", "- item one", "- item two"]
+    assert all(len(p) <= 600 for p in pieces)
+    assert pieces[-1] == "中文。"
+
+
+def test_windows_keep_the_matching_sentence_and_its_neighbours_at_exact_offsets() -> None:
+    head, tail = FILLER[: len(FILLER) // 2], FILLER[len(FILLER) // 2 :]
+    text = f"{head} {NEEDLE} {tail}"
+    document = "x" * 1000 + text
+    items = [item(FILLER, 1, 0), item(text, 2, 1000)]
+    windows = sentence_windows(items, ["Orvald", "Brenn", "tower"], sentences=1)
+    assert len(windows) == 1
+    w = windows[0]
+    assert NEEDLE in w.text and len(w.text) < 200 and w.text.count(".") == 3  # one neighbour either side
+    assert document[w.start : w.end] == w.text and w.chunk.chunk_id == 2
+
+
+def test_windows_merge_adjacent_matches_and_fall_back_to_whole_items() -> None:
+    items = [item(FILLER, 1, 0)]
+    merged = sentence_windows(items, ["Sentence 3 ", "Sentence 4 "], sentences=2)
+    assert len(merged) == 1 and "Sentence 2 " in merged[0].text and "Sentence 5 " in merged[0].text
+    assert sentence_windows(items, ["zzyzx"]) == items
