@@ -139,8 +139,11 @@ ANSWER_SYSTEM = (
 ANSWER_SYSTEM_ZH = "只根据用户给出的编号证据回答问题。回答要简短，并用方括号注明所用证据的编号，例如 [1]。"
 ANSWER_TAIL = "Write the answer in a few words, followed by the number of the evidence in brackets."
 ANSWER_TAIL_ZH = "请用几个词写出答案，后面用方括号写上证据编号。"
-NOT_FOUND_TAIL = " If the evidence does not say, write NOT FOUND."
-NOT_FOUND_TAIL_ZH = "如果证据中没有答案，请写 NOT FOUND。"
+NOT_FOUND_TAIL = (
+    " The evidence may use other words than the question. If no passage is about what the question asks, "
+    "write NOT FOUND."
+)
+NOT_FOUND_TAIL_ZH = "证据的用词可能与问题不同。只有当没有任何段落涉及问题所问的内容时，才写 NOT FOUND。"
 
 
 def has_cjk(text: str) -> bool:
@@ -154,14 +157,14 @@ def format_evidence(items: Sequence[Evidence]) -> str:
 def answer_messages(
     question: str, items: Sequence[Evidence], notes: str = "", allow_not_found: bool = True
 ) -> list[Message]:
-    """Evidence goes in the user message, the question right after it (never in the system prompt).
+    """Evidence goes in the user message with the question before and after it (never in the system prompt).
 
     `allow_not_found` offers the model the NOT FOUND reply, the signal Auto escalates on. Offer it only
     where the level can act on it: a 0.5B model takes that exit even when the answer is in plain sight.
     """
     zh = has_cjk(question)
     system = ANSWER_SYSTEM_ZH if zh else ANSWER_SYSTEM
-    body = f"Evidence:\n\n{format_evidence(items)}\n\n"
+    body = f"Question: {question.strip()}\n\nEvidence:\n\n{format_evidence(items)}\n\n"
     if notes:
         body += f"{notes.strip()}\n\n"
     body += f"Question: {question.strip()}\n{ANSWER_TAIL_ZH if zh else ANSWER_TAIL}"
