@@ -67,7 +67,27 @@ async def main_async(args: argparse.Namespace) -> None:
         for q, evidence, query in data:
             meter = ans.UsageMeter()
             started = time.perf_counter()
-            if variant == "prod":
+            if variant == "pjson":
+                import json
+
+                from llm.backend import ChatOptions
+                from retrieval.focus import sentence_windows
+
+                focused = sentence_windows(evidence, query.split(), args.sentences)
+                schema = {"type": "object", "properties": {
+                    "answer": {"type": "string"}, "evidence": {"type": "array", "items": {"type": "integer"}}},
+                    "required": ["answer", "evidence"]}
+                msgs = ans.answer_messages(q.question, focused)
+                msgs[-1].content += ' Reply as JSON: {"answer": ..., "evidence": [numbers]}.'
+                result = await meter.chat(backend, msgs, ChatOptions(temperature=0.0, max_tokens=256,
+                                                                     json_schema=schema))
+                try:
+                    d = json.loads(result.message.content)
+                    text = f"{d['answer']} " + "".join(f"[{n}]" for n in d["evidence"])
+                except (ValueError, KeyError, TypeError):
+                    text = result.message.content
+                composed = ans.compose(text, focused, question=q.question)
+            elif variant == "prod":
                 from retrieval.focus import sentence_windows
 
                 focused = sentence_windows(evidence, query.split(), args.sentences)

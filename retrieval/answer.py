@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -351,5 +352,25 @@ async def answer_from_evidence(
     allow_not_found: bool = True,
 ) -> Composed:
     messages = answer_messages(question, items, notes, allow_not_found)
-    result = await meter.chat(backend, messages, ChatOptions(temperature=0.0, max_tokens=max_tokens))
-    return compose(result.message.content, items, question=question)
+    messages[-1].content += JSON_TAIL
+    options = ChatOptions(temperature=0.0, max_tokens=max_tokens, json_schema=ANSWER_SCHEMA)
+    result = await meter.chat(backend, messages, options)
+    return compose(json_answer_text(result.message.content), items, question=question)
+
+
+ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}, "evidence": {"type": "array", "items": {"type": "integer"}}},
+    "required": ["answer", "evidence"],
+}
+JSON_TAIL = ' Reply as JSON: {"answer": ..., "evidence": [numbers]}.'
+
+
+def json_answer_text(reply: str) -> str:
+    """`{"answer": a, "evidence": [n]}` as the text "a [n]"; any other reply unchanged."""
+    try:
+        data = json.loads(reply)
+        answer, numbers = str(data["answer"]).strip(), [int(n) for n in data["evidence"]]
+    except (ValueError, KeyError, TypeError):
+        return reply
+    return f"{answer} " + "".join(f"[{n}]" for n in dict.fromkeys(numbers)) if numbers else answer

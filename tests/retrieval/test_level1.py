@@ -8,7 +8,7 @@ import re
 from llm.backend import ChatOptions
 from llm.messages import Message
 from llm.scripted import ScriptedBackend
-from retrieval.answer import ANSWER_SYSTEM, Evidence, compose
+from retrieval.answer import ANSWER_SYSTEM, JSON_TAIL, Evidence, compose
 from retrieval.keywords import KeywordCache
 from retrieval.level1 import Level1Config, level1
 from retrieval.library import Library
@@ -84,7 +84,7 @@ async def test_level1_answers_with_a_citation_from_evidence_in_the_user_message(
     system, user = backend.requests[1]["messages"]
     assert system.content == ANSWER_SYSTEM and "Orvald" not in system.content
     assert "Orvald" in user.content
-    assert user.content.rstrip().endswith("write NOT FOUND.")
+    assert "write NOT FOUND." in user.content and user.content.rstrip().endswith(JSON_TAIL.strip())
     assert user.content.rindex("Question: What colour") > user.content.index("Orvald")
     starts = [int(m) for m in re.findall(r"chunk (\d+)\)", user.content)]
     assert starts == sorted(starts) and len(starts) >= 2  # document order, several chunks
