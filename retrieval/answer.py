@@ -364,6 +364,9 @@ ANSWER_SCHEMA: dict[str, Any] = {
     "required": ["answer", "evidence"],
 }
 JSON_TAIL = ' Reply as JSON: {"answer": ..., "evidence": [numbers]}.'
+"""The 1.5B answers far more often under this grammar (needle dev sets: 16/16 vs 13/16 in free text), but it
+also answers more when the evidence lacks the answer (2 of 3 absent-needle probes vs 0 of 3); those answers were
+not `grounded` in their cited evidence, which is what makes Auto escalate instead of trusting them."""
 
 
 def json_answer_text(reply: str) -> str:
