@@ -52,6 +52,10 @@ class Ingester:
         self.queue.put_nowait(("page", pid))
 
     async def _work(self) -> None:
+        try:
+            await self.reload_ready()
+        except Exception:  # a damaged entry must not stop new ingestion
+            log.exception("reloading the library after a restart failed")
         while True:
             kind, ident = await self.queue.get()
             try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -98,3 +99,24 @@ def test_delete_page_and_bad_pages(server: str) -> None:
     assert bad_url.status_code == 422
     unknown = httpx.post(server + "/pages/ask", json={"question": "q", "page_ids": ["nope"]}, headers=AUTH)
     assert unknown.status_code == 404
+
+
+def test_pages_can_be_asked_about_after_a_restart(tmp_path: Path) -> None:
+    def start() -> Any:
+        port = free_port()
+        config = ServerConfig(data_dir=tmp_path, port=port, token=TOKEN, tools=[], rate_burst=1000)
+        return serve_app(create_app(config, backend=ScriptedBackend(default="They hold hands [1].")), port)
+
+    with start() as base:
+        page = {"url": "https://ex.org/r", "title": "R", "html": HTML}
+        pid = httpx.post(base + "/pages", json=page, headers=AUTH).json()["id"]
+        wait_ready(base, pid)
+    with start() as base:
+        deadline = time.monotonic() + 30
+        while True:
+            answer = httpx.post(base + "/pages/ask", json={"question": "otters?", "page_ids": [pid]}, headers=AUTH)
+            if answer.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["citations"][0]["source"] == "https://ex.org/r"
