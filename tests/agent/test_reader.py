@@ -64,6 +64,11 @@ def scripted(level1_finds: bool = True) -> Callable[..., str]:
         ("What colour was the lighthouse painted?", False),
         ("When did the mill burn down?", False),
         ("灯塔看守人的妻子出生在哪里？", True),
+        ("In what village did the recipient of the 1952 Quillon Medal grow up?", True),
+        ("At which school did the spouse of the person who started the Zorblat Company teach?", True),
+        ("What did the man who built the bridge do next?", True),
+        ("What material was the box that Orvald Brenn used to hide the maps made of?", False),
+        ("What is the name of the dog that Elizabeth owned?", False),
     ],
 )
 def test_multi_hop_heuristic(question: str, multi: bool) -> None:
