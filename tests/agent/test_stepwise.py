@@ -10,6 +10,7 @@ from agent.stepwise import PLAN_SCHEMA, AnswerReady, StepwiseConfig, SubAnswer, 
 from llm.backend import ChatOptions
 from llm.messages import Message
 from llm.scripted import ScriptedBackend
+from retrieval.answer import ANSWER_SCHEMA
 from retrieval.keywords import KeywordCache
 from retrieval.level2 import READ_SCHEMA
 from retrieval.library import Library
@@ -57,6 +58,8 @@ def scripted(plans: list[str]) -> Callable[..., str]:
 
 
 ask = lambda q: json.dumps({"action": "ask", "text": q})  # noqa: E731
+PLANNER = StepwiseConfig(follow_names=None)
+"""The planner alone: these tests are about its loop, not about following names first."""
 
 
 async def test_subquestions_and_answers_stream_then_a_cited_answer(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -65,7 +68,7 @@ async def test_subquestions_and_answers_stream_then_a_cited_answer(tmp_path) -> 
                                                 ask("Where was Jane Roe born?"),
                                                 json.dumps({"action": "answer", "text": "Lisbon"})]))
     events = [e async for e in stepwise_events(lib, backend, "Where was the founder of the Zorblat Company born?",
-                                               keyword_cache=KeywordCache())]
+                                               config=PLANNER, keyword_cache=KeywordCache())]
     kinds = [type(e).__name__ for e in events]
     assert kinds == ["SubQuestion", "SubAnswer", "SubQuestion", "SubAnswer", "AnswerReady"]
     first, second = events[1], events[3]
@@ -86,10 +89,10 @@ async def test_budget_caps_subquestions(tmp_path) -> None:  # type: ignore[no-un
     backend = ScriptedBackend(default=scripted([ask("Who founded the Zorblat Company?"),
                                                 ask("Where was Jane Roe born?")]))
     events = [e async for e in stepwise_events(lib, backend, "Where was the founder of the Zorblat Company born?",
-                                               config=StepwiseConfig(max_sub_questions=1),
+                                               config=StepwiseConfig(max_sub_questions=1, follow_names=None),
                                                keyword_cache=KeywordCache())]
     assert sum(isinstance(e, SubQuestion) for e in events) == 1
-    tiny = StepwiseConfig(max_tokens=1)
+    tiny = StepwiseConfig(max_tokens=1, follow_names=None)
     backend = ScriptedBackend(default=scripted([ask("Who founded the Zorblat Company?")] * 3))
     answer = await level3(lib, backend, "Where was the founder of the Zorblat Company born?", config=tiny,
                           keyword_cache=KeywordCache())
@@ -99,11 +102,44 @@ async def test_budget_caps_subquestions(tmp_path) -> None:  # type: ignore[no-un
 async def test_repeated_or_unusable_plans_end_the_loop(tmp_path) -> None:  # type: ignore[no-untyped-def]
     lib = library(tmp_path)
     backend = ScriptedBackend(default=scripted(["not json at all"]))
-    answer = await level3(lib, backend, "Where was Jane Roe born?", keyword_cache=KeywordCache())
+    answer = await level3(lib, backend, "Where was Jane Roe born?", config=PLANNER, keyword_cache=KeywordCache())
     # an unusable first plan asks the whole question; the next plan (default: answer) ends the loop
     assert [s["question"] for s in answer.details["sub_questions"]] == ["Where was Jane Roe born?"]
     assert "Lisbon" in answer.answer and answer.citations
 
     backend = ScriptedBackend(default=scripted([ask("Where was Jane Roe born?")] * 3))
-    answer = await level3(lib, backend, "Where was Jane Roe born?", keyword_cache=KeywordCache())
+    answer = await level3(lib, backend, "Where was Jane Roe born?", config=PLANNER, keyword_cache=KeywordCache())
     assert len(answer.details["sub_questions"]) == 1
+
+
+async def test_following_names_answers_without_the_planner(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lib = library(tmp_path)
+    backend = ScriptedBackend(default=scripted([]))
+    events = [e async for e in stepwise_events(lib, backend, "Where was the founder of the Zorblat Company born?",
+                                               keyword_cache=KeywordCache())]
+    assert [type(e).__name__ for e in events] == ["AnswerReady"]
+    answer = events[-1].answer  # type: ignore[union-attr]
+    assert "Lisbon" in answer.answer and answer.details["names_followed"][0] == "Jane Roe"
+    assert FACT2 in {c.text for c in answer.citations}
+    assert not any(r["options"].json_schema == PLAN_SCHEMA for r in backend.requests)
+    assert answer.usage.llm_calls == 2  # keywords and the answer
+
+
+async def test_an_unfound_chain_falls_back_to_the_planner(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lib = library(tmp_path)
+    inner = scripted([ask("Who founded the Zorblat Company?"), ask("Where was Jane Roe born?")])
+    chain_answered = False
+
+    def reply(messages: list[Message], tools: object, options: ChatOptions) -> str:
+        nonlocal chain_answered
+        if options.json_schema == ANSWER_SCHEMA and not chain_answered:
+            chain_answered = True  # the first answer is the followed chain's: say it is not there
+            return json.dumps({"answer": "NOT FOUND", "evidence": []})
+        return inner(messages, tools, options)
+
+    backend = ScriptedBackend(default=reply)
+    answer = await level3(lib, backend, "Where was the founder of the Zorblat Company born?",
+                          keyword_cache=KeywordCache())
+    assert "Lisbon" in answer.answer
+    assert [s["question"] for s in answer.details["sub_questions"]] == [
+        "Who founded the Zorblat Company?", "Where was Jane Roe born?"]

@@ -1,0 +1,134 @@
+"""Follow names: answer a multi-hop question by retrieving one hop at a time along the names the evidence gives.
+
+"Where did the recipient of the 1952 Quillon Medal grow up?" needs "The Quillon Medal of 1952 was awarded to
+Tamsin Vonnegrau" first and then "Tamsin Vonnegrau grew up in Orrin Ford". The second sentence shares no rare
+word with the question, so no single BM25 query finds both. Here the best sentences for the question are found,
+the names in them that the question does not contain become the next query, and so on for a few hops; the model
+then answers once from the short chain of sentences. No planning call is needed: a 1.5B model that cannot split
+a question into sub-questions can still read three sentences in a row.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+
+from llm.backend import Backend
+from retrieval.answer import Answer, Evidence, LibraryLike, UsageMeter, answer_from_evidence, grounded
+from retrieval.focus import sentence_windows
+from retrieval.keywords import STOP_WORDS, KeywordCache
+from retrieval.level1 import find_keywords
+from retrieval.packing import chunk_cost, pack
+
+_NAME = re.compile(r"\b[A-Z][\w'’-]*[a-z][\w'’-]*(?:\s+(?:(?:of|de|la|van|von|der|du|da|al)\s+)?[A-Z][\w'’-]*)*")
+
+
+class BridgeConfig(BaseModel):
+    max_hops: int = 3
+    """Retrievals in a row: the question's, then one per newly found name."""
+    names_per_hop: int = 2
+    k: int = 8
+    """BM25 hits whose sentences are weighed at each hop."""
+    sentences_per_hop: int = 2
+    evidence_tokens_per_hop: int = 3000
+    """Chunk tokens considered (before sentence focus) at each hop."""
+    max_answer_tokens: int = 256
+    use_model_keywords: bool = True
+
+
+def new_names(sentence: str, known: str) -> list[str]:
+    """Capitalised names in `sentence` that `known` does not already contain, in order of appearance.
+
+    A lone capitalised word opening the sentence is skipped: it is as often "Thus" or "Everyone" as a name."""
+    known_words = {w.lower() for w in re.findall(r"[\w'’-]+", known)}
+    opening = len(sentence) - len(sentence.lstrip(" \t\n\"'“‘(["))
+    names: list[str] = []
+    for match in _NAME.finditer(sentence):
+        words = match.group(0).split()
+        while words and words[0].lower() in STOP_WORDS:
+            words = words[1:]
+        if not words or all(w.lower() in known_words or w.lower() in STOP_WORDS for w in words):
+            continue
+        if len(words) == 1 and match.start() == opening:
+            continue
+        name = " ".join(words)
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _best_sentences(evidence: Sequence[Evidence], terms: Sequence[str], count: int) -> list[Evidence]:
+    """The `count` best sentences for `terms` (none when no sentence contains any of them)."""
+    lowered = [t.lower() for t in terms]
+    best = sentence_windows(evidence, terms, count, radius=0) if evidence else []
+    return [e for e in best if any(t in e.text.lower() for t in lowered)][:count]
+
+
+async def follow_names(
+    library: LibraryLike,
+    backend: Backend,
+    question: str,
+    doc_ids: Sequence[str] | None = None,
+    config: BridgeConfig | None = None,
+    meter: UsageMeter | None = None,
+    keyword_cache: KeywordCache | None = None,
+) -> Answer:
+    """Retrieve hop by hop along new names, then answer once from the chain of sentences found."""
+    config = config or BridgeConfig()
+    meter = meter or UsageMeter()
+    started = time.perf_counter()
+    ids = list(doc_ids) if doc_ids else None
+    keywords = await find_keywords(library, backend, question, ids, meter, keyword_cache, config.use_model_keywords)
+    cost = chunk_cost(backend)
+    terms = keywords.query.split()
+    chain: list[Evidence] = []
+    seen: set[tuple[str, int, int]] = set()
+    known = question
+    names_followed: list[str] = []
+    query_terms: list[str] = terms
+    focus_terms: list[str] = terms
+    for _hop in range(config.max_hops):
+        hits = library.search(" ".join(query_terms), k=config.k, doc_ids=ids)
+        packed = pack(hits, config.evidence_tokens_per_hop, cost)
+        top = _best_sentences(packed, focus_terms, 1)
+        best = top + [e for e in _best_sentences(packed, focus_terms, config.sentences_per_hop) if e not in top]
+        fresh = [e for e in best if (e.chunk.source, e.start, e.end) not in seen]
+        if not fresh:
+            break
+        for e in fresh:
+            seen.add((e.chunk.source, e.start, e.end))
+        chain += sentence_windows(fresh, focus_terms, len(fresh), radius=1)
+        names: list[str] = []
+        for e in fresh:
+            for name in new_names(e.text, known):
+                if name not in names:
+                    names.append(name)
+        names = names[: config.names_per_hop]
+        if not names:
+            break
+        names_followed += names
+        known += " " + " ".join(names)
+        name_terms = " ".join(names).split()
+        query_terms = [*name_terms, *terms]
+        focus_terms = name_terms
+    details = {"query": keywords.query, "names_followed": names_followed, "hops": len(chain)}
+    if not chain:
+        return Answer(answer="NOT FOUND: nothing in the documents matches the question.", level=3, found=False,
+                      usage=meter.snapshot(), elapsed_s=time.perf_counter() - started, details=details)
+    composed = await answer_from_evidence(backend, question, _dedupe(chain), meter,
+                                          max_tokens=config.max_answer_tokens)
+    details["grounded"] = composed.found and grounded(composed.text, question, composed.cited)
+    return Answer(answer=composed.text, level=3, citations=composed.citations, found=composed.found,
+                  usage=meter.snapshot(), elapsed_s=time.perf_counter() - started, details=details)
+
+
+def _dedupe(chain: Sequence[Evidence]) -> list[Evidence]:
+    """Windows of one chunk that overlap an earlier window are dropped (hop order is kept)."""
+    out: list[Evidence] = []
+    for e in chain:
+        if not any(o.chunk.source == e.chunk.source and o.start < e.end and e.start < o.end for o in out):
+            out.append(e)
+    return out

@@ -1,0 +1,76 @@
+"""Following names hop by hop (retrieval/bridges.py), with the SCRIPTED model reading the chain it is given."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from llm.backend import ChatOptions
+from llm.messages import Message
+from llm.scripted import ScriptedBackend
+from retrieval.bridges import BridgeConfig, follow_names, new_names
+from retrieval.library import Library
+
+QUESTION = "At which school did the spouse of the person who started the Zorblat Company give lessons?"
+FACTS = [
+    "The Zorblat Company was founded by Ilsabet Brenwick.",
+    "Ilsabet Brenwick was married to Osric Strand.",
+    "Osric Strand taught chemistry at the Wexford Academy.",
+]
+
+
+def test_new_names_are_the_capitalised_ones_the_question_lacks() -> None:
+    assert new_names(FACTS[0], QUESTION) == ["Ilsabet Brenwick"]
+    assert new_names(FACTS[1], QUESTION + " Ilsabet Brenwick") == ["Osric Strand"]
+    assert new_names("Keith told Penny about the Bay of Bengal.", "") == ["Penny", "Bay of Bengal"]
+    assert new_names("Thus the matter ended.", "") == []
+    assert new_names("“Everyone knew it,” said the Quillon Medal committee.", "Quillon Medal") == []
+
+
+def haystack(tmp_path) -> tuple[Library, str]:  # type: ignore[no-untyped-def]
+    words = ["weather", "barley", "orchard", "harvest", "river", "market", "mill", "fence", "cattle", "road"]
+    paras = [f"Paragraph {i} tells of the {words[i % 10]} and the {words[(i * 3) % 10]} school." for i in range(2400)]
+    for at, fact in zip((1900, 200, 1100), FACTS, strict=True):
+        paras.insert(at, fact)
+    lib = Library(cache_dir=tmp_path)
+    return lib, lib.add_text("\n\n".join(paras), "chronicle.txt")
+
+
+def reader(messages: list[Message], tools: object, options: ChatOptions) -> str:
+    """Cites the evidence holding the school, if it was shown; NOT FOUND otherwise."""
+    user = messages[-1].content
+    if "keywords_en" in (options.json_schema or {}).get("properties", {}):
+        return json.dumps({"information": "", "instruction": "", "keywords_en": ["school", "spouse"]})
+    blocks = re.split(r"^\[(\d+)\] \(", user, flags=re.M)
+    for number, block in zip(blocks[1::2], blocks[2::2], strict=True):
+        if "Wexford" in block:
+            return json.dumps({"answer": "the Wexford Academy", "evidence": [int(number)]})
+    return json.dumps({"answer": "NOT FOUND", "evidence": []})
+
+
+async def test_three_hops_bring_every_fact_of_the_chain(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lib, doc = haystack(tmp_path)
+    backend = ScriptedBackend(default=reader)
+    answer = await follow_names(lib, backend, QUESTION, [doc])
+    prompt = backend.requests[-1]["messages"][-1].content
+    assert all(fact in prompt for fact in FACTS)
+    assert prompt.index(FACTS[0]) < prompt.index(FACTS[1]) < prompt.index(FACTS[2])  # hop order, not page order
+    assert answer.found and answer.details["grounded"] and "Wexford" in answer.answer
+    assert answer.details["names_followed"][:2] == ["Ilsabet Brenwick", "Osric Strand"]
+    assert answer.citations[0].text == FACTS[2]
+    assert answer.usage.llm_calls == 2 and len(prompt) < 4000  # a few sentences, not chunks
+
+
+async def test_fewer_hops_miss_the_last_fact(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lib, doc = haystack(tmp_path)
+    backend = ScriptedBackend(default=reader)
+    answer = await follow_names(lib, backend, QUESTION, [doc], BridgeConfig(max_hops=2))
+    assert not answer.found and FACTS[2] not in backend.requests[-1]["messages"][-1].content
+
+
+async def test_no_match_is_not_found_without_an_answer_call(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lib, doc = haystack(tmp_path)
+    backend = ScriptedBackend(default=reader)
+    answer = await follow_names(lib, backend, "Who painted the xylophone quokka?", [doc],
+                                BridgeConfig(use_model_keywords=False))
+    assert not answer.found and backend.requests == []
