@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from llm.backend import Backend
 from retrieval.answer import Answer, Evidence, LibraryLike, UsageMeter, answer_from_evidence, grounded
-from retrieval.focus import sentence_windows
+from retrieval.focus import ranked_sentences, sentence_windows
 from retrieval.keywords import STOP_WORDS, KeywordCache
 from retrieval.level1 import find_keywords
 from retrieval.packing import chunk_cost, pack
@@ -60,11 +60,13 @@ def new_names(sentence: str, known: str) -> list[str]:
     return names
 
 
-def _best_sentences(evidence: Sequence[Evidence], terms: Sequence[str], count: int) -> list[Evidence]:
-    """The `count` best sentences for `terms` (none when no sentence contains any of them)."""
-    lowered = [t.lower() for t in terms]
-    best = sentence_windows(evidence, terms, count, radius=0) if evidence else []
-    return [e for e in best if any(t in e.text.lower() for t in lowered)][:count]
+def _best_sentences(
+    evidence: Sequence[Evidence], terms: Sequence[str], count: int, required: Sequence[str] = ()
+) -> list[Evidence]:
+    """The `count` best sentences for `terms` that contain a `required` term (any term when none is given)."""
+    needed = [t.lower() for t in required]
+    best = ranked_sentences(evidence, terms)
+    return [e for e in best if not needed or any(t in e.text.lower() for t in needed)][:count]
 
 
 async def follow_names(
@@ -89,18 +91,19 @@ async def follow_names(
     known = question
     names_followed: list[str] = []
     query_terms: list[str] = terms
-    focus_terms: list[str] = terms
+    required: list[str] = []
     for _hop in range(config.max_hops):
         hits = library.search(" ".join(query_terms), k=config.k, doc_ids=ids)
         packed = pack(hits, config.evidence_tokens_per_hop, cost)
-        top = _best_sentences(packed, focus_terms, 1)
-        best = top + [e for e in _best_sentences(packed, focus_terms, config.sentences_per_hop) if e not in top]
+        top = _best_sentences(packed, query_terms, 1, required)
+        best = top + [e for e in _best_sentences(packed, query_terms, config.sentences_per_hop, required)
+                      if e not in top]
         fresh = [e for e in best if (e.chunk.source, e.start, e.end) not in seen]
         if not fresh:
             break
         for e in fresh:
             seen.add((e.chunk.source, e.start, e.end))
-        chain += sentence_windows(fresh, focus_terms, len(fresh), radius=1)
+        chain += sentence_windows(fresh, query_terms, len(fresh), radius=1)
         names: list[str] = []
         for e in fresh:
             for name in new_names(e.text, known):
@@ -113,7 +116,7 @@ async def follow_names(
         known += " " + " ".join(names)
         name_terms = " ".join(names).split()
         query_terms = [*name_terms, *terms]
-        focus_terms = name_terms
+        required = name_terms
     details = {"query": keywords.query, "names_followed": names_followed, "hops": len(chain)}
     if not chain:
         return Answer(answer="NOT FOUND: nothing in the documents matches the question.", level=3, found=False,

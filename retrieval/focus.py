@@ -39,14 +39,23 @@ def _term_pattern(term: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + re.escape(term), re.IGNORECASE)  # a prefix: "chart" matches "charts"
 
 
-def sentence_windows(
-    items: Sequence[Evidence], terms: Iterable[str], sentences: int = 8, radius: int = 1
-) -> list[Evidence]:
-    """The `sentences` best-matching sentences of `items`, each with `radius` neighbours, as evidence in order.
+def ranked_sentences(items: Sequence[Evidence], terms: Iterable[str]) -> list[Evidence]:
+    """Every sentence of `items` that contains a query term, best first (see `sentence_windows`)."""
+    scored, spans = _score_sentences(items, terms)
+    out = []
+    for _, i, j in scored:
+        e, (s, t) = items[i], spans[i][j]
+        out.append(Evidence(chunk=e.chunk, text=e.text[s:t], start=e.start + s, end=e.start + t, score=e.score,
+                            quotes=e.quotes))
+    return out
 
-    A sentence scores the summed rarity (within the evidence) of the query terms it contains. Adjacent or
-    overlapping windows of one item merge. Returns `items` unchanged when no sentence contains a term.
-    """
+
+def _score_sentences(
+    items: Sequence[Evidence], terms: Iterable[str]
+) -> tuple[list[tuple[float, int, int]], list[list[tuple[int, int]]]]:
+    """(score, item, sentence) for the sentences holding a term, best first; and every item's sentence spans.
+
+    A sentence scores the summed rarity (within the evidence) of the query terms it contains."""
     patterns = [_term_pattern(t) for t in dict.fromkeys(t.lower() for t in terms if t.strip())]
     found: list[tuple[int, int, set[int]]] = []  # (item, sentence, matched terms)
     spans = [sentence_spans(e.text) for e in items]
@@ -57,9 +66,20 @@ def sentence_windows(
     total = len(found) or 1
     df = [sum(1 for *_, hit in found if k in hit) for k in range(len(patterns))]
     scored = [(sum(math.log(1 + total / df[k]) for k in hit), i, j) for i, j, hit in found if hit]
+    scored.sort(key=lambda x: (-x[0], x[1], x[2]))
+    return scored, spans
+
+
+def sentence_windows(
+    items: Sequence[Evidence], terms: Iterable[str], sentences: int = 8, radius: int = 1
+) -> list[Evidence]:
+    """The `sentences` best-matching sentences of `items`, each with `radius` neighbours, as evidence in order.
+
+    Adjacent or overlapping windows of one item merge. Returns `items` unchanged when no sentence contains a term.
+    """
+    scored, spans = _score_sentences(items, terms)
     if not scored:
         return list(items)
-    scored.sort(key=lambda x: (-x[0], x[1], x[2]))
     picked: dict[int, set[int]] = {}
     for _, i, j in scored[:sentences]:
         picked.setdefault(i, set()).update(range(max(0, j - radius), min(len(spans[i]), j + radius + 1)))
