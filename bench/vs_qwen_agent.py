@@ -231,6 +231,7 @@ async def main_async(args: argparse.Namespace) -> int:
         raise SystemExit("Qwen-Agent is not installed: run  bash bench/setup_qwen_agent.sh")
     sizes = [s.strip().lower() for s in args.sizes.split(",") if s.strip()]
     qa2_sizes = {s.strip().lower() for s in args.qa2_sizes.split(",") if s.strip()}
+    pair_only = {s.strip().lower() for s in args.l2_pair_only_sizes.split(",") if s.strip()}
     rng = random.Random(args.seed)
     questions = make_questions(rng, args.questions, args.multihop)
     singles, multis = [q for q in questions if q.hops == 1], [q for q in questions if q.hops > 1]
@@ -238,6 +239,8 @@ async def main_async(args: argparse.Namespace) -> int:
     questions = [q for pair in itertools.zip_longest(singles, multis) for q in pair if q is not None]
     cap = (f"Qwen-Agent ParallelDocQA runs on sizes {sorted(qa2_sizes & set(sizes)) or 'none'}, on the first "
            f"{args.qa2_questions} question(s) of each (it reads every ~1000-token chunk of the document)")
+    if pair_only & set(sizes):
+        cap += f"; on {sorted(pair_only & set(sizes))} only ParallelDocQA and Lector level 2 run, on those questions"
     if "qa2" not in systems:
         cap = "Qwen-Agent ParallelDocQA not run (--systems)"
     log("cap: " + cap)
@@ -299,6 +302,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 (q, system) for i, q in enumerate(questions) for system in systems
                 if not (system == "lector3" and args.l3_multihop_only and q.hops == 1)
                 and not (system == "qa2" and (size not in qa2_sizes or i >= args.qa2_questions))
+                and not (size in pair_only and (system not in ("qa2", "lector2") or i >= args.qa2_questions))
             ]
             plan.sort(key=lambda item: item[1] == "qa2")  # the hour-long reader last, so a cut run keeps the pairs
             for q, system in plan:
@@ -351,13 +355,15 @@ def main() -> int:
     from llm.factory import default_spec
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="128k,1m", help="comma-separated: 128k, 1m (32k for a smoke run)")
-    parser.add_argument("--questions", type=int, default=4, help="single-fact questions (eval_needles)")
+    parser.add_argument("--sizes", default="1m,128k,32k", help="comma-separated: 1m, 128k, 32k")
+    parser.add_argument("--questions", type=int, default=3, help="single-fact questions (eval_needles)")
     parser.add_argument("--multihop", type=int, default=2, help="multi-hop questions (eval_needles)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model", default=default_spec(), help="model served (default: the default embedded one)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: " + ", ".join(SYSTEMS))
-    parser.add_argument("--qa2-sizes", default="128k", help="sizes where Qwen-Agent ParallelDocQA runs (default 128k)")
+    parser.add_argument("--qa2-sizes", default="32k", help="sizes where Qwen-Agent ParallelDocQA runs (default 32k)")
+    parser.add_argument("--l2-pair-only-sizes", default="32k",
+                        help="sizes where only the level-2 pair runs, on the --qa2-questions (default 32k)")
     parser.add_argument("--qa2-questions", type=int, default=1, help="questions ParallelDocQA answers per size")
     parser.add_argument("--l3-multihop-only", action=argparse.BooleanOptionalAction, default=True,
                         help="Lector level 3 only on the multi-hop questions (default)")
