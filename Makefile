@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint bench clean
+.PHONY: run test setup lint bench bench-qwen clean
 
 run: setup
 	$(VENV)/bin/lector serve
@@ -11,6 +11,10 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy llm tools retrieval agent webui
 	$(VENV)/bin/pytest -q
+
+bench-qwen: setup
+	bash bench/setup_qwen_agent.sh
+	$(PY) bench/vs_qwen_agent.py
 
 setup: $(STAMP)
 
