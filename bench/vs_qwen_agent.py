@@ -1,9 +1,10 @@
 """Lector side by side with Qwen-Agent: the same served model, the same haystacks, the same questions.
 
 `lector serve-model` serves the embedded model once; both systems talk to it over HTTP, so every LLM call
-of both is counted at the server (GET /v1/usage) the same way. The haystacks and questions are those of
-bench/eval_needles.py (same generator, same seed): invented facts in Brown-corpus text of 128k or 1M
-tokens, reworded single-fact questions and multi-hop chains.
+of both is counted at the server (GET /v1/usage) the same way. The server runs with --no-prompt-cache, so a
+system asked after another cannot ride on the KV cache of the same prompt (Lector auto repeats level 1's).
+The haystacks and questions are those of bench/eval_needles.py (same generator, same seed): invented facts in
+Brown-corpus text of 128k or 1M tokens, reworded single-fact questions and multi-hop chains.
 
 Pairs: Qwen-Agent `Assistant` with the file (its Level 1) vs `lector` level 1; Qwen-Agent `ParallelDocQA`
 (its Level 2, capped: see --qa2-sizes/--qa2-questions) vs level 2; Lector level 3 and auto alongside.
@@ -82,6 +83,7 @@ class ModelServer:
         self.base = f"http://127.0.0.1:{port}"
         cmd = [sys.executable, "-m", "webui.cli", "serve-model", "--model", model, "--port", str(port),
                "--token", self.token, "--parallel", str(parallel), "--ctx", str(ctx), "--record-prompts",
+               "--no-prompt-cache",
                "--rate-per-minute", "100000"]
         self.log = open(logfile, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
@@ -153,8 +155,10 @@ def qwen_agent(job: dict[str, Any], workspace: Path, timeout: float) -> dict[str
 
 async def lector_answer(level: str, library: Any, doc_id: str, backend: Any, question: str) -> dict[str, Any]:
     from agent.reader import aask
+    from retrieval.keywords import KeywordCache
 
-    answer = await aask(library, question, level, backend, doc_ids=[doc_id])
+    # a cold keyword cache per system and question: no system reuses another's keyword call
+    answer = await aask(library, question, level, backend, doc_ids=[doc_id], keyword_cache=KeywordCache())
     return {"answer": answer.answer, "used_level": answer.level}
 
 

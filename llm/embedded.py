@@ -162,6 +162,7 @@ class EmbeddedBackend(Backend):
         lazy: bool = False,
         progress: bool = True,
         temperature: float = 0.2,
+        prompt_cache: bool = True,
     ) -> None:
         self.model = os.fspath(name_or_path)
         self.name = Path(self.model).stem if self.model.endswith(".gguf") else self.model
@@ -170,6 +171,8 @@ class EmbeddedBackend(Backend):
         self._settings = {"n_ctx": n_ctx, "n_parallel": n_parallel, "n_threads": n_threads,
                           "n_batch": n_batch, "cache_ram_mib": cache_ram_mib}
         self._progress = progress
+        self.prompt_cache = prompt_cache
+        """Reuse the KV cache of a slot's previous prompt prefix; off only to time requests cold (benchmarks)."""
         self.temperature = temperature
         """Sampling temperature when a request sets none: low, because small models call tools and quote
         evidence more reliably when they sample less."""
@@ -254,7 +257,7 @@ class EmbeddedBackend(Backend):
             "messages": to_openai(messages),
             "stream": True,
             "stream_options": {"include_usage": True},
-            "cache_prompt": True,
+            "cache_prompt": self.prompt_cache,
         }
         if options.max_tokens is not None:
             request["max_tokens"] = options.max_tokens

@@ -28,17 +28,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--record-prompts", action="store_true", help="keep each request's prompt text in GET /v1/usage (benchmarks)"
     )
+    p.add_argument(
+        "--no-prompt-cache", action="store_true",
+        help="process every prompt from scratch, so repeated prompts are timed cold (benchmarks)",
+    )
     p.set_defaults(func=run)
 
 
-def make_model_backend(spec: str | None, parallel: int, ctx: int, threads: int | None) -> object:
+def make_model_backend(
+    spec: str | None, parallel: int, ctx: int, threads: int | None, prompt_cache: bool = True
+) -> object:
     from llm.factory import default_spec, make_backend
 
     spec = spec or default_spec()
     kind, _, rest = spec.partition(":")
     if rest and kind != "embedded":
         return make_backend(spec)
-    return make_backend(spec, n_parallel=parallel, n_ctx=ctx, n_threads=threads)
+    return make_backend(spec, n_parallel=parallel, n_ctx=ctx, n_threads=threads, prompt_cache=prompt_cache)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         config.data_dir = args.data_dir
     config.check_binding()
     prepare_model(config.model)
-    backend = make_model_backend(args.model, args.parallel, args.ctx, args.threads)
+    backend = make_model_backend(args.model, args.parallel, args.ctx, args.threads, not args.no_prompt_cache)
     assert isinstance(backend, Backend)
     token = config.resolved_token()
     app = create_model_app(
