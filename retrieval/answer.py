@@ -304,6 +304,21 @@ def compose(
     return Composed(text=renumbered(text, renumber), citations=citations, found=found, cited=cited)
 
 
+def recited(composed: Composed, items: Sequence[Evidence], question: str, limit: int = 2) -> Composed:
+    """The answer cited where its own new words are, when its citations do not hold them.
+
+    Small models often cite the first piece of a chain of evidence ("Orrin Ford [1]" where [1] names the medal
+    winner and [3] says where the winner grew up)."""
+    if not composed.found or grounded(composed.text, question, composed.cited):
+        return composed
+    plain = _CITE.sub("", composed.text).strip()
+    new_terms = content_terms(plain) - content_terms(question)
+    numbers = [i for i, e in enumerate(items, 1) if new_terms & content_terms(e.text)][:limit]
+    if not numbers:
+        return composed
+    return compose(plain + " " + " ".join(f"[{n}]" for n in numbers), items, question=question)
+
+
 def renumbered(text: str, mapping: dict[int, int]) -> str:
     """Rewrite the evidence numbers the model cited as positions in the citation list; drop invalid ones."""
 

@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from llm.backend import Backend
-from retrieval.answer import Answer, Evidence, LibraryLike, UsageMeter, answer_from_evidence, grounded
+from retrieval.answer import (
+    Answer,
+    Evidence,
+    LibraryLike,
+    UsageMeter,
+    answer_from_evidence,
+    grounded,
+    recited,
+)
 from retrieval.focus import ranked_sentences, sentence_windows
 from retrieval.keywords import STOP_WORDS, KeywordCache
 from retrieval.level1 import find_keywords
@@ -121,8 +129,9 @@ async def follow_names(
     if not chain:
         return Answer(answer="NOT FOUND: nothing in the documents matches the question.", level=3, found=False,
                       usage=meter.snapshot(), elapsed_s=time.perf_counter() - started, details=details)
-    composed = await answer_from_evidence(backend, question, _dedupe(chain), meter,
-                                          max_tokens=config.max_answer_tokens)
+    evidence = _dedupe(chain)
+    composed = await answer_from_evidence(backend, question, evidence, meter, max_tokens=config.max_answer_tokens)
+    composed = recited(composed, evidence, question)
     details["grounded"] = composed.found and grounded(composed.text, question, composed.cited)
     return Answer(answer=composed.text, level=3, citations=composed.citations, found=composed.found,
                   usage=meter.snapshot(), elapsed_s=time.perf_counter() - started, details=details)

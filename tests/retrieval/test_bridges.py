@@ -74,3 +74,26 @@ async def test_no_match_is_not_found_without_an_answer_call(tmp_path) -> None:  
     answer = await follow_names(lib, backend, "Who painted the xylophone quokka?", [doc],
                                 BridgeConfig(use_model_keywords=False))
     assert not answer.found and backend.requests == []
+
+
+async def test_a_miscited_chain_answer_is_cited_where_its_words_are(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lib, doc = haystack(tmp_path)
+
+    def cites_the_first(messages: list[Message], tools: object, options: ChatOptions) -> str:
+        reply = json.loads(reader(messages, tools, options))
+        return json.dumps({**reply, "evidence": [1]}) if "answer" in reply else json.dumps(reply)
+
+    answer = await follow_names(lib, ScriptedBackend(default=cites_the_first), QUESTION, [doc])
+    assert answer.found and answer.details["grounded"]
+    assert [c.text for c in answer.citations] == [FACTS[2]] and answer.answer.endswith("[1]")
+
+
+async def test_an_answer_no_evidence_holds_stays_ungrounded(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lib, doc = haystack(tmp_path)
+
+    def invents(messages: list[Message], tools: object, options: ChatOptions) -> str:
+        reply = json.loads(reader(messages, tools, options))
+        return json.dumps({"answer": "Harwell College", "evidence": [1]}) if "answer" in reply else json.dumps(reply)
+
+    answer = await follow_names(lib, ScriptedBackend(default=invents), QUESTION, [doc])
+    assert answer.found and not answer.details["grounded"]
