@@ -359,13 +359,13 @@ def main() -> int:
     from llm.factory import default_spec
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1m,128k", help="comma-separated: 1m, 128k, 32k")
+    parser.add_argument("--sizes", default="1m,128k,32k", help="comma-separated: 1m, 128k, 32k")
     parser.add_argument("--questions", type=int, default=3, help="single-fact questions (eval_needles)")
     parser.add_argument("--multihop", type=int, default=2, help="multi-hop questions (eval_needles)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model", default=default_spec(), help="model served (default: the default embedded one)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: " + ", ".join(SYSTEMS))
-    parser.add_argument("--qa2-sizes", default="128k", help="sizes where Qwen-Agent ParallelDocQA runs (default 128k)")
+    parser.add_argument("--qa2-sizes", default="32k", help="sizes where Qwen-Agent ParallelDocQA runs (default 32k)")
     parser.add_argument("--l2-pair-only-sizes", default="32k",
                         help="sizes where only the level-2 pair runs, on the --qa2-questions (default 32k)")
     parser.add_argument("--qa2-questions", type=int, default=1, help="questions ParallelDocQA answers per size")
