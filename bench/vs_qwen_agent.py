@@ -159,7 +159,7 @@ async def lector_answer(level: str, library: Any, doc_id: str, backend: Any, que
 
     # a cold keyword cache per system and question: no system reuses another's keyword call
     answer = await aask(library, question, level, backend, doc_ids=[doc_id], keyword_cache=KeywordCache())
-    return {"answer": answer.answer, "used_level": answer.level}
+    return {"answer": answer.answer, "used_level": answer.level, "level1_answer": answer.details.get("level1_answer")}
 
 
 # ------------------------------------------------------------------------------ the run
@@ -332,7 +332,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     "answer": answer, "correct": correct(answer, q.answer), "seconds": round(seconds, 1),
                     **cost(server.since(mark), q),
                 }
-                for key in ("used_level", "error"):
+                for key in ("used_level", "level1_answer", "error"):
                     if got.get(key) is not None:
                         row[key] = got[key]
                 report["rows"].append(row)
