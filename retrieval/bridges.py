@@ -100,24 +100,18 @@ async def follow_names(
     names_followed: list[str] = []
     query_terms: list[str] = terms
     required: list[str] = []
-    for _hop in range(config.max_hops):
+    hops = 0
+    for _ in range(config.max_hops):
         hits = library.search(" ".join(query_terms), k=config.k, doc_ids=ids)
         packed = pack(hits, config.evidence_tokens_per_hop, cost)
-        top = _best_sentences(packed, query_terms, 1, required)
-        best = top + [e for e in _best_sentences(packed, query_terms, config.sentences_per_hop, required)
-                      if e not in top]
+        best = _best_sentences(packed, query_terms, config.sentences_per_hop, required)
         fresh = [e for e in best if (e.chunk.source, e.start, e.end) not in seen]
         if not fresh:
             break
-        for e in fresh:
-            seen.add((e.chunk.source, e.start, e.end))
+        hops += 1
+        seen.update((e.chunk.source, e.start, e.end) for e in fresh)
         chain += sentence_windows(fresh, query_terms, len(fresh), radius=1)
-        names: list[str] = []
-        for e in fresh:
-            for name in new_names(e.text, known):
-                if name not in names:
-                    names.append(name)
-        names = names[: config.names_per_hop]
+        names = list(dict.fromkeys(n for e in fresh for n in new_names(e.text, known)))[: config.names_per_hop]
         if not names:
             break
         names_followed += names
@@ -125,7 +119,7 @@ async def follow_names(
         name_terms = " ".join(names).split()
         query_terms = [*name_terms, *terms]
         required = name_terms
-    details = {"query": keywords.query, "names_followed": names_followed, "hops": len(chain)}
+    details = {"query": keywords.query, "names_followed": names_followed, "hops": hops}
     if not chain:
         return Answer(answer="NOT FOUND: nothing in the documents matches the question.", level=3, found=False,
                       usage=meter.snapshot(), elapsed_s=time.perf_counter() - started, details=details)

@@ -42,12 +42,13 @@ def _term_pattern(term: str) -> re.Pattern[str]:
 def ranked_sentences(items: Sequence[Evidence], terms: Iterable[str]) -> list[Evidence]:
     """Every sentence of `items` that contains a query term, best first (see `sentence_windows`)."""
     scored, spans = _score_sentences(items, terms)
-    out = []
-    for _, i, j in scored:
-        e, (s, t) = items[i], spans[i][j]
-        out.append(Evidence(chunk=e.chunk, text=e.text[s:t], start=e.start + s, end=e.start + t, score=e.score,
-                            quotes=e.quotes))
-    return out
+    return [_piece(items[i], *spans[i][j]) for _, i, j in scored]
+
+
+def _piece(e: Evidence, s: int, t: int) -> Evidence:
+    """The text at `s:t` of `e`, as evidence of its own."""
+    return Evidence(chunk=e.chunk, text=e.text[s:t], start=e.start + s, end=e.start + t, score=e.score,
+                    quotes=e.quotes)
 
 
 def _score_sentences(
@@ -93,7 +94,5 @@ def sentence_windows(
             else:
                 runs.append([j])
         for run in runs:
-            s, t = spans[i][run[0]][0], spans[i][run[-1]][1]
-            out.append(Evidence(chunk=e.chunk, text=e.text[s:t], start=e.start + s, end=e.start + t,
-                                score=e.score, quotes=e.quotes))
+            out.append(_piece(e, spans[i][run[0]][0], spans[i][run[-1]][1]))
     return out
