@@ -9,7 +9,7 @@ run: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy llm tools retrieval agent webui
+	$(VENV)/bin/mypy -p lector
 	$(VENV)/bin/pytest -q
 
 bench-qwen: setup
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[models,transformers,dev]'
-	$(PY) -m tools.sandbox setup
+	$(VENV)/bin/lector sandbox setup
 	touch $(STAMP)
 
 clean:

@@ -9,13 +9,13 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from importlib.metadata import entry_points
 from typing import Any
 
-from agent.events import ErrorEvent, Event, Final
-from agent.loop import SafeAclosing, run_agent
-from llm.backend import Backend, ChatOptions, Usage, iterate_in_thread
-from llm.errors import LLMError
-from llm.messages import Message
-from tools.base import FunctionTool, Tool, ToolContext
-from tools.registry import ENTRY_POINT_GROUP, ToolRegistry
+from lector.agent.events import ErrorEvent, Event, Final
+from lector.agent.loop import SafeAclosing, run_agent
+from lector.llm.backend import Backend, ChatOptions, Usage, iterate_in_thread
+from lector.llm.errors import LLMError
+from lector.llm.messages import Message
+from lector.tools.base import FunctionTool, Tool, ToolContext
+from lector.tools.registry import ENTRY_POINT_GROUP, ToolRegistry
 
 ToolLike = str | Tool | Callable[..., Any]
 
@@ -35,7 +35,7 @@ def default_system_prompt(today: dt.date | None = None) -> str:
 
 def _builtin_factories() -> dict[str, Callable[[], Tool]]:
     try:
-        from tools.builtin import builtin_tools
+        from lector.tools.builtin import builtin_tools
     except ImportError:
         return {}
     return dict(builtin_tools())
@@ -109,7 +109,7 @@ class Assistant:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            from llm.factory import make_backend
+            from lector.llm.factory import make_backend
 
             spec = self._llm if isinstance(self._llm, str) else None
             self._backend = make_backend(spec)

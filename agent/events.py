@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from llm.backend import Usage
-from llm.messages import Message
+from lector.llm.backend import Usage
+from lector.llm.messages import Message
 
 StopReason = Literal["done", "budget", "cancelled", "error"]
 """Why a turn ended: `done` the model answered; `budget` the step budget, or a guard against repeated

@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from agent.events import (
+from lector.agent.events import (
     ErrorEvent,
     Event,
     Final,
@@ -23,11 +23,11 @@ from agent.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from llm.backend import Backend, ChatOptions, Delta, Usage
-from llm.errors import LLMError
-from llm.messages import Message, ToolCall, ToolSpec, new_call_id
-from tools.base import ToolContext, ToolResult
-from tools.registry import ToolRegistry
+from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.errors import LLMError
+from lector.llm.messages import Message, ToolCall, ToolSpec, new_call_id
+from lector.tools.base import ToolContext, ToolResult
+from lector.tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
 

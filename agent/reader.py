@@ -20,14 +20,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agent.stepwise import AnswerReady, ChunkRead, LevelChosen, ReaderEvent, StepwiseConfig, stepwise_events
-from llm.backend import Backend, ChatOptions, run_sync
-from llm.messages import Message
-from retrieval.answer import Answer, LibraryLike, UsageMeter, answer_from_evidence, grounded
-from retrieval.keywords import KeywordCache
-from retrieval.level1 import Level1Config, all_doc_ids, level1
-from retrieval.level2 import Level2Config, level2
-from retrieval.packing import chunk_cost, evidence_budget, pack_chunks
+from lector.agent.stepwise import AnswerReady, ChunkRead, LevelChosen, ReaderEvent, StepwiseConfig, stepwise_events
+from lector.llm.backend import Backend, ChatOptions, run_sync
+from lector.llm.messages import Message
+from lector.retrieval.answer import Answer, LibraryLike, UsageMeter, answer_from_evidence, grounded
+from lector.retrieval.keywords import KeywordCache
+from lector.retrieval.level1 import Level1Config, all_doc_ids, level1
+from lector.retrieval.level2 import Level2Config, level2
+from lector.retrieval.packing import chunk_cost, evidence_budget, pack_chunks
 
 LevelArg = Literal["auto", "direct", "0", "1", "2", "3"] | int
 
@@ -101,11 +101,11 @@ def open_library(library_or_paths: Any, cache_dir: Path | str | None = None) -> 
     """A Library and the doc ids to read: paths are added to a new Library (its cache makes that cheap)."""
     if hasattr(library_or_paths, "search"):
         return library_or_paths, None
-    from retrieval.library import Library
+    from lector.retrieval.library import Library, walk_paths
 
     paths = [library_or_paths] if isinstance(library_or_paths, str | Path) else list(library_or_paths)
     library = Library(cache_dir=cache_dir)
-    return library, [library.add_file(Path(p)) for p in paths]
+    return library, [library.add_file(p) for p in walk_paths(paths)]
 
 
 def normal_level(level: LevelArg) -> str:
@@ -199,7 +199,7 @@ async def ask_events(
     config = config or ReaderConfig()
     chosen = normal_level(level)
     if backend is None:
-        from llm.factory import make_backend
+        from lector.llm.factory import make_backend
 
         backend = make_backend()
     library, opened = open_library(library_or_paths, cache_dir)

@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from llm.backend import Backend, ChatOptions
-from llm.messages import Message
-from retrieval.answer import (
+from lector.llm.backend import Backend, ChatOptions
+from lector.llm.messages import Message
+from lector.retrieval.answer import (
     Answer,
     Citation,
     Evidence,
@@ -27,10 +27,10 @@ from retrieval.answer import (
     answer_from_evidence,
     has_cjk,
 )
-from retrieval.bridges import BridgeConfig, follow_names
-from retrieval.keywords import KeywordCache
-from retrieval.level2 import Level2Config, level2
-from retrieval.types import Chunk
+from lector.retrieval.bridges import BridgeConfig, follow_names
+from lector.retrieval.keywords import KeywordCache
+from lector.retrieval.level2 import Level2Config, level2
+from lector.retrieval.types import Chunk
 
 
 class StepwiseConfig(BaseModel):

@@ -26,9 +26,9 @@ sys.path.append(str(ROOT / "bench"))
 async def build(args: argparse.Namespace, backend: Any) -> list[tuple[Any, list[Any]]]:
     import eval_needles as en
 
-    from retrieval.answer import UsageMeter
-    from retrieval.level1 import Level1Config, find_keywords, retrieve_evidence
-    from retrieval.library import Library
+    from lector.retrieval.answer import UsageMeter
+    from lector.retrieval.level1 import Level1Config, find_keywords, retrieve_evidence
+    from lector.retrieval.library import Library
 
     rng = random.Random(args.seed)
     questions = en.make_questions(rng, args.questions, 0)
@@ -51,8 +51,8 @@ async def build(args: argparse.Namespace, backend: Any) -> list[tuple[Any, list[
 async def main_async(args: argparse.Namespace) -> None:
     import eval_needles as en
 
-    from llm.factory import make_backend
-    from retrieval import answer as ans
+    from lector.llm.factory import make_backend
+    from lector.retrieval import answer as ans
 
     backend = make_backend(args.model, n_ctx=8192, n_parallel=1, n_threads=args.threads)
     cache = Path(args.cache)
@@ -70,8 +70,8 @@ async def main_async(args: argparse.Namespace) -> None:
             if variant == "pjson":
                 import json
 
-                from llm.backend import ChatOptions
-                from retrieval.focus import sentence_windows
+                from lector.llm.backend import ChatOptions
+                from lector.retrieval.focus import sentence_windows
 
                 focused = sentence_windows(evidence, query.split(), args.sentences)
                 schema = {"type": "object", "properties": {
@@ -88,7 +88,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     text = result.message.content
                 composed = ans.compose(text, focused, question=q.question)
             elif variant == "prod":
-                from retrieval.focus import sentence_windows
+                from lector.retrieval.focus import sentence_windows
 
                 focused = sentence_windows(evidence, query.split(), args.sentences)
                 composed = await ans.answer_from_evidence(backend, q.question, focused, meter)

@@ -6,11 +6,11 @@ import math
 import re
 from typing import Any
 
-from llm.backend import ChatOptions
-from llm.messages import Message
-from retrieval import answer as ans
-from retrieval.answer import Evidence
-from retrieval.keywords import question_terms
+from lector.llm.backend import ChatOptions
+from lector.llm.messages import Message
+from lector.retrieval import answer as ans
+from lector.retrieval.answer import Evidence
+from lector.retrieval.keywords import question_terms
 
 SPLIT = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 

@@ -219,7 +219,7 @@ def correct(answer: str, expected: str) -> bool:
 async def run_level(
     level: str, library: Any, doc_id: str, backend: Any, q: Question, config: Any = None
 ) -> dict[str, Any]:
-    from agent.reader import aask
+    from lector.agent.reader import aask
 
     started = time.perf_counter()
     answer = await aask(library, q.question, level, backend, doc_ids=[doc_id], config=config)
@@ -250,7 +250,7 @@ async def run_level(
 
 
 def bm25_only(library: Any, doc_id: str, q: Question, budget_tokens: int = 3500) -> dict[str, Any]:
-    from retrieval.keywords import question_terms
+    from lector.retrieval.keywords import question_terms
 
     hits = library.search(" ".join(question_terms(q.question)), k=40, doc_ids=[doc_id])
     used, regions = 0, []
@@ -292,10 +292,10 @@ def summarise(rows: list[dict[str, Any]]) -> list[str]:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    from agent.reader import ReaderConfig
-    from agent.stepwise import StepwiseConfig
-    from retrieval.level2 import Level2Config
-    from retrieval.library import Library
+    from lector.agent.reader import ReaderConfig
+    from lector.agent.stepwise import StepwiseConfig
+    from lector.retrieval.level2 import Level2Config
+    from lector.retrieval.library import Library
 
     rng = random.Random(args.seed)
     questions = make_questions(rng, args.questions, args.multihop)
@@ -309,7 +309,7 @@ async def main_async(args: argparse.Namespace) -> int:
     sizes = {"128k": 128_000, "1m": 1_000_000}
     backend = None
     if not args.no_model:
-        from llm.factory import make_backend
+        from lector.llm.factory import make_backend
 
         kind = (args.model or "").partition(":")
         embedded = not kind[1] or kind[0] == "embedded"

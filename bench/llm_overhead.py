@@ -21,9 +21,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llm.backend import ChatOptions  # noqa: E402
-from llm.embedded import EmbeddedBackend  # noqa: E402
-from llm.messages import Message  # noqa: E402
+from lector.llm.backend import ChatOptions  # noqa: E402
+from lector.llm.embedded import EmbeddedBackend  # noqa: E402
+from lector.llm.messages import Message  # noqa: E402
 
 FILLER = (
     "Lector reads long documents in three levels: it retrieves chunks with BM25, reads the candidate "

@@ -57,7 +57,7 @@ def _read_xz(name: str) -> str:
 
 
 def prepare(workdir: Path) -> dict[str, Path]:
-    from retrieval.token_estimate import approx_tokens
+    from lector.retrieval.token_estimate import approx_tokens
 
     workdir.mkdir(parents=True, exist_ok=True)
     paths = {"1M": workdir / "corpus_1m.txt", "10M": workdir / "corpus_10m.txt"}
@@ -83,7 +83,7 @@ def make_queries(text: str, n: int, seed: int) -> list[str]:
     """Queries of 2-4 content words taken from random places in the text (so they have answers)."""
     import re
 
-    from retrieval.tokenize import ENGLISH_STOP_WORDS
+    from lector.retrieval.tokenize import ENGLISH_STOP_WORDS
 
     rng = random.Random(seed)
     queries: list[str] = []
@@ -101,7 +101,7 @@ def make_queries(text: str, n: int, seed: int) -> list[str]:
 
 
 def worker_ingest(path: str, cache: str) -> dict:
-    from retrieval.library import Library
+    from lector.retrieval.library import Library
 
     base = _maxrss_mb()
     lib = Library(cache_dir=cache)
@@ -115,7 +115,7 @@ def worker_ingest(path: str, cache: str) -> dict:
 
 
 def worker_query(path: str, cache: str, queries: list[str], k: int) -> dict:
-    from retrieval.library import Library
+    from lector.retrieval.library import Library
 
     lib = Library(cache_dir=cache)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -143,8 +143,8 @@ def worker_rebuild(path: str, cache: str, queries: list[str], k: int) -> dict:
     Our own cached tokenizer is used, which is faster than Qwen-Agent's, so this is a lower bound."""
     from rank_bm25 import BM25Okapi
 
-    from retrieval.library import Library
-    from retrieval.tokenize import tokenize
+    from lector.retrieval.library import Library
+    from lector.retrieval.tokenize import tokenize
 
     lib = Library(cache_dir=cache)
     doc_id = lib.add_file(path)

@@ -22,13 +22,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.loop import run_agent  # noqa: E402
-from llm.messages import Message  # noqa: E402
-from llm.scripted import ScriptedBackend  # noqa: E402
+from lector.agent.loop import run_agent  # noqa: E402
+from lector.llm.messages import Message  # noqa: E402
+from lector.llm.scripted import ScriptedBackend  # noqa: E402
+from lector.tools.registry import ToolRegistry  # noqa: E402
+from lector.webui.app import create_app  # noqa: E402
+from lector.webui.config import ServerConfig  # noqa: E402
 from tests.webui.live_server import TOKEN, free_port, wait_healthy  # noqa: E402
-from tools.registry import ToolRegistry  # noqa: E402
-from webui.app import create_app  # noqa: E402
-from webui.config import ServerConfig  # noqa: E402
 
 REPLY = "This is an instant scripted answer streamed in several small pieces. " * 2
 

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from retrieval.token_estimate import COEFFICIENTS, features, reference_tokenizer  # noqa: E402
+from lector.retrieval.token_estimate import COEFFICIENTS, features, reference_tokenizer  # noqa: E402
 
 CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
 

@@ -81,7 +81,7 @@ class ModelServer:
     def __init__(self, model: str, port: int, parallel: int, ctx: int, logfile: Path) -> None:
         self.token = secrets.token_urlsafe(24)
         self.base = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "webui.cli", "serve-model", "--model", model, "--port", str(port),
+        cmd = [sys.executable, "-m", "lector", "serve-model", "--model", model, "--port", str(port),
                "--token", self.token, "--parallel", str(parallel), "--ctx", str(ctx), "--record-prompts",
                "--no-prompt-cache",
                "--rate-per-minute", "100000"]
@@ -154,8 +154,8 @@ def qwen_agent(job: dict[str, Any], workspace: Path, timeout: float) -> dict[str
 
 
 async def lector_answer(level: str, library: Any, doc_id: str, backend: Any, question: str) -> dict[str, Any]:
-    from agent.reader import aask
-    from retrieval.keywords import KeywordCache
+    from lector.agent.reader import aask
+    from lector.retrieval.keywords import KeywordCache
 
     # a cold keyword cache per system and question: no system reuses another's keyword call
     answer = await aask(library, question, level, backend, doc_ids=[doc_id], keyword_cache=KeywordCache())
@@ -224,8 +224,8 @@ def result_path(out: str | None) -> Path:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    from llm.factory import make_backend
-    from retrieval.library import Library
+    from lector.llm.factory import make_backend
+    from lector.retrieval.library import Library
 
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(systems) - set(SYSTEMS)
@@ -356,7 +356,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    from llm.factory import default_spec
+    from lector.llm.factory import default_spec
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1m,128k,32k", help="comma-separated: 1m, 128k, 32k")

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from llm.messages import Message, ToolCall, ToolSpec
+from lector.llm.messages import Message, ToolCall, ToolSpec
 
 ToolChoice = Literal["auto", "none", "required"] | str
 """'auto', 'none', 'required', or the name of the one tool the model must call."""

@@ -26,11 +26,11 @@ from typing import Any
 
 import httpx
 
-from llm import fncall
-from llm.backend import Backend, ChatOptions, Delta, Usage
-from llm.errors import ContextOverflowError, LLMError
-from llm.messages import Message, ToolSpec, to_openai
-from llm.models import DEFAULT_MODEL, resolve_model
+from lector.llm import fncall
+from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.errors import ContextOverflowError, LLMError
+from lector.llm.messages import Message, ToolSpec, to_openai
+from lector.llm.models import DEFAULT_MODEL, resolve_model
 
 log = logging.getLogger(__name__)
 

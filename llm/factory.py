@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from llm.backend import Backend
+from lector.llm.backend import Backend
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 SMALL_MODEL = "qwen2.5-coder-0.5b"
@@ -28,20 +28,20 @@ def make_backend(spec: str | None = None, **kwargs: Any) -> Backend:
     if not rest:
         kind, rest = "embedded", spec
     if kind == "embedded":
-        from llm.embedded import EmbeddedBackend
+        from lector.llm.embedded import EmbeddedBackend
 
         return EmbeddedBackend(rest, **kwargs)
     if kind == "openai":
-        from llm.openai_http import OpenAIBackend
+        from lector.llm.openai_http import OpenAIBackend
 
         base_url, _, model = rest.partition("#")
         return OpenAIBackend(base_url=base_url, model=model or "default", **kwargs)
     if kind == "transformers":
-        from llm.transformers_backend import TransformersBackend
+        from lector.llm.transformers_backend import TransformersBackend
 
         return TransformersBackend(rest, **kwargs)
     if kind == "vllm":
-        from llm.vllm_backend import VLLMBackend
+        from lector.llm.vllm_backend import VLLMBackend
 
         return VLLMBackend(rest, **kwargs)
     raise ValueError(f"unknown model spec {spec!r}: expected a model name, or embedded:/openai:/transformers:/vllm:")

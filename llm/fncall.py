@@ -36,8 +36,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from llm.json_repair import load_prefix
-from llm.messages import Message, ToolCall, ToolSpec, new_call_id
+from lector.llm.json_repair import load_prefix
+from lector.llm.messages import Message, ToolCall, ToolSpec, new_call_id
 
 ToolChoiceArg = str
 """'auto', 'none', 'required', or the name of the one tool to call."""

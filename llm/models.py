@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from llm.errors import ModelNotFoundError
+from lector.llm.errors import ModelNotFoundError
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -302,6 +302,16 @@ def resolve_model(name_or_path: str | os.PathLike[str], progress: bool = True) -
         return path
     known = ", ".join(CATALOGUE)
     raise ModelNotFoundError(f"no model {key!r}: not a known model name ({known}) nor an existing GGUF file")
+
+
+def prepare_model(spec: str | None) -> None:
+    """Join and verify an embedded catalogue model now (`spec` None: the default), so that the first
+    answer does not wait for it. Other specs (servers, files) need no preparation."""
+    from lector.llm.factory import default_spec
+
+    name = (spec or default_spec()).removeprefix("embedded:")
+    if name in CATALOGUE:
+        ensure_model(name)
 
 
 def list_models(directory: Path | None = None) -> list[ModelStatus]:

@@ -32,10 +32,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from llm import fncall
-from llm.backend import Backend, ChatOptions, Delta, Usage
-from llm.errors import BackendUnavailableError, ContextOverflowError, LLMError, ModelNotFoundError
-from llm.messages import Message, ToolCall, ToolSpec, new_call_id, to_openai
+from lector.llm import fncall
+from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.errors import BackendUnavailableError, ContextOverflowError, LLMError, ModelNotFoundError
+from lector.llm.messages import Message, ToolCall, ToolSpec, new_call_id, to_openai
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from llm.backend import Backend, ChatOptions, Delta, Usage
-from llm.messages import Message, ToolCall, ToolSpec
+from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.messages import Message, ToolCall, ToolSpec
 
 Reply = str | Message | Callable[[list[Message], list[ToolSpec] | None, ChatOptions], "str | Message"]
 

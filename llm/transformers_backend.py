@@ -21,10 +21,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from llm import fncall
-from llm.backend import Backend, ChatOptions, Delta, Usage
-from llm.errors import ContextOverflowError, LLMError, ModelNotFoundError
-from llm.messages import Message, ToolCall, ToolSpec
+from lector.llm import fncall
+from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.errors import ContextOverflowError, LLMError, ModelNotFoundError
+from lector.llm.messages import Message, ToolCall, ToolSpec
 
 DEFAULT_MAX_NEW_TOKENS = 1024
 _CHAT_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "<end_of_turn>")
@@ -35,7 +35,7 @@ def resolve_source(path_or_gguf: str | os.PathLike[str], gguf_file: str | None =
     """(folder or hub id, GGUF file name in it or None) for a catalogue name, a .gguf path or an HF folder."""
     key = os.fspath(path_or_gguf)
     if gguf_file is None:
-        from llm.models import CATALOGUE, ensure_model
+        from lector.llm.models import CATALOGUE, ensure_model
 
         if key in CATALOGUE:
             path = ensure_model(key)

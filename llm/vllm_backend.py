@@ -16,11 +16,11 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from llm import fncall
-from llm.backend import Backend, ChatOptions, Delta, Usage
-from llm.errors import ContextOverflowError, LLMError
-from llm.messages import Message, ToolCall, ToolSpec
-from llm.transformers_backend import render_prompt
+from lector.llm import fncall
+from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.errors import ContextOverflowError, LLMError
+from lector.llm.messages import Message, ToolCall, ToolSpec
+from lector.llm.transformers_backend import render_prompt
 
 NOT_INSTALLED = (
     "vLLM is not installed; use `openai:` with `vllm serve ... --enable-auto-tool-choice --tool-call-parser hermes` "
@@ -67,7 +67,7 @@ class VLLMBackend(Backend):
         if self._tokenizer is None:
             tokenizer = self._engine.get_tokenizer()
             if inspect.isawaitable(tokenizer):  # v1 engines hand the tokenizer out asynchronously
-                from llm.backend import run_sync
+                from lector.llm.backend import run_sync
 
                 tokenizer = run_sync(tokenizer)
             self._tokenizer = tokenizer

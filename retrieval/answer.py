@@ -10,9 +10,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from llm.backend import Backend, ChatOptions, ChatResult, Usage
-from llm.messages import Message
-from retrieval.types import Chunk, Hit
+from lector.llm.backend import Backend, ChatOptions, ChatResult, Usage
+from lector.llm.messages import Message
+from lector.retrieval.types import Chunk, Hit
 
 
 class LibraryLike(Protocol):

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from llm.backend import Backend
-from retrieval.answer import (
+from lector.llm.backend import Backend
+from lector.retrieval.answer import (
     Answer,
     Evidence,
     LibraryLike,
@@ -26,10 +26,10 @@ from retrieval.answer import (
     grounded,
     recited,
 )
-from retrieval.focus import ranked_sentences, sentence_windows
-from retrieval.keywords import STOP_WORDS, KeywordCache
-from retrieval.level1 import find_keywords
-from retrieval.packing import chunk_cost, pack
+from lector.retrieval.focus import ranked_sentences, sentence_windows
+from lector.retrieval.keywords import STOP_WORDS, KeywordCache
+from lector.retrieval.level1 import find_keywords
+from lector.retrieval.packing import chunk_cost, pack
 
 _NAME = re.compile(r"\b[A-Z][\w'’-]*[a-z][\w'’-]*(?:\s+(?:(?:of|de|la|van|von|der|du|da|al)\s+)?[A-Z][\w'’-]*)*")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.index import BM25Index
+from lector.retrieval.index import BM25Index
 
 CACHE_FORMAT = "2"
 

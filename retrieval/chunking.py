@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from retrieval.parsers import ParsedDocument
-from retrieval.token_estimate import approx_tokens, cumulative_at
-from retrieval.types import Chunk
+from lector.retrieval.parsers import ParsedDocument
+from lector.retrieval.token_estimate import approx_tokens, cumulative_at
+from lector.retrieval.types import Chunk
 
 __all__ = ["chunk_document", "chunk_with_total", "approx_tokens", "CHUNKER_VERSION"]
 

@@ -10,10 +10,10 @@ import asyncio
 import os
 from typing import Any
 
-from llm.backend import Backend
-from retrieval.level2 import Level2Config, level2
-from retrieval.types import Chunk
-from tools.base import Tool, ToolContext, ToolResult
+from lector.llm.backend import Backend
+from lector.retrieval.level2 import Level2Config, level2
+from lector.retrieval.types import Chunk
+from lector.tools.base import Tool, ToolContext, ToolResult
 
 SNIPPET_CHARS = 700
 NO_DOCUMENTS = "No documents are attached to this conversation."

@@ -8,7 +8,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 
-from retrieval.answer import Evidence
+from lector.retrieval.answer import Evidence
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;。！？；])\s+|(?<=[。！？；])|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
 MAX_SENTENCE_CHARS = 600

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.tokenize import tokenize
+from lector.retrieval.tokenize import tokenize
 
 DEFAULT_K1 = 1.5
 DEFAULT_B = 0.75

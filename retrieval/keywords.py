@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from llm.backend import Backend, ChatOptions
-from llm.messages import Message
-from retrieval.answer import UsageMeter, has_cjk
+from lector.llm.backend import Backend, ChatOptions
+from lector.llm.messages import Message
+from lector.retrieval.answer import UsageMeter, has_cjk
 
 log = logging.getLogger(__name__)
 

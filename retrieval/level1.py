@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from llm.backend import Backend
-from retrieval.answer import (
+from lector.llm.backend import Backend
+from lector.retrieval.answer import (
     Answer,
     Evidence,
     LibraryLike,
@@ -17,10 +17,10 @@ from retrieval.answer import (
     answer_from_evidence,
     grounded,
 )
-from retrieval.focus import sentence_windows
-from retrieval.keywords import KeywordCache, Keywords, detect_languages, generate_keywords
-from retrieval.packing import chunk_cost, evidence_budget, pack
-from retrieval.types import Hit
+from lector.retrieval.focus import sentence_windows
+from lector.retrieval.keywords import KeywordCache, Keywords, detect_languages, generate_keywords
+from lector.retrieval.packing import chunk_cost, evidence_budget, pack
+from lector.retrieval.types import Hit
 
 
 class Level1Config(BaseModel):
@@ -74,7 +74,7 @@ async def find_keywords(
     cache: KeywordCache | None = None,
     use_model: bool = True,
 ) -> Keywords:
-    from retrieval.keywords import question_terms
+    from lector.retrieval.keywords import question_terms
 
     if not use_model:
         terms = question_terms(question) or [question]

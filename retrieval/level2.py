@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from llm.backend import Backend, ChatOptions
-from llm.messages import Message
-from retrieval.answer import (
+from lector.llm.backend import Backend, ChatOptions
+from lector.llm.messages import Message
+from lector.retrieval.answer import (
     Answer,
     Evidence,
     LibraryLike,
@@ -29,11 +29,11 @@ from retrieval.answer import (
     grounded,
     has_cjk,
 )
-from retrieval.keywords import KeywordCache, Keywords, question_terms
-from retrieval.level1 import find_keywords
-from retrieval.packing import chunk_cost, evidence_budget, in_document_order, pack, trim_overlaps
-from retrieval.tokenize import tokenize
-from retrieval.types import Chunk, Hit
+from lector.retrieval.keywords import KeywordCache, Keywords, question_terms
+from lector.retrieval.level1 import find_keywords
+from lector.retrieval.packing import chunk_cost, evidence_budget, in_document_order, pack, trim_overlaps
+from lector.retrieval.tokenize import tokenize
+from lector.retrieval.types import Chunk, Hit
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from retrieval.cache import CachedDocument, DocumentCache, cache_key
-from retrieval.chunking import CHUNKER_VERSION, chunk_with_total
-from retrieval.index import DEFAULT_B, DEFAULT_K1, DEFAULT_METHOD, BM25Index, shared_idf_weights, top_k
-from retrieval.parsers import (
+from lector.retrieval.cache import CachedDocument, DocumentCache, cache_key
+from lector.retrieval.chunking import CHUNKER_VERSION, chunk_with_total
+from lector.retrieval.index import DEFAULT_B, DEFAULT_K1, DEFAULT_METHOD, BM25Index, shared_idf_weights, top_k
+from lector.retrieval.parsers import (
     DocumentError,
     ParsedDocument,
     content_hash,
@@ -32,9 +32,23 @@ from retrieval.parsers import (
     parse_text,
     read_file_bytes,
 )
-from retrieval.parsers.base import PARSER_VERSION
-from retrieval.tokenize import TOKENIZER_VERSION, tokenize
-from retrieval.types import Chunk, Hit
+from lector.retrieval.parsers.base import PARSER_VERSION
+from lector.retrieval.tokenize import TOKENIZER_VERSION, tokenize
+from lector.retrieval.types import Chunk, Hit
+
+
+def walk_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Files as given, and each folder replaced by the files under it, in name order, hidden ones skipped."""
+    out: list[str] = []
+    for item in paths:
+        path = os.fspath(item)
+        if not os.path.isdir(path):
+            out.append(path)
+            continue
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            out.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith("."))
+    return out
 
 
 @dataclass
@@ -101,6 +115,10 @@ class Library:
     def add_text(self, text: str, source: str, format: str = "txt") -> str:
         doc = parse_text(text, source, format)
         return self._add_parsed(doc)
+
+    def add_paths(self, paths: Iterable[str | os.PathLike[str]], progress: bool = True) -> AddResult:
+        """Add files and the files inside folders (walked in name order, hidden entries skipped)."""
+        return self.add_files(walk_paths(paths), progress=progress)
 
     def add_files(self, paths: Iterable[str | os.PathLike[str]], progress: bool = True) -> AddResult:
         """Add many files; a bad file is reported in `errors` and does not stop the others."""

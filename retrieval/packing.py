@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from llm.backend import Backend
-from retrieval.answer import Evidence, prompt_overhead
-from retrieval.types import Chunk, Hit
+from lector.llm.backend import Backend
+from lector.retrieval.answer import Evidence, prompt_overhead
+from lector.retrieval.types import Chunk, Hit
 
 HEADER_TOKENS = 24
 """Tokens for an evidence item's number and location line."""

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from llm.embedded import EmbeddedBackend
+from lector.llm.embedded import EmbeddedBackend
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel, Field, create_model
 
-from llm.messages import ToolSpec
+from lector.llm.messages import ToolSpec
 
 
 class ToolResult(BaseModel):

@@ -10,31 +10,31 @@ import copy
 import importlib.util
 from collections.abc import Callable
 
-from tools.base import Tool
+from lector.tools.base import Tool
 
 
 def _calculator() -> Tool:
-    from tools.calculator import calculator
+    from lector.tools.calculator import calculator
 
     return copy.copy(calculator)
 
 
 def _code_interpreter() -> Tool:
-    from tools.code_interpreter import CodeInterpreter
+    from lector.tools.code_interpreter import CodeInterpreter
 
     return CodeInterpreter()
 
 
 def _web_fetch() -> Tool:
-    from tools.web_fetch import WebFetch
+    from lector.tools.web_fetch import WebFetch
 
     return WebFetch()
 
 
 _BUILTINS: dict[str, tuple[str, Callable[[], Tool]]] = {
-    "calculator": ("tools.calculator", _calculator),
-    "code_interpreter": ("tools.code_interpreter", _code_interpreter),
-    "web_fetch": ("tools.web_fetch", _web_fetch),
+    "calculator": ("lector.tools.calculator", _calculator),
+    "code_interpreter": ("lector.tools.code_interpreter", _code_interpreter),
+    "web_fetch": ("lector.tools.web_fetch", _web_fetch),
 }
 
 

@@ -22,7 +22,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from tools.base import ToolResult, tool
+from lector.tools.base import ToolResult, tool
 
 MAX_EXPRESSION = 2000
 MAX_NODES = 400

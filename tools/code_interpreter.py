@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools import sandbox
-from tools.base import Tool, ToolContext, ToolResult
-from tools.sandbox import Limits, SandboxProcess, SandboxUnavailable
+from lector.tools import sandbox
+from lector.tools.base import Tool, ToolContext, ToolResult
+from lector.tools.sandbox import Limits, SandboxProcess, SandboxUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -489,7 +489,7 @@ class SessionManager:
         if not sandbox.env_ready(env_dir):
             raise SandboxUnavailable(
                 f"the sandbox's Python environment is missing ({env_dir}); "
-                "build it with `python -m tools.sandbox setup` (make setup does it)"
+                "build it with `lector sandbox setup` (make setup does it)"
             )
         return env_dir
 

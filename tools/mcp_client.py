@@ -41,8 +41,8 @@ from typing import IO, Any, TypeVar
 import anyio
 import jsonschema
 
-from tools.base import Tool, ToolContext, ToolResult
-from tools.mcp_config import MCPServerConfig, load_mcp_config
+from lector.tools.base import Tool, ToolContext, ToolResult
+from lector.tools.mcp_config import MCPServerConfig, load_mcp_config
 
 log = logging.getLogger(__name__)
 

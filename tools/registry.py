@@ -11,8 +11,8 @@ from typing import Any
 
 import jsonschema
 
-from llm.messages import ToolCall, ToolSpec
-from tools.base import FunctionTool, Tool, ToolContext, ToolResult
+from lector.llm.messages import ToolCall, ToolSpec
+from lector.tools.base import FunctionTool, Tool, ToolContext, ToolResult
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,12 @@ Isolation, from the outside in:
 - the caller enforces a wall clock from outside and kills the whole process group (the pid
   namespace then reaps every process left inside, double-forked daemons included).
 
-Running `python -m tools.sandbox setup` builds the sandbox's Python environment (a venv made from
+Running `lector sandbox setup` builds the sandbox's Python environment (a venv made from
 Debian's /usr/bin/python3 with numpy, pandas and matplotlib, world-readable so uid 65534 can use it).
 """
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import concurrent.futures
 import contextlib
@@ -453,23 +452,3 @@ class SandboxProcess:
             _PENDING.add(self.cgroup)
             threading.Thread(target=self.cgroup.remove, name="cgroup-cleanup", daemon=True).start()
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.sandbox", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_setup = sub.add_parser("setup", help="build the sandbox's Python environment (numpy, pandas, matplotlib)")
-    p_setup.add_argument("--env", type=Path, default=None, help="where (default: %(default)s)")
-    sub.add_parser("check", help="say whether bwrap and the environment are ready")
-    args = parser.parse_args(argv)
-    if args.command == "setup":
-        path = setup_env(args.env)
-        print(f"sandbox environment ready: {path}")
-        return 0
-    bwrap, env = bwrap_path(), default_env_dir()
-    print(f"bwrap: {bwrap or 'MISSING - ' + INSTALL_HINT}")
-    print(f"environment: {env} ({'ready' if env_ready(env) else 'missing: run python -m tools.sandbox setup'})")
-    return 0 if bwrap and env_ready(env) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tools.base import ToolContext
+from lector.tools.base import ToolContext
 
 STATE_KEY = "web_fetch.allowed_urls"
 MAX_REMEMBERED = 5000

@@ -19,9 +19,9 @@ from urllib.parse import unquote
 import httpcore
 import httpx
 
-from tools.base import Tool, ToolContext, ToolResult
-from tools.netguard import Blocked, NetGuard, Resolver
-from tools.pinned_http import (
+from lector.tools.base import Tool, ToolContext, ToolResult
+from lector.tools.netguard import Blocked, NetGuard, Resolver
+from lector.tools.pinned_http import (
     DEFAULT_USER_AGENT,
     FetchError,
     FetchOptions,
@@ -29,8 +29,8 @@ from tools.pinned_http import (
     PinnedFetcher,
     human_bytes,
 )
-from tools.url_policy import UrlPolicy, remember_urls
-from tools.web_extract import decode_text, html_to_page, kind_of, looks_binary, pretty_json
+from lector.tools.url_policy import UrlPolicy, remember_urls
+from lector.tools.web_extract import decode_text, html_to_page, kind_of, looks_binary, pretty_json
 
 _DOC_EXTENSIONS = {
     "application/pdf": ".pdf",

@@ -13,13 +13,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from llm.backend import Backend
-from tools.base import Tool
-from webui import chat_api, openai_api, pages_api
-from webui.config import ServerConfig
-from webui.guard import Guard
-from webui.ingest import Ingester
-from webui.state import AppState
+from lector.llm.backend import Backend
+from lector.tools.base import Tool
+from lector.webui import chat_api, openai_api, pages_api
+from lector.webui.config import ServerConfig
+from lector.webui.guard import Guard
+from lector.webui.ingest import Ingester
+from lector.webui.state import AppState
 
 STATIC = Path(__file__).parent / "static"
 

@@ -14,13 +14,13 @@ from fastapi import APIRouter, HTTPException, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from agent.assistant import default_system_prompt
-from agent.events import Event, Final, StopReason, TextDelta
-from agent.loop import run_agent
-from llm.backend import Usage
-from llm.messages import Message, ToolCall
-from webui.sse import SSE_HEADERS, sse
-from webui.state import AppState, Turn
+from lector.agent.assistant import default_system_prompt
+from lector.agent.events import Event, Final, StopReason, TextDelta
+from lector.agent.loop import run_agent
+from lector.llm.backend import Usage
+from lector.llm.messages import Message, ToolCall
+from lector.webui.sse import SSE_HEADERS, sse
+from lector.webui.state import AppState, Turn
 
 router = APIRouter(prefix="/api", tags=["chat"])
 
@@ -58,7 +58,7 @@ def row_to_message(row: dict[str, Any]) -> Message:
 @router.get("/models")
 def list_models(request: Request) -> dict[str, Any]:
     """Models a session may choose: the embedded ones, plus the server's configured model."""
-    from llm.models import CATALOGUE
+    from lector.llm.models import CATALOGUE
 
     ids = list(CATALOGUE)
     configured = state_of(request).config.model
@@ -157,8 +157,8 @@ async def answer_from_documents(
     state: AppState, sid: str, settings: dict[str, Any], doc_ids: list[str], turn: Turn, queue: asyncio.Queue[Any]
 ) -> None:
     """The long-document reader over the session's documents, at the level chosen in the settings."""
-    from agent.reader import ask_events
-    from retrieval.answer import Answer
+    from lector.agent.reader import ask_events
+    from lector.retrieval.answer import Answer
 
     question = state.store.messages(sid)[-1]["content"]
     level = settings.get("level", "auto")

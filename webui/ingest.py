@@ -10,7 +10,7 @@ import asyncio
 import logging
 from typing import Any
 
-from webui.state import AppState
+from lector.webui.state import AppState
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 
-from llm.backend import Backend
-from webui.config import ServerConfig
-from webui.guard import Guard
+from lector.llm.backend import Backend
+from lector.webui.config import ServerConfig
+from lector.webui.guard import Guard
 
 MAX_K = 50
 MAX_REQUEST_BYTES = 4_000_000
@@ -44,7 +44,7 @@ class Reader:
         library: Any = None,
     ) -> None:
         if library is None:
-            from retrieval.library import Library
+            from lector.retrieval.library import Library
 
             library = Library(cache_dir=cache_dir)
         self.library = library
@@ -56,7 +56,7 @@ class Reader:
     async def backend(self) -> Backend:
         async with self._backend_lock:
             if self._backend is None:
-                from llm.factory import make_backend
+                from lector.llm.factory import make_backend
 
                 self._backend = await anyio.to_thread.run_sync(make_backend, self.model)
             return self._backend
@@ -77,11 +77,11 @@ class Reader:
         return doc_ids
 
     async def index(self, paths: list[str]) -> dict[str, Any]:
-        from webui.cmd_search import expand_paths
+        from lector.retrieval.library import walk_paths
 
         if not paths:
             raise ToolError("give at least one path")
-        files = expand_paths([os.path.expanduser(p) for p in paths])
+        files = walk_paths([os.path.expanduser(p) for p in paths])
         result = await anyio.to_thread.run_sync(lambda: self.library.add_files(files, progress=False))
         documents = [self._info(d) for d in dict.fromkeys(result.doc_ids)]
         return {"documents": documents, "errors": result.errors}
@@ -125,7 +125,7 @@ class Reader:
         }
 
     async def ask(self, question: str, level: str, doc_ids: list[str] | None) -> dict[str, Any]:
-        from agent.reader import aask, normal_level
+        from lector.agent.reader import aask, normal_level
 
         if not question.strip():
             raise ToolError("the question is empty")

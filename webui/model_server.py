@@ -26,11 +26,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from llm.backend import Backend, ChatOptions, Delta, Usage
-from llm.errors import BackendUnavailableError, ContextOverflowError, LLMError
-from llm.messages import Message, ToolCall, ToolSpec
-from webui.guard import Guard
-from webui.sse import SSE_HEADERS
+from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.errors import BackendUnavailableError, ContextOverflowError, LLMError
+from lector.llm.messages import Message, ToolCall, ToolSpec
+from lector.webui.guard import Guard
+from lector.webui.sse import SSE_HEADERS
 
 ALIASES = ("default", "lector-embedded")
 """Model ids accepted besides the backend's own name."""

@@ -11,13 +11,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from agent.assistant import default_system_prompt
-from agent.events import Final
-from agent.loop import run_agent
-from llm.messages import Message
-from tools.base import ToolContext
-from webui.chat_api import state_of
-from webui.sse import SSE_HEADERS
+from lector.agent.assistant import default_system_prompt
+from lector.agent.events import Final
+from lector.agent.loop import run_agent
+from lector.llm.messages import Message
+from lector.tools.base import ToolContext
+from lector.webui.chat_api import state_of
+from lector.webui.sse import SSE_HEADERS
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 MODEL_ID = "lector"

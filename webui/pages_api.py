@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
-from webui.chat_api import state_of
+from lector.webui.chat_api import state_of
 
 router = APIRouter(prefix="/pages", tags=["pages"])
 
@@ -113,7 +113,7 @@ async def ask_pages(body: AskIn, request: Request) -> dict[str, Any]:
     doc_ids = sorted({p["doc_id"] for p in pages if p and p["status"] == "ready" and p["doc_id"]})
     if not doc_ids:
         raise HTTPException(409, "none of these pages is indexed yet; try again when their status is 'ready'")
-    from agent.reader import aask
+    from lector.agent.reader import aask
 
     level = body.level if body.level == "auto" else int(body.level)
     answer = await aask(state.library, body.question, level, state.backend(), doc_ids=doc_ids)

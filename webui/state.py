@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm.backend import Backend
-from tools.base import Tool, ToolContext
-from tools.registry import ToolRegistry
-from webui.config import ServerConfig
-from webui.store import Store
+from lector.llm.backend import Backend
+from lector.tools.base import Tool, ToolContext
+from lector.tools.registry import ToolRegistry
+from lector.webui.config import ServerConfig
+from lector.webui.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class AppState:
         self._library: Any = None
 
     def _build_registry(self, extra: list[Tool]) -> ToolRegistry:
-        from tools.builtin import builtin_tools
+        from lector.tools.builtin import builtin_tools
 
         registry = ToolRegistry()
         factories = builtin_tools()
@@ -63,7 +63,7 @@ class AppState:
                 continue
             try:
                 if name == "web_fetch":
-                    from tools.web_fetch import WebFetch
+                    from lector.tools.web_fetch import WebFetch
 
                     registry.register(WebFetch(allow_hosts=set(self.config.fetch_allow_hosts)))
                 else:
@@ -73,7 +73,7 @@ class AppState:
         for t in extra:
             registry.register(t)
         if self.config.mcp_config is not None:
-            from tools.mcp_client import MCPHub
+            from lector.tools.mcp_client import MCPHub
 
             self.mcp_hub = MCPHub(self.config.mcp_config)
             for t in self.mcp_hub.tools():  # a server that fails to start is logged and stands in as one tool
@@ -88,7 +88,7 @@ class AppState:
             if self._backend_factory is not None:
                 self._backends[key] = self._backend_factory(spec or self.config.model)
             else:
-                from llm.factory import make_backend
+                from lector.llm.factory import make_backend
 
                 self._backends[key] = make_backend(spec or self.config.model)
         return self._backends[key]
@@ -96,7 +96,7 @@ class AppState:
     @property
     def library(self) -> Any:
         if self._library is None:
-            from retrieval.library import Library
+            from lector.retrieval.library import Library
 
             self._library = Library(cache_dir=self.config.data_dir / "cache")
         return self._library

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from retrieval.parsers.base import (
+from lector.retrieval.parsers.base import (
     DEFAULT_MAX_BYTES,
     DocumentError,
     ParsedDocument,
@@ -19,7 +19,7 @@ from retrieval.parsers.base import (
     TextBuilder,
     content_hash,
 )
-from retrieval.parsers.text import decode_bytes
+from lector.retrieval.parsers.text import decode_bytes
 
 __all__ = [
     "DocumentError",
@@ -123,33 +123,33 @@ def parse_bytes(data: bytes, source: str, fmt: str | None = None, max_bytes: int
 
 def _parse(data: bytes, source: str, fmt: str) -> tuple[str, list[Segment]]:
     if fmt == "pdf":
-        from retrieval.parsers.pdf import parse_pdf
+        from lector.retrieval.parsers.pdf import parse_pdf
 
         return parse_pdf(data, source)
     if fmt == "docx":
-        from retrieval.parsers.office import parse_docx
+        from lector.retrieval.parsers.office import parse_docx
 
         return parse_docx(data, source)
     if fmt == "pptx":
-        from retrieval.parsers.office import parse_pptx
+        from lector.retrieval.parsers.office import parse_pptx
 
         return parse_pptx(data, source)
     if fmt == "xlsx":
-        from retrieval.parsers.office import parse_xlsx
+        from lector.retrieval.parsers.office import parse_xlsx
 
         return parse_xlsx(data, source)
     return _parse_string(decode_bytes(data, source), source, fmt)
 
 
 def _parse_string(text: str, source: str, fmt: str) -> tuple[str, list[Segment]]:
-    from retrieval.parsers import text as plain
+    from lector.retrieval.parsers import text as plain
 
     if fmt == "md":
         return plain.parse_markdown(text)
     if fmt in ("csv", "tsv"):
         return plain.parse_delimited(text, "\t" if fmt == "tsv" else ",", source)
     if fmt == "html":
-        from retrieval.parsers.html import parse_html
+        from lector.retrieval.parsers.html import parse_html
 
         body, segments, _title = parse_html(text, source)
         return body, segments

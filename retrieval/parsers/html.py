@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from retrieval.parsers.base import DocumentError, Segment, TextBuilder
+from lector.retrieval.parsers.base import DocumentError, Segment, TextBuilder
 
 _SKIP = {
     "script",

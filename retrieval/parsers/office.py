@@ -6,8 +6,8 @@ import io
 import zipfile
 from typing import Any
 
-from retrieval.parsers.base import DocumentError, Segment, TextBuilder
-from retrieval.parsers.text import row_line
+from lector.retrieval.parsers.base import DocumentError, Segment, TextBuilder
+from lector.retrieval.parsers.text import row_line
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 

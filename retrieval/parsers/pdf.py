@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from retrieval.parsers.base import DocumentError, Segment, TextBuilder
+from lector.retrieval.parsers.base import DocumentError, Segment, TextBuilder
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import csv
 import io
 import re
 
-from retrieval.parsers.base import DocumentError, Segment, TextBuilder
+from lector.retrieval.parsers.base import DocumentError, Segment, TextBuilder
 
 _BOMS = [
     (codecs.BOM_UTF32_LE, "utf-32-le"),

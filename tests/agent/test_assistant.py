@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-import agent.assistant as assistant_module
-from agent.assistant import Assistant, available_tool_names, default_system_prompt, resolve_tool
-from agent.events import ErrorEvent, Final, TextDelta, ToolCallFinished, ToolCallStarted
-from llm.backend import ChatOptions
-from llm.errors import BackendUnavailableError, LLMError
-from llm.messages import Message, ToolSpec
-from llm.scripted import ScriptedBackend, call
-from tools.base import FunctionTool, Tool, ToolContext, ToolResult, tool
+import lector.agent.assistant as assistant_module
+from lector.agent.assistant import Assistant, available_tool_names, default_system_prompt, resolve_tool
+from lector.agent.events import ErrorEvent, Final, TextDelta, ToolCallFinished, ToolCallStarted
+from lector.llm.backend import ChatOptions
+from lector.llm.errors import BackendUnavailableError, LLMError
+from lector.llm.messages import Message, ToolSpec
+from lector.llm.scripted import ScriptedBackend, call
+from lector.tools.base import FunctionTool, Tool, ToolContext, ToolResult, tool
 
 
 @tool
@@ -193,7 +193,7 @@ async def test_old_turns_are_dropped_from_the_prompt_when_the_window_fills() -> 
 
 def test_llm_given_as_a_spec_goes_through_make_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     """A string spec is built lazily by llm.factory.make_backend."""
-    import llm.factory
+    from lector.llm import factory
 
     made: list[str | None] = []
 
@@ -201,7 +201,7 @@ def test_llm_given_as_a_spec_goes_through_make_backend(monkeypatch: pytest.Monke
         made.append(spec)
         return ScriptedBackend(["hi"])
 
-    monkeypatch.setattr(llm.factory, "make_backend", fake_make_backend)
+    monkeypatch.setattr(factory, "make_backend", fake_make_backend)
     bot = Assistant("qwen2.5-coder-0.5b")
     assert made == []
     assert bot.ask("hello") == "hi" and made == ["qwen2.5-coder-0.5b"]

@@ -3,10 +3,10 @@ scripted one): a question that needs the calculator reaches a correct answer thr
 
 from __future__ import annotations
 
-from agent.assistant import Assistant
-from agent.events import Final, ToolCallFinished, ToolCallStarted
-from llm.backend import ChatOptions
-from llm.embedded import EmbeddedBackend
+from lector.agent.assistant import Assistant
+from lector.agent.events import Final, ToolCallFinished, ToolCallStarted
+from lector.llm.backend import ChatOptions
+from lector.llm.embedded import EmbeddedBackend
 
 
 def test_real_model_calls_the_calculator_and_answers(small_model: EmbeddedBackend) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent.events import (
+from lector.agent.events import (
     ErrorEvent,
     Final,
     StepStarted,
@@ -21,7 +21,7 @@ from agent.events import (
     ToolCallStarted,
     parse_event,
 )
-from agent.loop import (
+from lector.agent.loop import (
     ANSWER_NOTE,
     BUDGET_NOTE,
     CALL_ERROR_NOTE,
@@ -31,12 +31,12 @@ from agent.loop import (
     STUCK_NOTE,
     run_agent,
 )
-from llm.backend import Backend, ChatOptions, Delta, Usage
-from llm.errors import BackendUnavailableError
-from llm.messages import Message, ToolCall, ToolSpec
-from llm.scripted import ScriptedBackend, call
-from tools.base import Tool, ToolContext, ToolResult, tool
-from tools.registry import ToolRegistry
+from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.errors import BackendUnavailableError
+from lector.llm.messages import Message, ToolCall, ToolSpec
+from lector.llm.scripted import ScriptedBackend, call
+from lector.tools.base import Tool, ToolContext, ToolResult, tool
+from lector.tools.registry import ToolRegistry
 
 QUESTION = [Message.system("You are a test."), Message.user("What is 2 + 3?")]
 

@@ -8,14 +8,14 @@ from collections.abc import Callable
 
 import pytest
 
-from agent.reader import ReaderConfig, aask, ask, ask_events, looks_multi_hop
-from agent.stepwise import PLAN_SCHEMA, AnswerReady, ChunkRead, LevelChosen
-from llm.backend import ChatOptions
-from llm.messages import Message
-from llm.scripted import ScriptedBackend
-from retrieval.keywords import KeywordCache
-from retrieval.level2 import READ_SCHEMA
-from retrieval.library import Library
+from lector.agent.reader import ReaderConfig, aask, ask, ask_events, looks_multi_hop
+from lector.agent.stepwise import PLAN_SCHEMA, AnswerReady, ChunkRead, LevelChosen
+from lector.llm.backend import ChatOptions
+from lector.llm.messages import Message
+from lector.llm.scripted import ScriptedBackend
+from lector.retrieval.keywords import KeywordCache
+from lector.retrieval.level2 import READ_SCHEMA
+from lector.retrieval.library import Library
 
 NEEDLE = "The lighthouse keeper Orvald Brenn painted the tower green in 1887."
 

@@ -6,14 +6,22 @@ import json
 import re
 from collections.abc import Callable
 
-from agent.stepwise import PLAN_SCHEMA, AnswerReady, StepwiseConfig, SubAnswer, SubQuestion, level3, stepwise_events
-from llm.backend import ChatOptions
-from llm.messages import Message
-from llm.scripted import ScriptedBackend
-from retrieval.answer import ANSWER_SCHEMA
-from retrieval.keywords import KeywordCache
-from retrieval.level2 import READ_SCHEMA
-from retrieval.library import Library
+from lector.agent.stepwise import (
+    PLAN_SCHEMA,
+    AnswerReady,
+    StepwiseConfig,
+    SubAnswer,
+    SubQuestion,
+    level3,
+    stepwise_events,
+)
+from lector.llm.backend import ChatOptions
+from lector.llm.messages import Message
+from lector.llm.scripted import ScriptedBackend
+from lector.retrieval.answer import ANSWER_SCHEMA
+from lector.retrieval.keywords import KeywordCache
+from lector.retrieval.level2 import READ_SCHEMA
+from lector.retrieval.library import Library
 
 FACT1 = "The Zorblat Company was founded by Jane Roe in a small shed."
 FACT2 = "Jane Roe was born in the harbour town of Lisbon."

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from llm.backend import ChatOptions
-from llm.embedded import EmbeddedBackend
-from llm.errors import ContextOverflowError, ModelNotFoundError
-from llm.messages import Message, ToolSpec
+from lector.llm.backend import ChatOptions
+from lector.llm.embedded import EmbeddedBackend
+from lector.llm.errors import ContextOverflowError, ModelNotFoundError
+from lector.llm.messages import Message, ToolSpec
 
 SHORT = ChatOptions(max_tokens=16, temperature=0)
 

@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from llm.fncall import (
+from lector.llm.fncall import (
     ParseResult,
     StreamingToolCallParser,
     apply_tool_choice,
@@ -20,8 +20,8 @@ from llm.fncall import (
     parse_tool_calls,
     render_tools_prompt,
 )
-from llm.json_repair import load_prefix, loads_lenient
-from llm.messages import Message, ToolCall, ToolSpec
+from lector.llm.json_repair import load_prefix, loads_lenient
+from lector.llm.messages import Message, ToolCall, ToolSpec
 
 CALC = ToolSpec(
     name="calculator",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from llm.errors import ModelNotFoundError
-from llm.models import (
+from lector.llm.errors import ModelNotFoundError
+from lector.llm.models import (
     CATALOGUE,
     ModelSpec,
     ensure_model,
@@ -130,7 +130,7 @@ def test_concurrent_assembly_is_safe(tmp_path: Path) -> None:
 def test_models_command_lists_and_verifies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     import argparse
 
-    from webui import cmd_models
+    from lector.cli import models as cmd_models
 
     monkeypatch.setenv("LECTOR_CACHE", str(tmp_path))
     assert cmd_models.run(argparse.Namespace(verify=None)) == 0

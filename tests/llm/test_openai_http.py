@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from llm.backend import ChatOptions, Delta
-from llm.errors import BackendUnavailableError, ContextOverflowError, LLMError, ModelNotFoundError
-from llm.factory import make_backend
-from llm.messages import Message, ToolCall, ToolSpec
-from llm.openai_http import OpenAIBackend, _normalise_base_url, approximate_tokens
+from lector.llm.backend import ChatOptions, Delta
+from lector.llm.errors import BackendUnavailableError, ContextOverflowError, LLMError, ModelNotFoundError
+from lector.llm.factory import make_backend
+from lector.llm.messages import Message, ToolCall, ToolSpec
+from lector.llm.openai_http import OpenAIBackend, _normalise_base_url, approximate_tokens
 
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_test_server import (  # noqa: E402

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from llm.backend import ChatOptions
-from llm.errors import LLMError, ModelNotFoundError
-from llm.messages import Message, ToolCall, ToolSpec
-from llm.transformers_backend import TransformersBackend, _StopTrimmer, resolve_source
-from llm.vllm_backend import VLLMBackend
+from lector.llm.backend import ChatOptions
+from lector.llm.errors import LLMError, ModelNotFoundError
+from lector.llm.messages import Message, ToolCall, ToolSpec
+from lector.llm.transformers_backend import TransformersBackend, _StopTrimmer, resolve_source
+from lector.llm.vllm_backend import VLLMBackend
 
 ADD = ToolSpec(
     name="add",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 
-from llm.backend import ChatOptions
-from llm.messages import Message
-from llm.scripted import ScriptedBackend
-from retrieval.bridges import BridgeConfig, follow_names, new_names
-from retrieval.library import Library
+from lector.llm.backend import ChatOptions
+from lector.llm.messages import Message
+from lector.llm.scripted import ScriptedBackend
+from lector.retrieval.bridges import BridgeConfig, follow_names, new_names
+from lector.retrieval.library import Library
 
 QUESTION = "At which school did the spouse of the person who started the Zorblat Company give lessons?"
 FACTS = [

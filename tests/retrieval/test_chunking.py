@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from retrieval.chunking import chunk_document, chunk_with_total
-from retrieval.parsers import ParsedDocument, Segment, parse_text
-from retrieval.token_estimate import approx_tokens, cumulative_tokens, reference_tokenizer
+from lector.retrieval.chunking import chunk_document, chunk_with_total
+from lector.retrieval.parsers import ParsedDocument, Segment, parse_text
+from lector.retrieval.token_estimate import approx_tokens, cumulative_tokens, reference_tokenizer
 
 ENGLISH = (
     "The committee met on Tuesday to review the budget. Several members asked whether the new "

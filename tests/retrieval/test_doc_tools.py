@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import re
 
-from llm.backend import ChatOptions
-from llm.messages import Message, ToolCall
-from llm.scripted import ScriptedBackend
-from retrieval.doc_tools import document_tools
-from retrieval.level2 import READ_SCHEMA
-from retrieval.library import Library
-from tools.base import ToolContext
-from tools.registry import ToolRegistry
+from lector.llm.backend import ChatOptions
+from lector.llm.messages import Message, ToolCall
+from lector.llm.scripted import ScriptedBackend
+from lector.retrieval.doc_tools import document_tools
+from lector.retrieval.level2 import READ_SCHEMA
+from lector.retrieval.library import Library
+from lector.tools.base import ToolContext
+from lector.tools.registry import ToolRegistry
 
 NEEDLE = "The lighthouse keeper Orvald Brenn painted the tower green in 1887."
 

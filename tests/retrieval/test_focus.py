@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from retrieval.answer import Evidence
-from retrieval.focus import sentence_spans, sentence_windows
-from retrieval.types import Chunk
+from lector.retrieval.answer import Evidence
+from lector.retrieval.focus import sentence_spans, sentence_windows
+from lector.retrieval.types import Chunk
 
 FILLER = " ".join(f"Sentence {i} talks about the weather and the harvest." for i in range(30))
 NEEDLE = "The keeper Orvald Brenn painted the tower green."

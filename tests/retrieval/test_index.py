@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.index import BM25Index, idf_value, top_k
-from retrieval.tokenize import tokenize
+from lector.retrieval.index import BM25Index, idf_value, top_k
+from lector.retrieval.tokenize import tokenize
 
 # --- tokenization -------------------------------------------------------------------------------------
 

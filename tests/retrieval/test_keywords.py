@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 
-from llm.scripted import ScriptedBackend
-from retrieval.keywords import (
+from lector.llm.scripted import ScriptedBackend
+from lector.retrieval.keywords import (
     KeywordCache,
     detect_languages,
     generate_keywords,
     keyword_schema,
     question_terms,
 )
-from retrieval.library import Library
+from lector.retrieval.library import Library
 
 
 def test_question_terms_keep_content_words_not_framing_words() -> None:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import re
 
-from llm.backend import ChatOptions
-from llm.messages import Message
-from llm.scripted import ScriptedBackend
-from retrieval.answer import ANSWER_SYSTEM, JSON_TAIL, Evidence, compose
-from retrieval.keywords import KeywordCache
-from retrieval.level1 import Level1Config, level1
-from retrieval.library import Library
-from retrieval.packing import chunk_cost, evidence_budget, pack
-from retrieval.types import Chunk, Hit
+from lector.llm.backend import ChatOptions
+from lector.llm.messages import Message
+from lector.llm.scripted import ScriptedBackend
+from lector.retrieval.answer import ANSWER_SYSTEM, JSON_TAIL, Evidence, compose
+from lector.retrieval.keywords import KeywordCache
+from lector.retrieval.level1 import Level1Config, level1
+from lector.retrieval.library import Library
+from lector.retrieval.packing import chunk_cost, evidence_budget, pack
+from lector.retrieval.types import Chunk, Hit
 
 NEEDLE = "The lighthouse keeper Orvald Brenn painted the tower green in the spring of 1887."
 

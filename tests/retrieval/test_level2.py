@@ -6,12 +6,12 @@ import json
 import re
 from collections.abc import Callable
 
-from llm.backend import ChatOptions
-from llm.messages import Message
-from llm.scripted import ScriptedBackend
-from retrieval.keywords import KeywordCache
-from retrieval.level2 import READ_SCHEMA, Level2Config, level2, verify_quote
-from retrieval.library import Library
+from lector.llm.backend import ChatOptions
+from lector.llm.messages import Message
+from lector.llm.scripted import ScriptedBackend
+from lector.retrieval.keywords import KeywordCache
+from lector.retrieval.level2 import READ_SCHEMA, Level2Config, level2, verify_quote
+from lector.retrieval.library import Library
 
 WORDS = ["weather", "barley", "orchard", "harvest", "river", "market", "mill", "fence", "cattle", "road"]
 
@@ -168,7 +168,7 @@ async def test_chunks_are_read_in_parallel_up_to_the_backend_slots(tmp_path) -> 
 
 
 def test_a_reply_cut_by_the_token_cap_keeps_its_quotes() -> None:
-    from retrieval.level2 import _parse_reading
+    from lector.retrieval.level2 import _parse_reading
 
     cut = '{"relevant": true, "quotes": ["The keeper painted the tower green.", "He lived there from 18'
     relevant, quotes = _parse_reading(cut)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.index import BM25Index
-from retrieval.library import Library
-from retrieval.parsers import DocumentError
+from lector.retrieval.index import BM25Index
+from lector.retrieval.library import Library
+from lector.retrieval.parsers import DocumentError
 
 SOLAR = "\n\n".join(
     f"Section {i}. Solar panels convert sunlight into electricity. The inverter number {i} changes direct "

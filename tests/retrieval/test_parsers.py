@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.parsers import DocumentError, ParsedDocument, parse_bytes, parse_file, parse_text
-from retrieval.parsers.base import content_hash
+from lector.retrieval.parsers import DocumentError, ParsedDocument, parse_bytes, parse_file, parse_text
+from lector.retrieval.parsers.base import content_hash
 
 
 def _check_segments(doc: ParsedDocument) -> None:

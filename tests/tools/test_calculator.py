@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from llm.messages import ToolCall
-from tools.base import ToolContext, ToolResult
-from tools.calculator import CalculatorError, calculator, evaluate, format_number
-from tools.registry import ToolRegistry
+from lector.llm.messages import ToolCall
+from lector.tools.base import ToolContext, ToolResult
+from lector.tools.calculator import CalculatorError, calculator, evaluate, format_number
+from lector.tools.registry import ToolRegistry
 
 
 def calc(expression: str) -> str:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from llm.messages import ToolCall
-from tools import sandbox
-from tools.base import ToolContext
-from tools.code_interpreter import CONTENT_CAP, CodeInterpreter, shutdown_all
-from tools.registry import ToolRegistry
-from tools.sandbox import Limits
+from lector.llm.messages import ToolCall
+from lector.tools import sandbox
+from lector.tools.base import ToolContext
+from lector.tools.code_interpreter import CONTENT_CAP, CodeInterpreter, shutdown_all
+from lector.tools.registry import ToolRegistry
+from lector.tools.sandbox import Limits
 
 pytestmark = pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not installed")
 
@@ -211,7 +211,7 @@ async def test_unicode_control_characters_and_lone_surrogates_survive(interp: Co
 
 
 def test_least_recently_used_session_is_evicted_beyond_the_cap() -> None:
-    from tools.code_interpreter import SessionManager
+    from lector.tools.code_interpreter import SessionManager
 
     manager = SessionManager(Limits(timeout=10), max_sessions=2, prewarm=False)
     try:
@@ -227,7 +227,7 @@ def test_least_recently_used_session_is_evicted_beyond_the_cap() -> None:
 
 
 def test_conversation_ids_that_look_alike_get_distinct_folders() -> None:
-    from tools.code_interpreter import SessionManager
+    from lector.tools.code_interpreter import SessionManager
 
     manager = SessionManager(prewarm=False)
     try:

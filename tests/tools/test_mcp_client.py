@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from agent.assistant import Assistant
-from llm.messages import Message, ToolCall
-from llm.scripted import ScriptedBackend
-from tools.base import ToolResult
-from tools.mcp_client import MCPHub, tool_name
-from tools.mcp_config import MCPConfigError, load_mcp_config
-from tools.registry import ToolRegistry
+from lector.agent.assistant import Assistant
+from lector.llm.messages import Message, ToolCall
+from lector.llm.scripted import ScriptedBackend
+from lector.tools.base import ToolResult
+from lector.tools.mcp_client import MCPHub, tool_name
+from lector.tools.mcp_config import MCPConfigError, load_mcp_config
+from lector.tools.registry import ToolRegistry
 
 SERVER = str(Path(__file__).with_name("mcp_test_server.py"))
 CALL_TIMEOUT = 1.5

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable
 import httpcore
 import pytest
 
-from tools.base import ToolContext
-from tools.netguard import AllowList, Blocked, NetGuard, describe_address, parse_ip_literal
-from tools.pinned_http import BoundedDecoder
-from tools.web_fetch import WebFetch
+from lector.tools.base import ToolContext
+from lector.tools.netguard import AllowList, Blocked, NetGuard, describe_address, parse_ip_literal
+from lector.tools.pinned_http import BoundedDecoder
+from lector.tools.web_fetch import WebFetch
 
 PUBLIC = "93.184.216.34"
 

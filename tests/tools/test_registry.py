@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 import pytest
 
-from llm.messages import ToolCall
-from tools.base import FunctionTool, Tool, ToolContext, ToolResult, schema_from_signature, tool
-from tools.builtin import builtin_tools, make_builtin
-from tools.registry import ToolRegistry, validation_error
+from lector.llm.messages import ToolCall
+from lector.tools.base import FunctionTool, Tool, ToolContext, ToolResult, schema_from_signature, tool
+from lector.tools.builtin import builtin_tools, make_builtin
+from lector.tools.registry import ToolRegistry, validation_error
 
 
 def search(query: str, limit: int = 5, mode: Literal["fast", "exact"] = "fast", tags: list[str] | None = None) -> str:
@@ -276,7 +276,7 @@ def _make_plugin(root: Path, dist: str, module: str, entries: dict[str, str], so
 PLUGIN_SOURCE = """
     from typing import Any
 
-    from tools.base import Tool, ToolContext, tool
+    from lector.tools.base import Tool, ToolContext, tool
 
 
     @tool

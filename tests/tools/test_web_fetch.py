@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from llm.messages import ToolCall
-from tools.base import ToolContext
-from tools.registry import ToolRegistry
-from tools.url_policy import STATE_KEY, UrlPolicy, normalize_url, remember_urls, urls_in_text
-from tools.web_fetch import WebFetch
+from lector.llm.messages import ToolCall
+from lector.tools.base import ToolContext
+from lector.tools.registry import ToolRegistry
+from lector.tools.url_policy import STATE_KEY, UrlPolicy, normalize_url, remember_urls, urls_in_text
+from lector.tools.web_fetch import WebFetch
 
 PAGE = """<!doctype html><html><head><title>The Lighthouse Keeper</title></head><body>
 <nav><a href="/">Home</a> <a href="/plain.txt">Plain</a></nav>

@@ -13,9 +13,9 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from llm.scripted import ScriptedBackend  # noqa: E402
-from webui.app import create_app  # noqa: E402
-from webui.config import ServerConfig  # noqa: E402
+from lector.llm.scripted import ScriptedBackend  # noqa: E402
+from lector.webui.app import create_app  # noqa: E402
+from lector.webui.config import ServerConfig  # noqa: E402
 
 TOKEN = "test-token-0123456789"
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from llm.backend import ChatOptions
-from llm.messages import Message, ToolSpec
-from llm.scripted import ScriptedBackend, call
+from lector.llm.backend import ChatOptions
+from lector.llm.messages import Message, ToolSpec
+from lector.llm.scripted import ScriptedBackend, call
+from lector.webui.app import create_app
+from lector.webui.config import ServerConfig
 from tests.webui.live_server import TOKEN, free_port, serve_app
-from webui.app import create_app
-from webui.config import ServerConfig
 
 CHROMIUM = os.environ.get("LECTOR_CHROMIUM", "/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(

@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from llm.scripted import ScriptedBackend
+from lector.llm.scripted import ScriptedBackend
+from lector.webui.app import create_app
+from lector.webui.config import ServerConfig
 from tests.webui.live_server import TOKEN, free_port, serve_app
-from webui.app import create_app
-from webui.config import ServerConfig
 
 CHROMIUM = "/usr/bin/chromium"
 EXTENSION = Path(__file__).resolve().parents[2] / "webui" / "extension"

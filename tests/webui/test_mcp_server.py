@@ -19,13 +19,13 @@ import httpx
 import httpx2
 import pytest
 import uvicorn
+from lector.cli import main as lector_main
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from webui.cli import main as lector_main
-from webui.config import ServerConfig
-from webui.mcp_server import build_mcp_server, http_app
+from lector.webui.config import ServerConfig
+from lector.webui.mcp_server import build_mcp_server, http_app
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "mcp-test-token-0123456789"
@@ -92,7 +92,7 @@ async def test_stdio_server_with_the_sdk_client_and_the_real_small_model(documen
     env["LECTOR_MODEL"] = "qwen2.5-coder-0.5b"
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "webui.cli", "mcp", "--cache-dir", str(tmp_path / "cache")],
+        args=["-m", "lector", "mcp", "--cache-dir", str(tmp_path / "cache")],
         env=env,
         cwd=str(ROOT),
     )
@@ -173,7 +173,7 @@ async def test_the_sdk_client_with_a_wrong_token_fails_to_connect(http_server: s
 
 async def test_lector_mcp_http_command(tmp_path: Path, document: Path) -> None:
     port = free_port()
-    command = [sys.executable, "-m", "webui.cli", "mcp", "--http", "--port", str(port), "--token", TOKEN,
+    command = [sys.executable, "-m", "lector", "mcp", "--http", "--port", str(port), "--token", TOKEN,
                "--cache-dir", str(tmp_path / "cache"), "--data-dir", str(tmp_path / "data")]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -223,12 +223,12 @@ def test_lector_chat_uses_mcp_tools(
     mcp_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """SCRIPTED model: the model calls an MCP tool; the broken server is reported on stderr."""
-    import llm.factory
-    from llm.messages import Message
-    from llm.scripted import ScriptedBackend, call
+    from lector.llm import factory
+    from lector.llm.messages import Message
+    from lector.llm.scripted import ScriptedBackend, call
 
     replies: list[Any] = [Message.assistant("", [call("t__add", {"a": 20, "b": 22})]), "It is 42."]
-    monkeypatch.setattr(llm.factory, "make_backend", lambda spec=None, **kw: ScriptedBackend(replies))
+    monkeypatch.setattr(factory, "make_backend", lambda spec=None, **kw: ScriptedBackend(replies))
     code = lector_main(["chat", "--tools", "none", "--mcp-config", str(mcp_config), "-q", "20+22?"])
     out, err = capsys.readouterr()
     assert code == 0 and out.strip() == "It is 42."
@@ -243,9 +243,9 @@ def test_lector_chat_rejects_a_bad_mcp_config(tmp_path: Path) -> None:
 
 
 async def test_lector_serve_registers_mcp_tools(mcp_config: Path, tmp_path: Path) -> None:
-    from llm.messages import ToolCall
-    from llm.scripted import ScriptedBackend
-    from webui.state import AppState
+    from lector.llm.messages import ToolCall
+    from lector.llm.scripted import ScriptedBackend
+    from lector.webui.state import AppState
 
     config = ServerConfig(data_dir=tmp_path / "data", token=TOKEN, tools=["calculator"], mcp_config=mcp_config)
     state = await anyio.to_thread.run_sync(lambda: AppState(config, backend=ScriptedBackend([])))

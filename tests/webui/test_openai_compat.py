@@ -8,11 +8,11 @@ from pathlib import Path
 import openai
 import pytest
 
-from llm.messages import Message
-from llm.scripted import ScriptedBackend, call
+from lector.llm.messages import Message
+from lector.llm.scripted import ScriptedBackend, call
+from lector.webui.app import create_app
+from lector.webui.config import ServerConfig
 from tests.webui.live_server import TOKEN, free_port, serve_app
-from webui.app import create_app
-from webui.config import ServerConfig
 
 
 @pytest.fixture()

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from llm.scripted import ScriptedBackend
+from lector.llm.scripted import ScriptedBackend
+from lector.webui.app import create_app
+from lector.webui.config import ServerConfig
 from tests.webui.live_server import TOKEN, free_port, serve_app
-from webui.app import create_app
-from webui.config import ServerConfig
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HTML = """<html><head><title>Otters</title></head><body><article><h1>Sea otters</h1>

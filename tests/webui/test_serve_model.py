@@ -16,16 +16,16 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from lector.cli import build_parser
 
-from llm.backend import Backend, ChatOptions, Delta, Usage
-from llm.errors import ContextOverflowError
-from llm.messages import Message, ToolSpec
-from llm.openai_http import OpenAIBackend
-from llm.scripted import ScriptedBackend, call
+from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.errors import ContextOverflowError
+from lector.llm.messages import Message, ToolSpec
+from lector.llm.openai_http import OpenAIBackend
+from lector.llm.scripted import ScriptedBackend, call
+from lector.webui.config import ServerConfig
+from lector.webui.model_server import create_model_app
 from tests.webui.live_server import TOKEN, free_port, serve_app
-from webui.cli import build_parser
-from webui.config import ServerConfig
-from webui.model_server import create_model_app
 
 WEATHER: dict[str, Any] = {
     "type": "function",

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def make_model_backend(
     spec: str | None, parallel: int, ctx: int, threads: int | None, prompt_cache: bool = True
 ) -> object:
-    from llm.factory import default_spec, make_backend
+    from lector.llm.factory import default_spec, make_backend
 
     spec = spec or default_spec()
     kind, _, rest = spec.partition(":")
@@ -50,10 +50,10 @@ def make_model_backend(
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from llm.backend import Backend
-    from webui.cmd_serve import prepare_model
-    from webui.config import ServerConfig
-    from webui.model_server import create_model_app
+    from lector.llm.backend import Backend
+    from lector.llm.models import prepare_model
+    from lector.webui.config import ServerConfig
+    from lector.webui.model_server import create_model_app
 
     config = ServerConfig(host=args.host, port=args.port, model=args.model, token=args.token,
                           allowed_hosts=args.allow_host)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from webui import cmd_search
+from lector.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = "\n\n".join(
@@ -22,9 +21,7 @@ TEXT = "\n\n".join(
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="lector")
-    cmd_search.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
+    args = build_parser().parse_args(list(argv))
     code = int(args.func(args) or 0)
     out, err = capsys.readouterr()
     return code, out, err
@@ -86,7 +83,7 @@ def test_nothing_readable_fails(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_second_search_reuses_the_cached_index(tmp_path: Path, doc: Path) -> None:
     """Two `lector search` processes: the second loads the cache entry the first wrote, untouched."""
     env = {**os.environ, "LECTOR_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "webui.cli", "search", str(doc), "-q", "fog harbour", "-k", "2", "--json"]
+    command = [sys.executable, "-m", "lector", "search", str(doc), "-q", "fog harbour", "-k", "2", "--json"]
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert first.returncode == 0, first.stderr
     entries = list((tmp_path / "cache" / "docs").rglob("meta.json"))
@@ -98,7 +95,7 @@ def test_second_search_reuses_the_cached_index(tmp_path: Path, doc: Path) -> Non
     assert {p: p.stat().st_mtime_ns for p in entries[0].parent.rglob("*") if p.is_file()} == files
     assert len(list((tmp_path / "cache" / "docs").rglob("meta.json"))) == 1
     index = subprocess.run(
-        [sys.executable, "-m", "webui.cli", "index", str(doc), "--json"],
+        [sys.executable, "-m", "lector", "index", str(doc), "--json"],
         env=env, capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert json.loads(index.stdout)["cached"] == 1

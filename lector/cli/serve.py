@@ -22,8 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from webui.app import create_app
-    from webui.config import ServerConfig
+    from lector.cli.mcp_config_option import check_mcp_config
+    from lector.llm.models import prepare_model
+    from lector.webui.app import create_app
+    from lector.webui.config import ServerConfig
 
     config = ServerConfig(
         host=args.host,
@@ -38,8 +40,6 @@ def run(args: argparse.Namespace) -> int:
         config.data_dir = args.data_dir
     config.check_binding()
     if config.mcp_config is not None:
-        from webui.cmd_mcp import check_mcp_config
-
         check_mcp_config(config.mcp_config, "lector serve")
     prepare_model(config.model)
     app = create_app(config)
@@ -50,13 +50,3 @@ def run(args: argparse.Namespace) -> int:
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=3)
     return 0
 
-
-def prepare_model(spec: str | None) -> None:
-    """Join and verify an embedded model before serving, so the first answer doesn't wait for it."""
-    from llm.factory import default_spec
-    from llm.models import CATALOGUE, ensure_model
-
-    name = spec or default_spec()
-    name = name.removeprefix("embedded:")
-    if name in CATALOGUE:
-        ensure_model(name)

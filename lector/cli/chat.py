@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
 
 def choose_tools(spec: str | None) -> list[Any]:
     """The named tools (an unknown name is an error), or else the default tools that are available."""
-    from agent.assistant import resolve_tool
+    from lector.agent.assistant import resolve_tool
 
     if spec is not None:
         names = [n.strip() for n in spec.split(",") if n.strip() and n.strip() != "none"]
@@ -77,7 +77,7 @@ class Printer:
         self.err.flush()
 
     def show(self, event: Any) -> None:
-        from agent.events import ErrorEvent, Final, TextDelta, ToolCallFinished, ToolCallStarted
+        from lector.agent.events import ErrorEvent, Final, TextDelta, ToolCallFinished, ToolCallStarted
 
         if isinstance(event, TextDelta):
             self.out.write(event.text)
@@ -103,7 +103,7 @@ class Printer:
 
 def answer(bot: Any, question: str, out: TextIO, err: TextIO) -> bool:
     """Stream one answer; True when it ended without an error. Ctrl-C stops the answer, not the chat."""
-    from agent.events import Final
+    from lector.agent.events import Final
 
     printer = Printer(out, err)
     ok = False
@@ -120,9 +120,9 @@ def answer(bot: Any, question: str, out: TextIO, err: TextIO) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.assistant import Assistant
-    from llm.backend import ChatOptions
-    from llm.errors import LLMError
+    from lector.agent.assistant import Assistant
+    from lector.llm.backend import ChatOptions
+    from lector.llm.errors import LLMError
 
     try:
         tools = choose_tools(args.tools)
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     hub = None
     if args.mcp_config:
-        from webui.cmd_mcp import open_mcp_tools
+        from lector.cli.mcp_config_option import open_mcp_tools
 
         hub, mcp = open_mcp_tools(args.mcp_config, "lector chat")
         tools += mcp

@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import sys
 
 COMMAND_MODULES = [
-    "webui.cmd_models",
-    "webui.cmd_chat",
-    "webui.cmd_serve",
-    "webui.cmd_search",
-    "webui.cmd_ask",
-    "webui.cmd_mcp",
-    "webui.cmd_serve_model",
+    "lector.cli.models",
+    "lector.cli.chat",
+    "lector.cli.serve",
+    "lector.cli.index",
+    "lector.cli.search",
+    "lector.cli.ask",
+    "lector.cli.mcp",
+    "lector.cli.serve_model",
+    "lector.cli.sandbox",
 ]
 
 
@@ -35,6 +36,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -46,8 +46,8 @@ def _print_table(statuses: list[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm.errors import ModelNotFoundError
-    from llm.models import get_spec, list_models, verify_model
+    from lector.llm.errors import ModelNotFoundError
+    from lector.llm.models import get_spec, list_models, verify_model
 
     statuses = list_models()
     if args.verify is None:

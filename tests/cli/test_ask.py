@@ -7,11 +7,11 @@ import re
 from typing import Any
 
 import pytest
+from lector.cli import main
 
-from llm.backend import ChatOptions
-from llm.messages import Message
-from llm.scripted import ScriptedBackend
-from webui.cli import main
+from lector.llm.backend import ChatOptions
+from lector.llm.messages import Message
+from lector.llm.scripted import ScriptedBackend
 
 FACT = "The ship's cat on the Albatross is called Marmalade."
 
@@ -36,7 +36,7 @@ def scripted_reply(messages: list[Message], tools: object, options: ChatOptions)
 
 def test_ask_json_is_the_stable_shape(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     backend = ScriptedBackend(default=scripted_reply)
-    monkeypatch.setattr("llm.factory.make_backend", lambda spec=None, **kw: backend)
+    monkeypatch.setattr("lector.llm.factory.make_backend", lambda spec=None, **kw: backend)
     path = small_document(tmp_path)
     code = main(["ask", path, "-q", "What is the cat called?", "--json", "--cache-dir", str(tmp_path / "c")])
     assert code == 0
@@ -53,7 +53,7 @@ def test_ask_json_is_the_stable_shape(tmp_path, monkeypatch, capsys) -> None:  #
 
 def test_ask_text_output_and_levels(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     backend = ScriptedBackend(default=scripted_reply)
-    monkeypatch.setattr("llm.factory.make_backend", lambda spec=None, **kw: backend)
+    monkeypatch.setattr("lector.llm.factory.make_backend", lambda spec=None, **kw: backend)
     path = small_document(tmp_path)
     assert main(["ask", path, "-q", "What is the cat called?", "--level", "1", "--cache-dir", str(tmp_path)]) == 0
     out, err = capsys.readouterr()
@@ -65,7 +65,7 @@ def test_ask_text_output_and_levels(tmp_path, monkeypatch, capsys) -> None:  # t
 def test_ask_end_to_end_with_the_real_small_model(
     tmp_path, monkeypatch, capsys, small_model: Any
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("llm.factory.make_backend", lambda spec=None, **kw: small_model)
+    monkeypatch.setattr("lector.llm.factory.make_backend", lambda spec=None, **kw: small_model)
     monkeypatch.setattr(small_model, "close", lambda: None)  # the session fixture closes it
     path = small_document(tmp_path)
     code = main(["ask", path, "-q", "What is the name of the cat on the Albatross?", "--json",

@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webui.mcp_server import build_mcp_server
+    from lector.webui.mcp_server import build_mcp_server
 
     if not args.http:
         server = build_mcp_server(cache_dir=args.cache_dir, model=args.model)
@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from webui.config import ServerConfig
-    from webui.mcp_server import http_app
+    from lector.webui.config import ServerConfig
+    from lector.webui.mcp_server import http_app
 
     config = ServerConfig(host=args.host, port=args.port, token=args.token, model=args.model)
     if args.data_dir is not None:
@@ -62,30 +62,3 @@ def run(args: argparse.Namespace) -> int:
         server.reader.close()  # type: ignore[attr-defined]
     return 0
 
-
-def open_mcp_tools(path: str | Path, prog: str) -> tuple[Any, list[Any]]:
-    """(hub, tools) for a `--mcp-config FILE` option: starts the servers and reports on stderr those that
-    failed (their tools are missing; the model sees why). A bad file ends the command with its reason."""
-    from tools.mcp_client import MCPHub
-    from tools.mcp_config import MCPConfigError
-
-    try:
-        hub = MCPHub(path)
-    except MCPConfigError as exc:
-        raise SystemExit(f"{prog}: {exc}") from None
-    if sys.stderr.isatty() and hub.servers:
-        print(f"starting {len(hub.servers)} MCP server(s)…", file=sys.stderr, flush=True)
-    tools = hub.tools()
-    for why in hub.errors.values():
-        print(f"{prog}: {why}", file=sys.stderr, flush=True)
-    return hub, tools
-
-
-def check_mcp_config(path: str | Path, prog: str) -> None:
-    """End the command with the reason when the `--mcp-config` file is unreadable or malformed."""
-    from tools.mcp_config import MCPConfigError, load_mcp_config
-
-    try:
-        load_mcp_config(path)
-    except MCPConfigError as exc:
-        raise SystemExit(f"{prog}: {exc}") from None

@@ -41,9 +41,9 @@ def _say(text: str) -> None:
 
 
 async def _ask(args: argparse.Namespace, library: Any, doc_ids: list[str]) -> Any:
-    from agent.reader import ask_events
-    from agent.stepwise import AnswerReady, ChunkRead, LevelChosen, SubAnswer, SubQuestion
-    from llm.factory import make_backend
+    from lector.agent.reader import ask_events
+    from lector.agent.stepwise import AnswerReady, ChunkRead, LevelChosen, SubAnswer, SubQuestion
+    from lector.llm.factory import make_backend
 
     backend = make_backend(args.model)
     try:
@@ -67,11 +67,10 @@ async def _ask(args: argparse.Namespace, library: Any, doc_ids: list[str]) -> An
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    from retrieval.library import Library
-    from webui.cmd_search import expand_paths
+    from lector.retrieval.library import Library
 
     library = Library(cache_dir=args.cache_dir)
-    result = library.add_files(expand_paths(args.paths), progress=not args.json and sys.stderr.isatty())
+    result = library.add_paths(args.paths, progress=not args.json and sys.stderr.isatty())
     for path, error in result.errors.items():
         print(f"error: {path}: {error}", file=sys.stderr)
     if not result.doc_ids:

@@ -6,11 +6,11 @@ import io
 from typing import Any
 
 import pytest
+from lector.cli import main
 
-import llm.factory
-from llm.messages import Message
-from llm.scripted import ScriptedBackend, call
-from webui.cli import main
+from lector.llm import factory
+from lector.llm.messages import Message
+from lector.llm.scripted import ScriptedBackend, call
 
 
 class Script:
@@ -29,7 +29,7 @@ def script(monkeypatch: pytest.MonkeyPatch) -> Script:
         script.specs.append(spec)
         return ScriptedBackend(script.replies)
 
-    monkeypatch.setattr(llm.factory, "make_backend", make_backend)
+    monkeypatch.setattr(factory, "make_backend", make_backend)
     return script
 
 

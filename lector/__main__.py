@@ -1,0 +1,7 @@
+"""`python -m lector …` is the `lector` command."""
+
+import sys
+
+from lector.cli import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""`lector search PATH… -q Q -k K [--json]`.
+
+search --json prints exactly:
+    {"results": [{"rank", "score", "source", "chunk_id", "start", "end", "page", "text"}], "elapsed_ms"}
+Indexes are cached by content hash ($LECTOR_CACHE or ~/.cache/lector), so a second search on the same
+file loads its index instead of rebuilding it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from lector.cli.library_options import add_library_options, library_from
+
+
+def register(subparsers: Any) -> None:
+    search = subparsers.add_parser(
+        "search",
+        help="BM25 search over documents",
+        description="Search one or more documents together with BM25 and print the best chunks.",
+    )
+    search.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (folders are walked)")
+    search.add_argument("-q", "--query", required=True, help="the search query")
+    search.add_argument("-k", type=int, default=5, help="how many chunks to return (default 5)")
+    search.add_argument("--json", action="store_true", help="print the stable JSON format")
+    add_library_options(search)
+    search.set_defaults(func=run_search)
+
+
+def run_search(args: argparse.Namespace) -> int:
+    library = library_from(args)
+    started = time.perf_counter()
+    result = library.add_paths(args.paths, progress=not args.json and sys.stderr.isatty())
+    for path, error in result.errors.items():
+        print(f"error: {path}: {error}", file=sys.stderr)
+    if not library.documents():
+        return 1
+    search_started = time.perf_counter()
+    hits = library.search(args.query, k=args.k)
+    elapsed_ms = (time.perf_counter() - search_started) * 1000
+    if args.json:
+        results = [
+            {
+                "rank": h.rank,
+                "score": round(h.score, 4),
+                "source": h.chunk.source,
+                "chunk_id": h.chunk.chunk_id,
+                "start": h.chunk.start,
+                "end": h.chunk.end,
+                "page": h.chunk.page,
+                "text": h.chunk.text,
+            }
+            for h in hits
+        ]
+        print(json.dumps({"results": results, "elapsed_ms": round(elapsed_ms, 3)}, ensure_ascii=False))
+        return 0
+    total_ms = (time.perf_counter() - started) * 1000
+    if not hits:
+        print("no results")
+    for h in hits:
+        where = f"p.{h.chunk.page} " if h.chunk.page is not None else ""
+        where += f"§ {h.chunk.section} " if h.chunk.section else ""
+        span = f"[{h.chunk.start}:{h.chunk.end}]"
+        print(f"#{h.rank}  {h.score:.3f}  {h.chunk.source} chunk {h.chunk.chunk_id} {where}{span}")
+        snippet = " ".join(h.chunk.text.split())
+        print(f"    {snippet[:300]}{'…' if len(snippet) > 300 else ''}")
+    print(f"({elapsed_ms:.1f} ms search, {total_ms:.0f} ms with loading)", file=sys.stderr)
+    return 0
