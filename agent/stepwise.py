@@ -1,4 +1,4 @@
-"""Level 3, reason stepwise. First it follows names (retrieval/bridges.py): retrieve hop by hop along the names
+"""Level 3, reason stepwise. First it follows names (retrieval/follow_names.py): retrieve hop by hop along the names
 the best sentences give, and answer once from that chain. When that answer is not found or not grounded, a
 planner splits the question into sub-questions, asks Level 2 each one as a tool, and composes a cited answer
 from what came back. Every step is streamed as an event.
@@ -27,7 +27,7 @@ from lector.retrieval.answer import (
     answer_from_evidence,
     has_cjk,
 )
-from lector.retrieval.bridges import BridgeConfig, follow_names
+from lector.retrieval.follow_names import BridgeConfig, follow_names
 from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level2 import Level2Config, level2
 from lector.retrieval.types import Chunk

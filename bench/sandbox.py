@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lector.tools import sandbox  # noqa: E402
-from lector.tools.code_interpreter import SessionManager  # noqa: E402
-from lector.tools.sandbox import Limits, SandboxProcess  # noqa: E402
+from lector.tools.code import sandbox  # noqa: E402
+from lector.tools.code.interpreter import SessionManager  # noqa: E402
+from lector.tools.code.sandbox import Limits, SandboxProcess  # noqa: E402
 
 SNIPPET = "print(1 + 1)"
 

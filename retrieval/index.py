@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lector.retrieval.tokenize import tokenize
+from lector.retrieval.bm25_terms import tokenize
 
 DEFAULT_K1 = 1.5
 DEFAULT_B = 0.75

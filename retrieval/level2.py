@@ -29,10 +29,10 @@ from lector.retrieval.answer import (
     grounded,
     has_cjk,
 )
+from lector.retrieval.bm25_terms import tokenize
 from lector.retrieval.keywords import KeywordCache, Keywords, question_terms
 from lector.retrieval.level1 import find_keywords
 from lector.retrieval.packing import chunk_cost, evidence_budget, in_document_order, pack, trim_overlaps
-from lector.retrieval.tokenize import tokenize
 from lector.retrieval.types import Chunk, Hit
 
 log = logging.getLogger(__name__)

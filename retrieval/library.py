@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lector.retrieval.bm25_terms import TOKENIZER_VERSION, tokenize
 from lector.retrieval.cache import CachedDocument, DocumentCache, cache_key
 from lector.retrieval.chunking import CHUNKER_VERSION, chunk_with_total
 from lector.retrieval.index import DEFAULT_B, DEFAULT_K1, DEFAULT_METHOD, BM25Index, shared_idf_weights, top_k
@@ -33,7 +34,6 @@ from lector.retrieval.parsers import (
     read_file_bytes,
 )
 from lector.retrieval.parsers.base import PARSER_VERSION
-from lector.retrieval.tokenize import TOKENIZER_VERSION, tokenize
 from lector.retrieval.types import Chunk, Hit
 
 

@@ -20,21 +20,21 @@ def _calculator() -> Tool:
 
 
 def _code_interpreter() -> Tool:
-    from lector.tools.code_interpreter import CodeInterpreter
+    from lector.tools.code.interpreter import CodeInterpreter
 
     return CodeInterpreter()
 
 
 def _web_fetch() -> Tool:
-    from lector.tools.web_fetch import WebFetch
+    from lector.tools.web.fetch import WebFetch
 
     return WebFetch()
 
 
 _BUILTINS: dict[str, tuple[str, Callable[[], Tool]]] = {
     "calculator": ("lector.tools.calculator", _calculator),
-    "code_interpreter": ("lector.tools.code_interpreter", _code_interpreter),
-    "web_fetch": ("lector.tools.web_fetch", _web_fetch),
+    "code_interpreter": ("lector.tools.code.interpreter", _code_interpreter),
+    "web_fetch": ("lector.tools.web.fetch", _web_fetch),
 }
 
 

@@ -59,7 +59,7 @@ class ServerConfig:
     tools: list[str] = field(default_factory=lambda: ["calculator", "code_interpreter", "web_fetch"])
     fetch_allow_hosts: list[str] = field(default_factory=list)
     mcp_config: Path | None = None
-    """A {"mcpServers": ...} JSON file whose servers' tools are added (tools/mcp_config.py)."""
+    """A {"mcpServers": ...} JSON file whose servers' tools are added (tools/mcp/config.py)."""
     """host:port pairs web_fetch may reach despite the SSRF rules (off by default; for tests)."""
 
     def resolved_token(self) -> str:

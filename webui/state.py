@@ -63,7 +63,7 @@ class AppState:
                 continue
             try:
                 if name == "web_fetch":
-                    from lector.tools.web_fetch import WebFetch
+                    from lector.tools.web.fetch import WebFetch
 
                     registry.register(WebFetch(allow_hosts=set(self.config.fetch_allow_hosts)))
                 else:
@@ -73,7 +73,7 @@ class AppState:
         for t in extra:
             registry.register(t)
         if self.config.mcp_config is not None:
-            from lector.tools.mcp_client import MCPHub
+            from lector.tools.mcp.client import MCPHub
 
             self.mcp_hub = MCPHub(self.config.mcp_config)
             for t in self.mcp_hub.tools():  # a server that fails to start is logged and stands in as one tool

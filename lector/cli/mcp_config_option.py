@@ -11,8 +11,8 @@ from typing import Any
 def open_mcp_tools(path: str | Path, prog: str) -> tuple[Any, list[Any]]:
     """(hub, tools) for a `--mcp-config FILE` option: starts the servers and reports on stderr those that
     failed (their tools are missing; the model sees why). A bad file ends the command with its reason."""
-    from lector.tools.mcp_client import MCPHub
-    from lector.tools.mcp_config import MCPConfigError
+    from lector.tools.mcp.client import MCPHub
+    from lector.tools.mcp.config import MCPConfigError
 
     try:
         hub = MCPHub(path)
@@ -28,7 +28,7 @@ def open_mcp_tools(path: str | Path, prog: str) -> tuple[Any, list[Any]]:
 
 def check_mcp_config(path: str | Path, prog: str) -> None:
     """End the command with the reason when the `--mcp-config` file is unreadable or malformed."""
-    from lector.tools.mcp_config import MCPConfigError, load_mcp_config
+    from lector.tools.mcp.config import MCPConfigError, load_mcp_config
 
     try:
         load_mcp_config(path)

@@ -18,14 +18,14 @@ def register(subparsers: Any) -> None:
 
 
 def run_setup(args: argparse.Namespace) -> int:
-    from lector.tools.sandbox import setup_env
+    from lector.tools.code.sandbox import setup_env
 
     print(f"sandbox environment ready: {setup_env(args.env)}")
     return 0
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from lector.tools.sandbox import INSTALL_HINT, bwrap_path, default_env_dir, env_ready
+    from lector.tools.code.sandbox import INSTALL_HINT, bwrap_path, default_env_dir, env_ready
 
     bwrap, env = bwrap_path(), default_env_dir()
     print(f"bwrap: {bwrap or 'MISSING - ' + INSTALL_HINT}")

@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 import pytest
-from lector.cli import main
 
+from lector.cli import main
 from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend

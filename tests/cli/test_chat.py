@@ -6,8 +6,8 @@ import io
 from typing import Any
 
 import pytest
-from lector.cli import main
 
+from lector.cli import main
 from lector.llm import factory
 from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend, call

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lector.retrieval.bm25_terms import tokenize
 from lector.retrieval.index import BM25Index, idf_value, top_k
-from lector.retrieval.tokenize import tokenize
 
 # --- tokenization -------------------------------------------------------------------------------------
 

@@ -21,8 +21,8 @@ from lector.agent.assistant import Assistant
 from lector.llm.messages import Message, ToolCall
 from lector.llm.scripted import ScriptedBackend
 from lector.tools.base import ToolResult
-from lector.tools.mcp_client import MCPHub, tool_name
-from lector.tools.mcp_config import MCPConfigError, load_mcp_config
+from lector.tools.mcp.client import MCPHub, tool_name
+from lector.tools.mcp.config import MCPConfigError, load_mcp_config
 from lector.tools.registry import ToolRegistry
 
 SERVER = str(Path(__file__).with_name("mcp_test_server.py"))

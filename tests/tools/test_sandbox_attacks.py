@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from lector.tools import sandbox
-from lector.tools.code_interpreter import KILL_GRACE, CodeInterpreter, Execution, SessionManager
-from lector.tools.sandbox import Limits
+from lector.tools.code import sandbox
+from lector.tools.code.interpreter import KILL_GRACE, CodeInterpreter, Execution, SessionManager
+from lector.tools.code.sandbox import Limits
 
 pytestmark = pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not installed")
 

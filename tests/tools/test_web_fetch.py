@@ -18,8 +18,8 @@ import pytest
 from lector.llm.messages import ToolCall
 from lector.tools.base import ToolContext
 from lector.tools.registry import ToolRegistry
-from lector.tools.url_policy import STATE_KEY, UrlPolicy, normalize_url, remember_urls, urls_in_text
-from lector.tools.web_fetch import WebFetch
+from lector.tools.web.fetch import WebFetch
+from lector.tools.web.policy import STATE_KEY, UrlPolicy, normalize_url, remember_urls, urls_in_text
 
 PAGE = """<!doctype html><html><head><title>The Lighthouse Keeper</title></head><body>
 <nav><a href="/">Home</a> <a href="/plain.txt">Plain</a></nav>

@@ -19,11 +19,11 @@ import httpx
 import httpx2
 import pytest
 import uvicorn
-from lector.cli import main as lector_main
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from lector.cli import main as lector_main
 from lector.webui.config import ServerConfig
 from lector.webui.mcp_server import build_mcp_server, http_app
 

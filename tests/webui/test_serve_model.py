@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from lector.cli import build_parser
 
+from lector.cli import build_parser
 from lector.llm.backend import Backend, ChatOptions, Delta, Usage
 from lector.llm.errors import ContextOverflowError
 from lector.llm.messages import Message, ToolSpec

@@ -1,6 +1,6 @@
 """The `code_interpreter` tool: stateful Python sessions, each in its own bubblewrap sandbox.
 
-Design: one long-lived sandboxed worker per conversation (bwrap running tools/sandbox_kernel.py,
+Design: one long-lived sandboxed worker per conversation (bwrap running tools/code/kernel.py,
 a small REPL that reads requests and answers JSON results), so variables, imports and files
 persist between calls like notebook cells, and a warm call costs a pipe round trip instead of a
 new sandbox and interpreter. Re-running every call with pickled state was rejected: modules,
@@ -42,13 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lector.tools import sandbox
 from lector.tools.base import Tool, ToolContext, ToolResult
-from lector.tools.sandbox import Limits, SandboxProcess, SandboxUnavailable
+from lector.tools.code import sandbox
+from lector.tools.code.sandbox import Limits, SandboxProcess, SandboxUnavailable
 
 log = logging.getLogger(__name__)
 
-KERNEL_SOURCE = (Path(__file__).with_name("sandbox_kernel.py")).read_text(encoding="utf-8")
+KERNEL_SOURCE = (Path(__file__).with_name("kernel.py")).read_text(encoding="utf-8")
 KILL_GRACE = 2.0
 """Seconds past the soft timeout before the host kills the sandbox."""
 MAX_CODE_CHARS = 200_000

@@ -18,7 +18,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from lector.tools.netguard import Blocked, NetGuard, Target
+from lector.tools.web.guard import Blocked, NetGuard, Target
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_USER_AGENT = "Lector/0.1 (web_fetch tool; a reading assistant)"

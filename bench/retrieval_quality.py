@@ -83,7 +83,7 @@ def make_queries(text: str, n: int, seed: int) -> list[str]:
     """Queries of 2-4 content words taken from random places in the text (so they have answers)."""
     import re
 
-    from lector.retrieval.tokenize import ENGLISH_STOP_WORDS
+    from lector.retrieval.bm25_terms import ENGLISH_STOP_WORDS
 
     rng = random.Random(seed)
     queries: list[str] = []
@@ -143,8 +143,8 @@ def worker_rebuild(path: str, cache: str, queries: list[str], k: int) -> dict:
     Our own cached tokenizer is used, which is faster than Qwen-Agent's, so this is a lower bound."""
     from rank_bm25 import BM25Okapi
 
+    from lector.retrieval.bm25_terms import tokenize
     from lector.retrieval.library import Library
-    from lector.retrieval.tokenize import tokenize
 
     lib = Library(cache_dir=cache)
     doc_id = lib.add_file(path)

@@ -1,7 +1,7 @@
 """The `web_fetch` tool: fetch a URL the conversation allows, safely, and return readable text.
 
-Safety: URL policy (tools/url_policy.py) -> SSRF guard on every hop (tools/netguard.py) ->
-connections pinned to validated addresses with caps on time, bytes and hops (tools/pinned_http.py).
+Safety: URL policy (tools/web/policy.py) -> SSRF guard on every hop (tools/web/guard.py) ->
+connections pinned to validated addresses with caps on time, bytes and hops (tools/web/transport.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import httpcore
 import httpx
 
 from lector.tools.base import Tool, ToolContext, ToolResult
-from lector.tools.netguard import Blocked, NetGuard, Resolver
-from lector.tools.pinned_http import (
+from lector.tools.web.extract import decode_text, html_to_page, kind_of, looks_binary, pretty_json
+from lector.tools.web.guard import Blocked, NetGuard, Resolver
+from lector.tools.web.policy import UrlPolicy, remember_urls
+from lector.tools.web.transport import (
     DEFAULT_USER_AGENT,
     FetchError,
     FetchOptions,
@@ -29,8 +31,6 @@ from lector.tools.pinned_http import (
     PinnedFetcher,
     human_bytes,
 )
-from lector.tools.url_policy import UrlPolicy, remember_urls
-from lector.tools.web_extract import decode_text, html_to_page, kind_of, looks_binary, pretty_json
 
 _DOC_EXTENSIONS = {
     "application/pdf": ".pdf",

@@ -9,9 +9,9 @@ import httpcore
 import pytest
 
 from lector.tools.base import ToolContext
-from lector.tools.netguard import AllowList, Blocked, NetGuard, describe_address, parse_ip_literal
-from lector.tools.pinned_http import BoundedDecoder
-from lector.tools.web_fetch import WebFetch
+from lector.tools.web.fetch import WebFetch
+from lector.tools.web.guard import AllowList, Blocked, NetGuard, describe_address, parse_ip_literal
+from lector.tools.web.transport import BoundedDecoder
 
 PUBLIC = "93.184.216.34"
 

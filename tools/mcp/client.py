@@ -1,6 +1,6 @@
 """Use the tools of MCP servers (stdio or streamable HTTP) as Lector tools, with the official `mcp` SDK.
 
-    hub = MCPHub("mcp.json")                      # or {"mcpServers": {...}}; see tools/mcp_config.py
+    hub = MCPHub("mcp.json")                      # or {"mcpServers": {...}}; see tools/mcp/config.py
     bot = Assistant(tools=["calculator", *hub.tools()])
     ...
     hub.close()                                   # or `with MCPHub(...) as hub:`; also closed at exit
@@ -42,7 +42,7 @@ import anyio
 import jsonschema
 
 from lector.tools.base import Tool, ToolContext, ToolResult
-from lector.tools.mcp_config import MCPServerConfig, load_mcp_config
+from lector.tools.mcp.config import MCPServerConfig, load_mcp_config
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Following names hop by hop (retrieval/bridges.py), with the SCRIPTED model reading the chain it is given."""
+"""Following names hop by hop (retrieval/follow_names.py), with the SCRIPTED model reading the chain it is given."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
-from lector.retrieval.bridges import BridgeConfig, follow_names, new_names
+from lector.retrieval.follow_names import BridgeConfig, follow_names, new_names
 from lector.retrieval.library import Library
 
 QUESTION = "At which school did the spouse of the person who started the Zorblat Company give lessons?"

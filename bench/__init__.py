@@ -1,0 +1,1 @@
+"""Benchmarks and evaluation, run as `python -m bench.<name>`."""

@@ -1,0 +1,1 @@
+"""Use the tools of MCP servers: their configuration and the client."""

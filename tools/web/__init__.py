@@ -1,0 +1,1 @@
+"""Fetch web pages safely: URL policy, address guard, pinned transport, extraction and the tool."""
