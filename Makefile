@@ -14,7 +14,7 @@ test: setup
 
 bench-qwen: setup
 	bash bench/setup_qwen_agent.sh
-	$(PY) bench/vs_qwen_agent.py
+	$(PY) -m bench.vs_qwen_agent
 
 setup: $(STAMP)
 

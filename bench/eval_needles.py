@@ -11,8 +11,8 @@ Per level it reports:
   accuracy     the expected answer appears in the model's answer
   calls, prompt/completion tokens and seconds per question
 
-    .venv/bin/python bench/eval_needles.py --sizes 128k --levels 1,2 --questions 6 --multihop 2
-    .venv/bin/python bench/eval_needles.py --no-model --sizes 128k,1m --questions 8 --multihop 4
+    .venv/bin/python -m bench.eval_needles --sizes 128k --levels 1,2 --questions 6 --multihop 2
+    .venv/bin/python -m bench.eval_needles --no-model --sizes 128k,1m --questions 8 --multihop 4
 
 `--no-model` measures only BM25 recall with the question's own terms (no LLM). `--seed` makes the haystack
 slice, the names, values, positions and question order reproducible.
@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "brown.txt.xz"
 CHARS_PER_TOKEN = 4.74  # Brown corpus: 6.13M characters, ~1.29M Qwen2.5 tokens

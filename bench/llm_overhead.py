@@ -5,7 +5,7 @@ and every trial starts with a fresh nonce so no prompt cache is reused. Speeds a
 caller's side (prompt: until the first token arrives; generation: first to last token); the engine's
 own timings are shown as well.
 
-    .venv/bin/python bench/llm_overhead.py [--model qwen2.5-coder-0.5b] [--trials 3] [--gen 64]
+    .venv/bin/python -m bench.llm_overhead [--model qwen2.5-coder-0.5b] [--trials 3] [--gen 64]
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lector.llm.backend import ChatOptions  # noqa: E402
-from lector.llm.embedded import EmbeddedBackend  # noqa: E402
-from lector.llm.messages import Message  # noqa: E402
+from lector.llm.backend import ChatOptions
+from lector.llm.embedded import EmbeddedBackend
+from lector.llm.messages import Message
 
 FILLER = (
     "Lector reads long documents in three levels: it retrieves chunks with BM25, reads the candidate "

@@ -2,9 +2,9 @@
 side by side with rank-bm25 rebuilt on every query (as Qwen-Agent does) and, when it is installed in
 its own virtualenv, Qwen-Agent's own document pipeline.
 
-    .venv/bin/python bench/retrieval.py                        # both sizes
-    .venv/bin/python bench/retrieval.py --sizes 1M --queries 30
-    .venv/bin/python bench/retrieval.py --qwen-agent /tmp/qa-venv/bin/python
+    .venv/bin/python -m bench.retrieval_quality                        # both sizes
+    .venv/bin/python -m bench.retrieval_quality --sizes 1M --queries 30
+    .venv/bin/python -m bench.retrieval_quality --qwen-agent /tmp/qa-venv/bin/python
 
 Text: ../shared/corpora (brown.txt.xz ~1.3M Qwen2.5 tokens; the 10M document is linux_docs.txt.xz
 plus brown, repeated until ~10M tokens). Every measurement runs in a fresh process, so peak memory
@@ -32,7 +32,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 CORPORA = ROOT.parent / "shared" / "corpora"
 SIZES = {"1M": 1_000_000, "10M": 10_000_000}
 

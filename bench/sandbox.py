@@ -1,6 +1,6 @@
 """Overhead of the sandboxed code interpreter per execution, side by side with a plain `python3 -c`.
 
-    .venv/bin/python bench/sandbox.py [--runs 30]
+    .venv/bin/python -m bench.sandbox [--runs 30]
 
 Rows (each runs a trivial snippet):
 - plain subprocess: `/usr/bin/python3 -I -c ...` (the interpreter the sandbox uses), no sandbox;
@@ -24,11 +24,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lector.tools.code import sandbox  # noqa: E402
-from lector.tools.code.interpreter import SessionManager  # noqa: E402
-from lector.tools.code.sandbox import Limits, SandboxProcess  # noqa: E402
+from lector.tools.code import sandbox
+from lector.tools.code.interpreter import SessionManager
+from lector.tools.code.sandbox import Limits, SandboxProcess
 
 SNIPPET = "print(1 + 1)"
 

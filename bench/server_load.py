@@ -4,7 +4,7 @@ For each concurrency level N, N chats stream at once over real HTTP on loopback.
 same turn run in process (run_agent with the same scripted model, no HTTP, no database), measured
 side by side in the same run. Targets: p50 added <= 5 ms, and 200 concurrent streams with no errors.
 
-usage: python bench/server_load.py [--levels 1,10,50,200] [--rounds 3]
+usage: python -m bench.server_load [--levels 1,10,50,200] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lector.agent.loop import run_agent  # noqa: E402
-from lector.llm.messages import Message  # noqa: E402
-from lector.llm.scripted import ScriptedBackend  # noqa: E402
-from lector.tools.registry import ToolRegistry  # noqa: E402
-from lector.webui.app import create_app  # noqa: E402
-from lector.webui.config import ServerConfig  # noqa: E402
-from tests.webui.live_server import TOKEN, free_port, wait_healthy  # noqa: E402
+from lector.agent.loop import run_agent
+from lector.llm.messages import Message
+from lector.llm.scripted import ScriptedBackend
+from lector.tools.registry import ToolRegistry
+from lector.webui.app import create_app
+from lector.webui.config import ServerConfig
+from tests.webui.live_server import TOKEN, free_port, wait_healthy
 
 REPLY = "This is an instant scripted answer streamed in several small pieces. " * 2
 

@@ -1,7 +1,7 @@
 """Fit and check retrieval.token_estimate against the real Qwen2.5 tokenizer.
 
-    .venv/bin/python bench/token_calibration.py            # check the shipped coefficients
-    .venv/bin/python bench/token_calibration.py --fit      # also least-squares fit new ones
+    .venv/bin/python -m bench.token_calibration            # check the shipped coefficients
+    .venv/bin/python -m bench.token_calibration --fit      # also least-squares fit new ones
 
 Text: English prose (Brown corpus) and reStructuredText (Linux docs) from ../shared/corpora, Python
 source from the standard library, Chinese from the zh_CN message catalogues installed with Debian
@@ -22,9 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from lector.retrieval.token_estimate import COEFFICIENTS, features, reference_tokenizer  # noqa: E402
+from lector.retrieval.token_estimate import COEFFICIENTS, features, reference_tokenizer
 
 CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
 

@@ -19,8 +19,8 @@ Qwen-Agent runs in its own venv (bash bench/setup_qwen_agent.sh) through bench/q
 generate_cfg.max_input_tokens 7500 and the RAG max_ref_token 3000 (its defaults assume a 58k window), and
 with .txt files forced to the txt type (its sniffing calls text with a stray `<p` HTML).
 
-    bash bench/setup_qwen_agent.sh && .venv/bin/python bench/vs_qwen_agent.py
-    .venv/bin/python bench/vs_qwen_agent.py --model qwen2.5-coder-0.5b --sizes 128k --questions 3 --multihop 1
+    bash bench/setup_qwen_agent.sh && .venv/bin/python -m bench.vs_qwen_agent
+    .venv/bin/python -m bench.vs_qwen_agent --model qwen2.5-coder-0.5b --sizes 128k --questions 3 --multihop 1
 """
 
 from __future__ import annotations
@@ -43,12 +43,10 @@ from typing import Any
 
 import httpx
 
+from bench.eval_needles import Question, correct, haystack, make_questions, place
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-sys.path.insert(0, str(ROOT))
-sys.path.append(str(BENCH))  # after ROOT: bench/retrieval.py must not shadow the package
-
-from eval_needles import Question, correct, haystack, make_questions, place  # noqa: E402
 
 SIZES = {"32k": 32_000, "128k": 128_000, "1m": 1_000_000}
 QA_VENV = BENCH / ".qwen-agent-venv"
