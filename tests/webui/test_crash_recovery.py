@@ -77,16 +77,20 @@ def test_kill_during_page_ingestion(tmp_path: Path) -> None:
             assert r.status_code == 201
             acked.append(r.json()["id"])
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        statuses: set[str] = set()
+        while time.monotonic() < deadline and "ingesting" not in statuses:
             statuses = {p["status"] for p in httpx.get(base + "/pages", headers=AUTH).json()}
-            if "ingesting" in statuses:
-                break
             time.sleep(0.01)
+        assert "ingesting" in statuses, f"no page was being ingested when the server was to be killed: {statuses}"
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
     finally:
         proc.kill()
-    assert integrity(tmp_path / "lector.db") == "ok"
+    db = tmp_path / "lector.db"
+    assert integrity(db) == "ok"
+    with sqlite3.connect(db) as conn:
+        left = [row[0] for row in conn.execute("SELECT status FROM pages")]
+    assert len(left) == len(acked) and any(status != "ready" for status in left), left
     port = free_port()
     proc = start_subprocess_server(tmp_path, port)
     base = f"http://127.0.0.1:{port}"
