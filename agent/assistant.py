@@ -9,8 +9,9 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from importlib.metadata import entry_points
 from typing import Any
 
+from lector.agent.aio import SafeAclosing
 from lector.agent.events import ErrorEvent, Event, Final
-from lector.agent.loop import SafeAclosing, run_agent
+from lector.agent.loop import run_agent
 from lector.llm.backend import Backend, ChatOptions, Usage, iterate_in_thread
 from lector.llm.errors import LLMError
 from lector.llm.messages import Message
@@ -154,9 +155,7 @@ class Assistant:
         except RuntimeError:  # the turn's loop has closed: nothing left to stop
             pass
 
-    async def astream(
-        self, user_text: str, *, cancel: asyncio.Event | None = None
-    ) -> AsyncGenerator[Event, None]:
+    async def astream(self, user_text: str, *, cancel: asyncio.Event | None = None) -> AsyncGenerator[Event, None]:
         """Answer `user_text`, streaming events; the conversation keeps the turn (even a cancelled one)."""
         if self._running is not None:
             raise RuntimeError("this Assistant is already answering; ask one question at a time")

@@ -21,16 +21,16 @@ from lector.agent.events import (
     ToolCallStarted,
     parse_event,
 )
-from lector.agent.loop import (
+from lector.agent.loop import run_agent
+from lector.agent.stop_rules import (
     ANSWER_NOTE,
     BUDGET_NOTE,
     CALL_ERROR_NOTE,
-    CANCELLED_TOOL,
     EMPTY_BUDGET_ANSWER,
     REPEAT_NOTE,
     STUCK_NOTE,
-    run_agent,
 )
+from lector.agent.tool_round import CANCELLED_TOOL
 from lector.llm.backend import Backend, ChatOptions, Delta, Usage
 from lector.llm.errors import BackendUnavailableError
 from lector.llm.messages import Message, ToolCall, ToolSpec
