@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lector.tools.code import sandbox
-from lector.tools.code.interpreter import SessionManager
+from lector.tools.code.manager import SessionManager
 from lector.tools.code.sandbox import Limits, SandboxProcess
 
 SNIPPET = "print(1 + 1)"

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, ClassVar, get_type_hints
 
 from pydantic import BaseModel, Field, create_model
 
@@ -48,20 +48,81 @@ class ToolContext:
 
 
 class Tool(ABC):
-    """A tool. Set `name`, `description`, `parameters` (JSON schema) and implement `run`."""
+    """A tool: a `name`, a `description`, its arguments, and `run`.
+
+    Declare the arguments as a pydantic model named `Args`: `parameters` (the JSON schema the model sees)
+    is derived from it, and `run` receives a validated `Args` instance. A tool whose schema comes from
+    elsewhere (an MCP server's) sets `parameters` itself and receives the arguments as a dict.
+    """
 
     name: str = ""
     description: str = ""
+    Args: ClassVar[type[BaseModel] | None] = None
     parameters: dict[str, Any] = {"type": "object", "properties": {}}
     timeout: float = 60.0
     """Seconds the registry lets one call run before it reports a timeout to the model."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        model = cls.__dict__.get("Args")
+        if model is not None:
+            cls.parameters = function_schema(model)
+
+    def parse(self, args: dict[str, Any]) -> Any:
+        """What `run` receives for arguments that passed `parameters`: an `Args` instance, else the dict.
+
+        Raises pydantic's ValidationError when the model refuses them (a validator the schema cannot express).
+        """
+        return args if self.Args is None else self.Args.model_validate(args)
+
     @abstractmethod
-    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult | str:
-        """Run with arguments already validated against `parameters`."""
+    async def run(self, args: Any, ctx: ToolContext) -> ToolResult | str:
+        """Run with validated arguments, as `parse` gives them."""
 
     def spec(self) -> ToolSpec:
         return ToolSpec(name=self.name, description=self.description, parameters=self.parameters)
+
+
+_VALUE_KEYS = frozenset({"default", "examples", "const", "enum"})
+"""Keys whose values are data, not schemas: left as they are."""
+
+
+def function_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A pydantic model's JSON schema as function calling wants it.
+
+    References are inlined (models often read `$defs` badly), titles are dropped (noise in the prompt),
+    and the top level refuses unknown keys unless the model allows extra fields.
+    """
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+    clean = _inline(schema, defs, ())
+    clean.setdefault("properties", {})
+    clean.setdefault("additionalProperties", False)
+    return clean
+
+
+def _inline(node: Any, defs: dict[str, Any], seen: tuple[str, ...]) -> Any:
+    if isinstance(node, list):
+        return [_inline(item, defs, seen) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        name = ref.removeprefix("#/$defs/")
+        if name in seen:
+            raise ValueError(f"the schema of {name} refers to itself, which function calling cannot express")
+        out.update(_inline(defs[name], defs, (*seen, name)))
+    for key, value in node.items():
+        if key == "$ref" or (key == "title" and isinstance(value, str)):
+            continue
+        if key == "properties" and isinstance(value, dict):
+            out[key] = {prop: _inline(sub, defs, seen) for prop, sub in value.items()}
+        elif key in _VALUE_KEYS:
+            out[key] = value
+        else:
+            out[key] = _inline(value, defs, seen)
+    return out
 
 
 _PARAM_DOC = re.compile(r"^\s*(?::param\s+)?(\w+)\s*(?:\([^)]*\))?\s*:\s*(.+)$")
@@ -121,14 +182,7 @@ def schema_from_signature(fn: Callable[..., Any]) -> tuple[str, dict[str, Any]]:
         annotation = hints.get(pname, Any)
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (annotation, Field(default, description=param_docs.get(pname)))
-    model = create_model(f"{fn.__name__}_args", **fields)
-    schema = model.model_json_schema()
-    schema.pop("title", None)
-    for prop in schema.get("properties", {}).values():
-        prop.pop("title", None)
-    schema.setdefault("properties", {})
-    schema["additionalProperties"] = False
-    return description, schema
+    return description, function_schema(create_model(f"{fn.__name__}_args", **fields))
 
 
 class FunctionTool(Tool):

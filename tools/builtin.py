@@ -20,7 +20,7 @@ def _calculator() -> Tool:
 
 
 def _code_interpreter() -> Tool:
-    from lector.tools.code.interpreter import CodeInterpreter
+    from lector.tools.code.tool import CodeInterpreter
 
     return CodeInterpreter()
 
@@ -33,7 +33,7 @@ def _web_fetch() -> Tool:
 
 _BUILTINS: dict[str, tuple[str, Callable[[], Tool]]] = {
     "calculator": ("lector.tools.calculator", _calculator),
-    "code_interpreter": ("lector.tools.code.interpreter", _code_interpreter),
+    "code_interpreter": ("lector.tools.code.tool", _code_interpreter),
     "web_fetch": ("lector.tools.web.fetch", _web_fetch),
 }
 
@@ -49,10 +49,3 @@ def builtin_tools() -> dict[str, Callable[[], Tool]]:
     """Factories of the built-in tools present in this installation, by tool name."""
     return {name: factory for name, (module, factory) in _BUILTINS.items() if _available(module)}
 
-
-def make_builtin(name: str) -> Tool:
-    """A fresh instance of the built-in tool `name`. Raises KeyError for an unknown name."""
-    factories = builtin_tools()
-    if name not in factories:
-        raise KeyError(f"no built-in tool named {name!r}; built-ins: {', '.join(factories)}")
-    return factories[name]()

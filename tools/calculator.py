@@ -41,13 +41,6 @@ class CalculatorError(ValueError):
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "tau": math.tau, "inf": math.inf}
 
 
-def _bits_of(x: Number) -> float:
-    """log2 of the magnitude, for size estimates (0 for 0)."""
-    if isinstance(x, int):
-        return float(x.bit_length())
-    return math.log2(abs(x)) if x and math.isfinite(x) else 0.0
-
-
 def _check_bits(bits: float, what: str = "result") -> None:
     if bits > MAX_INT_BITS:
         digits = math.ceil(bits / LOG2_10)
@@ -209,32 +202,52 @@ _UNICODE_OPERATORS = str.maketrans({"×": "*", "÷": "/", "−": "-", "–": "-"
 
 def _check_shape(tree: ast.AST) -> None:
     """Refuse any syntax outside the whitelist, before evaluating anything."""
-    count = 0
-    for node in ast.walk(tree):
-        count += 1
+    for count, node in enumerate(ast.walk(tree), 1):
         if count > MAX_NODES:
             raise CalculatorError(f"the expression is too complex (over {MAX_NODES} parts)")
-        if isinstance(node, ast.Constant):
-            if isinstance(node.value, bool) or not isinstance(node.value, int | float):
-                raise CalculatorError(f"only numbers are allowed, not {type(node.value).__name__} values")
-        elif isinstance(node, ast.Name):
-            if node.id not in CONSTANTS and node.id not in FUNCTIONS:
-                raise CalculatorError(f"unknown name {node.id!r}; " + _known_names())
-        elif isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-                raise CalculatorError("only the math functions can be called; " + _known_names())
-            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
-                raise CalculatorError("functions take plain positional arguments only")
-            if len(node.args) > MAX_ARGS:
-                raise CalculatorError(f"too many arguments (over {MAX_ARGS})")
-        elif isinstance(node, ast.BinOp):
-            if type(node.op) not in BINARY_OPS:
-                raise CalculatorError(OP_HINTS.get(type(node.op), "unsupported operator"))
-        elif isinstance(node, ast.UnaryOp):
-            if not isinstance(node.op, ast.UAdd | ast.USub):
-                raise CalculatorError("only unary + and - are supported")
+        check = _NODE_CHECKS.get(type(node))
+        if check is not None:
+            check(node)
         elif not isinstance(node, ast.Expression | ast.Load | ast.operator | ast.unaryop):
             raise CalculatorError(f"{type(node).__name__} is not allowed in a calculation")
+
+
+def _check_constant(node: ast.Constant) -> None:
+    if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+        raise CalculatorError(f"only numbers are allowed, not {type(node.value).__name__} values")
+
+
+def _check_name(node: ast.Name) -> None:
+    if node.id not in CONSTANTS and node.id not in FUNCTIONS:
+        raise CalculatorError(f"unknown name {node.id!r}; " + _known_names())
+
+
+def _check_call(node: ast.Call) -> None:
+    if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+        raise CalculatorError("only the math functions can be called; " + _known_names())
+    if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+        raise CalculatorError("functions take plain positional arguments only")
+    if len(node.args) > MAX_ARGS:
+        raise CalculatorError(f"too many arguments (over {MAX_ARGS})")
+
+
+def _check_binop(node: ast.BinOp) -> None:
+    if type(node.op) not in BINARY_OPS:
+        raise CalculatorError(OP_HINTS.get(type(node.op), "unsupported operator"))
+
+
+def _check_unaryop(node: ast.UnaryOp) -> None:
+    if not isinstance(node.op, ast.UAdd | ast.USub):
+        raise CalculatorError("only unary + and - are supported")
+
+
+_NODE_CHECKS: dict[type[ast.AST], Callable[[Any], None]] = {
+    ast.Constant: _check_constant,
+    ast.Name: _check_name,
+    ast.Call: _check_call,
+    ast.BinOp: _check_binop,
+    ast.UnaryOp: _check_unaryop,
+}
 
 
 def _known_names() -> str:

@@ -10,6 +10,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import jsonschema
+from pydantic import ValidationError
 
 from lector.llm.messages import ToolCall, ToolSpec
 from lector.tools.base import FunctionTool, Tool, ToolContext, ToolResult
@@ -88,10 +89,14 @@ class ToolRegistry:
         if not isinstance(args, dict):
             return ToolResult.failure(f"Error: arguments for {call.name} must be a JSON object.")
         problem = validation_error(args, t.parameters)
+        try:
+            parsed = None if problem else t.parse(args)
+        except ValidationError as exc:
+            problem = model_error(exc)
         if problem:
             return ToolResult.failure(f"Error: invalid arguments for {call.name}: {problem}")
         try:
-            result = await asyncio.wait_for(t.run(args, ctx), timeout=t.timeout)
+            result = await asyncio.wait_for(t.run(parsed, ctx), timeout=t.timeout)
         except TimeoutError:
             return ToolResult.failure(
                 f"Error: {call.name} did not finish within {t.timeout:g} s and was stopped."
@@ -112,3 +117,10 @@ def validation_error(args: dict[str, Any], schema: dict[str, Any]) -> str | None
         return None
     where = "/".join(str(p) for p in error.absolute_path)
     return f"{where}: {error.message}" if where else error.message
+
+
+def model_error(exc: ValidationError) -> str:
+    """A one-line description of the first error pydantic found."""
+    error = exc.errors(include_url=False)[0]
+    where = "/".join(str(p) for p in error["loc"])
+    return f"{where}: {error['msg']}" if where else error["msg"]

@@ -13,8 +13,10 @@ import pytest
 from lector.llm.messages import ToolCall
 from lector.tools.base import ToolContext
 from lector.tools.code import sandbox
-from lector.tools.code.interpreter import CONTENT_CAP, CodeInterpreter, shutdown_all
+from lector.tools.code.execution import CONTENT_CAP
+from lector.tools.code.manager import SessionManager, shutdown_all
 from lector.tools.code.sandbox import Limits
+from lector.tools.code.tool import CodeInterpreter
 from lector.tools.registry import ToolRegistry
 
 pytestmark = pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not installed")
@@ -29,7 +31,7 @@ def interp() -> Iterator[CodeInterpreter]:
 
 
 async def run(tool: CodeInterpreter, code: str, conversation: str = "c1", **ctx_kw: object):
-    return await tool.run({"code": code}, ToolContext(conversation_id=conversation, **ctx_kw))  # type: ignore[arg-type]
+    return await tool.run(tool.Args(code=code), ToolContext(conversation_id=conversation, **ctx_kw))  # type: ignore[arg-type]
 
 
 async def test_state_persists_across_calls(interp: CodeInterpreter) -> None:
@@ -211,8 +213,6 @@ async def test_unicode_control_characters_and_lone_surrogates_survive(interp: Co
 
 
 def test_least_recently_used_session_is_evicted_beyond_the_cap() -> None:
-    from lector.tools.code.interpreter import SessionManager
-
     manager = SessionManager(Limits(timeout=10), max_sessions=2, prewarm=False)
     try:
         for key in ("one", "two", "three"):
@@ -227,8 +227,6 @@ def test_least_recently_used_session_is_evicted_beyond_the_cap() -> None:
 
 
 def test_conversation_ids_that_look_alike_get_distinct_folders() -> None:
-    from lector.tools.code.interpreter import SessionManager
-
     manager = SessionManager(prewarm=False)
     try:
         folders = {manager.workdir_for(k) for k in ("a/b", "a_b", "a b", "../x", "é")}

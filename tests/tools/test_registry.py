@@ -6,16 +6,25 @@ import asyncio
 import importlib
 import sys
 import textwrap
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lector.llm.messages import ToolCall
-from lector.tools.base import FunctionTool, Tool, ToolContext, ToolResult, schema_from_signature, tool
-from lector.tools.builtin import builtin_tools, make_builtin
+from lector.tools.base import (
+    FunctionTool,
+    Tool,
+    ToolContext,
+    ToolResult,
+    function_schema,
+    schema_from_signature,
+    tool,
+)
+from lector.tools.builtin import builtin_tools
 from lector.tools.registry import ToolRegistry, validation_error
 
 
@@ -47,15 +56,38 @@ class Counter(Tool):
 
     name = "counter"
     description = "Count calls."
-    parameters = {"type": "object", "properties": {"step": {"type": "integer"}}, "additionalProperties": False}
+
+    class Args(BaseModel):
+        step: int = Field(1, description="how much to add")
+
+        @field_validator("step")
+        @classmethod
+        def positive(cls, step: int) -> int:
+            if step < 1:
+                raise ValueError("the step must be positive")
+            return step
 
     def __init__(self) -> None:
         self.count = 0
+        self.seen: list[object] = []
 
-    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult | str:
-        self.count += int(args.get("step", 1))
+    async def run(self, args: Args, ctx: ToolContext) -> ToolResult | str:
+        self.seen.append(args)
+        self.count += args.step
         ctx.state["counter"] = self.count
         return str(self.count)
+
+
+class Remote(Tool):
+    """A tool whose schema comes from elsewhere (as an MCP server's does): it gets the arguments as a dict."""
+
+    name = "remote"
+
+    def __init__(self) -> None:
+        self.parameters = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
+        return f"{type(args).__name__}:{args['n']}"
 
 
 def call(name: str, arguments: str = "{}") -> ToolCall:
@@ -104,6 +136,56 @@ def test_tool_decorator_bare_and_with_arguments() -> None:
     assert echo.spec().to_openai()["function"]["name"] == "echo_text"
 
 
+class Point(BaseModel):
+    """A point."""
+
+    x: float
+    y: float = 0.0
+
+
+class Shape(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    title: str = Field(description="a property that happens to be called title")
+    corners: list[Point]
+    centre: Point | None = Field(None, description="where it is")
+
+
+def test_class_tool_schema_comes_from_its_args_model() -> None:
+    assert Counter.parameters == {
+        "type": "object",
+        "properties": {"step": {"type": "integer", "default": 1, "description": "how much to add"}},
+        "additionalProperties": False,
+    }
+    assert Counter().spec().parameters == Counter.parameters
+
+
+def test_function_schema_inlines_references_and_drops_titles() -> None:
+    schema = function_schema(Shape)
+    assert "$defs" not in schema and "$ref" not in str(schema)
+    assert schema["additionalProperties"] is True  # the model allows extra fields
+    props = schema["properties"]
+    assert props["title"] == {"type": "string", "description": "a property that happens to be called title"}
+    point = {
+        "type": "object",
+        "description": "A point.",
+        "properties": {"x": {"type": "number"}, "y": {"type": "number", "default": 0.0}},
+        "required": ["x"],
+    }
+    assert props["corners"] == {"type": "array", "items": point}
+    assert props["centre"]["anyOf"] == [point, {"type": "null"}]
+    assert props["centre"]["description"] == "where it is"
+    assert schema["required"] == ["title", "corners"]
+
+
+def test_function_schema_refuses_a_model_that_refers_to_itself() -> None:
+    class Tree(BaseModel):
+        children: list[Tree] = []
+
+    with pytest.raises(ValueError, match="refers to itself"):
+        function_schema(Tree)
+
+
 async def test_function_tool_runs_sync_async_and_with_ctx() -> None:
     ctx = ToolContext(conversation_id="c1")
     assert await FunctionTool(search).run({"query": "q"}, ctx) == "q:5:fast:None"
@@ -144,13 +226,29 @@ def test_registry_rejects_nameless_and_non_tools() -> None:
         ToolRegistry([42])  # type: ignore[list-item]
 
 
-async def test_class_tool_keeps_state() -> None:
+async def test_class_tool_keeps_state_and_receives_its_args_model() -> None:
     counter = Counter()
     registry = ToolRegistry([counter])
     ctx = ToolContext()
     assert (await registry.execute(call("counter"), ctx)).content == "1"
     assert (await registry.execute(call("counter", '{"step": 5}'), ctx)).content == "6"
     assert counter.count == 6 and ctx.state["counter"] == 6
+    assert counter.seen == [Counter.Args(step=1), Counter.Args(step=5)]
+
+
+async def test_a_tool_without_args_model_receives_the_dict() -> None:
+    registry = ToolRegistry([Remote()])
+    assert (await registry.execute(call("remote", '{"n": 3}'))).content == "dict:3"
+    bad = await registry.execute(call("remote", '{"n": "three"}'))
+    assert bad.error and bad.content == "Error: invalid arguments for remote: n: 'three' is not of type 'integer'"
+
+
+async def test_args_model_validators_refuse_with_a_short_message() -> None:
+    counter = Counter()
+    result = await ToolRegistry([counter]).execute(call("counter", '{"step": 0}'))
+    assert result.error
+    assert result.content == "Error: invalid arguments for counter: step: Value error, the step must be positive"
+    assert counter.seen == []  # the tool never ran
 
 
 async def test_execute_success() -> None:
@@ -209,25 +307,35 @@ async def test_exception_inside_tool_is_a_short_message(caplog: pytest.LogCaptur
 
 
 async def test_hanging_tool_times_out() -> None:
+    cancelled = asyncio.Event()
+    released = threading.Event()
+    finished: list[str] = []
+
     @tool(timeout=0.2)
     async def hang() -> str:
         """Never returns."""
-        await asyncio.sleep(3600)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
         return "done"
 
     @tool(timeout=0.2)
     def hang_sync() -> str:
-        """Blocks a worker thread for a while."""
-        time.sleep(1.5)
+        """Blocks a worker thread until the test releases it."""
+        released.wait(30)
+        finished.append("hang_sync")
         return "done"
 
     registry = ToolRegistry([hang, hang_sync])
     for name in ("hang", "hang_sync"):
-        start = time.perf_counter()
         result = await registry.execute(call(name))
-        assert time.perf_counter() - start < 1.2  # returns at the timeout, not when the tool ends
         assert result.error
         assert result.content == f"Error: {name} did not finish within 0.2 s and was stopped."
+    assert cancelled.is_set()  # the async tool's work was stopped
+    assert finished == []  # the registry answered while the sync tool still ran
+    released.set()
 
 
 async def test_cancellation_propagates() -> None:
@@ -274,7 +382,7 @@ def _make_plugin(root: Path, dist: str, module: str, entries: dict[str, str], so
 
 
 PLUGIN_SOURCE = """
-    from typing import Any
+    from pydantic import BaseModel
 
     from lector.tools.base import Tool, ToolContext, tool
 
@@ -293,10 +401,12 @@ PLUGIN_SOURCE = """
     class Reverse(Tool):
         name = "reverse"
         description = "Reverse the text."
-        parameters = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
 
-        async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
-            return args["text"][::-1]
+        class Args(BaseModel):
+            text: str
+
+        async def run(self, args: Args, ctx: ToolContext) -> str:
+            return args.text[::-1]
 """
 
 
@@ -363,15 +473,16 @@ def test_no_entry_points_is_fine() -> None:
 # ---------------------------------------------------------------- built-ins
 
 
-def test_builtin_tools() -> None:
+def test_builtin_factories_build_fresh_tools_of_their_name() -> None:
     factories = builtin_tools()
-    assert "calculator" in factories
-    calc = make_builtin("calculator")
-    assert calc.name == "calculator" and calc is not make_builtin("calculator")
+    assert set(factories) == {"calculator", "code_interpreter", "web_fetch"}
     for name, factory in factories.items():
-        assert callable(factory), name
-    with pytest.raises(KeyError):
-        make_builtin("nope")
+        first, second = factory(), factory()
+        assert first.name == second.name == name and first is not second
+        for made in (first, second):
+            close = getattr(made, "close", None)
+            if close is not None:
+                close()
 
 
 def test_docstring_sections_and_continuations() -> None:

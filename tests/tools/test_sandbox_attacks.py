@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 
 from lector.tools.code import sandbox
-from lector.tools.code.interpreter import KILL_GRACE, CodeInterpreter, Execution, SessionManager
+from lector.tools.code.execution import Execution
+from lector.tools.code.manager import SessionManager
 from lector.tools.code.sandbox import Limits
+from lector.tools.code.session import KILL_GRACE
+from lector.tools.code.tool import CodeInterpreter
 
 pytestmark = pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not installed")
 

@@ -145,7 +145,7 @@ def make(srv: ThreadingHTTPServer, tmp_path: Path, **kw: object) -> WebFetch:
 
 
 async def fetch(tool: WebFetch, url: str, ctx: ToolContext | None = None):  # type: ignore[no-untyped-def]
-    return await tool.run({"url": url}, ctx or ToolContext())
+    return await tool.run(tool.Args(url=url), ctx or ToolContext())
 
 
 async def test_html_becomes_text_title_and_links(server: ThreadingHTTPServer, tmp_path: Path) -> None:

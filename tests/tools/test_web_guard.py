@@ -211,7 +211,7 @@ def test_the_table_is_big_enough() -> None:
 @pytest.mark.parametrize(("url", "reason"), HOSTILE, ids=[u[:60] for u, _ in HOSTILE])
 async def test_hostile_url_is_refused(url: str, reason: str) -> None:
     net = FakeNet()
-    result = await make_tool(net).run({"url": url}, ToolContext())
+    result = await make_tool(net).run(WebFetch.Args(url=url), ToolContext())
     assert result.error, result.content
     assert reason in result.content
     for host, _ in net.connects:  # whatever was reached was a validated public address
@@ -221,7 +221,7 @@ async def test_hostile_url_is_refused(url: str, reason: str) -> None:
 async def test_dns_rebinding_is_caught_on_the_next_hop() -> None:
     net = FakeNet()
     rebinder = Rebinder("93.184.216.50", "127.0.0.1")
-    result = await make_tool(net, resolver=rebinder).run({"url": "http://rebind.test/"}, ToolContext())
+    result = await make_tool(net, resolver=rebinder).run(WebFetch.Args(url="http://rebind.test/"), ToolContext())
     assert result.error
     assert "rebind.test resolves to 127.0.0.1, a loopback address" in result.content
     assert net.connects == [("93.184.216.50", 80)]
@@ -229,7 +229,7 @@ async def test_dns_rebinding_is_caught_on_the_next_hop() -> None:
 
 async def test_connection_goes_to_the_validated_address_only() -> None:
     net = FakeNet()
-    result = await make_tool(net).run({"url": "http://example.com/"}, ToolContext())
+    result = await make_tool(net).run(WebFetch.Args(url="http://example.com/"), ToolContext())
     assert not result.error, result.content
     assert "hello" in result.content
     assert net.connects == [(PUBLIC, 80)]
@@ -237,7 +237,7 @@ async def test_connection_goes_to_the_validated_address_only() -> None:
 
 async def test_a_fine_redirect_chain_is_followed() -> None:
     net = FakeNet()
-    result = await make_tool(net, max_redirects=10).run({"url": "http://hop5.test/"}, ToolContext())
+    result = await make_tool(net, max_redirects=10).run(WebFetch.Args(url="http://hop5.test/"), ToolContext())
     assert result.error  # hop9 redirects to hop10, which does not resolve
     assert "redirect to http://hop10.test/ refused: DNS lookup failed for hop10.test" in result.content
     assert [h for h, _ in net.connects] == [f"93.184.217.{i}" for i in range(5, 10)]

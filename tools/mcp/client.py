@@ -40,6 +40,7 @@ from typing import IO, Any, TypeVar
 
 import anyio
 import jsonschema
+from pydantic import BaseModel, ConfigDict, Field
 
 from lector.tools.base import Tool, ToolContext, ToolResult
 from lector.tools.mcp.config import MCPServerConfig, load_mcp_config
@@ -553,6 +554,9 @@ class MCPTool(Tool):
 class ReadResourceTool(Tool):
     """Reads a resource of an MCP server by URI; the description lists the server's resources."""
 
+    class Args(BaseModel):
+        uri: str = Field(description="the resource URI")
+
     def __init__(self, hub: MCPHub, cfg: MCPServerConfig, listing: _Listing, name: str) -> None:
         self.hub = hub
         self.server = cfg.name
@@ -571,20 +575,17 @@ class ReadResourceTool(Tool):
                 about = tpl.description or tpl.title or tpl.name
                 lines.append(f"- {tpl.uri_template}" + (f" ({about})" if about else ""))
         self.description = "\n".join(lines)
-        self.parameters = {
-            "type": "object",
-            "properties": {"uri": {"type": "string", "description": "the resource URI"}},
-            "required": ["uri"],
-            "additionalProperties": False,
-        }
         self.timeout = cfg.timeout + cfg.startup_timeout + 5
 
-    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        return await self.hub.read_resource(self.server, args["uri"], self.name)
+    async def run(self, args: Args, ctx: ToolContext) -> ToolResult:
+        return await self.hub.read_resource(self.server, args.uri, self.name)
 
 
 class UnavailableServerTool(Tool):
     """Stands in for a server that failed to start, so the model learns why its tools are missing."""
+
+    class Args(BaseModel):
+        model_config = ConfigDict(extra="allow")  # any arguments: the answer is the same
 
     def __init__(self, server: str, error: str, taken: set[str]) -> None:
         self.name = tool_name(server, "unavailable", taken)
@@ -593,17 +594,8 @@ class UnavailableServerTool(Tool):
             f"The MCP server {server!r} could not be started, so its tools are missing: {error[:300]} "
             "Calling this tool only repeats that."
         )
-        self.parameters = {"type": "object", "properties": {}}
         self.timeout = 5
 
-    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    async def run(self, args: Args, ctx: ToolContext) -> ToolResult:
         return ToolResult.failure(f"Error: {self.error}")
 
-
-def mcp_tools(config: Any, **kwargs: Any) -> list[Tool]:
-    """The tools of the MCP servers in `config` (a JSON file path, a mapping, or server configs).
-
-    Starts the servers now and keeps them running until the process exits; use MCPHub to close them
-    earlier. Keyword arguments go to MCPHub (max_restarts, timeout, startup_timeout).
-    """
-    return MCPHub(config, **kwargs).tools()

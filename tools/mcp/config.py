@@ -47,11 +47,6 @@ class MCPServerConfig:
     def transport(self) -> str:
         return "http" if self.url else "stdio"
 
-    def describe(self) -> str:
-        if self.url:
-            return self.url
-        return " ".join([self.command or "", *self.args])
-
 
 def _expand(value: str) -> str:
     return _VAR.sub(lambda m: os.environ.get(m.group(1), ""), value)

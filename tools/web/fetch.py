@@ -13,11 +13,11 @@ import ssl
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 import httpcore
 import httpx
+from pydantic import BaseModel, Field
 
 from lector.tools.base import Tool, ToolContext, ToolResult
 from lector.tools.web.extract import decode_text, html_to_page, kind_of, looks_binary, pretty_json
@@ -54,12 +54,9 @@ class WebFetch(Tool):
         "with its title and links; PDFs and other documents are saved as files for the document "
         "tools. Only URLs the user gave, or links from pages already fetched, may be fetched."
     )
-    parameters: dict[str, Any] = {
-        "type": "object",
-        "properties": {"url": {"type": "string", "description": "The full http:// or https:// URL."}},
-        "required": ["url"],
-        "additionalProperties": False,
-    }
+
+    class Args(BaseModel):
+        url: str = Field(description="The full http:// or https:// URL.")
 
     def __init__(
         self,
@@ -104,8 +101,8 @@ class WebFetch(Tool):
         )
         self.timeout = timeout + 30.0  # the fetch enforces its own limit; leave room for extraction
 
-    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        url = str(args.get("url", "")).strip()
+    async def run(self, args: Args, ctx: ToolContext) -> ToolResult:
+        url = args.url.strip()
         refusal = self.policy.check(url, ctx)
         if refusal:
             return ToolResult(content=refusal, error=True, source=url)

@@ -71,6 +71,21 @@ class LookupFailed(Blocked):
     """The name did not resolve."""
 
 
+_FLAGS_FIRST = (
+    ("is_unspecified", "an unspecified address"),
+    ("is_loopback", "a loopback address"),
+    ("is_link_local", "a link-local address"),
+    ("is_multicast", "a multicast address"),
+)
+"""Properties of an address checked before the named ranges, with the reason each gives."""
+_FLAGS_LAST = (
+    ("is_site_local", "a site-local address"),
+    ("is_private", "a private address"),
+    ("is_reserved", "a reserved address"),
+)
+"""Checked after the named ranges, whose labels are more precise."""
+
+
 def describe_address(ip: IPAddress) -> str | None:
     """Why an address must not be reached ('a private address'), or None when it is public."""
     if ip in METADATA_ADDRESSES:
@@ -82,26 +97,16 @@ def describe_address(ip: IPAddress) -> str | None:
                 return f"{label} of {embedded}, {reason}"
         if ip in _NAT64 or ip.sixtofour is not None:
             return None  # a translator's route to a public IPv4 address (IPv6-only networks use NAT64)
-    if ip.is_unspecified:
-        return "an unspecified address"
-    if ip.is_loopback:
-        return "a loopback address"
-    if ip.is_link_local:
-        return "a link-local address"
-    if ip.is_multicast:
-        return "a multicast address"
+    for flag, reason in _FLAGS_FIRST:
+        if getattr(ip, flag):
+            return reason
     for network, label in _RANGES:
         if ip.version == network.version and ip in network:
             return f"a{'n' if label[0] in 'aeiou' else ''} {label} address"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
-        return "a site-local address"
-    if ip.is_private:
-        return "a private address"
-    if ip.is_reserved:
-        return "a reserved address"
-    if not ip.is_global:
-        return "a non-public address"
-    return None
+    for flag, reason in _FLAGS_LAST:
+        if getattr(ip, flag, False):  # only IPv6 addresses have is_site_local
+            return reason
+    return None if ip.is_global else "a non-public address"
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
