@@ -15,24 +15,22 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import logging
 import os
 import secrets
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from lector.llm import fncall
-from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm import openai_wire
+from lector.llm.backend import ChatOptions
 from lector.llm.errors import ContextOverflowError, LLMError
-from lector.llm.messages import Message, ToolSpec, to_openai
+from lector.llm.messages import Message, ToolSpec
 from lector.llm.models import DEFAULT_MODEL, resolve_model
-
-log = logging.getLogger(__name__)
+from lector.llm.prompt_calling import PromptCallingBackend, PromptRequest, RawChunk
 
 _END = object()
 
@@ -141,14 +139,15 @@ def _error_from_engine(err: dict[str, Any]) -> LLMError:
     return LLMError(f"embedded engine error: {message}")
 
 
-class EmbeddedBackend(Backend):
+class EmbeddedBackend(PromptCallingBackend):
     """A GGUF model in-process: a catalogue name (joined and verified on first use) or a .gguf path.
+
+    Tool calls are prompt-based (`llm.prompt_calling`); a forced call and `json_schema` are held by the
+    engine's grammar.
 
     `n_ctx` is the context window shared by `n_parallel` slots (any one request may use all of it).
     `n_threads=None` lets llama.cpp use every core. With `lazy=True` the model loads on first use.
     """
-
-    native_tools = False
 
     def __init__(
         self,
@@ -236,44 +235,26 @@ class EmbeddedBackend(Backend):
         self, messages: list[Message], tools: list[ToolSpec] | None = None, options: ChatOptions | None = None
     ) -> dict[str, Any]:
         """The exact engine request `astream` sends (for benchmarks against the raw engine)."""
-        return self._request(messages, tools, options or ChatOptions())[0]
+        options = options or ChatOptions()
+        return self._engine_request(self.prompt_request(messages, tools, options), options)
 
-    def _request(
-        self, messages: list[Message], tools: list[ToolSpec] | None, options: ChatOptions
-    ) -> tuple[dict[str, Any], fncall.StreamingToolCallParser | None, bool]:
-        """The engine request, plus the parser for prompt-based calls and whether a call is forced."""
-        choice = options.tool_choice
-        use_tools = bool(tools) and choice != "none"
-        has_tool_history = any(m.role == "tool" or m.tool_calls for m in messages)
-        try:
-            forced_schema = fncall.forced_call_schema(tools, choice) if use_tools else None
-        except ValueError as exc:
-            raise LLMError(str(exc)) from exc
-        if use_tools:
-            messages = fncall.inject_tools(messages, tools, choice)
-        elif has_tool_history:
-            messages = fncall.inject_tools(messages, None, "none")
-        request: dict[str, Any] = {
-            "messages": to_openai(messages),
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "cache_prompt": self.prompt_cache,
-        }
-        if options.max_tokens is not None:
-            request["max_tokens"] = options.max_tokens
-        request["temperature"] = options.temperature if options.temperature is not None else self.temperature
-        if options.top_p is not None:
-            request["top_p"] = options.top_p
-        if options.stop:
-            request["stop"] = options.stop
-        if options.seed is not None:
-            request["seed"] = options.seed
-        if forced_schema is not None:
-            request["json_schema"] = forced_schema
-        elif options.json_schema is not None:
-            request["json_schema"] = options.json_schema
-        parser = fncall.StreamingToolCallParser(tools) if use_tools and forced_schema is None else None
-        return request, parser, forced_schema is not None
+    def _engine_request(self, request: PromptRequest, options: ChatOptions) -> dict[str, Any]:
+        """An OpenAI-style body, plus llama.cpp's own fields: prompt caching and a grammar from a JSON schema."""
+        body = openai_wire.request_body(request.messages, options)
+        body["temperature"] = options.temperature if options.temperature is not None else self.temperature
+        body["cache_prompt"] = self.prompt_cache
+        if request.schema is not None:
+            body["json_schema"] = request.schema
+        return body
+
+    async def raw_stream(self, request: PromptRequest, options: ChatOptions) -> AsyncGenerator[RawChunk, None]:
+        chunks = self._chunks(self._engine_request(request, options))
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                if chunk.get("timings"):
+                    self.last_timings = chunk["timings"]
+                content = openai_wire.read_chunk(chunk)
+                yield RawChunk(text=content.text, usage=content.usage, finish_reason=content.finish_reason)
 
     async def _chunks(self, request: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """Run one engine request in a thread; yield its chunks as they come. Closing stops generation."""
@@ -320,57 +301,3 @@ class EmbeddedBackend(Backend):
                 raise LLMError("the embedded backend was closed while this request was running")
         finally:
             cancelled.set()
-
-    async def astream(
-        self,
-        messages: list[Message],
-        tools: list[ToolSpec] | None = None,
-        options: ChatOptions | None = None,
-    ) -> AsyncIterator[Delta]:
-        options = options or ChatOptions()
-        request, parser, forced = self._request(messages, tools, options)
-        usage = Usage()
-        finish: str | None = None
-        raw: list[str] = []
-        chunks = self._chunks(request)
-        async with contextlib.aclosing(chunks):
-            async for chunk in chunks:
-                if chunk.get("timings"):
-                    self.last_timings = chunk["timings"]
-                if chunk.get("usage"):
-                    u = chunk["usage"]
-                    usage = Usage(
-                        prompt_tokens=u.get("prompt_tokens", 0), completion_tokens=u.get("completion_tokens", 0)
-                    )
-                for choice in chunk.get("choices") or []:
-                    finish = choice.get("finish_reason") or finish
-                    text = (choice.get("delta") or {}).get("content") or ""
-                    if not text:
-                        continue
-                    raw.append(text)
-                    if forced:
-                        continue
-                    visible = parser.feed(text) if parser is not None else text
-                    if visible:
-                        yield Delta(text=visible)
-        if forced:
-            result = _forced_result("".join(raw), tools or [])
-        elif parser is not None:
-            result = parser.finish()  # its text is what `feed` held back
-        else:
-            result = fncall.ParseResult()
-        if tools:
-            result = fncall.apply_tool_choice(result, options.tool_choice)
-        if result.error:
-            log.info("tool call parse error: %s", result.error)
-        calls = list(result.calls)
-        finish_reason = "tool_calls" if calls and finish in (None, "stop") else finish or "stop"
-        yield Delta(text=result.text, tool_calls=calls, usage=usage, finish_reason=finish_reason)
-
-
-def _forced_result(text: str, tools: list[ToolSpec]) -> fncall.ParseResult:
-    """Output generated under the forced-call grammar; if cut short, whatever can be parsed from it."""
-    try:
-        return fncall.ParseResult(calls=[fncall.parse_forced_call(text)])
-    except ValueError:
-        return fncall.parse_tool_calls(text, tools)

@@ -1,8 +1,9 @@
 """A backend for any OpenAI-compatible chat server (vLLM, llama.cpp's llama-server, Ollama, OpenAI).
 
 Streams Server-Sent Events from `/chat/completions`. Tool calls go through the server's native `tools`
-field when it has one; otherwise (or when the server rejects `tools`) the tool specs are rendered into
-the prompt and calls are parsed out of the text by `llm.fncall`.
+field when it has one; otherwise (or when the server rejects `tools`) calls go through the prompt-based
+pipeline of `llm.prompt_calling`, the same as every backend without native calls. The wire format is
+`llm.openai_wire`'s.
 
 Failures map to the errors in `llm.errors`: a server that is not there is a BackendUnavailableError,
 a prompt that does not fit is a ContextOverflowError. 429, 5xx and connection failures are retried
@@ -26,16 +27,15 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from lector.llm import fncall
+from lector.llm import openai_wire, prompt_calling
 from lector.llm.backend import Backend, ChatOptions, Delta, Usage
 from lector.llm.errors import BackendUnavailableError, ContextOverflowError, LLMError, ModelNotFoundError
-from lector.llm.messages import Message, ToolCall, ToolSpec, new_call_id, to_openai
+from lector.llm.messages import Message, ToolCall, ToolSpec, to_openai
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +69,6 @@ class _Retryable(Exception):
 
 class _RejectsTools(Exception):
     """The server refused the `tools` field; switch to prompt-based calling."""
-
-
-@dataclass
-class _CallAccumulator:
-    """Native tool-call fragments gathered by their stream index."""
-
-    id: str = ""
-    name: str = ""
-    arguments: list[str] = field(default_factory=list)
-
-    def to_call(self) -> ToolCall:
-        arguments = "".join(self.arguments) or "{}"
-        return ToolCall(id=self.id or new_call_id(), name=self.name, arguments=arguments)
 
 
 def _normalise_base_url(base_url: str) -> str:
@@ -148,16 +135,6 @@ def _connect_failure(exc: BaseException) -> str:
             return f"host name not found: {seen}"
         seen = seen.__cause__ or seen.__context__
     return str(exc) or type(exc).__name__
-
-
-def _openai_tool_choice(tool_choice: str) -> str | dict[str, Any]:
-    if tool_choice in ("auto", "none", "required"):
-        return tool_choice
-    return {"type": "function", "function": {"name": tool_choice}}
-
-
-def _json_schema_format(schema: dict[str, Any], name: str = "response") -> dict[str, Any]:
-    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
 
 
 class OpenAIBackend(Backend):
@@ -231,11 +208,9 @@ class OpenAIBackend(Backend):
         await self._probe()
         async with self._client() as client:
             while True:
-                has_tool_history = any(m.role == "tool" or m.tool_calls for m in messages)
-                prompt_mode = self._native_mode is False and (bool(tools) or has_tool_history)
                 try:
-                    if prompt_mode:
-                        stream = self._stream_prompt_tools(client, messages, tools or [], options)
+                    if self._native_mode is False:
+                        stream = self._stream_prompt_tools(client, messages, tools, options)
                     else:
                         stream = self._stream_native(client, messages, tools, options)
                     async with contextlib.aclosing(stream):
@@ -249,161 +224,68 @@ class OpenAIBackend(Backend):
                     self._native_mode = False
                     self.native_tools = False
 
-    async def _stream_native(
+    def _stream_native(
         self,
         client: httpx.AsyncClient,
         messages: list[Message],
         tools: list[ToolSpec] | None,
         options: ChatOptions,
     ) -> AsyncGenerator[Delta, None]:
-        body = self._request_body(messages, options)
-        if tools:
-            body["tools"] = [t.to_openai() for t in tools]
-            body["tool_choice"] = _openai_tool_choice(options.tool_choice)
-        calls: dict[int, _CallAccumulator] = {}
-        text_parts: list[str] = []
-        usage: Usage | None = None
-        finish: str | None = None
+        body = openai_wire.request_body(
+            messages, options, model=self.model or "default", tools=tools, schema=options.json_schema
+        )
         # Servers that accept `tools` may still return calls as text (a chat template the server does
-        # not recognise, a missing --tool-call-parser): the content also goes through fncall's parser.
-        parser = fncall.StreamingToolCallParser(tools) if tools and options.tool_choice != "none" else None
-        chunks = self._chunks(client, body, may_reject_tools=bool(tools))
-        async with contextlib.aclosing(chunks):
-            async for chunk in chunks:
-                if chunk.get("usage"):
-                    usage = self._usage(chunk["usage"])
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    for fragment in delta.get("tool_calls") or []:
-                        self._accumulate(calls, fragment)
-                    text = delta.get("content")
-                    if text:
-                        text_parts.append(text)
-                        visible = parser.feed(text) if parser is not None else text
-                        if visible:
-                            yield Delta(text=visible)
-                    finish = choice.get("finish_reason") or finish
-        done = [calls[i].to_call() for i in sorted(calls)]
-        tail = ""
-        call_error: str | None = None
-        if parser is not None:
-            result = parser.finish()
-            tail = result.text
-            if not done:
-                result = fncall.apply_tool_choice(result, options.tool_choice)
-                done, call_error = result.calls, result.error
-                if done:
-                    log.info("server %s returned tool calls as text; parsed %d", self.base_url, len(done))
-        if usage is None:
-            usage = self._estimated_usage(messages, tools, "".join(text_parts), done)
-        if done and finish in (None, "stop"):
-            finish = "tool_calls"
-        yield Delta(text=tail, tool_calls=done, usage=usage, finish_reason=finish or "stop", tool_call_error=call_error)
+        # not recognise, a missing --tool-call-parser): the content also goes through the call parser.
+        parse_tools = tools if tools and options.tool_choice != "none" else None
+        raw = self._raw_stream(client, body, messages, tools, may_reject_tools=bool(tools))
+        return prompt_calling.read_reply(raw, parse_tools, options.tool_choice)
 
-    @staticmethod
-    def _accumulate(calls: dict[int, _CallAccumulator], fragment: dict[str, Any]) -> None:
-        index = fragment.get("index")
-        if index is None:  # servers that send whole calls without an index
-            known = {acc.id: i for i, acc in calls.items() if acc.id}
-            call_id = fragment.get("id")
-            if call_id and call_id in known:
-                index = known[call_id]
-            elif call_id or not calls:
-                index = len(calls)
-            else:
-                index = max(calls)
-        acc = calls.setdefault(int(index), _CallAccumulator())
-        if fragment.get("id"):
-            acc.id = fragment["id"]
-        fn = fragment.get("function") or {}
-        if fn.get("name"):
-            acc.name = fn["name"]
-        args = fn.get("arguments")
-        if args:
-            acc.arguments.append(args if isinstance(args, str) else json.dumps(args, ensure_ascii=False))
-
-    async def _stream_prompt_tools(
+    def _stream_prompt_tools(
         self,
         client: httpx.AsyncClient,
         messages: list[Message],
-        tools: list[ToolSpec],
+        tools: list[ToolSpec] | None,
         options: ChatOptions,
     ) -> AsyncGenerator[Delta, None]:
-        tool_choice = options.tool_choice
-        use_tools = bool(tools) and tool_choice != "none"
-        offered = tools if use_tools else None
-        prompt = fncall.inject_tools(messages, offered, tool_choice if use_tools else "none")
-        body = self._request_body(prompt, options)
-        forced = None
-        if use_tools and options.json_schema is None:
-            try:
-                forced = fncall.forced_call_schema(tools, tool_choice)
-            except ValueError as exc:
-                raise LLMError(str(exc)) from exc
-        if forced is not None:
-            body["response_format"] = _json_schema_format(forced, "tool_call")
-        parser = fncall.StreamingToolCallParser(tools) if use_tools else None
-        raw: list[str] = []
+        request = prompt_calling.prepare(messages, tools, options)
+        body = openai_wire.request_body(
+            request.messages,
+            options,
+            model=self.model or "default",
+            schema=request.schema,
+            schema_name="tool_call" if request.forced else "response",
+        )
+        raw = self._raw_stream(client, body, request.messages, None, may_reject_tools=False)
+        return prompt_calling.read_reply(raw, request.parse_tools, request.tool_choice)
+
+    async def _raw_stream(
+        self,
+        client: httpx.AsyncClient,
+        body: dict[str, Any],
+        messages: list[Message],
+        tools: list[ToolSpec] | None,
+        *,
+        may_reject_tools: bool,
+    ) -> AsyncGenerator[prompt_calling.RawChunk, None]:
+        """The reply's text as it streams; native calls and usage (estimated if the server sent none) last."""
+        fragments = openai_wire.ToolCallFragments()
+        text: list[str] = []
         usage: Usage | None = None
-        finish: str | None = None
-        chunks = self._chunks(client, body, may_reject_tools=False)
+        chunks = self._chunks(client, body, may_reject_tools=may_reject_tools)
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
-                if chunk.get("usage"):
-                    usage = self._usage(chunk["usage"])
-                for choice in chunk.get("choices") or []:
-                    text = (choice.get("delta") or {}).get("content")
-                    if text:
-                        raw.append(text)
-                        if forced is None:
-                            visible = parser.feed(text) if parser is not None else text
-                            if visible:
-                                yield Delta(text=visible)
-                    finish = choice.get("finish_reason") or finish
-        full = "".join(raw)
-        if forced is not None:
-            result = self._forced_result(full, tools)
-        elif parser is not None:
-            result = parser.finish()
-        else:
-            result = fncall.ParseResult()
-        result = fncall.apply_tool_choice(result, tool_choice)
-        if result.error:
-            log.info("tool call parse error: %s", result.error)
-        if usage is None:
-            usage = self._estimated_usage(prompt, None, full, [])
-        if result.calls and finish in (None, "stop"):
-            finish = "tool_calls"
-        yield Delta(
-            text=result.text,
-            tool_calls=result.calls,
-            usage=usage,
-            finish_reason=finish or "stop",
-            tool_call_error=result.error,
+                content = openai_wire.read_chunk(chunk)
+                for fragment in content.fragments:
+                    fragments.add(fragment)
+                text.append(content.text)
+                usage = content.usage or usage
+                yield prompt_calling.RawChunk(text=content.text, finish_reason=content.finish_reason)
+        calls = fragments.calls()
+        if calls:
+            log.debug("server %s returned %d native tool calls", self.base_url, len(calls))
+        yield prompt_calling.RawChunk(
+            tool_calls=calls, usage=usage or self._estimated_usage(messages, tools, "".join(text), calls)
         )
-
-    @staticmethod
-    def _forced_result(text: str, tools: list[ToolSpec]) -> fncall.ParseResult:
-        """A reply constrained to the forced-call schema; if the server ignored that, parse it freely."""
-        try:
-            return fncall.ParseResult(calls=[fncall.parse_forced_call(text)])
-        except (ValueError, LLMError):
-            return fncall.parse_tool_calls(text, tools)
-
-    def _request_body(self, messages: list[Message], options: ChatOptions) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model or "default",
-            "messages": to_openai(messages),
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        for key in ("temperature", "top_p", "max_tokens", "stop", "seed"):
-            value = getattr(options, key)
-            if value is not None:
-                body[key] = value
-        if options.json_schema is not None:
-            body["response_format"] = _json_schema_format(options.json_schema)
-        return body
 
     async def _chunks(
         self, client: httpx.AsyncClient, body: dict[str, Any], *, may_reject_tools: bool
@@ -439,22 +321,8 @@ class OpenAIBackend(Backend):
             attempt += 1
 
     async def _sse(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-        data: list[str] = []
-        async for line in response.aiter_lines():
-            if line.startswith("data:"):
-                data.append(line[5:].lstrip())
-                continue
-            if line.strip() or not data:
-                continue  # comments (": ping"), event:/id: fields, keep-alive blank lines
-            payload = "\n".join(data)
-            data = []
-            if payload.strip() == "[DONE]":
-                return
+        async for payload in openai_wire.sse_payloads(response.aiter_lines()):
             chunk = self._decode_chunk(payload)
-            if chunk is not None:
-                yield chunk
-        if data and "\n".join(data).strip() != "[DONE]":
-            chunk = self._decode_chunk("\n".join(data))
             if chunk is not None:
                 yield chunk
 
@@ -516,13 +384,6 @@ class OpenAIBackend(Backend):
         )
 
     # ---------------------------------------------------------------- usage and token counting
-
-    @staticmethod
-    def _usage(data: dict[str, Any]) -> Usage:
-        return Usage(
-            prompt_tokens=int(data.get("prompt_tokens") or 0),
-            completion_tokens=int(data.get("completion_tokens") or 0),
-        )
 
     def _estimated_usage(
         self, messages: list[Message], tools: list[ToolSpec] | None, text: str, calls: list[ToolCall]

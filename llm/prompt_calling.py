@@ -1,0 +1,198 @@
+"""Prompt-based tool calling, once for every backend: each backend only supplies its transport.
+
+`prepare` turns a request into what to send: the tool specs and any tool history rendered into the
+prompt (or left to a chat template that renders specs itself), and the JSON schema the engine must hold
+the reply to (the forced call's for tool_choice 'required' or a named tool, else the caller's
+json_schema). Where the engine has no grammar, both demands are spelled out in the system prompt.
+
+The transport sends that and yields the model's raw text as `RawChunk`s. `read_reply` turns them into
+deltas: calls are parsed out of the stream by `llm.fncall`'s parser; a forced reply is parsed the same
+way, so when the grammar did not hold (a server that ignores `response_format`, a reply cut short) the
+model's text is still shown and a damaged call still repaired; then tool_choice is applied, and a call
+that could not be used, or a required call that is missing, is reported as `Delta.tool_call_error`,
+which the agent loop answers with "write it again".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from abc import abstractmethod
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from lector.llm import fncall
+from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.errors import LLMError
+from lector.llm.messages import Message, ToolCall, ToolSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PromptRequest:
+    """What a transport sends for one reply."""
+
+    messages: list[Message]
+    """The conversation, with tool specs and tool history as text unless `template_tools` is set."""
+    template_tools: list[ToolSpec] | None
+    """Specs for a chat template that renders tools itself; the messages then keep their tool history."""
+    schema: dict[str, Any] | None
+    """The JSON schema the reply must match, for engines with a grammar."""
+    forced: bool
+    """Whether `schema` is the forced call's."""
+    parse_tools: list[ToolSpec] | None
+    """The tools whose calls are read out of the reply; None: the reply is plain text."""
+    tool_choice: str
+
+
+@dataclass
+class RawChunk:
+    """A piece of the model's raw output as the transport got it."""
+
+    text: str = ""
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    """Complete calls a server returned natively (they win over calls written in the text)."""
+
+
+def has_tool_history(messages: list[Message]) -> bool:
+    return any(m.role == "tool" or m.tool_calls for m in messages)
+
+
+def prepare(
+    messages: list[Message],
+    tools: list[ToolSpec] | None,
+    options: ChatOptions,
+    *,
+    grammar: bool = True,
+    template_tools: bool = False,
+) -> PromptRequest:
+    """The request to send. `grammar`: the engine can hold a reply to a JSON schema; `template_tools`:
+    its chat template renders tool specs and tool history itself (used for tool_choice 'auto' only,
+    since a forced choice needs the demand spelled out). Raises LLMError for a tool_choice naming no tool."""
+    choice = options.tool_choice
+    use_tools = bool(tools) and choice != "none"
+    try:
+        forced = fncall.forced_call_schema(tools, choice) if use_tools else None
+    except ValueError as exc:
+        raise LLMError(str(exc)) from exc
+    spec_tools: list[ToolSpec] | None = None
+    if use_tools and template_tools and choice == "auto":
+        spec_tools = list(tools or [])
+    elif use_tools:
+        messages = fncall.inject_tools(messages, tools, choice)
+    elif not template_tools and has_tool_history(messages):
+        messages = fncall.inject_tools(messages, None, "none")
+    schema = forced if forced is not None else options.json_schema
+    if not grammar and options.json_schema is not None and forced is None:
+        note = "Reply with only a JSON value that matches this JSON schema:\n"
+        messages = _with_system_note(messages, note + json.dumps(options.json_schema, ensure_ascii=False))
+    return PromptRequest(
+        messages=messages,
+        template_tools=spec_tools,
+        schema=schema if grammar else None,
+        forced=grammar and forced is not None,
+        parse_tools=list(tools or []) if use_tools else None,
+        tool_choice=choice,
+    )
+
+
+def _with_system_note(messages: list[Message], note: str) -> list[Message]:
+    if messages and messages[0].role == "system":
+        first = messages[0].model_copy(update={"content": f"{messages[0].content}\n\n{note}".strip()})
+        return [first, *messages[1:]]
+    return [Message.system(note), *messages]
+
+
+class ReplyReader:
+    """Reads one reply's raw chunks: `feed` returns the text to show now, `finish` the last delta."""
+
+    def __init__(self, parse_tools: list[ToolSpec] | None, tool_choice: str) -> None:
+        self.parser = fncall.StreamingToolCallParser(parse_tools) if parse_tools is not None else None
+        self.tool_choice = tool_choice
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.native_calls: list[ToolCall] = []
+
+    def feed(self, chunk: RawChunk) -> str:
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        self.finish_reason = chunk.finish_reason or self.finish_reason
+        self.native_calls.extend(chunk.tool_calls)
+        if not chunk.text or self.parser is None:
+            return chunk.text
+        return self.parser.feed(chunk.text)
+
+    def result(self) -> fncall.ParseResult:
+        if self.parser is None:
+            return fncall.ParseResult(calls=list(self.native_calls))
+        parsed = self.parser.finish()  # its text is what `feed` held back
+        if self.native_calls:
+            return fncall.ParseResult(text=parsed.text, calls=list(self.native_calls))
+        return fncall.apply_tool_choice(parsed, self.tool_choice)
+
+    def finish(self) -> Delta:
+        result = self.result()
+        if result.error:
+            log.info("tool call parse error: %s", result.error)
+        finish = self.finish_reason
+        if result.calls and finish in (None, "stop"):
+            finish = "tool_calls"
+        return Delta(
+            text=result.text,
+            tool_calls=result.calls,
+            usage=self.usage or Usage(),
+            finish_reason=finish or "stop",
+            tool_call_error=result.error,
+        )
+
+
+async def read_reply(
+    chunks: AsyncGenerator[RawChunk, None], parse_tools: list[ToolSpec] | None, tool_choice: str
+) -> AsyncGenerator[Delta, None]:
+    """Deltas of one reply: text as it becomes safe to show, then one delta with the calls and usage."""
+    reader = ReplyReader(parse_tools, tool_choice)
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            visible = reader.feed(chunk)
+            if visible:
+                yield Delta(text=visible)
+    yield reader.finish()
+
+
+class PromptCallingBackend(Backend):
+    """A backend without native tool calls. Subclasses implement `raw_stream`, their transport.
+
+    `grammar`: the engine holds replies to `PromptRequest.schema`; `template_tools`: its chat template
+    renders tool specs itself.
+    """
+
+    native_tools = False
+    grammar: bool = True
+    template_tools: bool = False
+
+    @abstractmethod
+    def raw_stream(self, request: PromptRequest, options: ChatOptions) -> AsyncGenerator[RawChunk, None]:
+        """Send `request` and yield the raw output; closing it stops the generation."""
+
+    def prompt_request(
+        self, messages: list[Message], tools: list[ToolSpec] | None, options: ChatOptions
+    ) -> PromptRequest:
+        return prepare(messages, tools, options, grammar=self.grammar, template_tools=self.template_tools)
+
+    async def astream(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec] | None = None,
+        options: ChatOptions | None = None,
+    ) -> AsyncIterator[Delta]:
+        options = options or ChatOptions()
+        request = self.prompt_request(messages, tools, options)
+        deltas = read_reply(self.raw_stream(request, options), request.parse_tools, request.tool_choice)
+        async with contextlib.aclosing(deltas):
+            async for delta in deltas:
+                yield delta
