@@ -27,6 +27,9 @@ from lector.agent.stop_rules import (
     BUDGET_NOTE,
     CALL_ERROR_NOTE,
     EMPTY_BUDGET_ANSWER,
+    NO_ANSWER,
+    NO_ANSWER_TOKEN_LIMIT,
+    NO_ANSWER_UNREADABLE_CALL,
     REPEAT_NOTE,
     STUCK_NOTE,
 )
@@ -112,7 +115,6 @@ async def test_tool_call_result_goes_back_and_model_answers() -> None:
     finished = next(e for e in events if isinstance(e, ToolCallFinished))
     assert started.name == "add" and '"a": 2' in started.arguments
     assert finished.call_id == started.call_id and finished.content == "5" and not finished.error
-    assert finished.elapsed >= 0
     second_prompt = model.requests[1]["messages"]
     assert second_prompt[-1].role == "tool" and second_prompt[-1].content == "5"
     assert second_prompt[-1].tool_call_id == started.call_id
@@ -263,6 +265,17 @@ async def test_a_reply_that_only_repeats_answered_calls_ends_tool_use() -> None:
     assert [m.role for m in final.messages] == ["assistant", "tool", "assistant"]
 
 
+async def test_text_beside_a_repeated_call_stays_in_the_transcript() -> None:
+    """SCRIPTED model: what it wrote beside a repeated call was streamed to the person, so the record keeps it,
+    before the answer it gives when told to stop."""
+    again = Message.assistant("Checking again.", [call("add", {"a": 2, "b": 3})])
+    model = ScriptedBackend([Message.assistant("", [call("add", {"a": 2, "b": 3})]), again, "It is 5."])
+    events = await collect(run_agent(model, QUESTION, ToolRegistry([add])))
+    final = final_of(events)
+    assert [m.content for m in final.messages[2:]] == ["Checking again.", "It is 5."]
+    assert model.requests[-1]["messages"][-2:] == [Message.assistant("Checking again."), Message.user(REPEAT_NOTE)]
+
+
 async def test_feeding_a_tool_its_own_result_counts_as_a_repeat() -> None:
     """SCRIPTED model doing what the real 0.5B does: calculator("12345*6789") returns 83810205, then it
     calls calculator("83810205"). That call is not run; the model is asked for the answer."""
@@ -316,6 +329,31 @@ async def test_an_empty_reply_after_tool_use_asks_once_more_for_the_answer() -> 
     assert model.requests[-1]["tools"] is None
 
 
+async def test_an_empty_reply_is_never_an_empty_answer() -> None:
+    """SCRIPTED model that answers with nothing at all: the person is told so in a plain sentence."""
+    model = ScriptedBackend(["  "])
+    events = await collect(run_agent(model, QUESTION, ToolRegistry([add])))
+    final = final_of(events)
+    assert final.text == NO_ANSWER and final.stopped_reason == "done" and final.steps == 1
+    assert [m.content for m in final.messages] == [NO_ANSWER]
+
+
+class CutShort(ScriptedBackend):
+    """SCRIPTED model whose every reply ends at its output token limit."""
+
+    async def astream(
+        self, messages: list[Message], tools: list[ToolSpec] | None = None, options: ChatOptions | None = None
+    ) -> AsyncIterator[Delta]:
+        async for delta in super().astream(messages, tools, options):
+            yield delta.model_copy(update={"finish_reason": "length"}) if delta.finish_reason else delta
+
+
+async def test_an_empty_reply_cut_at_the_token_limit_says_so() -> None:
+    """SCRIPTED model that spends its tokens without visible text (as a model that only thinks does)."""
+    events = await collect(run_agent(CutShort([""]), QUESTION, ToolRegistry([add])))
+    assert final_of(events).text == NO_ANSWER_TOKEN_LIMIT
+
+
 class GarbledCalls(ScriptedBackend):
     """SCRIPTED model whose first `garbled` replies are tool calls its parser could not read."""
 
@@ -351,6 +389,7 @@ async def test_unreadable_calls_do_not_loop_forever() -> None:
     events = await collect(run_agent(model, QUESTION, ToolRegistry([add])))
     final = final_of(events)
     assert final.steps == 3 and final.stopped_reason == "done"
+    assert final.text == NO_ANSWER_UNREADABLE_CALL.format(error="invalid JSON after 'add'")
 
 
 async def test_forced_tool_choice_applies_to_first_step_only() -> None:
@@ -425,6 +464,7 @@ async def test_hanging_tool_is_bounded_by_its_timeout() -> None:
     events = await asyncio.wait_for(collect(run_agent(model, QUESTION, ToolRegistry([hang]))), 30)
     finished = next(e for e in events if isinstance(e, ToolCallFinished))
     assert finished.error and "did not finish within 0.2 s" in finished.content
+    assert finished.elapsed >= 0.2
     assert stopped.is_set()
     assert final_of(events).text == "It timed out."
 
@@ -444,6 +484,7 @@ async def test_tool_timeout_override_bounds_a_tool_that_ignores_cancellation() -
     )
     finished = next(e for e in events if isinstance(e, ToolCallFinished))
     assert finished.error and "did not finish within 0.1 s" in finished.content
+    assert 0.1 <= finished.elapsed < 1.0, "the loop stopped waiting before the tool returned"
     assert final_of(events).text == "gave up"
 
 
