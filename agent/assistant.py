@@ -71,6 +71,25 @@ def resolve_tool(spec: ToolLike) -> Tool:
     raise TypeError(f"not a tool: {spec!r}")
 
 
+class _Outcome:
+    """What a turn's events come to: its answer, or the model error that ended it."""
+
+    def __init__(self) -> None:
+        self.final: Final | None = None
+        self.error: ErrorEvent | None = None
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, ErrorEvent):
+            self.error = event
+        elif isinstance(event, Final):
+            self.final = event
+
+    def answer(self) -> str:
+        if self.error is not None or self.final is None:
+            raise LLMError(self.error.message if self.error else "the turn ended without an answer")
+        return self.final.text
+
+
 class Assistant:
     """A conversation with a model and tools.
 
@@ -202,29 +221,17 @@ class Assistant:
 
     async def aask(self, user_text: str) -> str:
         """The answer text. Raises LLMError when the model failed."""
-        final: Final | None = None
-        error: ErrorEvent | None = None
+        outcome = _Outcome()
         async for event in self.astream(user_text):
-            if isinstance(event, ErrorEvent):
-                error = event
-            elif isinstance(event, Final):
-                final = event
-        if error is not None or final is None:
-            raise LLMError(error.message if error else "the turn ended without an answer")
-        return final.text
+            outcome.add(event)
+        return outcome.answer()
 
     def ask(self, user_text: str) -> str:
         """The answer text, from sync code. Raises LLMError when the model failed."""
-        final: Final | None = None
-        error: ErrorEvent | None = None
+        outcome = _Outcome()
         for event in self.stream(user_text):
-            if isinstance(event, ErrorEvent):
-                error = event
-            elif isinstance(event, Final):
-                final = event
-        if error is not None or final is None:
-            raise LLMError(error.message if error else "the turn ended without an answer")
-        return final.text
+            outcome.add(event)
+        return outcome.answer()
 
     def _count(self, backend: Backend, text: str) -> int:
         """Tokens in `text`, remembered: the history is measured again every turn."""

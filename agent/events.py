@@ -11,8 +11,9 @@ from lector.llm.backend import Usage
 from lector.llm.messages import Message
 
 StopReason = Literal["done", "budget", "cancelled", "error"]
-"""Why a turn ended: `done` the model answered; `budget` the step budget, or a guard against repeated
-calls, forced a final answer without tools; `cancelled` the caller stopped it; `error` the model failed."""
+"""Why a turn ended: `done` the model answered (or gave no answer, which the final message then says);
+`budget` the step budget, or a guard against repeated calls, forced a final answer without tools;
+`cancelled` the caller stopped it; `error` the model failed."""
 
 
 class StepStarted(BaseModel):
