@@ -77,26 +77,15 @@ class ToolRegistry:
 
     async def execute(self, call: ToolCall, ctx: ToolContext | None = None) -> ToolResult:
         """Validate and run one call. Never raises (except cancellation): failures become a short message."""
-        ctx = ctx or ToolContext()
         t = self._tools.get(call.name)
         if t is None:
             known = ", ".join(sorted(self._tools)) or "none"
             return ToolResult.failure(f"Error: unknown tool {call.name!r}. Available tools: {known}.")
-        try:
-            args = json.loads(call.arguments or "{}")
-        except json.JSONDecodeError as exc:
-            return ToolResult.failure(f"Error: arguments for {call.name} are not valid JSON ({exc.msg}).")
-        if not isinstance(args, dict):
-            return ToolResult.failure(f"Error: arguments for {call.name} must be a JSON object.")
-        problem = validation_error(args, t.parameters)
-        try:
-            parsed = None if problem else t.parse(args)
-        except ValidationError as exc:
-            problem = model_error(exc)
+        args, problem = _arguments(t, call)
         if problem:
-            return ToolResult.failure(f"Error: invalid arguments for {call.name}: {problem}")
+            return ToolResult.failure(f"Error: {problem}")
         try:
-            result = await asyncio.wait_for(t.run(parsed, ctx), timeout=t.timeout)
+            result = await asyncio.wait_for(t.run(args, ctx or ToolContext()), timeout=t.timeout)
         except TimeoutError:
             return ToolResult.failure(
                 f"Error: {call.name} did not finish within {t.timeout:g} s and was stopped."
@@ -107,6 +96,23 @@ class ToolRegistry:
             log.exception("tool %s failed", call.name)
             return ToolResult.failure(f"Error: {call.name} failed: {type(exc).__name__}: {exc}"[:500])
         return result if isinstance(result, ToolResult) else ToolResult(content=str(result))
+
+
+def _arguments(t: Tool, call: ToolCall) -> tuple[Any, str | None]:
+    """The call's arguments as the tool's `run` takes them, or what is wrong with them."""
+    try:
+        args = json.loads(call.arguments or "{}")
+    except json.JSONDecodeError as exc:
+        return None, f"arguments for {call.name} are not valid JSON ({exc.msg})."
+    if not isinstance(args, dict):
+        return None, f"arguments for {call.name} must be a JSON object."
+    problem = validation_error(args, t.parameters)
+    if problem is None:
+        try:
+            return t.parse(args), None
+        except ValidationError as exc:
+            problem = model_error(exc)
+    return None, f"invalid arguments for {call.name}: {problem}"
 
 
 def validation_error(args: dict[str, Any], schema: dict[str, Any]) -> str | None:

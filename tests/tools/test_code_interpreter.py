@@ -138,7 +138,7 @@ async def test_runs_through_the_registry(interp: CodeInterpreter) -> None:
     assert result.content == "Out: 42"
     assert "code_interpreter" in registry.names()
     bad = await registry.execute(ToolCall(id="2", name="code_interpreter", arguments="{}"), ToolContext())
-    assert bad.error and "code" in bad.content
+    assert bad.error and bad.content == "Error: invalid arguments for code_interpreter: 'code' is a required property"
 
 
 async def test_idle_session_is_reclaimed_and_says_so() -> None:

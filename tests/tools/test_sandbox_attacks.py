@@ -158,13 +158,17 @@ def test_connect_to_public_address_fails(manager: SessionManager) -> None:
     next_run_ok(manager)
 
 
-def test_dns_lookup_fails(manager: SessionManager) -> None:
+def test_dns_lookup_reaches_no_resolver(manager: SessionManager) -> None:
+    # a .invalid name never exists: a resolver that answered would say so (EAI_NONAME); the sandbox has
+    # none to ask, so the lookup cannot even be tried (EAI_AGAIN), and the host's resolver file is absent
     code = (
-        "import socket\ntry:\n    print('RESOLVED', socket.getaddrinfo('example.com', 443))\n"
-        "except OSError as e:\n    print('no dns', type(e).__name__)\n"
+        "import os, socket\nprint('resolv.conf', os.path.exists('/etc/resolv.conf'))\ntry:\n"
+        "    print('RESOLVED', socket.getaddrinfo('lector-sandbox-probe.invalid', 443))\n"
+        "except socket.gaierror as e:\n    print('no dns', e.errno == socket.EAI_AGAIN, e)\n"
     )
     result = attack(manager, code)
-    assert "RESOLVED" not in result.stdout and "no dns" in result.stdout
+    assert "resolv.conf False" in result.stdout
+    assert "no dns True" in result.stdout, result.stdout
     next_run_ok(manager)
 
 

@@ -1,1 +1,1 @@
-"""Run Python in a bubblewrap sandbox: the sandbox, the kernel inside it, and the interpreter tool."""
+"""Run Python in a bubblewrap sandbox: the sandbox, the kernel inside it, sessions, and the interpreter tool."""
