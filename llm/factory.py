@@ -13,9 +13,7 @@ import os
 from typing import Any
 
 from lector.llm.backend import Backend
-
-DEFAULT_MODEL = "qwen2.5-coder-1.5b"
-SMALL_MODEL = "qwen2.5-coder-0.5b"
+from lector.llm.models import DEFAULT_MODEL
 
 
 def default_spec() -> str:

@@ -5,10 +5,10 @@ torch and transformers are imported when a backend is built, never when `llm` is
 it to full precision on load, which costs time and memory (the 0.5B model: about a minute and ~4 GB
 on two CPU cores), so the embedded engine remains the better way to run GGUF files.
 
-Tools are rendered through the model's chat template when the template takes `tools` (Qwen's does),
-and through `llm.fncall`'s fallback system prompt otherwise; calls are parsed out of the text.
-transformers has no grammar, so `json_schema` and forced tool choices are asked for in the prompt
-and checked afterwards, not enforced while decoding.
+Tool calls go through `llm.prompt_calling`: with tool_choice 'auto' the specs are rendered by the
+model's chat template when the template takes `tools` (Qwen's does), else by the pipeline's system
+prompt. transformers has no grammar, so `json_schema` and forced tool choices are asked for in the
+prompt and checked afterwards, not enforced while decoding.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import asyncio
 import json
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-from lector.llm import fncall
-from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.backend import ChatOptions, Usage
 from lector.llm.errors import ContextOverflowError, LLMError, ModelNotFoundError
 from lector.llm.messages import Message, ToolCall, ToolSpec
+from lector.llm.prompt_calling import PromptCallingBackend, PromptRequest, RawChunk
 
 DEFAULT_MAX_NEW_TOKENS = 1024
 _CHAT_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "<end_of_turn>")
@@ -112,58 +112,35 @@ def template_takes_tools(tokenizer: Any) -> bool:
     return isinstance(template, str) and "tools" in template
 
 
-def render_prompt(
-    tokenizer: Any,
-    messages: list[Message],
-    tools: list[ToolSpec] | None = None,
-    options: ChatOptions | None = None,
-    *,
-    template_tools: bool = True,
-) -> tuple[str, bool]:
-    """Prompt text through a HF tokenizer's chat template, and whether to parse the reply for calls.
-
-    With tool_choice 'auto' and a template that takes `tools`, the specs go through the template (the
-    format the model was trained on); a forced choice, or a template without tools, gets fncall's
-    system prompt, which spells out the demand. A JSON schema is asked for in the system prompt.
-    """
-    options = options or ChatOptions()
-    choice = options.tool_choice
-    use_tools = bool(tools) and choice != "none"
-    template_tools = template_tools and template_takes_tools(tokenizer)
-    spec_tools: list[dict[str, Any]] | None = None
-    if use_tools and template_tools and choice == "auto":
-        spec_tools = [t.to_openai() for t in tools or []]
-    elif use_tools:
-        messages = fncall.inject_tools(messages, tools, choice)
-    elif not template_tools and any(m.role == "tool" or m.tool_calls for m in messages):
-        messages = fncall.inject_tools(messages, None, "none")
-    if options.json_schema is not None:
-        schema = json.dumps(options.json_schema, ensure_ascii=False)
-        messages = _add_system_note(messages, f"Reply with only a JSON value that matches this JSON schema:\n{schema}")
+def render_prompt(tokenizer: Any, request: PromptRequest) -> str:
+    """The prompt text of `request` through a HF tokenizer's chat template (tool specs included when the
+    pipeline left them to the template); a tokenizer without a template gets plain role-prefixed lines."""
     if not getattr(tokenizer, "chat_template", None):
-        lines = [f"{m.role}: {m.content}" for m in messages]
-        return "\n".join(lines) + "\nassistant: ", use_tools
+        lines = [f"{m.role}: {m.content}" for m in request.messages]
+        return "\n".join(lines) + "\nassistant: "
     kwargs: dict[str, Any] = {"add_generation_prompt": True, "tokenize": False}
-    if spec_tools:
-        kwargs["tools"] = spec_tools
+    if request.template_tools:
+        kwargs["tools"] = [t.to_openai() for t in request.template_tools]
     try:
-        prompt = tokenizer.apply_chat_template(hf_messages(messages), **kwargs)
+        prompt = tokenizer.apply_chat_template(hf_messages(request.messages), **kwargs)
     except Exception as exc:  # template errors are jinja exceptions of many kinds
         raise LLMError(f"the model's chat template failed: {exc}") from exc
-    return str(prompt), use_tools
+    return str(prompt)
 
 
-class TransformersBackend(Backend):
+class TransformersBackend(PromptCallingBackend):
     """A causal LM run by transformers on `device` ("cpu", "cuda", "cuda:1", "mps").
 
     `path_or_gguf`: a catalogue name (its GGUF is joined on first use), a .gguf file, an HF model folder
     (with `gguf_file=` naming a GGUF inside it, or a safetensors model), or a hub id already in the HF
     cache. `dtype` defaults to float32 on CPU and bfloat16 elsewhere. `threads` sets torch's CPU threads
     (a process-wide setting). One generation runs at a time (parallel_slots = 1).
+    Tool calls are prompt-based (`llm.prompt_calling`); transformers has no grammar, so a forced call
+    and `json_schema` are asked for in the prompt and checked afterwards.
     """
 
     parallel_slots = 1
-    native_tools = False
+    grammar = False
 
     def __init__(
         self,
@@ -231,20 +208,14 @@ class TransformersBackend(Backend):
 
     def render(
         self, messages: list[Message], tools: list[ToolSpec] | None = None, options: ChatOptions | None = None
-    ) -> tuple[str, bool]:
-        """The prompt text for `messages`, and whether the reply should be parsed for tool calls."""
-        return render_prompt(self._tokenizer, messages, tools, options, template_tools=self.template_tools)
+    ) -> str:
+        """The prompt text for `messages`."""
+        return render_prompt(self._tokenizer, self.prompt_request(messages, tools, options or ChatOptions()))
 
     # ---------------------------------------------------------------- generation
 
-    async def astream(
-        self,
-        messages: list[Message],
-        tools: list[ToolSpec] | None = None,
-        options: ChatOptions | None = None,
-    ) -> AsyncIterator[Delta]:
-        options = options or ChatOptions()
-        prompt, parse_calls = self.render(messages, tools, options)
+    async def raw_stream(self, request: PromptRequest, options: ChatOptions) -> AsyncGenerator[RawChunk, None]:
+        prompt = render_prompt(self._tokenizer, request)
         inputs = self._tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         room = self.context_size - prompt_tokens
@@ -254,7 +225,6 @@ class TransformersBackend(Backend):
                 f"the context window of {self.name} ({self.context_size} tokens)"
             )
         max_new = min(options.max_tokens or DEFAULT_MAX_NEW_TOKENS, room)
-
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
         cancel = threading.Event()
@@ -266,46 +236,22 @@ class TransformersBackend(Backend):
             daemon=True,
         )
         thread.start()
-        parser = fncall.StreamingToolCallParser(tools) if parse_calls else None
         trimmer = _StopTrimmer(options.stop)
         try:
-            while True:
-                piece = await pieces.get()
-                if piece is None:
-                    break
-                visible = trimmer.feed(piece)
-                if parser is not None and visible:
-                    visible = parser.feed(visible)
-                if visible:
-                    yield Delta(text=visible)
+            while (piece := await pieces.get()) is not None:
+                yield RawChunk(text=trimmer.feed(piece))
                 if trimmer.stopped:
                     cancel.set()
         finally:
             cancel.set()
         if "error" in outcome:
             raise LLMError(f"{self.name} failed while generating: {outcome['error']}") from outcome["error"]
-        tail = trimmer.finish()
-        calls: list[ToolCall] = []
-        call_error: str | None = None
-        if parser is not None:
-            if tail:
-                tail = parser.feed(tail)
-            result = fncall.apply_tool_choice(parser.finish(), options.tool_choice)
-            tail += result.text
-            calls, call_error = result.calls, result.error
         completion = int(outcome.get("completion_tokens", 0))
-        if calls:
-            finish = "tool_calls"
-        elif completion >= max_new and not outcome.get("ended", False) and not trimmer.stopped:
-            finish = "length"
-        else:
-            finish = "stop"
-        yield Delta(
-            text=tail,
-            tool_calls=calls,
+        cut = completion >= max_new and not outcome.get("ended", False) and not trimmer.stopped
+        yield RawChunk(
+            text=trimmer.finish(),
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion),
-            finish_reason=finish,
-            tool_call_error=call_error,
+            finish_reason="length" if cut else "stop",
         )
 
     def _generate(
@@ -372,13 +318,6 @@ class TransformersBackend(Backend):
     def close(self) -> None:
         self._model = None
         self._tokenizer = None
-
-
-def _add_system_note(messages: list[Message], note: str) -> list[Message]:
-    if messages and messages[0].role == "system":
-        first = messages[0].model_copy(update={"content": f"{messages[0].content}\n\n{note}".strip()})
-        return [first, *messages[1:]]
-    return [Message.system(note), *messages]
 
 
 def _version_at_least(version: str, wanted: tuple[int, int]) -> bool:

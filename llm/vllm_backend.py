@@ -3,9 +3,9 @@
 Most setups are better served by `vllm serve MODEL --enable-auto-tool-choice --tool-call-parser hermes`
 and the `openai:` backend; this one avoids the HTTP hop for batch jobs on the same machine.
 
-The prompt is rendered through the model's chat template (tools included when the template takes
-them) and calls are parsed out of the text by `llm.fncall`, exactly as in the transformers backend.
-A forced tool choice and `json_schema` are enforced with vLLM's structured outputs.
+The prompt is rendered through the model's chat template as in the transformers backend, and tool calls
+go through `llm.prompt_calling`; a forced tool choice and `json_schema` are enforced with vLLM's
+structured outputs.
 This module cannot run where vLLM is absent; only its clear error is tested there.
 """
 
@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
-from lector.llm import fncall
-from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.backend import ChatOptions, Usage, run_sync
 from lector.llm.errors import ContextOverflowError, LLMError
-from lector.llm.messages import Message, ToolCall, ToolSpec
-from lector.llm.transformers_backend import render_prompt
+from lector.llm.prompt_calling import PromptCallingBackend, PromptRequest, RawChunk
+from lector.llm.transformers_backend import render_prompt, template_takes_tools
 
 NOT_INSTALLED = (
     "vLLM is not installed; use `openai:` with `vllm serve ... --enable-auto-tool-choice --tool-call-parser hermes` "
@@ -29,11 +28,9 @@ NOT_INSTALLED = (
 DEFAULT_MAX_NEW_TOKENS = 1024
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(PromptCallingBackend):
     """An AsyncLLMEngine for `model` (a hub id or a local folder); `engine_args` go to AsyncEngineArgs
     (e.g. tensor_parallel_size=2, max_model_len=32768, gpu_memory_utilization=0.85)."""
-
-    native_tools = False
 
     def __init__(self, model: str, **engine_args: Any) -> None:
         try:
@@ -47,7 +44,8 @@ class VLLMBackend(Backend):
             self._engine: Any = vllm.AsyncLLMEngine.from_engine_args(args)
         except Exception as exc:  # engine start-up fails in many ways (CUDA, memory, config)
             raise LLMError(f"vLLM could not start {model}: {exc}") from exc
-        self._tokenizer: Any = None
+        self._tokenizer: Any = self._load_tokenizer()
+        self.template_tools = template_takes_tools(self._tokenizer)
         self.context_size = int(engine_args.get("max_model_len") or self._model_len() or 8192)
         self.parallel_slots = int(engine_args.get("max_num_seqs") or 64)
 
@@ -55,23 +53,14 @@ class VLLMBackend(Backend):
         config = getattr(self._engine, "model_config", None)
         return getattr(config, "max_model_len", None)
 
-    async def _get_tokenizer(self) -> Any:
-        if self._tokenizer is None:
-            tokenizer = self._engine.get_tokenizer()
-            self._tokenizer = await tokenizer if inspect.isawaitable(tokenizer) else tokenizer
-        return self._tokenizer
+    def _load_tokenizer(self) -> Any:
+        tokenizer = self._engine.get_tokenizer()
+        if inspect.isawaitable(tokenizer):  # v1 engines hand the tokenizer out asynchronously
+            tokenizer = run_sync(tokenizer)
+        return tokenizer
 
     def count_tokens(self, text: str) -> int:
-        if not text:
-            return 0
-        if self._tokenizer is None:
-            tokenizer = self._engine.get_tokenizer()
-            if inspect.isawaitable(tokenizer):  # v1 engines hand the tokenizer out asynchronously
-                from lector.llm.backend import run_sync
-
-                tokenizer = run_sync(tokenizer)
-            self._tokenizer = tokenizer
-        return len(self._tokenizer.encode(text, add_special_tokens=False))
+        return len(self._tokenizer.encode(text, add_special_tokens=False)) if text else 0
 
     def _sampling_params(self, options: ChatOptions, max_new: int, schema: dict[str, Any] | None) -> tuple[Any, bool]:
         """SamplingParams, and whether outputs arrive as deltas (else cumulative, as in older vLLM)."""
@@ -97,17 +86,9 @@ class VLLMBackend(Backend):
             kwargs.update(_structured_output(schema))
         return vllm.SamplingParams(**kwargs), delta
 
-    async def astream(
-        self,
-        messages: list[Message],
-        tools: list[ToolSpec] | None = None,
-        options: ChatOptions | None = None,
-    ) -> AsyncIterator[Delta]:
-        options = options or ChatOptions()
-        tokenizer = await self._get_tokenizer()
-        prompt, parse_calls = render_prompt(tokenizer, messages, tools, options)
-        forced = fncall.forced_call_schema(tools, options.tool_choice) if parse_calls else None
-        prompt_tokens = len(tokenizer.encode(prompt, add_special_tokens=False))
+    async def raw_stream(self, request: PromptRequest, options: ChatOptions) -> AsyncGenerator[RawChunk, None]:
+        prompt = render_prompt(self._tokenizer, request)
+        prompt_tokens = len(self._tokenizer.encode(prompt, add_special_tokens=False))
         room = self.context_size - prompt_tokens
         if room <= 0:
             raise ContextOverflowError(
@@ -115,13 +96,9 @@ class VLLMBackend(Backend):
                 f"({self.context_size} tokens)"
             )
         max_new = min(options.max_tokens or DEFAULT_MAX_NEW_TOKENS, room)
-        params, delta_mode = self._sampling_params(options, max_new, forced or options.json_schema)
-        parser = fncall.StreamingToolCallParser(tools) if parse_calls and forced is None else None
+        params, delta_mode = self._sampling_params(options, max_new, request.schema)
         request_id = uuid.uuid4().hex
-        raw: list[str] = []
-        seen = 0
-        completion_tokens = 0
-        finish: str | None = None
+        seen = completion_tokens = 0
         finished = False
         try:
             async for output in self._engine.generate(prompt, params, request_id):
@@ -129,40 +106,17 @@ class VLLMBackend(Backend):
                 text = choice.text
                 if delta_mode:
                     completion_tokens += len(choice.token_ids)
-                else:
+                else:  # older vLLM: the whole output so far
                     text, seen = text[seen:], len(text)
                     completion_tokens = len(choice.token_ids)
                 if output.prompt_token_ids is not None:
                     prompt_tokens = len(output.prompt_token_ids)
-                finish = choice.finish_reason or finish
-                if text:
-                    raw.append(text)
-                    if forced is None:
-                        visible = parser.feed(text) if parser is not None else text
-                        if visible:
-                            yield Delta(text=visible)
+                usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+                yield RawChunk(text=text, usage=usage, finish_reason=choice.finish_reason)
             finished = True
         finally:
             if not finished:
                 await self._engine.abort(request_id)
-        calls: list[ToolCall] = []
-        tail = ""
-        call_error: str | None = None
-        if forced is not None:
-            try:
-                calls = [fncall.parse_forced_call("".join(raw))]
-            except ValueError as exc:  # cut off by max_tokens: show the text, say why
-                tail, call_error = "".join(raw), str(exc)
-        elif parser is not None:
-            result = fncall.apply_tool_choice(parser.finish(), options.tool_choice)
-            calls, tail, call_error = result.calls, result.text, result.error
-        yield Delta(
-            text=tail,
-            tool_calls=calls,
-            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
-            finish_reason="tool_calls" if calls else (finish or "stop"),
-            tool_call_error=call_error,
-        )
 
     def close(self) -> None:
         shutdown = getattr(self._engine, "shutdown", None)

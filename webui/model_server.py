@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 from collections import deque
@@ -26,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
+from lector.llm import openai_wire
 from lector.llm.backend import Backend, ChatOptions, Delta, Usage
 from lector.llm.errors import BackendUnavailableError, ContextOverflowError, LLMError
 from lector.llm.messages import Message, ToolCall, ToolSpec
@@ -155,53 +155,32 @@ def parse_messages(raw: list[dict[str, Any]]) -> list[Message]:
 
 
 def parse_tools(raw: list[dict[str, Any]] | None) -> list[ToolSpec] | None:
-    if not raw:
-        return None
-    specs = []
-    for i, item in enumerate(raw):
-        fn = item.get("function") if isinstance(item, dict) else None
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
-            shape = "{'type': 'function', 'function': {'name': ...}}"
-            raise APIError(400, f"tools[{i}] must be {shape}", param="tools")
-        params = fn.get("parameters") or {"type": "object", "properties": {}}
-        if not isinstance(params, dict):
-            raise APIError(400, f"tools[{i}].function.parameters must be a JSON schema object", param="tools")
-        specs.append(ToolSpec(name=fn["name"], description=str(fn.get("description") or ""), parameters=params))
-    return specs
+    try:
+        return openai_wire.tools_from_json(raw)
+    except openai_wire.WireFormatError as exc:
+        raise APIError(400, str(exc), param=exc.param) from exc
 
 
 def parse_tool_choice(raw: str | dict[str, Any] | None, tools: list[ToolSpec] | None) -> str:
-    if raw is None:
-        return "auto"
-    if isinstance(raw, str):
-        if raw not in ("auto", "none", "required"):
-            raise APIError(
-                400, f"tool_choice {raw!r} must be 'auto', 'none', 'required' or a function", param="tool_choice"
-            )
-        if raw == "required" and not tools:
-            raise APIError(400, "tool_choice 'required' needs 'tools'", param="tool_choice")
-        return raw
-    name = (raw.get("function") or {}).get("name") if isinstance(raw, dict) else None
-    if not isinstance(name, str) or not name:
-        shape = "{'type': 'function', 'function': {'name': ...}}"
-        raise APIError(400, f"tool_choice must name a function: {shape}", param="tool_choice")
-    if not tools or name not in {t.name for t in tools}:
-        raise APIError(400, f"tool_choice names {name!r}, which is not among 'tools'", param="tool_choice")
-    return name
+    try:
+        choice = openai_wire.tool_choice_from_json(raw)
+    except openai_wire.WireFormatError as exc:
+        raise APIError(400, str(exc), param=exc.param) from exc
+    if choice == "required" and not tools:
+        raise APIError(400, "tool_choice 'required' needs 'tools'", param="tool_choice")
+    if choice not in ("auto", "none", "required") and choice not in {t.name for t in tools or []}:
+        raise APIError(400, f"tool_choice names {choice!r}, which is not among 'tools'", param="tool_choice")
+    return choice
 
 
 def parse_options(body: ChatRequest, tools: list[ToolSpec] | None) -> ChatOptions:
     if body.n != 1:
         raise APIError(400, "only n=1 is supported", param="n")
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
-    schema: dict[str, Any] | None = None
-    fmt = body.response_format or {}
-    if fmt.get("type") == "json_schema":
-        schema = (fmt.get("json_schema") or {}).get("schema")
-        if not isinstance(schema, dict):
-            raise APIError(400, "response_format.json_schema.schema must be a JSON schema", param="response_format")
-    elif fmt.get("type") == "json_object":
-        schema = {"type": "object"}
+    try:
+        schema = openai_wire.schema_from_response_format(body.response_format)
+    except openai_wire.WireFormatError as exc:
+        raise APIError(400, str(exc), param=exc.param) from exc
     return ChatOptions(
         temperature=body.temperature,
         top_p=body.top_p,
@@ -217,31 +196,14 @@ def prompt_text(messages: list[Message]) -> str:
     return "\n".join(m.content for m in messages)
 
 
-# ------------------------------------------------------------------------------ response shapes
-
-
-def tool_call_json(call: ToolCall, index: int | None = None) -> dict[str, Any]:
-    out = call.to_openai()
-    if index is not None:
-        out["index"] = index
-    return out
-
-
-def usage_json(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    }
+# ------------------------------------------------------------------------------ the reply
 
 
 @dataclass
 class Completion:
     """One request's identity and what it has produced so far."""
 
-    id: str
-    created: int
-    model: str
+    ident: openai_wire.CompletionId
     text: list[str] = field(default_factory=list)
     calls: list[ToolCall] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
@@ -260,40 +222,8 @@ class Completion:
             return "tool_calls"
         return self.finish if self.finish in ("stop", "length", "content_filter") else "stop"
 
-    def chunk(self, delta: dict[str, Any], finish: str | None = None) -> str:
-        body = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }
-        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
-
-    def usage_chunk(self) -> str:
-        body = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [],
-            "usage": usage_json(self.usage),
-        }
-        return f"data: {json.dumps(body)}\n\n"
-
     def whole(self) -> dict[str, Any]:
-        text = "".join(self.text)
-        message: dict[str, Any] = {"role": "assistant", "content": text or (None if self.calls else "")}
-        if self.calls:
-            message["tool_calls"] = [tool_call_json(c) for c in self.calls]
-        return {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason(), "logprobs": None}],
-            "usage": usage_json(self.usage),
-        }
+        return self.ident.whole("".join(self.text), self.calls, self.finish_reason(), self.usage)
 
 
 # ------------------------------------------------------------------------------ the app
@@ -331,7 +261,7 @@ class ModelServer:
         messages = parse_messages(body.messages)
         tools = parse_tools(body.tools)
         options = parse_options(body, tools)
-        done = Completion(id="chatcmpl-" + uuid.uuid4().hex, created=int(time.time()), model=self.model_id)
+        done = Completion(openai_wire.CompletionId("chatcmpl-" + uuid.uuid4().hex, int(time.time()), self.model_id))
         record = RequestRecord(
             seq=0, started=time.time(), elapsed_s=0.0, prompt_tokens=0, completion_tokens=0, finish_reason=None,
             stream=body.stream, tools=len(tools or []),
@@ -386,20 +316,20 @@ class ModelServer:
         async def events() -> AsyncIterator[str]:
             error: BaseException | None = None
             try:
-                yield done.chunk({"role": "assistant", "content": ""})
+                yield done.ident.chunk({"role": "assistant", "content": ""})
                 delta = await first
                 while delta is not None:
                     for piece in self._pieces(done, delta):
                         yield piece
                     delta = await next_delta()
-                yield done.chunk({}, done.finish_reason())
+                yield done.ident.chunk({}, done.finish_reason())
                 if include_usage:
-                    yield done.usage_chunk()
-                yield "data: [DONE]\n\n"
+                    yield done.ident.usage_chunk(done.usage)
+                yield openai_wire.SSE_DONE
             except LLMError as exc:
                 error = exc
-                yield f"data: {json.dumps(error_from_llm(exc).body())}\n\n"
-                yield "data: [DONE]\n\n"
+                yield openai_wire.sse(error_from_llm(exc).body())
+                yield openai_wire.SSE_DONE
             except BaseException as exc:  # the client went away: stop the generation
                 error = exc
                 raise
@@ -418,9 +348,9 @@ class ModelServer:
         done.absorb(delta)
         out = []
         if delta.text:
-            out.append(done.chunk({"content": delta.text}))
+            out.append(done.ident.chunk({"content": delta.text}))
         for i, call in enumerate(delta.tool_calls, start=before):
-            out.append(done.chunk({"tool_calls": [tool_call_json(call, i)]}))
+            out.append(done.ident.chunk({"tool_calls": [openai_wire.tool_call_json(call, i)]}))
         return out
 
     async def tokenize(self, request: Request) -> dict[str, Any]:

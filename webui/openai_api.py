@@ -15,6 +15,7 @@ from lector.agent.assistant import default_system_prompt
 from lector.agent.events import Final
 from lector.agent.loop import run_agent
 from lector.llm.messages import Message
+from lector.llm.openai_wire import SSE_DONE, CompletionId
 from lector.tools.base import ToolContext
 from lector.webui.chat_api import state_of
 from lector.webui.sse import SSE_HEADERS
@@ -38,19 +39,6 @@ def models() -> dict[str, Any]:
     return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "lector"}]}
 
 
-def chunk(cid: str, created: int, delta: dict[str, Any], finish: str | None = None) -> str:
-    import json
-
-    body = {
-        "id": cid,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": MODEL_ID,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
-
-
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionIn, request: Request) -> Any:
     if body.model != MODEL_ID:
@@ -66,7 +54,7 @@ async def chat_completions(body: ChatCompletionIn, request: Request) -> Any:
         conversation_id="openai-" + uuid.uuid4().hex, user_texts=[m.content for m in messages if m.role == "user"]
     )
     events = run_agent(state.backend(), messages, state.registry, ctx=ctx, max_steps=state.config.max_steps)
-    cid, created = "chatcmpl-" + uuid.uuid4().hex, int(time.time())
+    ident = CompletionId("chatcmpl-" + uuid.uuid4().hex, int(time.time()), MODEL_ID)
 
     if not body.stream:
         final: Final | None = None
@@ -74,28 +62,15 @@ async def chat_completions(body: ChatCompletionIn, request: Request) -> Any:
             if isinstance(event, Final):
                 final = event
         assert final is not None
-        return {
-            "id": cid,
-            "object": "chat.completion",
-            "created": created,
-            "model": MODEL_ID,
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": final.text}, "finish_reason": "stop"}
-            ],
-            "usage": {
-                "prompt_tokens": final.usage.prompt_tokens,
-                "completion_tokens": final.usage.completion_tokens,
-                "total_tokens": final.usage.total_tokens,
-            },
-        }
+        return ident.whole(final.text, [], "stop", final.usage)
 
     async def stream() -> AsyncIterator[str]:
-        yield chunk(cid, created, {"role": "assistant", "content": ""})
+        yield ident.chunk({"role": "assistant", "content": ""})
         async for event in events:
             if event.type == "text":
-                yield chunk(cid, created, {"content": event.text})
+                yield ident.chunk({"content": event.text})
             elif isinstance(event, Final):
-                yield chunk(cid, created, {}, "stop")
-        yield "data: [DONE]\n\n"
+                yield ident.chunk({}, "stop")
+        yield SSE_DONE
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)

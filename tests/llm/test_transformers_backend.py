@@ -37,7 +37,7 @@ ADD = ToolSpec(
 
 def test_importing_llm_backends_does_not_import_torch() -> None:
     code = (
-        "import sys, llm, llm.factory, llm.transformers_backend, llm.vllm_backend\n"
+        "import sys, lector.llm.factory, lector.llm.transformers_backend, lector.llm.vllm_backend\n"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules and 'vllm' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -125,12 +125,12 @@ def test_gguf_through_transformers_streams_with_usage(small_tf: TransformersBack
 
 def test_tools_go_through_the_chat_template(small_tf: TransformersBackend) -> None:
     assert small_tf.template_tools, "Qwen's template takes tools"
-    prompt, parse = small_tf.render([Message.user("What is 2 + 3?")], [ADD])
-    assert parse and "<tools>" in prompt and '"name": "add"' in prompt
+    prompt = small_tf.render([Message.user("What is 2 + 3?")], [ADD])
+    assert "<tools>" in prompt and '"name": "add"' in prompt
     call = ToolCall(id="call_1", name="add", arguments='{"a": 2, "b": 3}')
     history = [Message.user("What is 2 + 3?"), Message.assistant("", [call]), Message.tool("call_1", "add", "5")]
-    prompt, _ = small_tf.render(history, [ADD])
+    prompt = small_tf.render(history, [ADD])
     assert '<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}' in prompt
     assert "<tool_response>\n5\n</tool_response>" in prompt
-    forced, _ = small_tf.render([Message.user("Add 2 and 3.")], [ADD], ChatOptions(tool_choice="add"))
+    forced = small_tf.render([Message.user("Add 2 and 3.")], [ADD], ChatOptions(tool_choice="add"))
     assert "You must call the function `add`" in forced
