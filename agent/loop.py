@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncGenerator
 
 from lector.agent.aio import Cancelled, Canceller, SafeAclosing
-from lector.agent.events import ErrorEvent, Event, Final, StepStarted, StopReason
+from lector.agent.events import ErrorEvent, Event, Final, StepStarted
 from lector.agent.model_calls import ModelCalls, ModelFailed, ModelReply
 from lector.agent.stop_rules import AskForAnswer, Continue, Decision, Finish, Retry, StopRules, ToolsRan
 from lector.agent.tool_round import ToolRunner, unique_ids
@@ -70,7 +70,6 @@ async def run_agent(
     new: list[Message] = transcript if transcript is not None else []
     first_new, steps, reply = len(new), 0, ModelReply(recorded=True)
     decision: Decision = Continue()
-    stopped: StopReason
     try:
         while not isinstance(decision, Finish):
             canceller.check()
