@@ -21,7 +21,21 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = {"/health"}
+PAGE_PATHS = {"/"}
 COOKIE = "lector_token"
+# Nothing a page shows may make the browser reach another origin: no remote images, styles, fonts, frames or
+# connections, no inline script, no style attributes. Figures come as data: URLs.
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'none'; "
+        b"font-src 'self'; connect-src 'self'; object-src 'none'; frame-src 'none'; frame-ancestors 'none'; "
+        b"base-uri 'none'; form-action 'self'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
 
 
 class BodyTooLarge(Exception):
@@ -61,6 +75,25 @@ async def send_error(send: Send, status: int, message: str, headers: list[tuple[
     await send({"type": "http.response.body", "body": body})
 
 
+def with_security_headers(send: Send) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+        await send(message)
+
+    return wrapped
+
+
+def rate_key(scope: Scope, headers: dict[bytes, bytes]) -> str:
+    """One bucket per chat session (its id is in the path), else per client address and origin, so one busy
+    session or client cannot starve the others that share the token."""
+    parts = scope.get("path", "").split("/")
+    if len(parts) > 3 and parts[1] == "api" and parts[2] == "sessions":
+        return "session:" + parts[3]
+    client = scope.get("client") or ("?", 0)
+    return f"client:{client[0]}:{headers.get(b'origin', b'').decode('latin-1')}"
+
+
 class Guard:
     def __init__(
         self,
@@ -92,7 +125,7 @@ class Guard:
         if b"x-lector-token" in headers:
             return headers[b"x-lector-token"].decode("latin-1").strip(), "header"
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        if "token" in query:
+        if "token" in query and scope.get("method") == "GET" and scope.get("path") in PAGE_PATHS:
             return query["token"][0], "query"
         if scope.get("method") == "GET":
             cookies = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
@@ -104,6 +137,7 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        send = with_security_headers(send)
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         host = headers.get(b"host", b"").decode("latin-1").lower()
         if host not in self.allowed_hosts:
@@ -123,7 +157,7 @@ class Guard:
                 return
             if origin == "query":
                 send = self._setting_cookie(send)
-        bucket = self.buckets.setdefault(self.token or "anonymous", TokenBucket(self.rate_per_s, self.burst))
+        bucket = self.buckets.setdefault(rate_key(scope, headers), TokenBucket(self.rate_per_s, self.burst))
         wait = bucket.take()
         if wait > 0:
             retry = str(max(1, int(wait + 0.999))).encode()
@@ -155,19 +189,28 @@ class Guard:
 
     async def _call_limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         received = 0
-        started = False
+        over = started = False
+        too_large = f"request body exceeds the limit of {limit} bytes"
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, over
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    over = True
                     raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
+            # A body parser that caught BodyTooLarge answers with its own error (a multipart upload says 400
+            # "error parsing the body"); the person must learn that the body was too large.
             nonlocal started
+            if over:
+                if not started:
+                    started = True
+                    await send_error(send, 413, too_large)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -176,4 +219,4 @@ class Guard:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await send_error(send, 413, f"request body exceeds the limit of {limit} bytes")
+                await send_error(send, 413, too_large)

@@ -6,10 +6,20 @@ import json
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
+
+from lector.llm.unicode import valid_json
 
 
 def sse(data: BaseModel | dict[str, Any], event: str | None = None) -> bytes:
-    payload = data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data, ensure_ascii=False)
+    """One event. Strings that are not valid Unicode (a lone surrogate from a model or a tool) are repaired, so one
+    bad character cannot break the stream."""
+    try:
+        payload = data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data, ensure_ascii=False)
+        payload.encode()
+    except (PydanticSerializationError, UnicodeEncodeError):
+        plain = data.model_dump(mode="python") if isinstance(data, BaseModel) else data
+        payload = json.dumps(valid_json(plain), ensure_ascii=False, default=str)
     kind = event or (data.get("type") if isinstance(data, dict) else getattr(data, "type", None))
     head = f"event: {kind}\n" if kind else ""
     return f"{head}data: {payload}\n\n".encode()

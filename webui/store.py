@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lector.llm.unicode import valid_json, valid_text
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -60,6 +62,25 @@ CREATE INDEX IF NOT EXISTS pages_by_created ON pages(created);
 """
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(valid_json(value))
+
+
+def _loads(text: str) -> Any:
+    """Rows written before strings were made valid may hold escaped lone surrogates: they are made valid too."""
+    return valid_json(json.loads(text))
+
+
+class _Writer:
+    """The connection inside a transaction; every text it writes is valid Unicode (SQLite refuses the rest)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, tuple(valid_text(a) if isinstance(a, str) else a for a in args))
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
@@ -82,11 +103,11 @@ class Store:
         self.recover()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[_Writer]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield _Writer(self._db)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -94,14 +115,11 @@ class Store:
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self._lock:
-            return [dict(r) for r in self._db.execute(sql, args).fetchall()]
+            return [valid_json(dict(r)) for r in self._db.execute(sql, args).fetchall()]
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-    def integrity_ok(self) -> bool:
-        return self._query("PRAGMA integrity_check")[0]["integrity_check"] == "ok"
 
     def recover(self) -> None:
         """After a crash: work that was running is marked so it can be retried, nothing is dropped."""
@@ -115,7 +133,7 @@ class Store:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO sessions(id, title, settings, created, updated) VALUES (?,?,?,?,?)",
-                (sid, title, json.dumps(settings or {}), now, now),
+                (sid, title, _dumps(settings or {}), now, now),
             )
         return self.get_session(sid) or {}
 
@@ -124,13 +142,13 @@ class Store:
         if not rows:
             return None
         row = rows[0]
-        row["settings"] = json.loads(row["settings"])
+        row["settings"] = _loads(row["settings"])
         return row
 
     def list_sessions(self) -> list[dict[str, Any]]:
         rows = self._query("SELECT * FROM sessions ORDER BY updated DESC")
         for row in rows:
-            row["settings"] = json.loads(row["settings"])
+            row["settings"] = _loads(row["settings"])
         return rows
 
     def update_session(self, sid: str, *, title: str | None = None, settings: dict[str, Any] | None = None) -> None:
@@ -139,7 +157,7 @@ class Store:
                 db.execute("UPDATE sessions SET title=?, updated=? WHERE id=?", (title, time.time(), sid))
             if settings is not None:
                 db.execute(
-                    "UPDATE sessions SET settings=?, updated=? WHERE id=?", (json.dumps(settings), time.time(), sid)
+                    "UPDATE sessions SET settings=?, updated=? WHERE id=?", (_dumps(settings), time.time(), sid)
                 )
 
     def delete_session(self, sid: str) -> bool:
@@ -163,7 +181,7 @@ class Store:
             cur = db.execute(
                 "INSERT INTO messages(session_id, role, content, tool_calls, tool_call_id, name, extra, created)"
                 " VALUES (?,?,?,?,?,?,?,?)",
-                (sid, role, content, json.dumps(tool_calls or []), tool_call_id, name, json.dumps(extra or {}), now),
+                (sid, role, content, _dumps(tool_calls or []), tool_call_id, name, _dumps(extra or {}), now),
             )
             db.execute("UPDATE sessions SET updated=? WHERE id=?", (now, sid))
             return int(cur.lastrowid or 0)
@@ -171,8 +189,8 @@ class Store:
     def messages(self, sid: str) -> list[dict[str, Any]]:
         rows = self._query("SELECT * FROM messages WHERE session_id=? ORDER BY id", (sid,))
         for row in rows:
-            row["tool_calls"] = json.loads(row["tool_calls"])
-            row["extra"] = json.loads(row["extra"])
+            row["tool_calls"] = _loads(row["tool_calls"])
+            row["extra"] = _loads(row["extra"])
         return rows
 
     # documents uploaded to a session

