@@ -1,21 +1,22 @@
 """Auto: pick the cheapest reading level that answers, and escalate when its evidence falls short.
 
-- The documents fit the window: the model reads them whole (level 0, "direct").
+- The documents fit the window: the model reads them whole (Level.DIRECT).
 - A multi-hop question (a cheap heuristic, or the model when asked to): Level 3.
 - Otherwise Level 1, escalating to Level 2 when the model says it cannot find the answer, cites nothing,
   or its answer is not grounded in what it cited.
 
 Python API: `ask(library_or_paths, question, level="auto", backend=None) -> Answer`, `aask` (async) and
 `ask_events` (an async stream of LevelChosen / SubQuestion / SubAnswer events ending with AnswerReady).
+`level` is a `Level` or what a person types for one ("auto", "direct", "0" to "3"; see `parse_level`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -23,13 +24,17 @@ from pydantic import BaseModel, Field
 from lector.agent.stepwise import AnswerReady, ChunkRead, LevelChosen, ReaderEvent, StepwiseConfig, stepwise_events
 from lector.llm.backend import Backend, ChatOptions, run_sync
 from lector.llm.messages import Message
-from lector.retrieval.answer import Answer, LibraryLike, UsageMeter, answer_from_evidence, grounded
+from lector.retrieval.answer_prompt import answer_from_evidence
+from lector.retrieval.context import ReadingContext
 from lector.retrieval.keywords import KeywordCache
-from lector.retrieval.level1 import Level1Config, all_doc_ids, level1
+from lector.retrieval.level1 import Level1Config, level1
 from lector.retrieval.level2 import Level2Config, level2
+from lector.retrieval.levels import Level, parse_level
 from lector.retrieval.packing import chunk_cost, evidence_budget, pack_chunks
+from lector.retrieval.reading_types import Answer, LibraryLike
 
-LevelArg = Literal["auto", "direct", "0", "1", "2", "3"] | int
+Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+"""A file or folder, or several (folders are walked)."""
 
 
 class ReaderConfig(BaseModel):
@@ -86,75 +91,62 @@ CLASSIFY_SCHEMA: dict[str, Any] = {
 }
 
 
-async def classify_multi_hop(backend: Backend, question: str, meter: UsageMeter) -> bool:
+async def classify_multi_hop(ctx: ReadingContext, question: str) -> bool:
     prompt = (
         "How many separate facts must be looked up, one after another, to answer this question? "
         'Reply with JSON {"facts_needed": N}.\n\nQuestion: ' + question
     )
     options = ChatOptions(temperature=0.0, max_tokens=16, json_schema=CLASSIFY_SCHEMA)
-    result = await meter.chat(backend, [Message.user(prompt)], options)
+    result = await ctx.meter.chat(ctx.backend, [Message.user(prompt)], options)
     match = re.search(r"\d+", result.message.content)
     return match is not None and int(match.group(0)) >= 2
 
 
-def open_library(library_or_paths: Any, cache_dir: Path | str | None = None) -> tuple[Any, list[str] | None]:
+def open_library(
+    library_or_paths: LibraryLike | Paths, cache_dir: str | os.PathLike[str] | None = None
+) -> tuple[LibraryLike, list[str] | None]:
     """A Library and the doc ids to read: paths are added to a new Library (its cache makes that cheap)."""
-    if hasattr(library_or_paths, "search"):
+    if isinstance(library_or_paths, LibraryLike):
         return library_or_paths, None
     from lector.retrieval.library import Library, walk_paths
 
-    paths = [library_or_paths] if isinstance(library_or_paths, str | Path) else list(library_or_paths)
+    paths = [library_or_paths] if isinstance(library_or_paths, str | os.PathLike) else list(library_or_paths)
     library = Library(cache_dir=cache_dir)
     return library, [library.add_file(p) for p in walk_paths(paths)]
 
 
-def normal_level(level: LevelArg) -> str:
-    text = str(level).lower()
-    if text in ("0", "direct"):
-        return "0"
-    if text not in ("auto", "1", "2", "3"):
-        raise ValueError(f"unknown level {level!r}: expected auto, direct, 1, 2 or 3")
-    return text
+def fits_the_window(ctx: ReadingContext, question: str, config: ReaderConfig) -> bool:
+    budget = evidence_budget(ctx.backend, question, config.level1.answer_reserve)
+    return ctx.library.total_tokens(ctx.document_ids()) <= budget
 
 
-async def _direct(
-    library: LibraryLike, backend: Backend, question: str, ids: Sequence[str], meter: UsageMeter,
-    config: ReaderConfig,
-) -> Answer | None:
-    budget = evidence_budget(backend, question, config.level1.answer_reserve)
-    if library.total_tokens(list(ids)) > budget:
+async def direct(ctx: ReadingContext, question: str, config: ReaderConfig) -> Answer | None:
+    """The answer from the whole documents, or None when they do not fit the window."""
+    ids = ctx.document_ids()
+    budget = evidence_budget(ctx.backend, question, config.level1.answer_reserve)
+    if ctx.library.total_tokens(ids) > budget:
         return None
-    chunks = [c for doc_id in ids for c in library.chunks(doc_id)]
-    evidence = pack_chunks(chunks, budget, chunk_cost(backend))
+    chunks = [c for doc_id in ids for c in ctx.library.chunks(doc_id)]
+    evidence = pack_chunks(chunks, budget, chunk_cost(ctx.backend))
     if not evidence:
         return None
     composed = await answer_from_evidence(  # the whole text is there: nothing to escalate to
-        backend, question, evidence, meter, max_tokens=config.level1.max_answer_tokens, allow_not_found=False
+        ctx.backend, question, evidence, ctx.meter, max_tokens=config.level1.max_answer_tokens, allow_not_found=False
     )
-    return Answer(
-        answer=composed.text,
-        level=0,
-        citations=composed.citations,
-        found=composed.found,
-        usage=meter.snapshot(),
-        details={"grounded": composed.found and grounded(composed.text, question, composed.cited)},
-    )
+    return composed.to_answer(Level.DIRECT, ctx.meter.snapshot())
 
 
 async def level2_events(
-    library: LibraryLike, backend: Backend, question: str, ids: Sequence[str], config: Level2Config,
-    meter: UsageMeter, keyword_cache: KeywordCache | None,
-) -> AsyncIterator[ChunkRead | Answer]:
-    """Level 2, yielding a ChunkRead as each chunk is read and the Answer last."""
+    ctx: ReadingContext, question: str, config: Level2Config
+) -> AsyncIterator[ChunkRead | AnswerReady]:
+    """Level 2, yielding a ChunkRead as each chunk is read and AnswerReady last."""
     queue: asyncio.Queue[ChunkRead] = asyncio.Queue()
 
     def progress(info: dict[str, Any]) -> None:
         queue.put_nowait(ChunkRead(source=info["source"], chunk_id=info["chunk_id"], quotes=info["quotes"],
                                    offered=info["offered"]))
 
-    task = asyncio.ensure_future(
-        level2(library, backend, question, ids, config, meter, keyword_cache, progress=progress)
-    )
+    task = asyncio.ensure_future(level2(ctx, question, config, progress=progress))
     try:
         while not task.done():
             getter = asyncio.ensure_future(queue.get())
@@ -165,7 +157,7 @@ async def level2_events(
                 getter.cancel()
         while not queue.empty():
             yield queue.get_nowait()
-        yield task.result()
+        yield AnswerReady(answer=task.result())
     finally:
         if not task.done():
             task.cancel()
@@ -177,101 +169,105 @@ def insufficient(answer: Answer, config: ReaderConfig) -> str:
         return "the model did not find the answer in the evidence"
     if not answer.citations:
         return "no citation"
-    if not answer.details.get("grounded", True):
+    if not answer.grounded:
         return "the answer is not in the cited evidence"
-    if float(answer.details.get("top_score", 1.0)) < config.min_top_score:
+    if answer.top_score is not None and answer.top_score < config.min_top_score:
         return "weak BM25 matches"
     return ""
 
 
+async def level_events(
+    ctx: ReadingContext, question: str, level: Level, config: ReaderConfig, reason: str = "asked"
+) -> AsyncIterator[ReaderEvent]:
+    """One level, announced with LevelChosen; its progress events, then AnswerReady."""
+    yield LevelChosen(level=level, reason=reason)
+    if level is Level.DIRECT:
+        answer = await direct(ctx, question, config)
+        if answer is None:
+            raise ValueError("the documents do not fit the model's window; use level 1, 2, 3 or auto")
+        yield AnswerReady(answer=answer)
+    elif level is Level.RETRIEVE:
+        yield AnswerReady(answer=await level1(ctx, question, config.level1))
+    elif level is Level.READ:
+        async for reading in level2_events(ctx, question, config.level2):
+            yield reading
+    elif level is Level.STEPWISE:
+        async for step in stepwise_events(ctx, question, config.stepwise):
+            yield step
+    else:
+        raise ValueError(f"{level!r} is not one level")
+
+
+async def _multi_hop(ctx: ReadingContext, question: str, config: ReaderConfig) -> bool:
+    if config.multi_hop == "heuristic":
+        return looks_multi_hop(question)
+    if config.multi_hop == "model":
+        return await classify_multi_hop(ctx, question)
+    return False
+
+
+async def auto_events(ctx: ReadingContext, question: str, config: ReaderConfig) -> AsyncIterator[ReaderEvent]:
+    """The cheapest level that answers: direct, else Level 3 for a multi-hop question, else Level 1 and, when
+    its answer falls short, Level 2."""
+    if config.direct and fits_the_window(ctx, question, config):
+        yield LevelChosen(level=Level.DIRECT, reason="the documents fit the window")
+        whole = await direct(ctx, question, config)
+        if whole is not None:
+            yield AnswerReady(answer=whole)
+            return
+    if await _multi_hop(ctx, question, config):
+        async for event in level_events(ctx, question, Level.STEPWISE, config, "multi-hop question"):
+            yield event
+        return
+    yield LevelChosen(level=Level.RETRIEVE, reason="retrieve")
+    first = await level1(ctx, question, config.level1)
+    why = insufficient(first, config)
+    if not why:
+        yield AnswerReady(answer=first)
+        return
+    async for event in level_events(ctx, question, Level.READ, config, f"escalated from Level 1: {why}"):
+        if isinstance(event, AnswerReady):
+            event.answer.escalated_from = [Level.RETRIEVE]
+            event.answer.level1_answer = first.answer
+        yield event
+
+
 async def ask_events(
-    library_or_paths: Any,
+    library_or_paths: LibraryLike | Paths,
     question: str,
-    level: LevelArg = "auto",
+    level: Level | str | int = Level.AUTO,
     backend: Backend | None = None,
     *,
-    doc_ids: Sequence[str] | None = None,
+    doc_ids: Iterable[str] | None = None,
     config: ReaderConfig | None = None,
     keyword_cache: KeywordCache | None = None,
-    cache_dir: Path | str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> AsyncIterator[ReaderEvent]:
     """Answer `question`, streaming the levels chosen, Level 3's sub-questions, and finally AnswerReady."""
     config = config or ReaderConfig()
-    chosen = normal_level(level)
+    chosen = parse_level(level)
     if backend is None:
         from lector.llm.factory import make_backend
 
         backend = make_backend()
     library, opened = open_library(library_or_paths, cache_dir)
-    ids = list(doc_ids or opened or all_doc_ids(library))
-    meter = UsageMeter()
+    ctx = ReadingContext(library, backend, list(doc_ids or opened or []) or None, keyword_cache=keyword_cache)
     started = time.perf_counter()
-    tried: list[int] = []
-    answer: Answer | None = None
-    level1_answer: str | None = None
-
-    if chosen == "auto":
-        if config.direct:
-            fits = library.total_tokens(ids) <= evidence_budget(
-                backend, question, config.level1.answer_reserve
-            )
-            if fits:
-                yield LevelChosen(level=0, reason="the documents fit the window")
-                answer = await _direct(library, backend, question, ids, meter, config)
-        if answer is None:
-            multi = False
-            if config.multi_hop == "heuristic":
-                multi = looks_multi_hop(question)
-            elif config.multi_hop == "model":
-                multi = await classify_multi_hop(backend, question, meter)
-            chosen = "3" if multi else "1"
-    elif chosen == "0":
-        yield LevelChosen(level=0, reason="asked")
-        answer = await _direct(library, backend, question, ids, meter, config)
-        if answer is None:
-            raise ValueError("the documents do not fit the model's window; use level 1, 2, 3 or auto")
-
-    if answer is None and chosen == "1":
-        yield LevelChosen(level=1, reason="retrieve")
-        answer = await level1(library, backend, question, ids, config.level1, meter, keyword_cache)
-        why = insufficient(answer, config) if normal_level(level) == "auto" else ""
-        if why:
-            tried.append(1)
-            level1_answer = answer.answer
-            chosen = "2"
-            yield LevelChosen(level=2, reason=f"escalated from Level 1: {why}")
-    elif answer is None and chosen == "2":
-        yield LevelChosen(level=2, reason="read")
-    if chosen == "2":
-        async for item in level2_events(library, backend, question, ids, config.level2, meter, keyword_cache):
-            if isinstance(item, Answer):
-                answer = item
-            else:
-                yield item
-    if answer is None and chosen == "3":
-        yield LevelChosen(level=3, reason="multi-hop question" if normal_level(level) == "auto" else "asked")
-        async for event in stepwise_events(
-            library, backend, question, ids, config.stepwise, meter, keyword_cache
-        ):
-            if isinstance(event, AnswerReady):
-                answer = event.answer
-            else:
-                yield event
-
-    assert answer is not None
-    answer.usage = meter.snapshot()
-    answer.elapsed_s = time.perf_counter() - started
-    if tried:
-        answer.details["escalated_from"] = tried
-    if level1_answer is not None:
-        answer.details["level1_answer"] = level1_answer
-    yield AnswerReady(answer=answer)
+    if chosen is Level.AUTO:
+        events = auto_events(ctx, question, config)
+    else:
+        events = level_events(ctx, question, chosen, config)
+    async for event in events:
+        if isinstance(event, AnswerReady):
+            event.answer.usage = ctx.meter.snapshot()
+            event.answer.elapsed_s = time.perf_counter() - started
+        yield event
 
 
 async def aask(
-    library_or_paths: Any,
+    library_or_paths: LibraryLike | Paths,
     question: str,
-    level: LevelArg = "auto",
+    level: Level | str | int = Level.AUTO,
     backend: Backend | None = None,
     **kwargs: Any,
 ) -> Answer:
@@ -284,12 +280,12 @@ async def aask(
 
 
 def ask(
-    library_or_paths: Any,
+    library_or_paths: LibraryLike | Paths,
     question: str,
-    level: LevelArg = "auto",
+    level: Level | str | int = Level.AUTO,
     backend: Backend | None = None,
     **kwargs: Any,
 ) -> Answer:
-    """Answer a question over a Library or some files, with citations; `answer.level` says how."""
+    """Answer a question over a Library or some files or folders, with citations; `answer.level` says how."""
     result: Answer = run_sync(aask(library_or_paths, question, level, backend, **kwargs))
     return result

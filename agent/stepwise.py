@@ -16,20 +16,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from lector.llm.backend import Backend, ChatOptions
+from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
-from lector.retrieval.answer import (
-    Answer,
-    Citation,
-    Evidence,
-    LibraryLike,
-    UsageMeter,
-    answer_from_evidence,
-    has_cjk,
-)
+from lector.retrieval.answer_prompt import answer_from_evidence
+from lector.retrieval.cjk import has_cjk
+from lector.retrieval.context import ReadingContext
 from lector.retrieval.follow_names import BridgeConfig, follow_names
-from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level2 import Level2Config, level2
+from lector.retrieval.levels import Level
+from lector.retrieval.reading_types import Answer, Citation, Evidence
 from lector.retrieval.types import Chunk
 
 
@@ -70,7 +65,7 @@ class LevelChosen(BaseModel):
     """The reader picked (or escalated to) a level."""
 
     type: Literal["level"] = "level"
-    level: int
+    level: Level
     reason: str = ""
 
 
@@ -152,71 +147,64 @@ def _normal(q: str) -> str:
 
 
 async def stepwise_events(
-    library: LibraryLike,
-    backend: Backend,
-    question: str,
-    doc_ids: Sequence[str] | None = None,
-    config: StepwiseConfig | None = None,
-    meter: UsageMeter | None = None,
-    keyword_cache: KeywordCache | None = None,
+    ctx: ReadingContext, question: str, config: StepwiseConfig | None = None
 ) -> AsyncIterator[ReaderEvent]:
-    """Plan, ask Level 2, repeat within budget, then compose; yields each sub-question and sub-answer."""
+    """Follow names; failing that, plan, ask Level 2, repeat within budget, then compose. Yields each
+    sub-question and sub-answer, and AnswerReady last."""
     config = config or StepwiseConfig()
-    meter = meter or UsageMeter()
     started = time.perf_counter()
-    steps: list[SubAnswer] = []
-    chunks_read: list[list[Any]] = []
-    asked: set[str] = set()
-    draft = ""
-    options = ChatOptions(temperature=0.0, max_tokens=config.planner_max_tokens, json_schema=PLAN_SCHEMA)
     if config.follow_names is not None:
-        chained = await follow_names(library, backend, question, doc_ids, config.follow_names, meter, keyword_cache)
-        if chained.found and chained.details.get("grounded"):
+        chained = await follow_names(ctx, question, config.follow_names)
+        if chained.grounded:
             chained.details["chunks_read"] = []
             chained.elapsed_s = time.perf_counter() - started
             yield AnswerReady(answer=chained)
             return
-
-    while len(steps) < config.max_sub_questions and meter.usage.total_tokens < config.max_tokens:
-        result = await meter.chat(backend, plan_messages(question, steps), options)
-        plan = parse_plan(result.message.content)
+    steps: list[SubAnswer] = []
+    chunks_read: list[list[Any]] = []
+    asked: set[str] = set()
+    draft = ""
+    while len(steps) < config.max_sub_questions and ctx.meter.usage.total_tokens < config.max_tokens:
+        plan = await next_plan(ctx, question, steps, config)
         if plan is None:
-            if steps:
-                break
-            plan = ("ask", question)  # an unusable first plan: ask the whole question
+            break
         action, text = plan
         if action == "answer":
-            if steps:
-                draft = text
-                break
-            action, text = "ask", question  # no facts yet: an answer now would be a guess
+            draft = text
+            break
         if _normal(text) in asked:
             break
         asked.add(_normal(text))
-        index = len(steps) + 1
-        yield SubQuestion(index=index, question=text)
-        sub = await level2(library, backend, text, doc_ids, config.level2, meter, keyword_cache)
+        yield SubQuestion(index=len(steps) + 1, question=text)
+        sub = await level2(ctx, text, config.level2)
         chunks_read += [c for c in sub.details.get("chunks_read", []) if c not in chunks_read]
-        step = SubAnswer(
-            index=index, question=text, answer=sub.answer, found=sub.found, citations=sub.citations
-        )
-        steps.append(step)
-        yield step
-
-    answer = await compose_answer(backend, question, steps, draft, meter, config)
+        steps.append(SubAnswer(index=len(steps) + 1, question=text, answer=sub.answer, found=sub.found,
+                               citations=sub.citations))
+        yield steps[-1]
+    answer = await compose_answer(ctx, question, steps, draft, config)
     answer.details["chunks_read"] = chunks_read
     answer.elapsed_s = time.perf_counter() - started
     yield AnswerReady(answer=answer)
 
 
+async def next_plan(
+    ctx: ReadingContext, question: str, steps: Sequence[SubAnswer], config: StepwiseConfig
+) -> tuple[str, str] | None:
+    """The planner's next move, ("ask", sub-question) or ("answer", draft); None ends the planning."""
+    options = ChatOptions(temperature=0.0, max_tokens=config.planner_max_tokens, json_schema=PLAN_SCHEMA)
+    result = await ctx.meter.chat(ctx.backend, plan_messages(question, steps), options)
+    plan = parse_plan(result.message.content)
+    if plan is None:
+        return None if steps else ("ask", question)  # an unusable first plan: ask the whole question
+    if plan[0] == "answer" and not steps:
+        return "ask", question  # no facts yet: an answer now would be a guess
+    return plan
+
+
 async def compose_answer(
-    backend: Backend,
-    question: str,
-    steps: Sequence[SubAnswer],
-    draft: str,
-    meter: UsageMeter,
-    config: StepwiseConfig,
+    ctx: ReadingContext, question: str, steps: Sequence[SubAnswer], draft: str, config: StepwiseConfig
 ) -> Answer:
+    """One cited answer from the sub-answers' evidence, or the planner's draft when there is none."""
     evidence: list[Evidence] = []
     seen: set[tuple[str, int, int]] = set()
     for s in steps:
@@ -225,47 +213,27 @@ async def compose_answer(
             if key not in seen:
                 seen.add(key)
                 evidence.append(_citation_evidence(c))
-    findings = "\n".join(
-        f"- {s.question} -> {s.answer if s.found else 'not found'}" for s in steps
-    )
+    findings = "\n".join(f"- {s.question} -> {s.answer if s.found else 'not found'}" for s in steps)
     notes = ("已查明：\n" if has_cjk(question) else "Findings so far:\n") + findings if steps else ""
-    details: dict[str, Any] = {
-        "sub_questions": [s.model_dump() for s in steps],
-        "draft": draft,
-    }
+    details: dict[str, Any] = {"sub_questions": [s.model_dump() for s in steps], "draft": draft}
     if not evidence:
         return Answer(
             answer=draft or "NOT FOUND: the documents did not yield the facts this question needs.",
-            level=3,
+            level=Level.STEPWISE,
             found=bool(draft),
-            usage=meter.snapshot(),
+            usage=ctx.meter.snapshot(),
             details=details,
         )
     composed = await answer_from_evidence(
-        backend, question, evidence, meter, max_tokens=config.max_answer_tokens, notes=notes,
+        ctx.backend, question, evidence, ctx.meter, max_tokens=config.max_answer_tokens, notes=notes,
         allow_not_found=False,
     )
-    return Answer(
-        answer=composed.text,
-        level=3,
-        citations=composed.citations,
-        found=composed.found,
-        usage=meter.snapshot(),
-        details=details,
-    )
+    return composed.to_answer(Level.STEPWISE, ctx.meter.snapshot(), details=details)
 
 
-async def level3(
-    library: LibraryLike,
-    backend: Backend,
-    question: str,
-    doc_ids: Sequence[str] | None = None,
-    config: StepwiseConfig | None = None,
-    meter: UsageMeter | None = None,
-    keyword_cache: KeywordCache | None = None,
-) -> Answer:
+async def level3(ctx: ReadingContext, question: str, config: StepwiseConfig | None = None) -> Answer:
     answer: Answer | None = None
-    async for event in stepwise_events(library, backend, question, doc_ids, config, meter, keyword_cache):
+    async for event in stepwise_events(ctx, question, config):
         if isinstance(event, AnswerReady):
             answer = event.answer
     assert answer is not None

@@ -244,7 +244,7 @@ async def run_level(
         "chunks_read": len(answer.details.get("chunks_read") or []),
         "verified_quotes": answer.details.get("verified_quotes"),
         "offered_quotes": answer.details.get("offered_quotes"),
-        "escalated_from": answer.details.get("escalated_from"),
+        "escalated_from": [int(level) for level in answer.escalated_from] or None,
     }
 
 

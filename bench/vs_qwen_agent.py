@@ -157,7 +157,7 @@ async def lector_answer(level: str, library: Any, doc_id: str, backend: Any, que
 
     # a cold keyword cache per system and question: no system reuses another's keyword call
     answer = await aask(library, question, level, backend, doc_ids=[doc_id], keyword_cache=KeywordCache())
-    return {"answer": answer.answer, "used_level": answer.level, "level1_answer": answer.details.get("level1_answer")}
+    return {"answer": answer.answer, "used_level": answer.level, "level1_answer": answer.level1_answer}
 
 
 # ------------------------------------------------------------------------------ the run

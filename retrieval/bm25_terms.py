@@ -10,16 +10,15 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable
 from functools import lru_cache
 from itertools import chain
 from typing import Any
 
+from lector.retrieval.cjk import CJK_RANGES, has_cjk
+
 TOKENIZER_VERSION = "1"
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_CJK_SPLIT = re.compile(rf"([{_CJK}]+)")
-_HAS_CJK = re.compile(rf"[{_CJK}]")
+_CJK_SPLIT = re.compile(rf"([{CJK_RANGES}]+)")
 _WORD_RE = re.compile(r"\w+(?:\.\d+)*")
 
 ENGLISH_STOP_WORDS = frozenset(
@@ -123,7 +122,7 @@ def _cut_chinese(run: str) -> tuple[str, ...]:
 def tokenize(text: str) -> list[str]:
     """BM25 terms of `text`, in order."""
     low = text.lower()
-    if not _HAS_CJK.search(low):
+    if not has_cjk(low):
         words = _WORD_RE.findall(low)
         return _terms(words) if "_" in low else _plain_terms(words)
     out: list[str] = []
@@ -138,10 +137,3 @@ def tokenize(text: str) -> list[str]:
             out.extend(_terms(words) if "_" in part else _plain_terms(words))
     return out
 
-
-def tokenize_many(texts: Iterable[str]) -> list[list[str]]:
-    return [tokenize(t) for t in texts]
-
-
-def has_chinese(text: str) -> bool:
-    return _HAS_CJK.search(text) is not None

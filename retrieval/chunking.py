@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lector.retrieval.parsers import ParsedDocument
+from lector.retrieval.sentences import CJK_SENTENCE_END_MARKS, CLOSING_MARKS, SENTENCE_END_MARKS
 from lector.retrieval.token_estimate import approx_tokens, cumulative_at
 from lector.retrieval.types import Chunk
 
@@ -35,9 +36,9 @@ def _table(chars: str) -> np.ndarray:
     return table
 
 
-_ENDERS = _table(".!?")
-_CJK_ENDERS = _table("。！？；…")
-_CLOSERS = _table("\"')]”’」』）")
+_ENDERS = _table(SENTENCE_END_MARKS)
+_CJK_ENDERS = _table(CJK_SENTENCE_END_MARKS)
+_CLOSERS = _table(CLOSING_MARKS)
 _SPACE_TABLE = np.array([chr(i).isspace() for i in range(0x10000)], dtype=bool)
 
 # strengths of the boundary after a unit

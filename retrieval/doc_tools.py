@@ -11,7 +11,9 @@ import os
 from typing import Any
 
 from lector.llm.backend import Backend
+from lector.retrieval.context import ReadingContext
 from lector.retrieval.level2 import Level2Config, level2
+from lector.retrieval.library import Library
 from lector.retrieval.types import Chunk
 from lector.tools.base import Tool, ToolContext, ToolResult
 
@@ -29,7 +31,7 @@ def _location(chunk: Chunk) -> str:
 
 
 class _DocumentTool(Tool):
-    def __init__(self, library: Any) -> None:
+    def __init__(self, library: Library) -> None:
         self.library = library
 
     async def doc_ids(self, ctx: ToolContext) -> list[str]:
@@ -126,7 +128,7 @@ class AskDocumentsTool(_DocumentTool):
     }
     timeout = 1800.0
 
-    def __init__(self, library: Any, backend: Backend, config: Level2Config | None = None) -> None:
+    def __init__(self, library: Library, backend: Backend, config: Level2Config | None = None) -> None:
         super().__init__(library)
         self.backend = backend
         self.config = config
@@ -135,7 +137,7 @@ class AskDocumentsTool(_DocumentTool):
         ids = await self.doc_ids(ctx)
         if not ids:
             return ToolResult.failure(NO_DOCUMENTS)
-        answer = await level2(self.library, self.backend, args["question"], ids, self.config)
+        answer = await level2(ReadingContext(self.library, self.backend, ids), args["question"], self.config)
         lines = [answer.answer, ""]
         for i, c in enumerate(answer.citations, 1):
             page = f", page {c.page}" if c.page is not None else ""
@@ -147,7 +149,7 @@ class AskDocumentsTool(_DocumentTool):
 
 
 def document_tools(
-    library: Any, backend: Backend | None = None, config: Level2Config | None = None
+    library: Library, backend: Backend | None = None, config: Level2Config | None = None
 ) -> list[Tool]:
     """search_documents and read_document, plus ask_documents (Level 2) when a backend is given."""
     tools: list[Tool] = [SearchDocumentsTool(library), ReadDocumentTool(library)]

@@ -8,33 +8,13 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 
-from lector.retrieval.answer import Evidence
-
-_SENTENCE_END = re.compile(r"(?<=[.!?;。！？；])\s+|(?<=[。！？；])|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
-MAX_SENTENCE_CHARS = 600
-"""Longer stretches without a sentence end (tables, lists, run-on text) are cut into pieces of this size."""
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the sentences (or paragraphs, list items) of `text`, blank ones dropped."""
-    spans: list[tuple[int, int]] = []
-    pos = 0
-    for match in [*_SENTENCE_END.finditer(text), None]:
-        end = match.start() if match else len(text)
-        while end - pos > MAX_SENTENCE_CHARS:
-            cut = text.rfind(" ", pos + MAX_SENTENCE_CHARS // 2, pos + MAX_SENTENCE_CHARS)
-            cut = cut if cut > pos else pos + MAX_SENTENCE_CHARS
-            spans.append((pos, cut))
-            pos = cut
-        if text[pos:end].strip():
-            spans.append((pos, end))
-        if match:
-            pos = match.end()
-    return spans
+from lector.retrieval.cjk import has_cjk
+from lector.retrieval.reading_types import Evidence
+from lector.retrieval.sentences import sentence_spans
 
 
 def _term_pattern(term: str) -> re.Pattern[str]:
-    if any("\u4e00" <= ch <= "\u9fff" for ch in term):
+    if has_cjk(term):
         return re.compile(re.escape(term))
     return re.compile(r"(?<!\w)" + re.escape(term), re.IGNORECASE)  # a prefix: "chart" matches "charts"
 

@@ -16,20 +16,15 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from lector.llm.backend import Backend
-from lector.retrieval.answer import (
-    Answer,
-    Evidence,
-    LibraryLike,
-    UsageMeter,
-    answer_from_evidence,
-    grounded,
-    recited,
-)
+from lector.retrieval.answer_prompt import answer_from_evidence
+from lector.retrieval.citations import recited
+from lector.retrieval.context import ReadingContext
 from lector.retrieval.focus import ranked_sentences, sentence_windows
-from lector.retrieval.keywords import STOP_WORDS, KeywordCache
+from lector.retrieval.keywords import STOP_WORDS
 from lector.retrieval.level1 import find_keywords
+from lector.retrieval.levels import Level
 from lector.retrieval.packing import chunk_cost, pack
+from lector.retrieval.reading_types import Answer, Evidence
 
 _NAME = re.compile(r"\b[A-Z][\w'’-]*[a-z][\w'’-]*(?:\s+(?:(?:of|de|la|van|von|der|du|da|al)\s+)?[A-Z][\w'’-]*)*")
 
@@ -77,23 +72,30 @@ def _best_sentences(
     return [e for e in best if not needed or any(t in e.text.lower() for t in needed)][:count]
 
 
-async def follow_names(
-    library: LibraryLike,
-    backend: Backend,
-    question: str,
-    doc_ids: Sequence[str] | None = None,
-    config: BridgeConfig | None = None,
-    meter: UsageMeter | None = None,
-    keyword_cache: KeywordCache | None = None,
-) -> Answer:
+async def follow_names(ctx: ReadingContext, question: str, config: BridgeConfig | None = None) -> Answer:
     """Retrieve hop by hop along new names, then answer once from the chain of sentences found."""
     config = config or BridgeConfig()
-    meter = meter or UsageMeter()
     started = time.perf_counter()
-    ids = list(doc_ids) if doc_ids else None
-    keywords = await find_keywords(library, backend, question, ids, meter, keyword_cache, config.use_model_keywords)
-    cost = chunk_cost(backend)
-    terms = keywords.query.split()
+    keywords = await find_keywords(ctx, question, config.use_model_keywords)
+    chain, names_followed, hops = _follow(ctx, question, keywords.query.split(), config)
+    details = {"query": keywords.query, "names_followed": names_followed, "hops": hops}
+    if not chain:
+        return Answer.nothing_found(Level.STEPWISE, ctx.meter.snapshot(), time.perf_counter() - started,
+                                    details=details)
+    evidence = _dedupe(chain)
+    composed = await answer_from_evidence(
+        ctx.backend, question, evidence, ctx.meter, max_tokens=config.max_answer_tokens
+    )
+    composed = recited(composed, evidence, question)
+    return composed.to_answer(Level.STEPWISE, ctx.meter.snapshot(), elapsed_s=time.perf_counter() - started,
+                              details=details)
+
+
+def _follow(
+    ctx: ReadingContext, question: str, terms: list[str], config: BridgeConfig
+) -> tuple[list[Evidence], list[str], int]:
+    """The chain of sentence windows found hop by hop, the names followed, and the hops made."""
+    cost = chunk_cost(ctx.backend)
     chain: list[Evidence] = []
     seen: set[tuple[str, int, int]] = set()
     known = question
@@ -102,7 +104,7 @@ async def follow_names(
     required: list[str] = []
     hops = 0
     for _ in range(config.max_hops):
-        hits = library.search(" ".join(query_terms), k=config.k, doc_ids=ids)
+        hits = ctx.library.search(" ".join(query_terms), k=config.k, doc_ids=ctx.doc_ids)
         packed = pack(hits, config.evidence_tokens_per_hop, cost)
         best = _best_sentences(packed, query_terms, config.sentences_per_hop, required)
         fresh = [e for e in best if (e.chunk.source, e.start, e.end) not in seen]
@@ -116,19 +118,9 @@ async def follow_names(
             break
         names_followed += names
         known += " " + " ".join(names)
-        name_terms = " ".join(names).split()
-        query_terms = [*name_terms, *terms]
-        required = name_terms
-    details = {"query": keywords.query, "names_followed": names_followed, "hops": hops}
-    if not chain:
-        return Answer(answer="NOT FOUND: nothing in the documents matches the question.", level=3, found=False,
-                      usage=meter.snapshot(), elapsed_s=time.perf_counter() - started, details=details)
-    evidence = _dedupe(chain)
-    composed = await answer_from_evidence(backend, question, evidence, meter, max_tokens=config.max_answer_tokens)
-    composed = recited(composed, evidence, question)
-    details["grounded"] = composed.found and grounded(composed.text, question, composed.cited)
-    return Answer(answer=composed.text, level=3, citations=composed.citations, found=composed.found,
-                  usage=meter.snapshot(), elapsed_s=time.perf_counter() - started, details=details)
+        required = " ".join(names).split()
+        query_terms = [*required, *terms]
+    return chain, names_followed, hops
 
 
 def _dedupe(chain: Sequence[Evidence]) -> list[Evidence]:

@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field
 
 from lector.llm.backend import Backend, ChatOptions
 from lector.llm.messages import Message
-from lector.retrieval.answer import UsageMeter, has_cjk
+from lector.retrieval.cjk import CJK_RUN, cjk_count, has_cjk
+from lector.retrieval.reading_types import UsageMeter
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def _chinese_terms(text: str) -> list[str]:
 
     jieba.setLogLevel(logging.WARNING)
     out = []
-    for piece in re.findall(r"[\u4e00-\u9fff]+", text):
+    for piece in CJK_RUN.findall(text):
         for word in jieba.lcut(piece):
             if word not in CHINESE_STOP and len(word) >= 2:  # single characters are mostly particles
                 out.append(word)
@@ -92,11 +93,8 @@ def detect_languages(texts: Iterable[str]) -> list[str]:
     """'en' and/or 'zh' by the share of Latin letters and CJK characters in the sample (default 'en')."""
     latin = cjk = 0
     for text in texts:
-        for ch in text:
-            if "\u4e00" <= ch <= "\u9fff":
-                cjk += 1
-            elif ch.isascii() and ch.isalpha():
-                latin += 1
+        cjk += cjk_count(text)
+        latin += sum(1 for ch in text if ch.isascii() and ch.isalpha())
     total = latin + cjk
     if total == 0:
         return ["en"]

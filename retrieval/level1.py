@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from pydantic import BaseModel
 
-from lector.llm.backend import Backend
-from lector.retrieval.answer import (
-    Answer,
-    Evidence,
-    LibraryLike,
-    UsageMeter,
-    answer_from_evidence,
-    grounded,
-)
+from lector.retrieval.answer_prompt import answer_from_evidence
+from lector.retrieval.context import ReadingContext
 from lector.retrieval.focus import sentence_windows
-from lector.retrieval.keywords import KeywordCache, Keywords, detect_languages, generate_keywords
+from lector.retrieval.keywords import Keywords, detect_languages, generate_keywords, question_terms
+from lector.retrieval.levels import Level
 from lector.retrieval.packing import chunk_cost, evidence_budget, pack
-from lector.retrieval.types import Hit
+from lector.retrieval.reading_types import Answer, LibraryLike
 
 
 class Level1Config(BaseModel):
@@ -41,23 +34,10 @@ class Level1Config(BaseModel):
     use_model_keywords: bool = True
 
 
-def all_doc_ids(library: Any) -> list[str]:
-    ids = []
-    for doc in library.documents():
-        if isinstance(doc, str):
-            ids.append(doc)
-        elif isinstance(doc, dict):
-            ids.append(doc["doc_id"])
-        else:
-            ids.append(doc.doc_id)
-    return ids
-
-
-def document_languages(library: LibraryLike, doc_ids: Sequence[str] | None) -> list[str]:
+def document_languages(library: LibraryLike, doc_ids: Sequence[str]) -> list[str]:
     """The documents' languages from a sample of their chunks (start, middle, end)."""
-    ids = list(doc_ids) if doc_ids else all_doc_ids(library)
     sample: list[str] = []
-    for doc_id in ids[:20]:
+    for doc_id in doc_ids[:20]:
         chunks = library.chunks(doc_id)
         if chunks:
             for i in {0, len(chunks) // 2, len(chunks) - 1}:
@@ -65,80 +45,35 @@ def document_languages(library: LibraryLike, doc_ids: Sequence[str] | None) -> l
     return detect_languages(sample)
 
 
-async def find_keywords(
-    library: LibraryLike,
-    backend: Backend,
-    question: str,
-    doc_ids: Sequence[str] | None,
-    meter: UsageMeter,
-    cache: KeywordCache | None = None,
-    use_model: bool = True,
-) -> Keywords:
-    from lector.retrieval.keywords import question_terms
-
+async def find_keywords(ctx: ReadingContext, question: str, use_model: bool = True) -> Keywords:
+    """The model's keywords in the documents' languages, or only the question's own terms."""
     if not use_model:
-        terms = question_terms(question) or [question]
-        return Keywords(question_terms=terms, fallback=True)
-    return await generate_keywords(backend, question, document_languages(library, doc_ids), meter, cache)
+        return Keywords(question_terms=question_terms(question) or [question], fallback=True)
+    languages = document_languages(ctx.library, ctx.document_ids())
+    return await generate_keywords(ctx.backend, question, languages, ctx.meter, ctx.keyword_cache)
 
 
-async def retrieve_evidence(
-    library: LibraryLike,
-    backend: Backend,
-    question: str,
-    hits: Sequence[Hit],
-    config: Level1Config,
-) -> list[Evidence]:
-    budget = evidence_budget(backend, question, config.answer_reserve, config.max_evidence_tokens)
-    return pack(hits, budget, chunk_cost(backend))
-
-
-async def level1(
-    library: LibraryLike,
-    backend: Backend,
-    question: str,
-    doc_ids: Sequence[str] | None = None,
-    config: Level1Config | None = None,
-    meter: UsageMeter | None = None,
-    keyword_cache: KeywordCache | None = None,
-) -> Answer:
-    """Answer `question` from the BM25 top chunks. `details` carries the signals Auto escalates on."""
+async def level1(ctx: ReadingContext, question: str, config: Level1Config | None = None) -> Answer:
+    """Answer `question` from the BM25 top chunks; `grounded` and `top_score` are what Auto escalates on."""
     config = config or Level1Config()
-    meter = meter or UsageMeter()
     started = time.perf_counter()
-    ids = list(doc_ids) if doc_ids else None
-    keywords = await find_keywords(
-        library, backend, question, ids, meter, keyword_cache, config.use_model_keywords
-    )
-    hits = library.search(keywords.query, k=config.k, doc_ids=ids)
-    evidence = await retrieve_evidence(library, backend, question, hits, config)
+    keywords = await find_keywords(ctx, question, config.use_model_keywords)
+    hits = ctx.library.search(keywords.query, k=config.k, doc_ids=ctx.doc_ids)
+    budget = evidence_budget(ctx.backend, question, config.answer_reserve, config.max_evidence_tokens)
+    evidence = pack(hits, budget, chunk_cost(ctx.backend))
     if config.focus_sentences:
         evidence = sentence_windows(evidence, keywords.query.split(), config.focus_sentences)
-    details: dict[str, Any] = {
+    top_score = hits[0].score if hits else 0.0
+    details = {
         "query": keywords.query,
         "keyword_fallback": keywords.fallback,
-        "top_score": hits[0].score if hits else 0.0,
         "evidence": [list(ref) for ref in dict.fromkeys((e.chunk.source, e.chunk.chunk_id) for e in evidence)],
     }
     if not evidence:
-        return Answer(
-            answer="NOT FOUND: nothing in the documents matches the question.",
-            level=1,
-            found=False,
-            usage=meter.snapshot(),
-            elapsed_s=time.perf_counter() - started,
-            details={**details, "grounded": False},
-        )
+        return Answer.nothing_found(Level.RETRIEVE, ctx.meter.snapshot(), time.perf_counter() - started,
+                                    top_score=top_score, details=details)
     composed = await answer_from_evidence(
-        backend, question, evidence, meter, max_tokens=config.max_answer_tokens
+        ctx.backend, question, evidence, ctx.meter, max_tokens=config.max_answer_tokens
     )
-    details["grounded"] = composed.found and grounded(composed.text, question, composed.cited)
-    return Answer(
-        answer=composed.text,
-        level=1,
-        citations=composed.citations,
-        found=composed.found,
-        usage=meter.snapshot(),
-        elapsed_s=time.perf_counter() - started,
-        details=details,
-    )
+    return composed.to_answer(Level.RETRIEVE, ctx.meter.snapshot(), elapsed_s=time.perf_counter() - started,
+                              top_score=top_score, details=details)

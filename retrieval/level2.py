@@ -20,19 +20,16 @@ from pydantic import BaseModel
 
 from lector.llm.backend import Backend, ChatOptions
 from lector.llm.messages import Message
-from lector.retrieval.answer import (
-    Answer,
-    Evidence,
-    LibraryLike,
-    UsageMeter,
-    answer_from_evidence,
-    grounded,
-    has_cjk,
-)
+from lector.retrieval.answer_prompt import answer_from_evidence
 from lector.retrieval.bm25_terms import tokenize
-from lector.retrieval.keywords import KeywordCache, Keywords, question_terms
+from lector.retrieval.cjk import cjk_count, has_cjk
+from lector.retrieval.context import ReadingContext
+from lector.retrieval.keywords import Keywords, question_terms
 from lector.retrieval.level1 import find_keywords
+from lector.retrieval.levels import Level
 from lector.retrieval.packing import chunk_cost, evidence_budget, in_document_order, pack, trim_overlaps
+from lector.retrieval.reading_types import Answer, Evidence, LibraryLike, UsageMeter
+from lector.retrieval.sentences import CJK_SENTENCE_END_MARKS, CLOSING_MARKS, SENTENCE_END_MARKS
 from lector.retrieval.types import Chunk, Hit
 
 log = logging.getLogger(__name__)
@@ -111,7 +108,7 @@ def _normalise_with_map(text: str) -> tuple[str, list[int]]:
 
 def _long_enough(quote: str) -> bool:
     if has_cjk(quote):
-        return sum(1 for ch in quote if "\u4e00" <= ch <= "\u9fff") >= 4
+        return cjk_count(quote) >= 4
     return len(quote.split()) >= 3 and len(quote) >= 12
 
 
@@ -137,7 +134,7 @@ def verify_quote(quote: str, chunk_text: str) -> list[tuple[int, int]]:
     return spans
 
 
-_CLOSING = frozenset(".!?。！？\"'”’)")
+_CLOSING = frozenset(SENTENCE_END_MARKS + CJK_SENTENCE_END_MARKS + CLOSING_MARKS)
 
 
 @dataclass
@@ -360,57 +357,39 @@ _EMPTY = Chunk(doc_id="", source="", chunk_id=0, start=0, end=0, text="")
 
 
 async def level2(
-    library: LibraryLike,
-    backend: Backend,
+    ctx: ReadingContext,
     question: str,
-    doc_ids: Sequence[str] | None = None,
     config: Level2Config | None = None,
-    meter: UsageMeter | None = None,
-    keyword_cache: KeywordCache | None = None,
+    *,
     keywords: Keywords | None = None,
     progress: Progress | None = None,
 ) -> Answer:
+    """Read the candidate chunks, re-query with what they say, and answer from the verified quotes."""
     config = config or Level2Config()
-    meter = meter or UsageMeter()
     started = time.perf_counter()
-    ids = list(doc_ids) if doc_ids else None
     if keywords is None:
-        keywords = await find_keywords(
-            library, backend, question, ids, meter, keyword_cache, config.use_model_keywords
-        )
-    hits = library.search(keywords.query, k=config.k, doc_ids=ids)
+        keywords = await find_keywords(ctx, question, config.use_model_keywords)
+    hits = ctx.library.search(keywords.query, k=config.k, doc_ids=ctx.doc_ids)
     terms = set(tokenize(" ".join([*keywords.question_terms, *keywords.keywords])))
-    reader = Reader(backend, question, terms, config, meter, progress)
-    await reader.read(candidates(library, hits, config), config.max_chunks)
+    reader = Reader(ctx.backend, question, terms, config, ctx.meter, progress)
+    await reader.read(candidates(ctx.library, hits, config), config.max_chunks)
 
     quotes = [q for r in reader.ranked()[:4] for q in r.quotes]
     requeried: list[Hit] = []
     if quotes:
-        requeried = library.search(" ".join([keywords.query, *quotes]), k=config.requery_k, doc_ids=ids)
+        requeried = ctx.library.search(" ".join([keywords.query, *quotes]), k=config.requery_k, doc_ids=ctx.doc_ids)
         fresh = [(h.chunk, h.score / (requeried[0].score or 1.0)) for h in requeried]
         await reader.read(fresh, config.max_chunks, stop_early=False)
 
-    ranked = reader.ranked()
     budget = min(
         config.answer_evidence_tokens,
-        evidence_budget(backend, question, config.max_answer_tokens + 64),
+        evidence_budget(ctx.backend, question, config.max_answer_tokens + 64),
     )
-    evidence: list[Evidence] = []
-    used = 0
-    for reading in ranked:
-        for item in excerpts(reading, config.context_chars):
-            need = backend.count_tokens(item.text) + 24
-            if used + need <= budget:
-                evidence.append(item)
-                used += need
+    evidence = quoted_evidence(ctx.backend, reader.ranked(), budget, config.context_chars)
     verified = bool(evidence)
     if not evidence:  # nothing verified: fall back to the best chunks, as Level 1 would
-        evidence = pack(hits, budget, chunk_cost(backend))
-    doc_rank: dict[str, int] = {}
-    for item in sorted(evidence, key=lambda e: -e.score):
-        doc_rank.setdefault(item.chunk.doc_id, len(doc_rank))
-    evidence = trim_overlaps(in_document_order(evidence, doc_rank))
-
+        evidence = pack(hits, budget, chunk_cost(ctx.backend))
+    top_score = hits[0].score if hits else 0.0
     details: dict[str, Any] = {
         "query": keywords.query,
         "keyword_fallback": keywords.fallback,
@@ -423,26 +402,28 @@ async def level2(
         "verified": verified,
     }
     if not evidence:
-        return Answer(
-            answer="NOT FOUND: nothing in the documents matches the question.",
-            level=2,
-            found=False,
-            usage=meter.snapshot(),
-            elapsed_s=time.perf_counter() - started,
-            details={**details, "grounded": False},
-        )
+        return Answer.nothing_found(Level.READ, ctx.meter.snapshot(), time.perf_counter() - started,
+                                    top_score=top_score, details=details)
     # Verified quotes the model itself chose are the evidence: offering a NOT FOUND exit there makes a
     # small model take it even when the answer is in a quote (seen with the 1.5B on reworded questions).
     composed = await answer_from_evidence(
-        backend, question, evidence, meter, max_tokens=config.max_answer_tokens, allow_not_found=not verified
+        ctx.backend, question, evidence, ctx.meter, max_tokens=config.max_answer_tokens, allow_not_found=not verified
     )
-    details["grounded"] = composed.found and grounded(composed.text, question, composed.cited)
-    return Answer(
-        answer=composed.text,
-        level=2,
-        citations=composed.citations,
-        found=composed.found,
-        usage=meter.snapshot(),
-        elapsed_s=time.perf_counter() - started,
-        details=details,
-    )
+    return composed.to_answer(Level.READ, ctx.meter.snapshot(), elapsed_s=time.perf_counter() - started,
+                              top_score=top_score, details=details)
+
+
+def quoted_evidence(backend: Backend, ranked: Sequence[Reading], budget: int, context_chars: int) -> list[Evidence]:
+    """The best readings' quoted passages that fit `budget` tokens: documents by relevance, passages in order."""
+    evidence: list[Evidence] = []
+    used = 0
+    for reading in ranked:
+        for item in excerpts(reading, context_chars):
+            need = backend.count_tokens(item.text) + 24
+            if used + need <= budget:
+                evidence.append(item)
+                used += need
+    doc_rank: dict[str, int] = {}
+    for item in sorted(evidence, key=lambda e: -e.score):
+        doc_rank.setdefault(item.chunk.doc_id, len(doc_rank))
+    return trim_overlaps(in_document_order(evidence, doc_rank))

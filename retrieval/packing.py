@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from lector.llm.backend import Backend
-from lector.retrieval.answer import Evidence, prompt_overhead
+from lector.retrieval.answer_prompt import prompt_overhead
+from lector.retrieval.reading_types import Evidence
 from lector.retrieval.types import Chunk, Hit
 
 HEADER_TOKENS = 24

@@ -19,6 +19,9 @@ from lector.agent.events import Event, Final, StopReason, TextDelta
 from lector.agent.loop import run_agent
 from lector.llm.backend import Usage
 from lector.llm.messages import Message, ToolCall
+from lector.retrieval.levels import Level
+from lector.retrieval.reading_types import Answer
+from lector.webui.chat_settings import ChatSettings
 from lector.webui.sse import SSE_HEADERS, sse
 from lector.webui.state import AppState, Turn
 
@@ -26,12 +29,12 @@ router = APIRouter(prefix="/api", tags=["chat"])
 
 class SessionIn(BaseModel):
     title: str = Field("", max_length=200)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: ChatSettings = Field(default_factory=ChatSettings)
 
 
 class ChatIn(BaseModel):
     content: str = Field(..., min_length=1, max_length=100_000)
-    settings: dict[str, Any] | None = None
+    settings: ChatSettings | None = None
 
 
 def state_of(request: Request) -> AppState:
@@ -74,7 +77,7 @@ def list_sessions(request: Request) -> list[dict[str, Any]]:
 
 @router.post("/sessions", status_code=201)
 def create_session(body: SessionIn, request: Request) -> dict[str, Any]:
-    return state_of(request).store.create_session(body.title, body.settings)
+    return state_of(request).store.create_session(body.title, body.settings.stored())
 
 
 @router.get("/sessions/{sid}")
@@ -90,7 +93,8 @@ def get_session(sid: str, request: Request) -> dict[str, Any]:
 def update_session(sid: str, body: SessionIn, request: Request) -> dict[str, Any]:
     state = state_of(request)
     session = session_or_404(state, sid)
-    state.store.update_session(sid, title=body.title or None, settings={**session["settings"], **body.settings})
+    settings = ChatSettings.from_stored(session["settings"]).updated(body.settings)
+    state.store.update_session(sid, title=body.title or None, settings=settings.stored())
     return session_or_404(state, sid)
 
 
@@ -112,12 +116,12 @@ def persist(state: AppState, sid: str, message: Message, extra: dict[str, Any] |
     )
 
 
-async def run_turn(state: AppState, sid: str, settings: dict[str, Any], turn: Turn, queue: asyncio.Queue[Any]) -> None:
+async def run_turn(state: AppState, sid: str, settings: ChatSettings, turn: Turn, queue: asyncio.Queue[Any]) -> None:
     """Run one answer to completion, persisting what it adds, whether or not anyone is still listening."""
     try:
         doc_ids = [d["doc_id"] for d in state.store.documents(sid, status="ready") if d["doc_id"]]
-        if doc_ids and settings.get("level", "auto") != "tools":
-            await answer_from_documents(state, sid, settings, doc_ids, turn, queue)
+        if doc_ids and isinstance(settings.level, Level):
+            await answer_from_documents(state, sid, settings.level, settings.model, doc_ids, turn, queue)
         else:
             await answer_with_tools(state, sid, settings, turn, queue)
     except Exception as exc:
@@ -128,16 +132,16 @@ async def run_turn(state: AppState, sid: str, settings: dict[str, Any], turn: Tu
 
 
 async def answer_with_tools(
-    state: AppState, sid: str, settings: dict[str, Any], turn: Turn, queue: asyncio.Queue[Any]
+    state: AppState, sid: str, settings: ChatSettings, turn: Turn, queue: asyncio.Queue[Any]
 ) -> None:
     """The planner loop with the server's tools."""
     rows = state.store.messages(sid)
-    system = settings.get("system") or default_system_prompt()
+    system = settings.system or default_system_prompt()
     history = [Message.system(system), *(row_to_message(r) for r in rows)]
     ctx = state.context(sid)
     ctx.user_texts = [r["content"] for r in rows if r["role"] == "user"]
     tool_extras: dict[str, dict[str, Any]] = {}
-    backend = state.backend(settings.get("model"))
+    backend = state.backend(settings.model)
     events: AsyncIterator[Event] = run_agent(
         backend, history, state.registry, ctx=ctx, max_steps=state.config.max_steps, cancel=turn.cancel
     )
@@ -154,17 +158,14 @@ async def answer_with_tools(
 
 
 async def answer_from_documents(
-    state: AppState, sid: str, settings: dict[str, Any], doc_ids: list[str], turn: Turn, queue: asyncio.Queue[Any]
+    state: AppState, sid: str, level: Level, model: str | None, doc_ids: list[str], turn: Turn,
+    queue: asyncio.Queue[Any],
 ) -> None:
     """The long-document reader over the session's documents, at the level chosen in the settings."""
     from lector.agent.reader import ask_events
-    from lector.retrieval.answer import Answer
 
     question = state.store.messages(sid)[-1]["content"]
-    level = settings.get("level", "auto")
-    backend = state.backend(settings.get("model"))
-    chosen = level if level == "auto" else int(level)
-    reader = ask_events(state.library, question, chosen, backend, doc_ids=doc_ids)
+    reader = ask_events(state.library, question, level, state.backend(model), doc_ids=doc_ids)
     answer: Answer | None = None
     reading = asyncio.ensure_future(_drain(reader, queue))
     stopper = asyncio.ensure_future(turn.cancel.wait())
@@ -179,7 +180,7 @@ async def answer_from_documents(
         text, reason = answer.answer, "done"
         extra = {
             "citations": [c.model_dump() for c in answer.citations],
-            "level": answer.level,
+            "level": int(answer.level),
             "usage": answer.usage.model_dump(),
             "stopped_reason": "done",
         }
@@ -213,7 +214,7 @@ async def chat(sid: str, body: ChatIn, request: Request) -> StreamingResponse:
     session = session_or_404(state, sid)
     if sid in state.turns:
         raise HTTPException(409, "an answer is already running in this session; stop it first")
-    settings = {**session["settings"], **(body.settings or {})}
+    settings = ChatSettings.from_stored(session["settings"]).updated(body.settings)
     message_id = state.store.add_message(sid, "user", body.content)
     if not session["title"]:
         state.store.update_session(sid, title=body.content[:60])

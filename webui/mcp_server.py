@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
@@ -20,8 +20,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 
 from lector.llm.backend import Backend
+from lector.retrieval.levels import parse_level
 from lector.webui.config import ServerConfig
 from lector.webui.guard import Guard
+
+if TYPE_CHECKING:
+    from lector.retrieval.library import Library
 
 MAX_K = 50
 MAX_REQUEST_BYTES = 4_000_000
@@ -41,7 +45,7 @@ class Reader:
         cache_dir: str | os.PathLike[str] | None = None,
         model: str | None = None,
         backend: Backend | None = None,
-        library: Any = None,
+        library: Library | None = None,
     ) -> None:
         if library is None:
             from lector.retrieval.library import Library
@@ -125,13 +129,12 @@ class Reader:
         }
 
     async def ask(self, question: str, level: str, doc_ids: list[str] | None) -> dict[str, Any]:
-        from lector.agent.reader import aask, normal_level
+        from lector.agent.reader import aask
 
         if not question.strip():
             raise ToolError("the question is empty")
-        chosen: Any = level
         try:
-            normal_level(chosen)
+            chosen = parse_level(level)
         except ValueError as exc:
             raise ToolError(str(exc)) from None
         ids = self._known(doc_ids)
@@ -146,7 +149,7 @@ def build_mcp_server(
     model: str | None = None,
     *,
     backend: Backend | None = None,
-    library: Any = None,
+    library: Library | None = None,
 ) -> MCPServer[Any]:
     """An MCPServer whose tools read documents with one Library; `reader` is kept on it as `server.reader`."""
     reader = Reader(cache_dir=cache_dir, model=model, backend=backend, library=library)
@@ -178,7 +181,7 @@ def build_mcp_server(
 
         Args:
             question: the question
-            level: "auto" (default), "0" (read the whole document when it fits), "1" (retrieve),
+            level: "auto" (default), "0" or "direct" (read the whole document when it fits), "1" (retrieve),
                 "2" (read candidate passages), "3" (reason step by step over sub-questions)
             doc_ids: only these documents (default: all indexed documents)
         """

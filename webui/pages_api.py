@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
+from lector.retrieval.levels import Level, LevelInput
 from lector.webui.chat_api import state_of
 
 router = APIRouter(prefix="/pages", tags=["pages"])
@@ -43,7 +44,7 @@ class PageOut(BaseModel):
 class AskIn(BaseModel):
     question: str = Field(..., min_length=1, max_length=4000)
     page_ids: list[str] | None = Field(None, description="Pages to ask across; omit for the whole library")
-    level: Literal["auto", "1", "2", "3"] = "auto"
+    level: LevelInput = Level.AUTO
 
 
 def public(page: dict[str, Any]) -> dict[str, Any]:
@@ -115,6 +116,5 @@ async def ask_pages(body: AskIn, request: Request) -> dict[str, Any]:
         raise HTTPException(409, "none of these pages is indexed yet; try again when their status is 'ready'")
     from lector.agent.reader import aask
 
-    level = body.level if body.level == "auto" else int(body.level)
-    answer = await aask(state.library, body.question, level, state.backend(), doc_ids=doc_ids)
+    answer = await aask(state.library, body.question, body.level, state.backend(), doc_ids=doc_ids)
     return answer.to_json_dict()

@@ -1,4 +1,4 @@
-"""`lector ask PATH… -q Q [--level 1|2|3|auto] [--json] [--model SPEC]`.
+"""`lector ask PATH… -q Q [--level auto|direct|0|1|2|3] [--json] [--model SPEC]`.
 
 --json prints exactly:
     {"answer", "level", "citations": [{"source", "chunk_id", "start", "end", "page", "text"}],
@@ -13,6 +13,8 @@ import json
 import sys
 from typing import Any
 
+from lector.retrieval.levels import Level, parse_level
+
 
 def register(subparsers: Any) -> None:
     ask = subparsers.add_parser(
@@ -24,7 +26,7 @@ def register(subparsers: Any) -> None:
     ask.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (folders are walked)")
     ask.add_argument("-q", "--question", required=True, help="the question")
     ask.add_argument(
-        "--level", default="auto", choices=["auto", "direct", "0", "1", "2", "3"], help="reading level"
+        "--level", default=Level.AUTO, type=_level, metavar="{auto,direct,0,1,2,3}", help="reading level"
     )
     ask.add_argument("--json", action="store_true", help="print the stable JSON format")
     ask.add_argument("--show-reading", dest="verbose_reading", action="store_true",
@@ -34,6 +36,13 @@ def register(subparsers: Any) -> None:
         "--cache-dir", default=None, help="cache folder (default $LECTOR_CACHE or ~/.cache/lector)"
     )
     ask.set_defaults(func=run_ask)
+
+
+def _level(text: str) -> Level:
+    try:
+        return parse_level(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _say(text: str) -> None:

@@ -15,6 +15,7 @@ from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
 from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level2 import READ_SCHEMA
+from lector.retrieval.levels import Level
 from lector.retrieval.library import Library
 
 NEEDLE = "The lighthouse keeper Orvald Brenn painted the tower green in 1887."
@@ -94,7 +95,7 @@ async def test_level1_answers_when_its_evidence_holds(tmp_path) -> None:  # type
                                           keyword_cache=KeywordCache())]
     assert [e.level for e in events if isinstance(e, LevelChosen)] == [1]
     answer = events[-1].answer  # type: ignore[union-attr]
-    assert answer.level == 1 and "green" in answer.answer and "escalated_from" not in answer.details
+    assert answer.level == 1 and "green" in answer.answer and answer.escalated_from == []
 
 
 async def test_escalates_to_level2_when_level1_finds_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -110,8 +111,8 @@ async def test_escalates_to_level2_when_level1_finds_nothing(tmp_path) -> None: 
     final = events[-1]
     assert isinstance(final, AnswerReady)
     answer = final.answer
-    assert answer.level == 2 and "green" in answer.answer and answer.details["escalated_from"] == [1]
-    assert answer.details["level1_answer"] == "NOT FOUND"
+    assert answer.level == 2 and "green" in answer.answer and answer.escalated_from == [Level.RETRIEVE]
+    assert answer.level1_answer == "NOT FOUND"
     assert answer.citations[0].text == NEEDLE
     assert answer.usage.llm_calls == len(backend.requests)  # the Level 1 attempt is counted too
 

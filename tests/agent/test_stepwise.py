@@ -18,13 +18,15 @@ from lector.agent.stepwise import (
 from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
-from lector.retrieval.answer import ANSWER_SCHEMA
+from lector.retrieval.answer_prompt import ANSWER_SCHEMA
+from lector.retrieval.context import ReadingContext
 from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level2 import READ_SCHEMA
 from lector.retrieval.library import Library
 
 FACT1 = "The Zorblat Company was founded by Jane Roe in a small shed."
 FACT2 = "Jane Roe was born in the harbour town of Lisbon."
+QUESTION = "Where was the founder of the Zorblat Company born?"
 
 
 def library(tmp_path) -> Library:  # type: ignore[no-untyped-def]
@@ -35,6 +37,11 @@ def library(tmp_path) -> Library:  # type: ignore[no-untyped-def]
     lib = Library(cache_dir=tmp_path)
     lib.add_text("\n\n".join(paras), "history.txt")
     return lib
+
+
+def reading(lib: Library, backend: ScriptedBackend) -> ReadingContext:
+    """The whole library, read with a cold keyword cache."""
+    return ReadingContext(lib, backend, keyword_cache=KeywordCache())
 
 
 def scripted(plans: list[str]) -> Callable[..., str]:
@@ -75,8 +82,8 @@ async def test_subquestions_and_answers_stream_then_a_cited_answer(tmp_path) -> 
     backend = ScriptedBackend(default=scripted([ask("Who founded the Zorblat Company?"),
                                                 ask("Where was Jane Roe born?"),
                                                 json.dumps({"action": "answer", "text": "Lisbon"})]))
-    events = [e async for e in stepwise_events(lib, backend, "Where was the founder of the Zorblat Company born?",
-                                               config=PLANNER, keyword_cache=KeywordCache())]
+    events = [e async for e in stepwise_events(reading(lib, backend), QUESTION,
+                                               PLANNER)]
     kinds = [type(e).__name__ for e in events]
     assert kinds == ["SubQuestion", "SubAnswer", "SubQuestion", "SubAnswer", "AnswerReady"]
     first, second = events[1], events[3]
@@ -96,35 +103,32 @@ async def test_budget_caps_subquestions(tmp_path) -> None:  # type: ignore[no-un
     lib = library(tmp_path)
     backend = ScriptedBackend(default=scripted([ask("Who founded the Zorblat Company?"),
                                                 ask("Where was Jane Roe born?")]))
-    events = [e async for e in stepwise_events(lib, backend, "Where was the founder of the Zorblat Company born?",
-                                               config=StepwiseConfig(max_sub_questions=1, follow_names=None),
-                                               keyword_cache=KeywordCache())]
+    events = [e async for e in stepwise_events(reading(lib, backend), QUESTION,
+                                               StepwiseConfig(max_sub_questions=1, follow_names=None))]
     assert sum(isinstance(e, SubQuestion) for e in events) == 1
     tiny = StepwiseConfig(max_tokens=1, follow_names=None)
     backend = ScriptedBackend(default=scripted([ask("Who founded the Zorblat Company?")] * 3))
-    answer = await level3(lib, backend, "Where was the founder of the Zorblat Company born?", config=tiny,
-                          keyword_cache=KeywordCache())
+    answer = await level3(reading(lib, backend), QUESTION, tiny)
     assert len(answer.details["sub_questions"]) == 1  # the first question spends the whole budget
 
 
 async def test_repeated_or_unusable_plans_end_the_loop(tmp_path) -> None:  # type: ignore[no-untyped-def]
     lib = library(tmp_path)
     backend = ScriptedBackend(default=scripted(["not json at all"]))
-    answer = await level3(lib, backend, "Where was Jane Roe born?", config=PLANNER, keyword_cache=KeywordCache())
+    answer = await level3(reading(lib, backend), "Where was Jane Roe born?", PLANNER)
     # an unusable first plan asks the whole question; the next plan (default: answer) ends the loop
     assert [s["question"] for s in answer.details["sub_questions"]] == ["Where was Jane Roe born?"]
     assert "Lisbon" in answer.answer and answer.citations
 
     backend = ScriptedBackend(default=scripted([ask("Where was Jane Roe born?")] * 3))
-    answer = await level3(lib, backend, "Where was Jane Roe born?", config=PLANNER, keyword_cache=KeywordCache())
+    answer = await level3(reading(lib, backend), "Where was Jane Roe born?", PLANNER)
     assert len(answer.details["sub_questions"]) == 1
 
 
 async def test_following_names_answers_without_the_planner(tmp_path) -> None:  # type: ignore[no-untyped-def]
     lib = library(tmp_path)
     backend = ScriptedBackend(default=scripted([]))
-    events = [e async for e in stepwise_events(lib, backend, "Where was the founder of the Zorblat Company born?",
-                                               keyword_cache=KeywordCache())]
+    events = [e async for e in stepwise_events(reading(lib, backend), QUESTION)]
     assert [type(e).__name__ for e in events] == ["AnswerReady"]
     answer = events[-1].answer  # type: ignore[union-attr]
     assert "Lisbon" in answer.answer and answer.details["names_followed"][0] == "Jane Roe"
@@ -146,8 +150,7 @@ async def test_an_unfound_chain_falls_back_to_the_planner(tmp_path) -> None:  # 
         return inner(messages, tools, options)
 
     backend = ScriptedBackend(default=reply)
-    answer = await level3(lib, backend, "Where was the founder of the Zorblat Company born?",
-                          keyword_cache=KeywordCache())
+    answer = await level3(reading(lib, backend), QUESTION)
     assert "Lisbon" in answer.answer
     assert [s["question"] for s in answer.details["sub_questions"]] == [
         "Who founded the Zorblat Company?", "Where was Jane Roe born?"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from lector.retrieval.answer import Evidence
-from lector.retrieval.focus import sentence_spans, sentence_windows
+from lector.retrieval.focus import sentence_windows
+from lector.retrieval.reading_types import Evidence
+from lector.retrieval.sentences import sentence_spans
 from lector.retrieval.types import Chunk
 
 FILLER = " ".join(f"Sentence {i} talks about the weather and the harvest." for i in range(30))

@@ -8,6 +8,7 @@ import re
 from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
+from lector.retrieval.context import ReadingContext
 from lector.retrieval.follow_names import BridgeConfig, follow_names, new_names
 from lector.retrieval.library import Library
 
@@ -51,11 +52,11 @@ def reader(messages: list[Message], tools: object, options: ChatOptions) -> str:
 async def test_three_hops_bring_every_fact_of_the_chain(tmp_path) -> None:  # type: ignore[no-untyped-def]
     lib, doc = haystack(tmp_path)
     backend = ScriptedBackend(default=reader)
-    answer = await follow_names(lib, backend, QUESTION, [doc])
+    answer = await follow_names(ReadingContext(lib, backend, [doc]), QUESTION)
     prompt = backend.requests[-1]["messages"][-1].content
     assert all(fact in prompt for fact in FACTS)
     assert prompt.index(FACTS[0]) < prompt.index(FACTS[1]) < prompt.index(FACTS[2])  # hop order, not page order
-    assert answer.found and answer.details["grounded"] and "Wexford" in answer.answer
+    assert answer.found and answer.grounded and "Wexford" in answer.answer
     assert answer.details["names_followed"][:2] == ["Ilsabet Brenwick", "Osric Strand"]
     assert answer.citations[0].text == FACTS[2]
     assert answer.usage.llm_calls == 2 and len(prompt) < 4000  # a few sentences, not chunks
@@ -64,14 +65,14 @@ async def test_three_hops_bring_every_fact_of_the_chain(tmp_path) -> None:  # ty
 async def test_fewer_hops_miss_the_last_fact(tmp_path) -> None:  # type: ignore[no-untyped-def]
     lib, doc = haystack(tmp_path)
     backend = ScriptedBackend(default=reader)
-    answer = await follow_names(lib, backend, QUESTION, [doc], BridgeConfig(max_hops=2))
+    answer = await follow_names(ReadingContext(lib, backend, [doc]), QUESTION, BridgeConfig(max_hops=2))
     assert not answer.found and FACTS[2] not in backend.requests[-1]["messages"][-1].content
 
 
 async def test_no_match_is_not_found_without_an_answer_call(tmp_path) -> None:  # type: ignore[no-untyped-def]
     lib, doc = haystack(tmp_path)
     backend = ScriptedBackend(default=reader)
-    answer = await follow_names(lib, backend, "Who painted the xylophone quokka?", [doc],
+    answer = await follow_names(ReadingContext(lib, backend, [doc]), "Who painted the xylophone quokka?",
                                 BridgeConfig(use_model_keywords=False))
     assert not answer.found and backend.requests == []
 
@@ -83,8 +84,8 @@ async def test_a_miscited_chain_answer_is_cited_where_its_words_are(tmp_path) ->
         reply = json.loads(reader(messages, tools, options))
         return json.dumps({**reply, "evidence": [1]}) if "answer" in reply else json.dumps(reply)
 
-    answer = await follow_names(lib, ScriptedBackend(default=cites_the_first), QUESTION, [doc])
-    assert answer.found and answer.details["grounded"]
+    answer = await follow_names(ReadingContext(lib, ScriptedBackend(default=cites_the_first), [doc]), QUESTION)
+    assert answer.found and answer.grounded
     assert [c.text for c in answer.citations] == [FACTS[2]] and answer.answer.endswith("[1]")
 
 
@@ -95,5 +96,5 @@ async def test_an_answer_no_evidence_holds_stays_ungrounded(tmp_path) -> None:  
         reply = json.loads(reader(messages, tools, options))
         return json.dumps({"answer": "Harwell College", "evidence": [1]}) if "answer" in reply else json.dumps(reply)
 
-    answer = await follow_names(lib, ScriptedBackend(default=invents), QUESTION, [doc])
-    assert answer.found and not answer.details["grounded"]
+    answer = await follow_names(ReadingContext(lib, ScriptedBackend(default=invents), [doc]), QUESTION)
+    assert answer.found and not answer.grounded

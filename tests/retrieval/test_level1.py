@@ -8,11 +8,14 @@ import re
 from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
-from lector.retrieval.answer import ANSWER_SYSTEM, JSON_TAIL, Evidence, compose
+from lector.retrieval.answer_prompt import ANSWER_SYSTEM, JSON_TAIL
+from lector.retrieval.citations import compose
+from lector.retrieval.context import ReadingContext
 from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level1 import Level1Config, level1
 from lector.retrieval.library import Library
 from lector.retrieval.packing import chunk_cost, evidence_budget, pack
+from lector.retrieval.reading_types import Evidence
 from lector.retrieval.types import Chunk, Hit
 
 NEEDLE = "The lighthouse keeper Orvald Brenn painted the tower green in the spring of 1887."
@@ -72,8 +75,8 @@ def _answer_citing_needle(messages: list[Message], *_: object) -> str:
 async def test_level1_answers_with_a_citation_from_evidence_in_the_user_message(tmp_path) -> None:  # type: ignore[no-untyped-def]
     library, doc = library_with_needle(tmp_path)
     backend = ScriptedBackend([_keyword_reply, _answer_citing_needle])
-    answer = await level1(library, backend, "What colour did the keeper paint the lighthouse?",
-                          keyword_cache=KeywordCache())
+    answer = await level1(ReadingContext(library, backend, keyword_cache=KeywordCache()),
+                          "What colour did the keeper paint the lighthouse?")
     assert answer.level == 1 and answer.found and "green" in answer.answer
     assert len(answer.citations) == 1
     cite = answer.citations[0]
@@ -94,8 +97,8 @@ async def test_level1_packs_up_to_the_window_when_uncapped(tmp_path) -> None:  #
     library, _ = library_with_needle(tmp_path)
     backend = ScriptedBackend([_keyword_reply, "green [1]"], context_size=8192)
     config = Level1Config(k=40, max_evidence_tokens=None, answer_reserve=512, focus_sentences=None)
-    await level1(library, backend, "What colour did the keeper paint the lighthouse?", config=config,
-                 keyword_cache=KeywordCache())
+    await level1(ReadingContext(library, backend, keyword_cache=KeywordCache()),
+                 "What colour did the keeper paint the lighthouse?", config)
     prompt = sum(backend.count_tokens(m.content) for m in backend.requests[1]["messages"])
     assert 4000 < prompt <= 8192 - 512
 
@@ -113,6 +116,6 @@ def test_answer_without_numbers_cites_the_best_supporting_evidence() -> None:
 async def test_level1_without_any_match_says_not_found(tmp_path) -> None:  # type: ignore[no-untyped-def]
     library, _ = library_with_needle(tmp_path)
     backend = ScriptedBackend([json.dumps({"information": "", "instruction": "", "keywords_en": ["zzyzx"]})])
-    answer = await level1(library, backend, "Where is Qwertyuiop?", keyword_cache=KeywordCache())
+    answer = await level1(ReadingContext(library, backend, keyword_cache=KeywordCache()), "Where is Qwertyuiop?")
     assert not answer.found and answer.citations == [] and answer.usage.llm_calls == 1
     assert isinstance(backend.requests[0]["options"], ChatOptions)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
+from lector.retrieval.context import ReadingContext
 from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level2 import READ_SCHEMA, Level2Config, level2, verify_quote
 from lector.retrieval.library import Library
@@ -30,6 +31,11 @@ def build(tmp_path, inserts: dict[int, str], total: int = 2000) -> tuple[Library
         paras.insert(at, sentence)
     library = Library(cache_dir=tmp_path)
     return library, library.add_text("\n\n".join(paras), "valley.txt")
+
+
+def reading(library: Library, backend: ScriptedBackend) -> ReadingContext:
+    """The whole library, read with a cold keyword cache."""
+    return ReadingContext(library, backend, keyword_cache=KeywordCache())
 
 
 def passage(messages: list[Message]) -> str:
@@ -82,8 +88,8 @@ async def test_fabricated_quotes_are_dropped(tmp_path) -> None:  # type: ignore[
         return {"relevant": True, "quotes": [*real, "The lighthouse was painted bright purple by the mayor."]}
 
     backend = ScriptedBackend(default=model(read, ["lighthouse", "painted"]))
-    answer = await level2(library, backend, "What colour was the lighthouse painted?",
-                          config=Level2Config(max_chunks=6), keyword_cache=KeywordCache())
+    answer = await level2(reading(library, backend), "What colour was the lighthouse painted?",
+                          Level2Config(max_chunks=6))
     assert answer.level == 2 and "Green" in answer.answer
     assert answer.details["verified_quotes"] == 1
     assert answer.details["offered_quotes"] >= 2 * answer.details["verified_quotes"]
@@ -96,7 +102,7 @@ async def test_reading_is_bounded_by_the_budget(tmp_path) -> None:  # type: igno
     library, _ = build(tmp_path, {})
     backend = ScriptedBackend(default=model(lambda t: {"relevant": True, "quotes": []}, ["lighthouse"]))
     config = Level2Config(k=20, max_chunks=3, requery_k=4)
-    answer = await level2(library, backend, "Where is the lighthouse?", config=config, keyword_cache=KeywordCache())
+    answer = await level2(reading(library, backend), "Where is the lighthouse?", config)
     reads = [r for r in backend.requests if r["options"].json_schema == READ_SCHEMA]
     assert len(reads) == 3 == len(answer.details["chunks_read"])
     assert answer.usage.llm_calls == len(backend.requests)
@@ -106,8 +112,7 @@ async def test_reading_is_bounded_by_the_budget(tmp_path) -> None:  # type: igno
 
     token_capped = Level2Config(k=20, max_chunks=50, max_read_tokens=1500)
     backend = ScriptedBackend(default=model(lambda t: {"relevant": True, "quotes": []}, ["lighthouse"]))
-    answer = await level2(library, backend, "Where is the lighthouse?", config=token_capped,
-                          keyword_cache=KeywordCache())
+    answer = await level2(reading(library, backend), "Where is the lighthouse?", token_capped)
     assert 1 <= len(answer.details["chunks_read"]) <= 3 and answer.details["read_tokens"] <= 1500
 
 
@@ -115,7 +120,7 @@ async def test_reading_stops_early_once_enough_verified_quotes(tmp_path) -> None
     library, _ = build(tmp_path, {})
     backend = ScriptedBackend(default=model(first_sentence_with("lighthouse"), ["lighthouse"]), parallel_slots=2)
     config = Level2Config(k=20, max_chunks=12, enough_quotes=2, requery_k=1)
-    answer = await level2(library, backend, "Where is the lighthouse?", config=config, keyword_cache=KeywordCache())
+    answer = await level2(reading(library, backend), "Where is the lighthouse?", config)
     reads = [r for r in backend.requests if r["options"].json_schema == READ_SCHEMA]
     assert answer.details["strong_quotes"] >= 2
     assert len(reads) <= 3  # one wave of two, then at most one chunk from the re-query
@@ -132,8 +137,8 @@ async def test_quotes_requery_bm25_and_find_evidence_the_question_missed(tmp_pat
         return {"relevant": bool(found), "quotes": found}
 
     backend = ScriptedBackend(default=model(read, ["lighthouse", "keeper"]))
-    answer = await level2(library, backend, "What colour did the keeper of the lighthouse like?",
-                          config=Level2Config(k=3, max_chunks=8, enough_quotes=5), keyword_cache=KeywordCache())
+    answer = await level2(reading(library, backend), "What colour did the keeper of the lighthouse like?",
+                          Level2Config(k=3, max_chunks=8, enough_quotes=5))
     texts = [c.text for c in answer.citations]
     assert "Orvald Brenn painted everything he owned green." in texts
     assert answer.details["requery"]
@@ -161,8 +166,7 @@ async def test_chunks_are_read_in_parallel_up_to_the_backend_slots(tmp_path) -> 
     library, _ = build(tmp_path, {})
     backend = Tracking(default=model(lambda t: {"relevant": False, "quotes": []}, ["lighthouse"]),
                        parallel_slots=3, delay=0.01)
-    answer = await level2(library, backend, "Where is the lighthouse?", config=Level2Config(k=12, max_chunks=9),
-                          keyword_cache=KeywordCache())
+    answer = await level2(reading(library, backend), "Where is the lighthouse?", Level2Config(k=12, max_chunks=9))
     assert len(answer.details["chunks_read"]) == 9
     assert backend.peak == 3
 
