@@ -1,4 +1,4 @@
-"""The Tool base: a typed function (or a small class) whose JSON schema comes from its signature."""
+"""The Tool base: a typed function, or a small class with a pydantic Args model, whose JSON schema comes from it."""
 
 from __future__ import annotations
 
