@@ -96,7 +96,9 @@ async def run_agent(
     except Cancelled:
         stopped, final_text = "cancelled", reply.unrecorded_text()
     except ModelFailed as failed:
-        log.warning("model call failed", exc_info=failed.cause)
+        # The person sees the message as an ErrorEvent; the traceback is for `-v` / debug logs.
+        log.warning("model call failed: %s", failed.message)
+        log.debug("model call failed", exc_info=failed.cause)
         stopped, final_text = "error", reply.unrecorded_text()
         yield ErrorEvent(message=failed.message, kind=type(failed.cause).__name__)
     except BaseException:  # task cancelled or generator closed: keep the record, then unwind

@@ -20,6 +20,12 @@ def default_spec() -> str:
     return os.environ.get("LECTOR_MODEL", DEFAULT_MODEL)
 
 
+def is_embedded(spec: str | None) -> bool:
+    """True when `spec` (None: the default) runs a model in this process, which takes a while to load."""
+    kind, _, rest = (spec or default_spec()).partition(":")
+    return not rest or kind in ("embedded", "transformers", "vllm")
+
+
 def make_backend(spec: str | None = None, **kwargs: Any) -> Backend:
     spec = spec or default_spec()
     kind, _, rest = spec.partition(":")

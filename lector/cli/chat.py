@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from lector.cli.terminal import printable
+
 DEFAULT_TOOLS = ["calculator"]
 OPTIONAL_TOOLS = ["code_interpreter", "web_fetch"]
 HELP = "Commands: /reset starts over, /tools lists the tools, /exit quits (or Ctrl-D). Ctrl-C stops answers."
@@ -55,7 +57,7 @@ def choose_tools(spec: str | None) -> list[Any]:
 
 
 def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
+    text = " ".join(printable(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -80,7 +82,7 @@ class Printer:
         from lector.agent.events import ErrorEvent, Final, TextDelta, ToolCallFinished, ToolCallStarted
 
         if isinstance(event, TextDelta):
-            self.out.write(event.text)
+            self.out.write(printable(event.text))
             self.out.flush()
             self.at_line_start = event.text.endswith("\n")
         elif isinstance(event, ToolCallStarted):
@@ -90,7 +92,7 @@ class Printer:
             extra = f", {len(event.images)} image(s)" if event.images else ""
             self.note(f"  ← {mark}{_short(event.content)}  ({event.elapsed:.2f} s{extra})")
         elif isinstance(event, ErrorEvent):
-            self.note(f"error: {event.message}")
+            self.note(f"error: {printable(event.message)}")
         elif isinstance(event, Final):
             elapsed = time.monotonic() - self.started
             why = {"budget": " · step budget reached", "cancelled": " · stopped", "error": " · failed"}
@@ -123,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from lector.agent.assistant import Assistant
     from lector.llm.backend import ChatOptions
     from lector.llm.errors import LLMError
+    from lector.llm.factory import is_embedded
 
     try:
         tools = choose_tools(args.tools)
@@ -138,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     options = ChatOptions(temperature=args.temperature) if args.temperature is not None else None
     bot = Assistant(args.model, tools=tools, system=args.system, max_steps=args.max_steps, options=options)
     try:
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and is_embedded(args.model):
             print("loading the model…", file=sys.stderr, flush=True)
         backend = bot.backend
     except (LLMError, ValueError) as exc:

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from lector.cli.library_options import add_library_options, library_from
+from lector.cli.terminal import printable
 
 
 def register(subparsers: Any) -> None:
@@ -43,11 +44,11 @@ def run_index(args: argparse.Namespace) -> int:
     else:
         for doc in docs:
             state = "cached" if doc.cached else "indexed"
-            print(f"{state:8} {doc.source}: {doc.chunks} chunks, {doc.tokens:,} tokens")
+            print(printable(f"{state:8} {doc.source}: {doc.chunks} chunks, {doc.tokens:,} tokens"))
         for error in summary["errors"]:
-            print(f"error    {error['path']}: {error['error']}", file=sys.stderr)
+            print(printable(f"error    {error['path']}: {error['error']}"), file=sys.stderr)
         print(
             f"{summary['documents']} documents, {summary['chunks']} chunks, {summary['tokens']:,} tokens "
             f"in {elapsed:.2f} s ({summary['cached']} from cache)"
         )
-    return 1 if result.errors and not docs else 0
+    return 1 if result.errors else 0

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from lector.cli.library_options import add_library_options, library_from
+from lector.cli.terminal import printable
 
 
 def register(subparsers: Any) -> None:
@@ -36,7 +37,7 @@ def run_search(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     result = library.add_paths(args.paths, progress=not args.json and sys.stderr.isatty())
     for path, error in result.errors.items():
-        print(f"error: {path}: {error}", file=sys.stderr)
+        print(printable(f"error: {path}: {error}"), file=sys.stderr)
     if not library.documents():
         return 1
     search_started = time.perf_counter()
@@ -57,7 +58,7 @@ def run_search(args: argparse.Namespace) -> int:
             for h in hits
         ]
         print(json.dumps({"results": results, "elapsed_ms": round(elapsed_ms, 3)}, ensure_ascii=False))
-        return 0
+        return 1 if result.errors else 0
     total_ms = (time.perf_counter() - started) * 1000
     if not hits:
         print("no results")
@@ -65,8 +66,8 @@ def run_search(args: argparse.Namespace) -> int:
         where = f"p.{h.chunk.page} " if h.chunk.page is not None else ""
         where += f"§ {h.chunk.section} " if h.chunk.section else ""
         span = f"[{h.chunk.start}:{h.chunk.end}]"
-        print(f"#{h.rank}  {h.score:.3f}  {h.chunk.source} chunk {h.chunk.chunk_id} {where}{span}")
-        snippet = " ".join(h.chunk.text.split())
+        print(printable(f"#{h.rank}  {h.score:.3f}  {h.chunk.source} chunk {h.chunk.chunk_id} {where}{span}"))
+        snippet = " ".join(printable(h.chunk.text).split())
         print(f"    {snippet[:300]}{'…' if len(snippet) > 300 else ''}")
     print(f"({elapsed_ms:.1f} ms search, {total_ms:.0f} ms with loading)", file=sys.stderr)
-    return 0
+    return 1 if result.errors else 0
