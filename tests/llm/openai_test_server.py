@@ -2,7 +2,8 @@
 
 It is not a model and not a mock of the client: the client talks real HTTP and SSE to it. Each request
 picks a scripted behaviour by its model name, `SCENARIO` or `SCENARIO:KEY` (the key separates the
-counters of scenarios that fail a few times before succeeding). Three server flavours live under
+counters of scenarios that fail a few times before succeeding; for `script:KEY` it names the text to
+stream, set in `server.scripts[KEY]`). Three server flavours live under
 path prefixes, differing only in their extra endpoints:
 
   /vllm/v1/...      POST /vllm/tokenize in vLLM's form ({"prompt"} -> {"count", "tokens", "max_model_len"}),
@@ -66,6 +67,8 @@ class OpenAITestServer:
     def __init__(self, slow_seconds: float = 3.0) -> None:
         self.slow_seconds = slow_seconds
         self.requests: list[Recorded] = []
+        self.scripts: dict[str, str] = {}
+        """Reply texts for the `script:KEY` scenario, streamed three characters at a time."""
         self.attempts: dict[str, int] = defaultdict(int)
         self.port = 0
         self._server: uvicorn.Server | None = None
@@ -146,7 +149,7 @@ class OpenAITestServer:
 
     async def _respond(self, body: dict[str, Any], request: Request) -> Response:
         model = str(body.get("model", ""))
-        scenario, _, _key = model.partition(":")
+        scenario, _, key = model.partition(":")
         self.attempts[model] += 1
         attempt = self.attempts[model]
         usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -200,9 +203,9 @@ class OpenAITestServer:
         if scenario == "slow":
             await asyncio.sleep(self.slow_seconds)
 
-        return StreamingResponse(self._stream(scenario, body, usage), media_type="text/event-stream")
+        return StreamingResponse(self._stream(scenario, key, usage), media_type="text/event-stream")
 
-    async def _stream(self, scenario: str, body: dict[str, Any], usage: bool) -> AsyncIterator[bytes]:
+    async def _stream(self, scenario: str, key: str, usage: bool) -> AsyncIterator[bytes]:
         def event(data: dict[str, Any] | str) -> bytes:
             return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n".encode()
 
@@ -239,6 +242,9 @@ class OpenAITestServer:
             pieces = [JSON_CALL_REPLY[i : i + 7] for i in range(0, len(JSON_CALL_REPLY), 7)]
         elif scenario == "tagged-calls":
             pieces = [TAGGED_CALLS_REPLY[i : i + 5] for i in range(0, len(TAGGED_CALLS_REPLY), 5)]
+        elif scenario == "script":
+            script = self.scripts[key]
+            pieces = [script[i : i + 3] for i in range(0, len(script), 3)]
         elif scenario == "no-tools-json":
             pieces = [FORCED_CALL_REPLY[i : i + 6] for i in range(0, len(FORCED_CALL_REPLY), 6)]
         elif scenario == "stream-error":

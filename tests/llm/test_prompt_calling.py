@@ -1,0 +1,229 @@
+"""Every backend's prompt-based tool calling gives the same calls, text and errors for the same model output.
+
+The backends run for real down to their transport; below it a SCRIPTED engine replays model texts
+(tests/llm/fake_engines.py; the OpenAI-compatible backend talks HTTP to tests/llm/openai_test_server.py).
+No language model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import httpx
+import pytest
+
+from lector.agent.events import Final, ToolCallFinished
+from lector.agent.loop import run_agent
+from lector.agent.stop_rules import CALL_ERROR_NOTE
+from lector.llm.backend import Backend, ChatOptions, Delta
+from lector.llm.embedded import EmbeddedBackend, EngineConfig, _Engine
+from lector.llm.errors import LLMError
+from lector.llm.fncall import forced_call_schema
+from lector.llm.messages import Message, ToolCall, ToolSpec
+from lector.llm.openai_http import OpenAIBackend
+from lector.llm.transformers_backend import TransformersBackend
+from lector.llm.vllm_backend import VLLMBackend
+from lector.tools.base import tool
+from lector.tools.registry import ToolRegistry
+from tests.llm.call_cases import CASES, TC, TOOLS
+from tests.llm.fake_engines import Script, ScriptedLlamaServer, install_fake_transformers, install_fake_vllm
+from tests.llm.openai_test_server import OpenAITestServer
+
+ASK = [Message.system("You are terse."), Message.user("What is 2+2?")]
+BACKENDS = ["embedded", "openai", "transformers", "vllm"]
+GRAMMAR = {"embedded", "openai", "vllm"}
+"""Backends whose engine holds a reply to a JSON schema (transformers asks for it in the prompt)."""
+
+
+class Harness(Protocol):
+    kind: str
+    script: Script
+
+    async def reply(self, text: str, tools: list[ToolSpec] | None, options: ChatOptions) -> list[Delta]: ...
+
+
+class EngineHarness:
+    """A backend whose engine is scripted in-process."""
+
+    def __init__(self, kind: str, backend: Backend, script: Script) -> None:
+        self.kind = kind
+        self.backend = backend
+        self.script = script
+
+    async def reply(self, text: str, tools: list[ToolSpec] | None, options: ChatOptions) -> list[Delta]:
+        self.script.replies.append(text)
+        return [d async for d in self.backend.astream(ASK, tools, options)]
+
+
+class HTTPHarness:
+    """The OpenAI-compatible backend in prompt mode against the loopback test server."""
+
+    kind = "openai"
+
+    def __init__(self, server: OpenAITestServer) -> None:
+        self.server = server
+        self.script = Script()
+
+    async def reply(self, text: str, tools: list[ToolSpec] | None, options: ChatOptions) -> list[Delta]:
+        key = uuid.uuid4().hex[:8]
+        self.server.scripts[key] = text
+        backend = OpenAIBackend(self.server.url("plain"), model=f"script:{key}", native_tools=False)
+        deltas = [d async for d in backend.astream(ASK, tools, options)]
+        (sent,) = self.server.chat_requests(f"script:{key}")
+        schema = ((sent.body.get("response_format") or {}).get("json_schema") or {}).get("schema")
+        self.script.record(json.dumps(sent.body["messages"], ensure_ascii=False), schema)
+        return deltas
+
+
+def embedded_backend(script: Script) -> EmbeddedBackend:
+    """An EmbeddedBackend whose llama.cpp engine is SCRIPTED: nothing is loaded."""
+    backend = EmbeddedBackend("scripted.gguf", lazy=True, progress=False)
+    config = EngineConfig(path="scripted.gguf", n_ctx=8192, n_parallel=1, n_threads=None, n_batch=512, cache_ram_mib=0)
+    backend._engine = _Engine(
+        config=config, server=ScriptedLlamaServer(script), address="", api_key="", http=httpx.Client(), users=1
+    )
+    return backend
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[OpenAITestServer]:
+    with OpenAITestServer() as srv:
+        yield srv
+
+
+@pytest.fixture(params=BACKENDS)
+def harness(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    script = Script()
+    if request.param == "embedded":
+        backend: Backend = embedded_backend(script)
+    elif request.param == "openai":
+        yield HTTPHarness(request.getfixturevalue("server"))
+        return
+    elif request.param == "transformers":
+        install_fake_transformers(monkeypatch, script)
+        backend = TransformersBackend("scripted-model")
+    else:
+        install_fake_vllm(monkeypatch, script)
+        backend = VLLMBackend("scripted-model")
+    yield EngineHarness(request.param, backend, script)
+    backend.close()
+
+
+def names_args(calls: list[ToolCall]) -> list[tuple[str, Any]]:
+    return [(c.name, json.loads(c.arguments)) for c in calls]
+
+
+def outcome(deltas: list[Delta]) -> tuple[list[tuple[str, Any]], str, str | None]:
+    """Calls, visible text and call error of a streamed reply; only the last delta may carry calls."""
+    assert all(not d.tool_calls and d.tool_call_error is None for d in deltas[:-1])
+    last = deltas[-1]
+    assert last.usage is not None and last.usage.completion_tokens > 0
+    assert last.finish_reason == ("tool_calls" if last.tool_calls else "stop")
+    return names_args(last.tool_calls), "".join(d.text for d in deltas), last.tool_call_error
+
+
+def assert_error(error: str | None, expected: str | None) -> None:
+    if expected is None:
+        assert error is None
+    else:
+        assert error is not None and expected in error
+
+
+# Cases parsed without tools are the parser's alone (a backend given no tools parses nothing); a stray
+# </think> is the documented case where a stream cannot match the whole-text parse.
+TABLE = [c for c in CASES if not c[0].endswith("-notools") and c[0] != "close-think-only"]
+
+
+@pytest.mark.parametrize(("output", "calls", "text", "error"), [c[1:] for c in TABLE], ids=[c[0] for c in TABLE])
+async def test_the_parser_table_through_every_backend(
+    harness: Harness, output: str, calls: list[Any], text: str, error: str | None
+) -> None:
+    got_calls, got_text, got_error = outcome(await harness.reply(output, TOOLS, ChatOptions()))
+    assert got_calls == calls
+    assert got_text == text
+    assert_error(got_error, error)
+    assert all(t.description in harness.script.prompts[-1] for t in TOOLS), "the tool specs are in the prompt"
+    assert harness.script.schemas[-1] is None
+
+
+E = {"expression": "2+2"}
+CALL_JSON = '{"name": "calculator", "arguments": {"expression": "2+2"}}'
+# (id, tool_choice, model output, expected calls, expected text, error substring or None)
+FORCED: list[tuple[str, str, str, list[tuple[str, Any]], str, str | None]] = [
+    ("named", "calculator", CALL_JSON, [("calculator", E)], "", None),
+    ("required", "required", CALL_JSON, [("calculator", E)], "", None),
+    ("required-tagged", "required", TC, [("calculator", E)], "", None),
+    ("cut-short-is-repaired", "calculator", '{"name": "calculator", "arguments": {"expression": "2+',
+     [("calculator", {"expression": "2+"})], "", None),
+    ("grammar-ignored", "required", "I think it is 4.", [], "I think it is 4.", "a tool call was required"),
+    ("other-tool", "calculator", '<tool_call>{"name": "web_fetch", "arguments": {"url": "u"}}</tool_call>', [], "",
+     "a call to calculator was required, but the reply has calls to web_fetch only"),
+    ("unreadable", "required", "<tool_call>calculator 2+2</tool_call>", [], "", "tool call 1 is not valid JSON"),
+    ("none-is-plain-text", "none", TC, [], TC, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("choice", "output", "calls", "text", "error"), [c[1:] for c in FORCED], ids=[c[0] for c in FORCED]
+)
+async def test_forced_calls_and_their_failures_through_every_backend(
+    harness: Harness, choice: str, output: str, calls: list[Any], text: str, error: str | None
+) -> None:
+    got_calls, got_text, got_error = outcome(await harness.reply(output, TOOLS, ChatOptions(tool_choice=choice)))
+    assert got_calls == calls
+    assert got_text == text
+    assert_error(got_error, error)
+    schema = forced_call_schema(TOOLS, choice)
+    sent_schema, prompt = harness.script.schemas[-1], harness.script.prompts[-1]
+    if schema is None:
+        assert sent_schema is None and "<tools>" not in prompt
+    elif harness.kind in GRAMMAR:
+        assert sent_schema == schema, "the engine's grammar holds the reply to the call schema"
+    else:
+        assert sent_schema is None and "You must call" in prompt, "without a grammar the prompt demands the call"
+
+
+async def test_json_schema_is_held_by_the_grammar_or_asked_for(harness: Harness) -> None:
+    schema = {"type": "object", "properties": {"colour": {"type": "string"}}, "required": ["colour"]}
+    deltas = await harness.reply('{"colour": "red"}', None, ChatOptions(json_schema=schema))
+    assert outcome(deltas) == ([], '{"colour": "red"}', None)
+    if harness.kind in GRAMMAR:
+        assert harness.script.schemas[-1] == schema
+    else:
+        prompt = harness.script.prompts[-1]
+        assert harness.script.schemas[-1] is None and "matches this JSON schema" in prompt and "colour" in prompt
+
+
+async def test_a_tool_choice_naming_no_tool_is_a_clear_error(harness: Harness) -> None:
+    with pytest.raises(LLMError, match="unknown tool: 'nope'"):
+        await harness.reply("unused", TOOLS, ChatOptions(tool_choice="nope"))
+
+
+# ---------------------------------------------------------------- the agent loop on the default backend
+
+
+@tool
+def calculator(expression: str) -> str:
+    """Evaluate arithmetic.
+
+    Args:
+        expression: what to evaluate
+    """
+    return "4" if expression == "2+2" else "?"
+
+
+async def test_a_malformed_call_on_the_embedded_backend_makes_the_agent_ask_again() -> None:
+    script = Script(replies=["<tool_call>calculator 2+2</tool_call>", TC, "It is 4."])
+    backend = embedded_backend(script)
+    events = [e async for e in run_agent(backend, [Message.user("What is 2+2?")], ToolRegistry([calculator]))]
+    backend.close()
+    retry = CALL_ERROR_NOTE.split("{error}")[0]
+    assert retry not in script.prompts[0]
+    assert retry in script.prompts[1] and "tool call 1 is not valid JSON" in script.prompts[1]
+    finished = [e for e in events if isinstance(e, ToolCallFinished)]
+    assert [(e.name, e.content) for e in finished] == [("calculator", "4")]
+    final = next(e for e in events if isinstance(e, Final))
+    assert final.text == "It is 4."
