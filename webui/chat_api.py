@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from lector.agent.assistant import default_system_prompt
 from lector.agent.events import Event, Final, StopReason, TextDelta
 from lector.agent.loop import run_agent
+from lector.agent.stepwise import AnswerReady, ReaderEvent
 from lector.llm.backend import Usage
 from lector.llm.messages import Message, ToolCall
 from lector.retrieval.levels import Level
@@ -198,10 +199,10 @@ async def answer_from_documents(
     await queue.put(final)
 
 
-async def _drain(reader: AsyncIterator[Any], queue: asyncio.Queue[Any]) -> Any:
+async def _drain(reader: AsyncIterator[ReaderEvent], queue: asyncio.Queue[Any]) -> Answer:
     """Forward the reader's progress events; return its finished answer."""
     async for event in reader:
-        if event.type == "answer":
+        if isinstance(event, AnswerReady):
             return event.answer
         await queue.put(event)
     raise RuntimeError("the reader finished without an answer")

@@ -11,9 +11,12 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lector.retrieval.levels import Level, parse_level
+
+if TYPE_CHECKING:
+    from lector.retrieval.reading_types import Answer, LibraryLike
 
 
 def register(subparsers: Any) -> None:
@@ -49,14 +52,14 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-async def _ask(args: argparse.Namespace, library: Any, doc_ids: list[str]) -> Any:
+async def _ask(args: argparse.Namespace, library: LibraryLike, doc_ids: list[str]) -> Answer:
     from lector.agent.reader import ask_events
     from lector.agent.stepwise import AnswerReady, ChunkRead, LevelChosen, SubAnswer, SubQuestion
     from lector.llm.factory import make_backend
 
     backend = make_backend(args.model)
     try:
-        answer = None
+        answer: Answer | None = None
         async for event in ask_events(library, args.question, args.level, backend, doc_ids=doc_ids):
             if isinstance(event, AnswerReady):
                 answer = event.answer
@@ -70,6 +73,8 @@ async def _ask(args: argparse.Namespace, library: Any, doc_ids: list[str]) -> An
                 _say(f"  answer {event.index}: {event.answer}")
             elif isinstance(event, ChunkRead) and args.verbose_reading:
                 _say(f"    read {event.source} chunk {event.chunk_id}: {len(event.quotes)} verified quotes")
+        if answer is None:
+            raise RuntimeError("the reader finished without an answer")
         return answer
     finally:
         backend.close()

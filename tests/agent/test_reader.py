@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from lector.agent.reader import ReaderConfig, aask, ask, ask_events, looks_multi_hop
+from lector.agent.reader import ReaderConfig, aask, ask, ask_events, insufficient, looks_multi_hop
 from lector.agent.stepwise import PLAN_SCHEMA, AnswerReady, ChunkRead, LevelChosen
 from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
@@ -17,6 +17,7 @@ from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level2 import READ_SCHEMA
 from lector.retrieval.levels import Level
 from lector.retrieval.library import Library
+from lector.retrieval.reading_types import Answer, Citation
 
 NEEDLE = "The lighthouse keeper Orvald Brenn painted the tower green in 1887."
 
@@ -28,7 +29,9 @@ def text(paragraphs: int) -> str:
     return "\n\n".join(paras)
 
 
-def scripted(level1_finds: bool = True) -> Callable[..., str]:
+def scripted(level1_reply: str | None = None) -> Callable[..., str]:
+    """A SCRIPTED model: keywords, reads, plans, and answers citing the needle; `level1_reply` replaces the
+    first answer (Level 1's)."""
     answers: list[str] = []
 
     def reply(messages: list[Message], tools: object, options: ChatOptions) -> str:
@@ -48,7 +51,9 @@ def scripted(level1_finds: bool = True) -> Callable[..., str]:
         hit = next((n for n, block in numbers.items() if "Orvald" in block), None)
         first_answer = not answers
         answers.append(user)
-        if hit is None or (first_answer and not level1_finds):  # the first answer prompt is Level 1's
+        if first_answer and level1_reply is not None:
+            return level1_reply
+        if hit is None:
             return "NOT FOUND"
         return f"It was painted green [{hit}]."
 
@@ -98,21 +103,30 @@ async def test_level1_answers_when_its_evidence_holds(tmp_path) -> None:  # type
     assert answer.level == 1 and "green" in answer.answer and answer.escalated_from == []
 
 
-async def test_escalates_to_level2_when_level1_finds_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "level1_reply, reason",
+    [
+        ("NOT FOUND", "escalated from Level 1: the model did not find the answer in the evidence"),
+        ("It was painted purple [1].", "escalated from Level 1: the answer is not in the cited evidence"),
+    ],
+)
+async def test_escalates_to_level2_when_level1_falls_short(  # type: ignore[no-untyped-def]
+    tmp_path, level1_reply: str, reason: str
+) -> None:
     lib = Library(cache_dir=tmp_path)
     lib.add_text(text(3000), "long.txt")
-    backend = ScriptedBackend(default=scripted(level1_finds=False))
+    backend = ScriptedBackend(default=scripted(level1_reply))
     events = [e async for e in ask_events(lib, "What colour was the lighthouse painted?", backend=backend,
                                           keyword_cache=KeywordCache())]
     levels = [e for e in events if isinstance(e, LevelChosen)]
-    assert [e.level for e in levels] == [1, 2] and "Level 1" in levels[1].reason
+    assert [e.level for e in levels] == [Level.RETRIEVE, Level.READ] and levels[1].reason == reason
     reads = [e for e in events if isinstance(e, ChunkRead)]
     assert reads and any(NEEDLE in q for e in reads for q in e.quotes)
     final = events[-1]
     assert isinstance(final, AnswerReady)
     answer = final.answer
     assert answer.level == 2 and "green" in answer.answer and answer.escalated_from == [Level.RETRIEVE]
-    assert answer.level1_answer == "NOT FOUND"
+    assert answer.level1_answer == level1_reply
     assert answer.citations[0].text == NEEDLE
     assert answer.usage.llm_calls == len(backend.requests)  # the Level 1 attempt is counted too
 
@@ -137,3 +151,45 @@ def test_sync_ask_over_paths_and_forced_levels(tmp_path) -> None:  # type: ignor
         ask([path], "What colour?", level="direct", backend=backend, cache_dir=tmp_path / "cache")
     with pytest.raises(ValueError):
         ask([path], "What colour?", level="7", backend=backend, cache_dir=tmp_path / "cache")
+
+
+def _level1_answer(found: bool = True, cited: bool = True, grounded: bool = True, top_score: float | None = 5.0
+                   ) -> Answer:
+    citations = [Citation(source="a.txt", chunk_id=0, start=0, end=5, text="green")] if cited else []
+    return Answer(answer="green [1]", level=Level.RETRIEVE, found=found, grounded=grounded, citations=citations,
+                  top_score=top_score)
+
+
+@pytest.mark.parametrize(
+    "answer, min_top_score, reason",
+    [
+        (_level1_answer(), 0.0, ""),
+        (_level1_answer(found=False, grounded=False), 0.0, "the model did not find the answer in the evidence"),
+        (_level1_answer(cited=False), 0.0, "no citation"),
+        (_level1_answer(grounded=False), 0.0, "the answer is not in the cited evidence"),
+        (_level1_answer(top_score=1.5), 2.0, "weak BM25 matches"),
+        (_level1_answer(top_score=2.0), 2.0, ""),
+        (_level1_answer(top_score=None), 2.0, ""),  # a level that did not search has no score to doubt
+        (_level1_answer(found=False, cited=False, top_score=0.0), 2.0,
+         "the model did not find the answer in the evidence"),  # the first reason wins
+    ],
+)
+def test_auto_escalates_past_level1_exactly_when_its_answer_falls_short(
+    answer: Answer, min_top_score: float, reason: str
+) -> None:
+    assert insufficient(answer, ReaderConfig(min_top_score=min_top_score)) == reason
+
+
+async def test_ask_walks_a_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "notes"
+    (folder / "deeper").mkdir(parents=True)
+    (folder / "harbour.txt").write_text("The harbour master keeps a log of every boat.", encoding="utf-8")
+    (folder / "deeper" / "lighthouse.txt").write_text(NEEDLE, encoding="utf-8")
+    (folder / ".draft.txt").write_text("The tower was painted scarlet.", encoding="utf-8")
+    backend = ScriptedBackend(default=scripted())
+    answer = await aask([folder], "What colour was the lighthouse painted?", backend=backend,
+                        cache_dir=tmp_path / "cache")
+    prompt = backend.requests[0]["messages"][-1].content
+    assert "harbour master" in prompt and NEEDLE in prompt and "scarlet" not in prompt  # hidden files are skipped
+    assert answer.level == Level.DIRECT and "green" in answer.answer and answer.grounded
+    assert [c.source for c in answer.citations] == [str(folder / "deeper" / "lighthouse.txt")]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from lector.retrieval.focus import sentence_windows
 from lector.retrieval.reading_types import Evidence
-from lector.retrieval.sentences import sentence_spans
 from lector.retrieval.types import Chunk
 
 FILLER = " ".join(f"Sentence {i} talks about the weather and the harvest." for i in range(30))
@@ -14,14 +13,6 @@ NEEDLE = "The keeper Orvald Brenn painted the tower green."
 def item(text: str, chunk_id: int, start: int) -> Evidence:
     return Evidence.of_chunk(Chunk(doc_id="d", source="d.txt", chunk_id=chunk_id, start=start,
                                    end=start + len(text), text=text))
-
-
-def test_sentence_spans_split_sentences_paragraphs_and_long_runs() -> None:
-    text = "One two. Three four!\n\nA paragraph\n- item one\n- item two\n\n" + "word " * 300 + "。中文。"
-    pieces = [text[s:t] for s, t in sentence_spans(text)]
-    assert pieces[:5] == ["One two.", "Three four!", "A paragraph", "- item one", "- item two"]
-    assert all(len(p) <= 600 for p in pieces)
-    assert pieces[-1] == "中文。"
 
 
 def test_windows_keep_the_matching_sentence_and_its_neighbours_at_exact_offsets() -> None:

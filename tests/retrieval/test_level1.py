@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
 from lector.retrieval.answer_prompt import ANSWER_SYSTEM, JSON_TAIL
@@ -117,5 +116,6 @@ async def test_level1_without_any_match_says_not_found(tmp_path) -> None:  # typ
     library, _ = library_with_needle(tmp_path)
     backend = ScriptedBackend([json.dumps({"information": "", "instruction": "", "keywords_en": ["zzyzx"]})])
     answer = await level1(ReadingContext(library, backend, keyword_cache=KeywordCache()), "Where is Qwertyuiop?")
-    assert not answer.found and answer.citations == [] and answer.usage.llm_calls == 1
-    assert isinstance(backend.requests[0]["options"], ChatOptions)
+    assert not answer.found and not answer.grounded and answer.citations == []
+    assert answer.usage.llm_calls == 1  # the keywords: with no evidence the model is not asked to answer
+    assert "keywords_en" in backend.requests[0]["options"].json_schema["properties"]
