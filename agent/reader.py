@@ -122,11 +122,10 @@ def fits_the_window(ctx: ReadingContext, question: str, config: ReaderConfig) ->
 
 async def direct(ctx: ReadingContext, question: str, config: ReaderConfig) -> Answer | None:
     """The answer from the whole documents, or None when they do not fit the window."""
-    ids = ctx.document_ids()
-    budget = evidence_budget(ctx.backend, question, config.level1.answer_reserve)
-    if ctx.library.total_tokens(ids) > budget:
+    if not fits_the_window(ctx, question, config):
         return None
-    chunks = [c for doc_id in ids for c in ctx.library.chunks(doc_id)]
+    budget = evidence_budget(ctx.backend, question, config.level1.answer_reserve)
+    chunks = [c for doc_id in ctx.document_ids() for c in ctx.library.chunks(doc_id)]
     evidence = pack_chunks(chunks, budget, chunk_cost(ctx.backend))
     if not evidence:
         return None

@@ -37,9 +37,9 @@ class StepwiseConfig(BaseModel):
     max_answer_tokens: int = 256
     max_evidence_per_step: int = 4
     follow_names: BridgeConfig | None = Field(default_factory=BridgeConfig)
-    """Try following names first (two calls); None goes straight to the planner. On the multi-hop needles at
-    1M tokens the 1.5B planner re-asked the whole question reworded (32 calls, wrong), while the chain of
-    sentences found by following names held both facts."""
+    """Try following names first (two calls); None goes straight to the planner. On multi-hop needles in long
+    documents a small planner tends to re-ask the whole question reworded, call after call, while the chain of
+    sentences found by following names holds both facts."""
 
 
 class SubQuestion(BaseModel):

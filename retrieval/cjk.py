@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
-CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-"""Extension A, the unified ideographs and the compatibility ideographs, as a regex character-class body."""
+IDEOGRAPH_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF))
+"""Extension A, the unified ideographs and the compatibility ideographs (first and last code point)."""
+CJK_RANGES = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in IDEOGRAPH_RANGES)
+"""The same, as the body of a regex character class."""
 CJK_RUN = re.compile(rf"[{CJK_RANGES}]+")
 _ONE_CJK = re.compile(rf"[{CJK_RANGES}]")
 

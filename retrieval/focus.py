@@ -1,6 +1,5 @@
 """Focus evidence on the sentences that match the query: a small model reads a few short passages far better
-than several whole chunks (on the needle dev set the 1.5B found answers in ~400 tokens of sentence windows that
-it called NOT FOUND in ~1.6k tokens of chunks)."""
+than several whole chunks (it calls NOT FOUND in the chunks answers it finds in their sentence windows)."""
 
 from __future__ import annotations
 

@@ -23,14 +23,13 @@ class Level1Config(BaseModel):
     """Tokens of the window kept free for the answer."""
     max_evidence_tokens: int | None = 2000
     """Cap on evidence tokens below what the window allows (about four chunks): small models misread long
-    evidence (in bench/eval_needles.py the 1.5B answered NOT FOUND on 3 of 3 needles it had in ~3.3k tokens
-    of evidence, and found the one it had in ~1.2k), and a CPU reads ~75 prompt tokens/s. When Level 1
-    misses, Auto escalates to Level 2. None uses the whole window."""
+    evidence (bench/eval_needles.py measures it) and a CPU reads prompts slowly. When Level 1 misses, Auto
+    escalates to Level 2. None uses the whole window."""
     max_answer_tokens: int = 256
     focus_sentences: int | None = 8
     """Show the model only the packed chunks' best-matching sentences (each with one neighbour either side), not
-    whole chunks: on the needle dev set the 1.5B answered 1 of 8 from ~1.6k tokens of chunks, and far more
-    from ~400 tokens of sentence windows. None shows whole chunks."""
+    whole chunks: a small model finds an answer in a few short windows that it misses in the chunks around them.
+    None shows whole chunks."""
     use_model_keywords: bool = True
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from lector.llm.backend import Backend, ChatOptions, ChatResult, Usage
 from lector.llm.messages import Message
@@ -72,6 +72,13 @@ class Answer(BaseModel):
     """Level 1's answer, when Auto escalated past it."""
     details: dict[str, Any] = Field(default_factory=dict)
     """Diagnostics (keywords, chunks read, sub-questions); not part of the stable JSON."""
+
+    @field_validator("level")
+    @classmethod
+    def _one_level(cls, level: Level) -> Level:
+        if level is Level.AUTO:
+            raise ValueError("an answer comes from one level, not auto")
+        return level
 
     @classmethod
     def nothing_found(cls, level: Level, usage: AnswerUsage, elapsed_s: float, **fields: Any) -> Answer:

@@ -14,12 +14,16 @@ from typing import Any
 
 import numpy as np
 
+from lector.retrieval.cjk import IDEOGRAPH_RANGES
+
 # per letter, per word start, per digit, per CJK char, per punctuation char, per punctuation run,
 # per line-break run, per space that follows whitespace, per CJK run
 COEFFICIENTS = np.array([0.0304, 0.9545, 1.3834, 0.4533, 0.1155, 0.5702, 0.7644, 0.0716, 1.6982])
 
 _SPACE, _NEWLINE, _LETTER, _DIGIT, _CJK, _PUNCT = range(6)
 _START = 6  # "previous class" of the first character
+_KANA = (0x3040, 0x30FF)
+_HANGUL = (0xAC00, 0xD7AF)
 
 
 def _class_table() -> np.ndarray:
@@ -44,7 +48,7 @@ def _class_table() -> np.ndarray:
         (0xE000, 0xF8FF),
     ):
         cls[lo : hi + 1] = _PUNCT
-    for lo, hi in ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xAC00, 0xD7AF)):
+    for lo, hi in (*IDEOGRAPH_RANGES, _KANA, _HANGUL):  # kana and hangul tokenize like ideographs
         cls[lo : hi + 1] = _CJK
     return cls
 

@@ -6,6 +6,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from lector.retrieval.levels import Level, LevelInput, parse_level
+from lector.retrieval.reading_types import Answer
 
 
 @pytest.mark.parametrize(
@@ -44,3 +45,10 @@ def test_a_level_in_a_request_is_parsed_and_written_back_as_typed() -> None:
     assert _Request().model_dump(mode="json") == {"level": "auto"}
     with pytest.raises(ValidationError, match="unknown level '9'"):
         _Request.model_validate({"level": "9"})
+
+
+def test_an_answer_comes_from_one_level_and_writes_it_as_a_number() -> None:
+    answer = Answer(answer="green", level=2)
+    assert answer.level is Level.READ and type(answer.to_json_dict()["level"]) is int
+    with pytest.raises(ValidationError, match="one level, not auto"):
+        Answer(answer="green", level=Level.AUTO)
