@@ -47,6 +47,28 @@ class Delta(BaseModel):
     """Why text that looked like a tool call could not be used (e.g. invalid JSON); the agent tells the model."""
 
 
+class ReplyTotal:
+    """The deltas of one reply added up: its text, calls, usage and finish reason so far."""
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self.tool_calls: list[ToolCall] = []
+        self.usage = Usage()
+        self.finish_reason: str | None = None
+
+    def add(self, delta: Delta) -> None:
+        if delta.text:
+            self._text.append(delta.text)
+        self.tool_calls.extend(delta.tool_calls)
+        if delta.usage is not None:
+            self.usage = delta.usage
+        self.finish_reason = delta.finish_reason or self.finish_reason
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+
 class ChatOptions(BaseModel):
     temperature: float | None = None
     top_p: float | None = None
@@ -91,17 +113,11 @@ class Backend(ABC):
         tools: list[ToolSpec] | None = None,
         options: ChatOptions | None = None,
     ) -> ChatResult:
-        text: list[str] = []
-        calls: list[ToolCall] = []
-        usage = Usage()
-        finish: str | None = None
+        total = ReplyTotal()
         async for delta in self.astream(messages, tools, options):
-            text.append(delta.text)
-            calls.extend(delta.tool_calls)
-            if delta.usage is not None:
-                usage = delta.usage
-            finish = delta.finish_reason or finish
-        return ChatResult(message=Message.assistant("".join(text), calls), usage=usage, finish_reason=finish)
+            total.add(delta)
+        message = Message.assistant(total.text, total.tool_calls)
+        return ChatResult(message=message, usage=total.usage, finish_reason=total.finish_reason)
 
     def stream(
         self,

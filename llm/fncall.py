@@ -252,7 +252,6 @@ class StreamingToolCallParser:
         self._json_depth = 0
         self._json_in_string = False
         self._json_escape = False
-        self._json_bare = False
         self._shown_any = False
         self._pending_ws = ""
         self._markup_removed = False
@@ -334,7 +333,7 @@ class StreamingToolCallParser:
             lead = len(buf) - len(buf.lstrip())
             if lead < len(buf) and buf[lead] in "{[":
                 self._consume(lead)
-                self._start_json(bare=True)
+                self._start_json()
                 return True
         idx, kind = self._next_marker(buf)
         if idx < 0:
@@ -354,7 +353,7 @@ class StreamingToolCallParser:
                 return True
             self._emit(out, buf[:idx])
             self._consume(idx)
-            self._start_json(bare=False)
+            self._start_json()
             return True
         self._emit(out, buf[:idx])
         self._consume(idx)
@@ -506,9 +505,8 @@ class StreamingToolCallParser:
         self._state = "text"
         return True
 
-    def _start_json(self, bare: bool) -> None:
+    def _start_json(self) -> None:
         self._state = "json"
-        self._json_bare = bare
         self._json_depth = 0
         self._json_in_string = False
         self._json_escape = False
@@ -519,7 +517,7 @@ class StreamingToolCallParser:
         if end < 0 and not final:
             return False
         segment = self._buf if end < 0 else self._buf[:end]
-        if self._add_calls_from_json(segment, bare=self._json_bare):
+        if self._add_calls_from_json(segment):
             self._cut(len(segment))
         else:
             self._emit(out, segment)
@@ -611,6 +609,14 @@ class StreamingToolCallParser:
             return
         self.errors.append(f"tool call {self._attempts} {message}")
 
+    def _load_or_fail(self, text: str, label: str) -> tuple[Any, int] | None:
+        """The JSON value `text` starts with and where it ends; None, with the reason recorded, if it has none."""
+        try:
+            return load_prefix(text)
+        except ValueError as exc:
+            self._fail(f"{label}is not valid JSON: {exc}")
+            return None
+
     def _add_calls_from_text(self, body: str, source: str) -> None:
         """A <tool_call> body: always a call attempt; unknown names are still calls."""
         body = _strip_inner_fence(body.strip())
@@ -620,12 +626,10 @@ class StreamingToolCallParser:
         if body.startswith("<function="):
             self._add_xml_calls(body)
             return
-        try:
-            value, _ = load_prefix(body)
-        except ValueError as exc:
-            self._fail(f"is not valid JSON: {exc}")
+        loaded = self._load_or_fail(body, "")
+        if loaded is None:
             return
-        calls = _calls_from_value(value)
+        calls = _calls_from_value(loaded[0])
         if calls is None:
             self._fail('has no function name: expected {"name": ..., "arguments": {...}}')
             return
@@ -653,12 +657,7 @@ class StreamingToolCallParser:
             return self._damaged_known_call(body)
         if body[end:].strip():
             return False  # more than one JSON value in the block: not a call
-        calls = _calls_from_value(value)
-        if calls is None or not all(_known(n, self.tools) for n, _ in calls):
-            return False
-        for name, args in calls:
-            self._record(name, args)
-        return True
+        return self._add_known_calls(value)
 
     def _damaged_known_call(self, body: str) -> bool:
         m = re.search(r'"(?:name|function)"\s*:\s*"([^"]{1,100})"', body)
@@ -667,11 +666,15 @@ class StreamingToolCallParser:
             return True
         return False
 
-    def _add_calls_from_json(self, segment: str, bare: bool) -> bool:
+    def _add_calls_from_json(self, segment: str) -> bool:
         try:
             value, _ = load_prefix(segment)
         except ValueError:
             return False
+        return self._add_known_calls(value)
+
+    def _add_known_calls(self, value: Any) -> bool:
+        """Record the calls in a JSON value when it is call-shaped and names only known tools."""
         calls = _calls_from_value(value)
         if calls is None or not all(_known(n, self.tools) for n, _ in calls):
             return False
@@ -693,11 +696,10 @@ class StreamingToolCallParser:
         if not args_text.strip():
             self._record(name, {})
             return
-        try:
-            value, end = load_prefix(args_text)
-        except ValueError as exc:
-            self._fail(f"({name}) is not valid JSON: {exc}")
+        loaded = self._load_or_fail(args_text, f"({name}) ")
+        if loaded is None:
             return
+        value, end = loaded
         self._record(name, value if not isinstance(value, str) else args_text.strip())
         rest = args_text[end:]
         if rest.strip():

@@ -209,10 +209,9 @@ class OpenAIBackend(Backend):
         async with self._client() as client:
             while True:
                 try:
-                    if self._native_mode is False:
-                        stream = self._stream_prompt_tools(client, messages, tools, options)
-                    else:
-                        stream = self._stream_native(client, messages, tools, options)
+                    request = self._request(messages, tools, options)
+                    raw = self._raw_stream(client, self._body(request, options), request)
+                    stream = prompt_calling.read_reply(raw, request.parse_tools, request.tool_choice)
                     async with contextlib.aclosing(stream):
                         async for delta in stream:
                             yield delta
@@ -224,54 +223,45 @@ class OpenAIBackend(Backend):
                     self._native_mode = False
                     self.native_tools = False
 
-    def _stream_native(
-        self,
-        client: httpx.AsyncClient,
-        messages: list[Message],
-        tools: list[ToolSpec] | None,
-        options: ChatOptions,
-    ) -> AsyncGenerator[Delta, None]:
-        body = openai_wire.request_body(
-            messages, options, model=self.model or "default", tools=tools, schema=options.json_schema
-        )
-        # Servers that accept `tools` may still return calls as text (a chat template the server does
-        # not recognise, a missing --tool-call-parser): the content also goes through the call parser.
-        parse_tools = tools if tools and options.tool_choice != "none" else None
-        raw = self._raw_stream(client, body, messages, tools, may_reject_tools=bool(tools))
-        return prompt_calling.read_reply(raw, parse_tools, options.tool_choice)
+    def _request(
+        self, messages: list[Message], tools: list[ToolSpec] | None, options: ChatOptions
+    ) -> prompt_calling.PromptRequest:
+        """Native calls until the server rejects `tools`, then the prompt-based pipeline.
 
-    def _stream_prompt_tools(
-        self,
-        client: httpx.AsyncClient,
-        messages: list[Message],
-        tools: list[ToolSpec] | None,
-        options: ChatOptions,
-    ) -> AsyncGenerator[Delta, None]:
-        request = prompt_calling.prepare(messages, tools, options)
-        body = openai_wire.request_body(
+        Natively the server renders the specs; servers that accept `tools` may still return calls as
+        text (a chat template the server does not recognise, a missing --tool-call-parser), so the
+        content goes through the call parser either way.
+        """
+        if self._native_mode is False:
+            return prompt_calling.prepare(messages, tools, options)
+        return prompt_calling.PromptRequest(
+            messages=messages,
+            template_tools=tools or None,
+            schema=options.json_schema,
+            forced=False,
+            parse_tools=tools if tools and options.tool_choice != "none" else None,
+            tool_choice=options.tool_choice,
+        )
+
+    def _body(self, request: prompt_calling.PromptRequest, options: ChatOptions) -> dict[str, Any]:
+        return openai_wire.request_body(
             request.messages,
             options,
             model=self.model or "default",
+            tools=request.template_tools,
             schema=request.schema,
             schema_name="tool_call" if request.forced else "response",
         )
-        raw = self._raw_stream(client, body, request.messages, None, may_reject_tools=False)
-        return prompt_calling.read_reply(raw, request.parse_tools, request.tool_choice)
 
     async def _raw_stream(
-        self,
-        client: httpx.AsyncClient,
-        body: dict[str, Any],
-        messages: list[Message],
-        tools: list[ToolSpec] | None,
-        *,
-        may_reject_tools: bool,
+        self, client: httpx.AsyncClient, body: dict[str, Any], request: prompt_calling.PromptRequest
     ) -> AsyncGenerator[prompt_calling.RawChunk, None]:
         """The reply's text as it streams; native calls and usage (estimated if the server sent none) last."""
         fragments = openai_wire.ToolCallFragments()
         text: list[str] = []
         usage: Usage | None = None
-        chunks = self._chunks(client, body, may_reject_tools=may_reject_tools)
+        tools = request.template_tools
+        chunks = self._chunks(client, body, may_reject_tools=bool(tools))
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 content = openai_wire.read_chunk(chunk)
@@ -284,7 +274,7 @@ class OpenAIBackend(Backend):
         if calls:
             log.debug("server %s returned %d native tool calls", self.base_url, len(calls))
         yield prompt_calling.RawChunk(
-            tool_calls=calls, usage=usage or self._estimated_usage(messages, tools, "".join(text), calls)
+            tool_calls=calls, usage=usage or self._estimated_usage(request.messages, tools, "".join(text), calls)
         )
 
     async def _chunks(

@@ -38,7 +38,8 @@ class PromptRequest:
     messages: list[Message]
     """The conversation, with tool specs and tool history as text unless `template_tools` is set."""
     template_tools: list[ToolSpec] | None
-    """Specs for a chat template that renders tools itself; the messages then keep their tool history."""
+    """Specs for a chat template (or a server) that renders tools itself; the messages then keep their
+    tool history."""
     schema: dict[str, Any] | None
     """The JSON schema the reply must match, for engines with a grammar."""
     forced: bool

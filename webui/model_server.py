@@ -26,9 +26,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from lector.llm import openai_wire
-from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.backend import Backend, ChatOptions, Delta, ReplyTotal, Usage
 from lector.llm.errors import BackendUnavailableError, ContextOverflowError, LLMError
-from lector.llm.messages import Message, ToolCall, ToolSpec
+from lector.llm.messages import Message, ToolSpec
 from lector.webui.guard import Guard
 from lector.webui.sse import SSE_HEADERS
 
@@ -199,31 +199,21 @@ def prompt_text(messages: list[Message]) -> str:
 # ------------------------------------------------------------------------------ the reply
 
 
-@dataclass
-class Completion:
+class Completion(ReplyTotal):
     """One request's identity and what it has produced so far."""
 
-    ident: openai_wire.CompletionId
-    text: list[str] = field(default_factory=list)
-    calls: list[ToolCall] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    finish: str | None = None
+    def __init__(self, ident: openai_wire.CompletionId) -> None:
+        super().__init__()
+        self.ident = ident
 
-    def absorb(self, delta: Delta) -> None:
-        if delta.text:
-            self.text.append(delta.text)
-        self.calls.extend(delta.tool_calls)
-        if delta.usage is not None:
-            self.usage = delta.usage
-        self.finish = delta.finish_reason or self.finish
-
-    def finish_reason(self) -> str:
-        if self.calls:
+    def finish(self) -> str:
+        """The finish reason to report."""
+        if self.tool_calls:
             return "tool_calls"
-        return self.finish if self.finish in ("stop", "length", "content_filter") else "stop"
+        return self.finish_reason if self.finish_reason in ("stop", "length", "content_filter") else "stop"
 
     def whole(self) -> dict[str, Any]:
-        return self.ident.whole("".join(self.text), self.calls, self.finish_reason(), self.usage)
+        return self.ident.whole(self.text, self.tool_calls, self.finish(), self.usage)
 
 
 # ------------------------------------------------------------------------------ the app
@@ -273,7 +263,7 @@ class ModelServer:
             return await self._stream(body, deltas, done, record)
         try:
             async for delta in deltas:
-                done.absorb(delta)
+                done.add(delta)
         except LLMError as exc:
             self._finish(record, done, exc)
             raise error_from_llm(exc) from exc
@@ -288,7 +278,7 @@ class ModelServer:
         record.elapsed_s = round(time.time() - record.started, 3)
         record.prompt_tokens = done.usage.prompt_tokens
         record.completion_tokens = done.usage.completion_tokens
-        record.finish_reason = done.finish_reason() if error is None else None
+        record.finish_reason = done.finish() if error is None else None
         record.error = None if error is None else (str(error) or type(error).__name__)
         self.log.add(record)
 
@@ -322,7 +312,7 @@ class ModelServer:
                     for piece in self._pieces(done, delta):
                         yield piece
                     delta = await next_delta()
-                yield done.ident.chunk({}, done.finish_reason())
+                yield done.ident.chunk({}, done.finish())
                 if include_usage:
                     yield done.ident.usage_chunk(done.usage)
                 yield openai_wire.SSE_DONE
@@ -344,8 +334,8 @@ class ModelServer:
 
     @staticmethod
     def _pieces(done: Completion, delta: Delta) -> list[str]:
-        before = len(done.calls)
-        done.absorb(delta)
+        before = len(done.tool_calls)
+        done.add(delta)
         out = []
         if delta.text:
             out.append(done.ident.chunk({"content": delta.text}))
