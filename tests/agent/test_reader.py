@@ -99,7 +99,9 @@ async def test_level1_answers_when_its_evidence_holds(tmp_path) -> None:  # type
     events = [e async for e in ask_events(lib, "What colour was the lighthouse painted?", backend=backend,
                                           keyword_cache=KeywordCache())]
     assert [e.level for e in events if isinstance(e, LevelChosen)] == [1]
-    answer = events[-1].answer  # type: ignore[union-attr]
+    final = events[-1]
+    assert isinstance(final, AnswerReady)
+    answer = final.answer
     assert answer.level == 1 and "green" in answer.answer and answer.escalated_from == []
 
 

@@ -130,7 +130,9 @@ async def test_following_names_answers_without_the_planner(tmp_path) -> None:  #
     backend = ScriptedBackend(default=scripted([]))
     events = [e async for e in stepwise_events(reading(lib, backend), QUESTION)]
     assert [type(e).__name__ for e in events] == ["AnswerReady"]
-    answer = events[-1].answer  # type: ignore[union-attr]
+    final = events[-1]
+    assert isinstance(final, AnswerReady)
+    answer = final.answer
     assert "Lisbon" in answer.answer and answer.details["names_followed"][0] == "Jane Roe"
     assert FACT2 in {c.text for c in answer.citations}
     assert not any(r["options"].json_schema == PLAN_SCHEMA for r in backend.requests)

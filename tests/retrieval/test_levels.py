@@ -48,7 +48,7 @@ def test_a_level_in_a_request_is_parsed_and_written_back_as_typed() -> None:
 
 
 def test_an_answer_comes_from_one_level_and_writes_it_as_a_number() -> None:
-    answer = Answer(answer="green", level=2)
+    answer = Answer.model_validate({"answer": "green", "level": 2})
     assert answer.level is Level.READ and type(answer.to_json_dict()["level"]) is int
     with pytest.raises(ValidationError, match="one level, not auto"):
         Answer(answer="green", level=Level.AUTO)
