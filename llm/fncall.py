@@ -114,11 +114,7 @@ def _offered_tools(tools: list[ToolSpec] | None, tool_choice: ToolChoiceArg) -> 
 
 def render_call(call: ToolCall) -> str:
     """One call as the text a model writes for it."""
-    try:
-        args: Any = json.loads(call.arguments or "{}")
-    except ValueError:
-        args = call.arguments
-    body = json.dumps({"name": call.name, "arguments": args}, ensure_ascii=False)
+    body = json.dumps({"name": call.name, "arguments": call.arguments_or_text()}, ensure_ascii=False)
     return f"{CALL_OPEN}\n{body}\n{CALL_CLOSE}"
 
 

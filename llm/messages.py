@@ -26,6 +26,13 @@ class ToolCall(BaseModel):
         """The arguments as JSON; raises ValueError when they are not valid JSON."""
         return json.loads(self.arguments or "{}")
 
+    def arguments_or_text(self) -> Any:
+        """The arguments as JSON, or as the raw text when they are not valid JSON (to show them back)."""
+        try:
+            return self.parsed_arguments()
+        except ValueError:
+            return self.arguments
+
     def to_openai(self) -> dict[str, Any]:
         return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
 

@@ -14,7 +14,6 @@ prompt and checked afterwards, not enforced while decoding.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
 from collections.abc import AsyncGenerator
@@ -100,11 +99,7 @@ def hf_messages(messages: list[Message]) -> list[dict[str, Any]]:
 
 
 def _hf_call(call: ToolCall) -> dict[str, Any]:
-    try:
-        args: Any = json.loads(call.arguments or "{}")
-    except ValueError:
-        args = call.arguments
-    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": args}}
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments_or_text()}}
 
 
 def template_takes_tools(tokenizer: Any) -> bool:
