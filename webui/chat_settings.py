@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
 from lector.retrieval.levels import Level, parse_level
 
@@ -48,5 +48,11 @@ class ChatSettings(BaseModel):
 
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> ChatSettings:
-        """Settings read back from the store; keys this version does not know are left out."""
-        return cls.model_validate({k: v for k, v in data.items() if k in cls.model_fields})
+        """Settings read back from the store. Sessions saved before settings were checked may hold any key or
+        value: unknown keys and invalid values are left out (their defaults apply)."""
+        known = {k: v for k, v in data.items() if k in cls.model_fields}
+        try:
+            return cls.model_validate(known)
+        except ValidationError as exc:
+            invalid = {error["loc"][0] for error in exc.errors() if error["loc"]}
+            return cls.model_validate({k: v for k, v in known.items() if k not in invalid})

@@ -56,7 +56,11 @@ def test_an_update_replaces_only_what_it_sets() -> None:
     base = ChatSettings(model="m", level=Level.READ)
     assert base.updated(ChatSettings.model_validate({"level": "1"})) == ChatSettings(model="m", level=Level.RETRIEVE)
     assert base.updated(ChatSettings()) == base and base.updated(None) == base
+
+
+def test_stored_settings_read_back_without_unknown_keys_or_invalid_values() -> None:
     assert ChatSettings.from_stored({"level": "2", "colour": "blue"}) == ChatSettings(level=Level.READ)
+    assert ChatSettings.from_stored({"level": "9", "model": "m"}) == ChatSettings(model="m")  # saved unchecked
 
 
 @pytest.fixture()
