@@ -30,6 +30,16 @@ FETCH = ToolSpec(
     },
 )
 TOOLS = [CALC, FETCH]
+ADD = ToolSpec(
+    name="add",
+    description="Add two numbers.",
+    parameters={
+        "type": "object",
+        "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+        "required": ["a", "b"],
+    },
+)
+"""A tool for the backends' own tests (test_openai_http.py, test_transformers_backend.py)."""
 
 E = {"expression": "2+2"}
 TC = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "2+2"}}\n</tool_call>'

@@ -17,6 +17,7 @@ from lector.llm.errors import BackendUnavailableError, ContextOverflowError, LLM
 from lector.llm.factory import make_backend
 from lector.llm.messages import Message, ToolCall, ToolSpec
 from lector.llm.openai_http import OpenAIBackend, _normalise_base_url, approximate_tokens
+from tests.llm.call_cases import ADD
 
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_test_server import (  # noqa: E402
@@ -28,15 +29,6 @@ from openai_test_server import (  # noqa: E402
     free_port,
 )
 
-ADD = ToolSpec(
-    name="add",
-    description="Add two numbers.",
-    parameters={
-        "type": "object",
-        "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
-        "required": ["a", "b"],
-    },
-)
 WEATHER = ToolSpec(
     name="get_weather",
     description="Current weather in a city.",

@@ -17,20 +17,10 @@ import pytest
 
 from lector.llm.backend import ChatOptions
 from lector.llm.errors import LLMError, ModelNotFoundError
-from lector.llm.messages import Message, ToolCall, ToolSpec
+from lector.llm.messages import Message, ToolCall
 from lector.llm.transformers_backend import TransformersBackend, _StopTrimmer, resolve_source
 from lector.llm.vllm_backend import VLLMBackend
-
-ADD = ToolSpec(
-    name="add",
-    description="Add two numbers.",
-    parameters={
-        "type": "object",
-        "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
-        "required": ["a", "b"],
-    },
-)
-
+from tests.llm.call_cases import ADD
 
 # ---------------------------------------------------------------- cheap checks, no model
 
