@@ -28,7 +28,7 @@ from lector.retrieval.answer_prompt import answer_from_evidence
 from lector.retrieval.context import ReadingContext
 from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level1 import Level1Config, level1
-from lector.retrieval.level2 import Level2Config, level2
+from lector.retrieval.level2 import Level2Config, Reading, level2
 from lector.retrieval.levels import Level, parse_level
 from lector.retrieval.packing import chunk_cost, evidence_budget, pack_chunks
 from lector.retrieval.reading_types import Answer, LibraryLike
@@ -141,9 +141,9 @@ async def level2_events(
     """Level 2, yielding a ChunkRead as each chunk is read and AnswerReady last."""
     queue: asyncio.Queue[ChunkRead] = asyncio.Queue()
 
-    def progress(info: dict[str, Any]) -> None:
-        queue.put_nowait(ChunkRead(source=info["source"], chunk_id=info["chunk_id"], quotes=info["quotes"],
-                                   offered=info["offered"]))
+    def progress(read: Reading) -> None:
+        queue.put_nowait(ChunkRead(source=read.chunk.source, chunk_id=read.chunk.chunk_id, quotes=read.quotes,
+                                   offered=read.offered))
 
     task = asyncio.ensure_future(level2(ctx, question, config, progress=progress))
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
@@ -77,12 +78,12 @@ async def follow_names(ctx: ReadingContext, question: str, config: BridgeConfig 
     config = config or BridgeConfig()
     started = time.perf_counter()
     keywords = await find_keywords(ctx, question, config.use_model_keywords)
-    chain, names_followed, hops = _follow(ctx, question, keywords.query.split(), config)
-    details = {"query": keywords.query, "names_followed": names_followed, "hops": hops}
-    if not chain:
+    chain = _follow(ctx, question, keywords.query.split(), config)
+    details = {"query": keywords.query, "names_followed": chain.names_followed, "hops": chain.hops}
+    if not chain.evidence:
         return Answer.nothing_found(Level.STEPWISE, ctx.meter.snapshot(), time.perf_counter() - started,
                                     details=details)
-    evidence = _dedupe(chain)
+    evidence = _dedupe(chain.evidence)
     composed = await answer_from_evidence(
         ctx.backend, question, evidence, ctx.meter, max_tokens=config.max_answer_tokens
     )
@@ -91,18 +92,22 @@ async def follow_names(ctx: ReadingContext, question: str, config: BridgeConfig 
                               details=details)
 
 
-def _follow(
-    ctx: ReadingContext, question: str, terms: list[str], config: BridgeConfig
-) -> tuple[list[Evidence], list[str], int]:
-    """The chain of sentence windows found hop by hop, the names followed, and the hops made."""
+@dataclass
+class _Chain:
+    evidence: list[Evidence] = field(default_factory=list)
+    """Sentence windows, in hop order."""
+    names_followed: list[str] = field(default_factory=list)
+    hops: int = 0
+
+
+def _follow(ctx: ReadingContext, question: str, terms: list[str], config: BridgeConfig) -> _Chain:
+    """The chain of sentence windows found hop by hop along the new names."""
     cost = chunk_cost(ctx.backend)
-    chain: list[Evidence] = []
+    chain = _Chain()
     seen: set[tuple[str, int, int]] = set()
     known = question
-    names_followed: list[str] = []
     query_terms: list[str] = terms
     required: list[str] = []
-    hops = 0
     for _ in range(config.max_hops):
         hits = ctx.library.search(" ".join(query_terms), k=config.k, doc_ids=ctx.doc_ids)
         packed = pack(hits, config.evidence_tokens_per_hop, cost)
@@ -110,17 +115,17 @@ def _follow(
         fresh = [e for e in best if (e.chunk.source, e.start, e.end) not in seen]
         if not fresh:
             break
-        hops += 1
+        chain.hops += 1
         seen.update((e.chunk.source, e.start, e.end) for e in fresh)
-        chain += sentence_windows(fresh, query_terms, len(fresh), radius=1)
+        chain.evidence += sentence_windows(fresh, query_terms, len(fresh), radius=1)
         names = list(dict.fromkeys(n for e in fresh for n in new_names(e.text, known)))[: config.names_per_hop]
         if not names:
             break
-        names_followed += names
+        chain.names_followed += names
         known += " " + " ".join(names)
         required = " ".join(names).split()
         query_terms = [*required, *terms]
-    return chain, names_followed, hops
+    return chain
 
 
 def _dedupe(chain: Sequence[Evidence]) -> list[Evidence]:

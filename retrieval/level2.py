@@ -34,7 +34,6 @@ from lector.retrieval.types import Chunk, Hit
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[dict[str, Any]], None]
 
 
 class Level2Config(BaseModel):
@@ -156,6 +155,10 @@ class Reading:
     @property
     def score(self) -> float:
         return 2.0 * self.strong + 1.0 * len(self.quotes) + 0.25 * self.claimed_relevant + self.bm25
+
+
+Progress = Callable[[Reading], None]
+"""Told of each chunk as soon as it is read."""
 
 
 _JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)("?)')
@@ -339,15 +342,7 @@ class Reader:
             for r in results:
                 self.readings[(r.chunk.doc_id, r.chunk.chunk_id)] = r
                 if self.progress:
-                    self.progress(
-                        {
-                            "event": "chunk_read",
-                            "source": r.chunk.source,
-                            "chunk_id": r.chunk.chunk_id,
-                            "quotes": r.quotes,
-                            "offered": r.offered,
-                        }
-                    )
+                    self.progress(r)
 
     def ranked(self) -> list[Reading]:
         return sorted((r for r in self.readings.values() if r.quotes), key=lambda r: -r.score)
