@@ -42,7 +42,9 @@ class Harness(Protocol):
     kind: str
     script: Script
 
-    async def reply(self, text: str, tools: list[ToolSpec] | None, options: ChatOptions) -> list[Delta]: ...
+    async def reply(
+        self, text: str, tools: list[ToolSpec] | None, options: ChatOptions, messages: list[Message] = ASK
+    ) -> list[Delta]: ...
 
 
 class EngineHarness:
@@ -53,9 +55,11 @@ class EngineHarness:
         self.backend = backend
         self.script = script
 
-    async def reply(self, text: str, tools: list[ToolSpec] | None, options: ChatOptions) -> list[Delta]:
+    async def reply(
+        self, text: str, tools: list[ToolSpec] | None, options: ChatOptions, messages: list[Message] = ASK
+    ) -> list[Delta]:
         self.script.replies.append(text)
-        return [d async for d in self.backend.astream(ASK, tools, options)]
+        return [d async for d in self.backend.astream(messages, tools, options)]
 
 
 class HTTPHarness:
@@ -67,11 +71,13 @@ class HTTPHarness:
         self.server = server
         self.script = Script()
 
-    async def reply(self, text: str, tools: list[ToolSpec] | None, options: ChatOptions) -> list[Delta]:
+    async def reply(
+        self, text: str, tools: list[ToolSpec] | None, options: ChatOptions, messages: list[Message] = ASK
+    ) -> list[Delta]:
         key = uuid.uuid4().hex[:8]
         self.server.scripts[key] = text
         backend = OpenAIBackend(self.server.url("plain"), model=f"script:{key}", native_tools=False)
-        deltas = [d async for d in backend.astream(ASK, tools, options)]
+        deltas = [d async for d in backend.astream(messages, tools, options)]
         (sent,) = self.server.chat_requests(f"script:{key}")
         schema = ((sent.body.get("response_format") or {}).get("json_schema") or {}).get("schema")
         self.script.record(json.dumps(sent.body["messages"], ensure_ascii=False), schema)
@@ -200,6 +206,20 @@ async def test_json_schema_is_held_by_the_grammar_or_asked_for(harness: Harness)
 async def test_a_tool_choice_naming_no_tool_is_a_clear_error(harness: Harness) -> None:
     with pytest.raises(LLMError, match="unknown tool: 'nope'"):
         await harness.reply("unused", TOOLS, ChatOptions(tool_choice="nope"))
+
+
+@pytest.mark.parametrize("tools", [TOOLS, None], ids=["with-tools", "without-tools"])
+async def test_tool_history_reaches_every_backend(harness: Harness, tools: list[ToolSpec] | None) -> None:
+    call = ToolCall(id="call_1", name="calculator", arguments='{"expression": "6*7"}')
+    history = [*ASK, Message.assistant("", [call]), Message.tool("call_1", "calculator", "42")]
+    deltas = await harness.reply("It is 42.", tools, ChatOptions(), history)
+    assert outcome(deltas) == ([], "It is 42.", None)
+    prompt = harness.script.prompts[-1]
+    assert "6*7" in prompt and "42" in prompt
+    if harness.kind in ("transformers", "vllm"):
+        assert '"role": "tool"' in prompt, "a chat template that renders tools gets the history as messages"
+    else:
+        assert "<tool_response>" in prompt and '"role": "tool"' not in prompt, "the history is text"
 
 
 # ---------------------------------------------------------------- the agent loop on the default backend
