@@ -14,6 +14,7 @@ from typing import Any
 
 from lector.llm.backend import ChatOptions, Usage
 from lector.llm.messages import Message, ToolCall, ToolSpec, new_call_id, to_openai
+from lector.llm.unicode import valid_json
 
 SSE_DONE = "data: [DONE]\n\n"
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
@@ -206,7 +207,8 @@ async def sse_payloads(lines: AsyncIterator[str]) -> AsyncIterator[str]:
 
 
 def sse(data: dict[str, Any]) -> str:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+    """One Server-Sent Event of JSON, valid Unicode whatever the model wrote (lone surrogates replaced)."""
+    return f"data: {json.dumps(valid_json(data), ensure_ascii=False)}\n\n"
 
 
 def usage_json(usage: Usage) -> dict[str, int]:
