@@ -4,7 +4,9 @@ such as "\\ud800" can produce) become U+FFFD, and a valid surrogate pair becomes
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -24,3 +26,8 @@ def valid_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [valid_json(v) for v in value]
     return value
+
+
+ValidText = Annotated[str, BeforeValidator(lambda v: valid_text(v) if isinstance(v, str) else v)]
+"""A pydantic string field that repairs invalid Unicode instead of refusing it (a browser's JSON.stringify
+writes a lone surrogate from a page's text as "\\ud800")."""

@@ -20,6 +20,7 @@ from lector.agent.loop import run_agent
 from lector.agent.stepwise import AnswerReady, ReaderEvent
 from lector.llm.backend import Usage
 from lector.llm.messages import Message, ToolCall
+from lector.llm.unicode import ValidText
 from lector.retrieval.levels import Level
 from lector.retrieval.reading_types import Answer
 from lector.webui.chat_settings import ChatSettings
@@ -29,12 +30,12 @@ from lector.webui.state import AppState, Turn
 router = APIRouter(prefix="/api", tags=["chat"])
 
 class SessionIn(BaseModel):
-    title: str = Field("", max_length=200)
+    title: ValidText = Field("", max_length=200)
     settings: ChatSettings = Field(default_factory=ChatSettings)
 
 
 class ChatIn(BaseModel):
-    content: str = Field(..., min_length=1, max_length=100_000)
+    content: ValidText = Field(..., min_length=1, max_length=100_000)
     settings: ChatSettings | None = None
 
 

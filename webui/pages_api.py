@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
+from lector.llm.unicode import ValidText
 from lector.retrieval.levels import Level, LevelInput
 from lector.webui.chat_api import state_of
 
@@ -15,10 +16,10 @@ router = APIRouter(prefix="/pages", tags=["pages"])
 
 
 class PageIn(BaseModel):
-    url: str = Field(..., min_length=1, max_length=4096, description="The page's address")
-    title: str = Field("", max_length=1000)
-    html: str | None = Field(None, description="The page's HTML (the server extracts readable text)")
-    text: str | None = Field(None, description="The page's text, when the extension already extracted it")
+    url: ValidText = Field(..., min_length=1, max_length=4096, description="The page's address")
+    title: ValidText = Field("", max_length=1000)
+    html: ValidText | None = Field(None, description="The page's HTML (the server extracts readable text)")
+    text: ValidText | None = Field(None, description="The page's text, when the extension already extracted it")
 
     @model_validator(mode="after")
     def one_body(self) -> PageIn:
@@ -42,7 +43,7 @@ class PageOut(BaseModel):
 
 
 class AskIn(BaseModel):
-    question: str = Field(..., min_length=1, max_length=4000)
+    question: ValidText = Field(..., min_length=1, max_length=4000)
     page_ids: list[str] | None = Field(None, description="Pages to ask across; omit for the whole library")
     level: LevelInput = Level.AUTO
 

@@ -118,3 +118,11 @@ def test_a_session_stored_with_an_escaped_lone_surrogate_still_opens(server: str
     message = session.json()["messages"][-1]
     assert message["tool_calls"][0]["arguments"] == "\ufffd" and message["extra"]["note"] == "\ufffd"
 
+
+
+def test_a_page_posted_with_invalid_unicode_is_kept(server: str) -> None:
+    body = '{"url": "https://example.org/u", "title": "t\\ud800", "text": "caf\\udce9 text"}'
+    response = httpx.post(f"{server}/pages", content=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code in (200, 201), response.text
+    page = httpx.get(f"{server}/pages/{response.json()['id']}", headers=AUTH).json()
+    assert page["title"] == "t\ufffd"
