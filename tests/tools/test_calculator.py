@@ -8,8 +8,10 @@ import time
 import pytest
 
 from lector.llm.messages import ToolCall
+from lector.tools.arithmetic import evaluate, format_number
 from lector.tools.base import ToolContext, ToolResult
-from lector.tools.calculator import CalculatorError, calculator, evaluate, format_number
+from lector.tools.calc_limits import CalculatorError
+from lector.tools.calculator import calculator
 from lector.tools.registry import ToolRegistry
 
 
@@ -199,9 +201,9 @@ async def test_tool_schema_and_results() -> None:
     assert spec.parameters["required"] == ["expression"]
     assert spec.parameters["properties"]["expression"]["type"] == "string"
     assert "sqrt" in spec.description
-    ok = await calculator.run({"expression": "6 * 7"}, ToolContext())
+    ok = await calculator.run(calculator.Args(expression="6 * 7"), ToolContext())
     assert ok == "42"
-    bad = await calculator.run({"expression": "1/0"}, ToolContext())
+    bad = await calculator.run(calculator.Args(expression="1/0"), ToolContext())
     assert isinstance(bad, ToolResult) and bad.error and bad.content == "Error: division by zero"
 
 
@@ -213,3 +215,53 @@ async def test_through_the_registry() -> None:
     assert bomb.error and "digits" in bomb.content and "Traceback" not in bomb.content
     wrong = await registry.execute(ToolCall(name="calculator", arguments='{"expression": 5}'))
     assert wrong.error and "invalid arguments" in wrong.content
+
+
+# ---------------------------------------------------------------- costly integer work
+
+
+COSTLY = [
+    "pow(3, 10**3900, 10**3900+1)",
+    "+".join(["pow(3,10**3900,10**3900+1)"] * 20),  # the 539-character expression of the report
+    "pow(3, 2**12000, 2**12000 + 1)",
+    "pow(3, -(10**3900), 10**3900 + 1)",
+    "pow(10**3900, 10**3900, 10**3900 - 1)",
+    " + ".join(["pow(3, 2**1024, 2**1024 + 1)"] * 20),  # cheap terms, too costly together
+    " + ".join(["pow(5, 3**600, 7**400)"] * 20),
+]
+
+
+@pytest.mark.parametrize("expression", COSTLY)
+def test_costly_integer_work_is_refused_before_it_runs(expression: str) -> None:
+    start = time.perf_counter()
+    with pytest.raises(CalculatorError) as info:
+        evaluate(expression)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 0.1, f"took {elapsed * 1000:.0f} ms"  # the target is under 10 ms; generous under load
+    message = str(info.value)
+    assert "pow() with a modulus" in message and "computation" in message and "limit" in message, message
+
+
+def test_the_cost_of_the_whole_expression_adds_up() -> None:
+    one = "pow(3, 2**1024, 2**1024 + 1)"
+    assert evaluate(one) == pow(3, 2**1024, 2**1024 + 1)  # one term is within the budget
+    with pytest.raises(CalculatorError, match="in all"):
+        evaluate(" + ".join([one] * 20))
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("pow(2, 10**18, 1000)", pow(2, 10**18, 1000)),
+        ("pow(3, -1, 10**3900 + 1)", pow(3, -1, 10**3900 + 1)),
+        ("pow(65537, 2**1000 - 1, 2**1024 - 105)", pow(65537, 2**1000 - 1, 2**1024 - 105)),
+        ("isqrt(10**3900) + gcd(10**3900, 2**12000) + lcm(2**600, 3**600)", None),
+        ("factorial(1400) // factorial(1399)", 1400),
+        ("comb(3000, 1500) % 1000007", math.comb(3000, 1500) % 1000007),
+    ],
+)
+def test_big_but_cheap_work_still_runs(expression: str, expected: int | None) -> None:
+    value = evaluate(expression)
+    if expected is not None:
+        assert value == expected
+    assert isinstance(value, int)

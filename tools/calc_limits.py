@@ -1,0 +1,138 @@
+"""How big and how costly one step of a calculation would be, decided before the step runs.
+
+Size: an integer result over MAX_INT_BITS (about 3900 decimal digits) is refused; it is estimated from
+the operands (bits of the base times the exponent for **, lgamma for factorial/comb/perm, the sum of bit
+lengths for *).
+
+Cost: every step is charged to a `Meter` before it runs, in work units of roughly a nanosecond of
+CPython's integer code (estimates from above). With d(x) the number of 30-bit digits CPython stores:
+a product costs d(a) * d(b), a division twice that, a modular power bits(exp) * (2 * d(mod)**2 + STEP)
+(one squaring and one reduction per exponent bit), factorial, comb and perm the square of their result's
+digits, int-to-text the square of its digits. The units add up over the whole expression, so many cheap
+terms are refused as surely as one costly term.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+Number = int | float
+
+MAX_INT_BITS = 13_000
+"""About 3900 decimal digits: below Python's 4300-digit int-to-str limit."""
+WORK_BUDGET = 5e6
+"""Work units one expression may use in all (a few milliseconds)."""
+STEP = 100
+"""Work units of one pass of a C loop over exponent bits, beyond its digit arithmetic."""
+DIGIT_BITS = 30
+LOG2_10 = math.log2(10)
+
+
+class CalculatorError(ValueError):
+    """A short message for the model: why the expression was refused or failed."""
+
+
+@dataclass
+class Meter:
+    """The work units spent so far by one evaluation, and its budget."""
+
+    budget: float = WORK_BUDGET
+    spent: float = 0.0
+
+    def charge(self, units: float, what: str) -> None:
+        """Count a step before it runs; refuse it when the expression would then exceed the budget."""
+        total = self.spent + units
+        if total > self.budget:
+            alone = "" if self.spent == 0 else f" ({_duration(total)} in all with the steps before it)"
+            raise CalculatorError(
+                f"refused {what}: it would need about {_duration(units)} of computation{alone}, "
+                f"over the calculator's limit of {_duration(self.budget)} per expression"
+            )
+        self.spent = total
+
+
+def _duration(units: float) -> str:
+    seconds = units * 1e-9
+    if seconds >= 1:
+        return f"{seconds:.3g} s" if seconds < 1e6 else f"{seconds:.2g} s"
+    return f"{max(seconds * 1000, 0.001):.3g} ms"
+
+
+def digits(x: Number) -> int:
+    """30-bit digits of an int (1 for a float: its arithmetic is constant time)."""
+    return abs(x).bit_length() // DIGIT_BITS + 1 if isinstance(x, int) else 1
+
+
+def digits_of_bits(bits: float) -> float:
+    return bits / DIGIT_BITS + 1
+
+
+def check_bits(bits: float, what: str = "result") -> None:
+    if bits > MAX_INT_BITS:
+        count = math.ceil(bits / LOG2_10)
+        raise CalculatorError(
+            f"the {what} would have about {_approx(count)} digits, over the limit of "
+            f"{int(MAX_INT_BITS / LOG2_10)} digits"
+        )
+
+
+def _approx(count: float) -> str:
+    if count < 1e6:
+        return f"{int(count):,}"
+    return f"{count:.3g}"
+
+
+def log2_factorial(n: int) -> float:
+    return math.lgamma(n + 1) / math.log(2)
+
+
+# ---------------------------------------------------------------- costs of single steps
+
+
+def add_cost(a: Number, b: Number) -> float:
+    return digits(a) + digits(b)
+
+
+def mul_cost(a: Number, b: Number) -> float:
+    return digits(a) * digits(b)
+
+
+def div_cost(a: Number, b: Number) -> float:
+    return 2 * digits(a) * digits(b)
+
+
+def power_cost(exp: int, result_bits: float) -> float:
+    """base ** exp by repeated squaring: the last squarings, on numbers near the result's size, dominate."""
+    return 2 * digits_of_bits(result_bits) ** 2 + STEP * exp.bit_length()
+
+
+def modpow_cost(base: int, exp: int, mod: int) -> float:
+    """pow(base, exp, mod): one squaring and one reduction modulo `mod` per bit of the exponent.
+
+    A negative exponent first inverts the base (an extended gcd, quadratic in the digits).
+    """
+    d = digits(mod)
+    inverse = d * d if exp < 0 else 0
+    return abs(exp).bit_length() * (2 * d * d + STEP) + div_cost(base, mod) + inverse
+
+
+def result_cost(result_bits: float, loop_steps: int = 0) -> float:
+    """A function whose work is about the square of its result's digits (factorial, comb, perm)."""
+    return digits_of_bits(result_bits) ** 2 + STEP * loop_steps
+
+
+def text_cost(value: int) -> float:
+    """Converting an int to decimal text is quadratic in its digits."""
+    return float(digits(value)) ** 2
+
+
+def args_cost(args: list[Number]) -> float:
+    """The default: reading each argument once (ints converted to floats, compared, copied)."""
+    return float(sum(digits(a) for a in args)) + 1
+
+
+def product_cost(args: list[Number]) -> float:
+    """gcd, lcm: quadratic in the digits of the numbers combined."""
+    total = float(sum(digits(a) for a in args)) + 1
+    return total * total
