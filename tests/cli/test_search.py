@@ -66,10 +66,11 @@ def test_index_reports_counts_errors_and_cache(tmp_path: Path, doc: Path, capsys
     bad.write_bytes(b"%PDF-1.4 not really")
     cache = str(tmp_path / "cache")
     code, out, err = run(capsys, "index", str(doc), str(bad), "--cache-dir", cache)
-    assert code == 0
+    assert code == 1, "an input that failed makes the command fail, after the others were indexed"
     assert "indexed  " + str(doc) in out and "1 documents" in out and "(0 from cache)" in out
     assert str(bad) in err and "corrupt" in err
     code, out, _ = run(capsys, "index", str(doc), "--cache-dir", cache, "--json")
+    assert code == 0
     summary = json.loads(out)
     assert summary["documents"] == 1 and summary["cached"] == 1 and summary["chunks"] > 1
     assert summary["tokens"] > 1000 and summary["errors"] == []
