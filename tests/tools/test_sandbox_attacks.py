@@ -311,29 +311,63 @@ def test_fork_bomb_left_running_in_the_background_is_stopped(manager: SessionMan
     next_run_ok(manager, "bgbomb")
 
 
-def test_double_forked_daemon_dies_with_the_session(manager: SessionManager) -> None:
+def test_double_forked_daemon_dies_with_its_cell(manager: SessionManager) -> None:
     marker = "987654321"
     code = (
         "import os\npid = os.fork()\nif pid == 0:\n    os.setsid()\n"
         "    if os.fork() == 0:\n"
         f"        os.execv('/usr/bin/sleep', ['sleep', '{marker}'])\n"
-        "    os._exit(0)\nos.waitpid(pid, 0)\n'spawned'"
+        "    os._exit(0)\nos.waitpid(pid, 0)\nimport time\n"
+        "cmdlines = lambda: [open(f'/proc/{p}/cmdline').read() for p in os.listdir('/proc') if p.isdigit()]\n"
+        f"while not any('{marker}' in line for line in cmdlines()):\n"
+        "    time.sleep(0.01)\n'spawned'"
     )
     result = attack(manager, code, "daemon")
-    assert result.value == "'spawned'"
-    deadline = time.monotonic() + 5  # the grandchild may not have exec'd yet
-    while not host_processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert host_processes_with(marker), "the daemon should run inside the live session"
-    manager.execute("daemon", "print(1 + 1)")
-    session = manager._sessions["daemon"]
-    with session.lock:
-        session.stop()
-    deadline = time.monotonic() + 5
-    while host_processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert host_processes_with(marker) == []
+    assert result.value == "'spawned'"  # it ran inside the cell
+    assert host_processes_with(marker) == []  # and was gone when the cell returned
+    assert "were killed" in result.stderr
     next_run_ok(manager, "daemon")
+
+
+ALIVE = (
+    "import os\nalive = [p for p in os.listdir('/proc') if p.isdigit() and "
+    "open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[0] != 'Z']\n"
+    "(kept + 1, len(alive), os.path.exists('escaped.txt'))"
+)
+"""The next cell's view: the variable kept, the processes alive (bwrap's init and the kernel), the file."""
+BACKGROUND = {
+    "setsid and double fork": (
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        "        time.sleep(1.5)\n        open('escaped.txt', 'w').write('x')\n    os._exit(0)\n"
+    ),
+    "Popen in a new session": "import subprocess\nsubprocess.Popen(['sleep', '100'], start_new_session=True)\n",
+    "fork without setsid": (
+        "import os, time\nif os.fork() == 0:\n    time.sleep(1.5)\n"
+        "    open('escaped.txt', 'w').write('x')\n    os._exit(0)\n"
+    ),
+    "nohup in the background": (
+        "import subprocess\n"
+        "subprocess.run('nohup sh -c \"sleep 1.5; echo x > escaped.txt\" >/dev/null 2>&1 &', shell=True)\n"
+    ),
+    "daemon that ignores SIGTERM and SIGHUP": (
+        "import os, signal, time\nif os.fork() == 0:\n    os.setsid()\n"
+        "    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT): signal.signal(s, signal.SIG_IGN)\n"
+        "    time.sleep(1.5)\n    open('escaped.txt', 'w').write('x')\n    os._exit(0)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("code", BACKGROUND.values(), ids=list(BACKGROUND))
+def test_nothing_a_cell_starts_outlives_it(manager: SessionManager, code: str) -> None:
+    key = f"background-{abs(hash(code))}"
+    result = attack(manager, f"kept = 41\n{code}'started'", key)
+    assert result.value == "'started'" and not result.error, result.content()
+    time.sleep(3)  # past the moment the background process would have written its file
+    assert not (manager.workdir_for(key) / "escaped.txt").exists()
+    after = attack(manager, ALIVE, key)
+    assert after.value == "(42, 2, False)", after.content()  # the kernel kept its variables; nothing else runs
+    assert "were killed" in result.stderr  # the model is told
+    next_run_ok(manager, key)
 
 
 def test_daemon_plus_timeout_leaves_nothing_behind(manager: SessionManager) -> None:

@@ -6,7 +6,8 @@ because the host must parse what leaves the sandbox safely; marshal is only safe
 Right at start the worker moves the protocol onto private descriptors and points fds 1 and 2 at
 the host's raw-output pipe (so output written straight to the descriptors, or by child processes,
 is read and capped by the host), and fd 0 at /dev/null. User code runs in one namespace that
-persists between requests, like a notebook cell.
+persists between requests, like a notebook cell; when a cell ends, every other process in the
+sandbox is killed, so nothing it started (a daemon, a process in its own session) outlives it.
 """
 
 from __future__ import annotations
@@ -157,25 +158,29 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _contain_background(max_processes: int) -> str:
-    """Stop a fork bomb that outlived its cell: past `max_processes` other processes (zombies
-    included), kill every process in the sandbox but this worker (and bwrap's init), then reap.
-    Below that, background processes and unreaped children are left alone."""
-    others = _other_processes()
-    if len(others) <= max_processes:
+def _reap() -> None:
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except OSError:
+            return
+
+
+def _stop_background() -> str:
+    """Kill every process in the sandbox but this kernel and bwrap's init, so nothing a cell starts
+    outlives it (daemons in their own session included), then reap them. A fork bomb forks while we
+    kill: repeat until nothing is left alive three passes in a row."""
+    left = [pid for pid in _other_processes() if _alive(pid)]
+    if not left:
         return ""
     clean_passes = 0
-    for _ in range(500):  # a bomb forks while we kill: repeat until nothing is left alive, twice
+    for _ in range(500):
         try:
-            os.kill(-1, signal.SIGKILL)
+            os.kill(-1, signal.SIGKILL)  # every process we may signal in this pid namespace, but us and init
         except OSError:
             pass
-        while True:
-            try:
-                if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                    break
-            except OSError:
-                break
+        _reap()
         if any(_alive(pid) for pid in _other_processes()):
             clean_passes = 0
             continue
@@ -183,7 +188,8 @@ def _contain_background(max_processes: int) -> str:
         if clean_passes >= 3:
             break
         time.sleep(0.002)
-    return f"[the sandbox had {len(others)} other processes (limit {max_processes}): all were killed]"
+    plural = "processes" if len(left) > 1 else "process"
+    return f"[the cell left {len(left)} {plural} running in the background: they were killed when it ended]"
 
 
 def run_cell(namespace: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
@@ -192,8 +198,6 @@ def run_cell(namespace: dict[str, Any], request: dict[str, Any]) -> dict[str, An
     max_output = int(request.get("max_output", 20000))
     max_repr = int(request.get("max_repr", 4000))
     max_images = int(request.get("max_images", 8))
-    max_processes = int(request.get("max_processes", 32))
-    contained_before = _contain_background(max_processes)
     out, err = CappedStream(max_output, "<stdout>"), CappedStream(max_output, "<stderr>")
     result: dict[str, Any] = {"value": None, "error": None, "images": []}
     worker_pid = os.getpid()
@@ -228,9 +232,9 @@ def run_cell(namespace: dict[str, Any], request: dict[str, Any]) -> dict[str, An
         if os.getpid() != worker_pid:
             os._exit(0)  # a fork()ed copy of the worker never answers the host
         sys.stdout, sys.stderr = saved
-    for note in (contained_before, _contain_background(max_processes)):
-        if note:
-            err.parts.append(("\n" if err.parts else "") + note)
+    note = _stop_background()
+    if note:
+        err.parts.append(("\n" if err.parts else "") + note)
     if result["images"] == [] and "matplotlib.pyplot" in sys.modules:
         try:
             sys.modules["matplotlib.pyplot"].close("all")

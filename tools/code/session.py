@@ -89,7 +89,6 @@ class Session:
             "max_output": self.limits.output_chars,
             "max_repr": MAX_REPR,
             "max_images": MAX_IMAGES,
-            "max_processes": max(4, self.limits.pids // 2),
         }
         deadline = started + self.limits.timeout + KILL_GRACE
         reply = self._exchange(encode_request(request), deadline, watch_workdir=True)
