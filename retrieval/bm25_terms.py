@@ -1,6 +1,8 @@
 """BM25 terms: English lowercased, stop words dropped, Snowball-stemmed (PyStemmer); Chinese cut by jieba
-in search mode; numbers and identifiers kept whole ("config_smp", "v2.3", "3.14"), identifiers also
-split at underscores. The same function tokenizes documents and queries.
+in search mode; numbers and identifiers kept whole ("config_smp", "v2.3", "3.14", "os.path.join"), identifiers
+also as their parts: split at underscores and dots, CamelCase at its humps ("HTTPServer": "http", "server").
+A name written before "(" also gives the term "name(", so a query for a function's signature finds the line
+that defines or calls it. The same function tokenizes documents and queries.
 
 Bump TOKENIZER_VERSION whenever the output for some text changes: cached indexes are keyed by it.
 """
@@ -16,10 +18,13 @@ from typing import Any
 
 from lector.retrieval.cjk import CJK_RANGES, has_cjk
 
-TOKENIZER_VERSION = "1"
+TOKENIZER_VERSION = "2"
 
 _CJK_SPLIT = re.compile(rf"([{CJK_RANGES}]+)")
-_WORD_RE = re.compile(r"\w+(?:\.\d+)*")
+_WORD_RE = re.compile(r"\w+(?:\.\w+)*")
+_CAMEL_HUMP = re.compile(r"[a-z0-9][A-Z]|[A-Z][A-Z][a-z]")
+_CAMEL_PART = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_LAST_WORD = re.compile(r"\w+$")
 
 ENGLISH_STOP_WORDS = frozenset(
     """a about above after again against all am an and any are aren't as at be because been before being
@@ -39,7 +44,7 @@ CHINESE_STOP_WORDS = frozenset(
 
 _lock = threading.Lock()
 _terms_of: dict[str, tuple[str, ...]] = {}
-"""Memo: lowercased word -> its index terms (empty for a stop word); the hot path is one dict lookup."""
+"""Memo: word as written -> its index terms (empty for a stop word); the hot path is one dict lookup."""
 _stemmer: Any = None
 
 
@@ -60,18 +65,34 @@ def _single_term(word: str) -> str | None:
     return word
 
 
+def _dotted_parts(word: str) -> list[str]:
+    """A dotted word's parts when it is a name path ("os.path"), not a number or version ("3.14", "v2.3")."""
+    parts = word.split(".")
+    if len(parts) < 2 or not any(p[:1].isalpha() or p[:1] == "_" for p in parts[1:]):
+        return []
+    return parts
+
+
+def _camel_parts(word: str) -> list[str]:
+    """The humps of a CamelCase word ("getElementById": get, element, by, id); [] for other words."""
+    if word.islower() or word.isupper() or not _CAMEL_HUMP.search(word):
+        return []
+    return [p.lower() for p in _CAMEL_PART.findall(word)]
+
+
 def _compute_terms(word: str) -> tuple[str, ...]:
-    whole = _single_term(word)
+    low = word.lower()
+    dotted = _dotted_parts(low)
+    if dotted:
+        out = [low]
+        for part in word.split("."):
+            out += [t for t in _compute_terms(part) if t not in out]
+        return tuple(out)
+    whole = _single_term(low)
     if whole is None:
         return ()
-    if "_" not in word:
-        return (whole,)
-    parts = [t for p in word.split("_") if p and (t := _single_term(p)) is not None and t != whole]
-    return (whole, *parts)
-
-
-_single_of: dict[str, str] = {}
-"""Memo for words without underscores: lowercased word -> its term, "" for a stop word."""
+    parts = low.split("_") if "_" in low else _camel_parts(word)
+    return (whole, *dict.fromkeys(t for p in parts if p and (t := _single_term(p)) is not None and t != whole))
 
 
 def _terms(words: list[str]) -> list[str]:
@@ -85,26 +106,10 @@ def _terms(words: list[str]) -> list[str]:
     return list(chain.from_iterable(map(memo.__getitem__, words)))
 
 
-def _plain_terms(words: list[str]) -> list[str]:
-    """Terms of words that contain no underscore (so each gives at most one term)."""
-    memo = _single_of
-    missing = set(words).difference(memo)
-    if missing:
-        if len(memo) > 2_000_000:
-            memo.clear()
-        to_stem = []
-        for w in missing:
-            if w in ENGLISH_STOP_WORDS:
-                memo[w] = ""
-            elif len(w) > 3 and w.isascii() and w.isalpha():
-                to_stem.append(w)
-            else:
-                memo[w] = w
-        if to_stem:
-            _stem("a")  # loads the stemmer
-            for w, stem in zip(to_stem, _stemmer.stemWords(to_stem), strict=True):
-                memo[w] = stem
-    return list(filter(None, map(memo.__getitem__, words)))
+def _called_terms(text: str) -> list[str]:
+    """ "name(" for each name written right before an opening parenthesis."""
+    pieces = text.split("(")
+    return [f"{m.group(0).lower()}(" for piece in pieces[:-1] if (m := _LAST_WORD.search(piece[-80:]))]
 
 
 @lru_cache(maxsize=200_000)
@@ -120,20 +125,17 @@ def _cut_chinese(run: str) -> tuple[str, ...]:
 
 
 def tokenize(text: str) -> list[str]:
-    """BM25 terms of `text`, in order."""
-    low = text.lower()
-    if not has_cjk(low):
-        words = _WORD_RE.findall(low)
-        return _terms(words) if "_" in low else _plain_terms(words)
+    """BM25 terms of `text`, in order ("name(" terms follow the words)."""
+    called = _called_terms(text) if "(" in text else []
+    if not has_cjk(text):
+        return _terms(_WORD_RE.findall(text)) + called
     out: list[str] = []
-    for i, part in enumerate(_CJK_SPLIT.split(low)):
+    for i, part in enumerate(_CJK_SPLIT.split(text)):
         if i % 2:  # a run of Chinese characters
             if len(part) > 1:
                 out.extend(_cut_chinese(part))
             elif part not in CHINESE_STOP_WORDS:
                 out.append(part)
         elif part:
-            words = _WORD_RE.findall(part)
-            out.extend(_terms(words) if "_" in part else _plain_terms(words))
-    return out
-
+            out.extend(_terms(_WORD_RE.findall(part)))
+    return out + called

@@ -69,6 +69,7 @@ class CachedDocument:
             byte_starts, byte_ends = byte_offsets(text, starts, ends)
         self.byte_starts, self.byte_ends = byte_starts, byte_ends
         self._lock = threading.Lock()
+        self._lowered: bytes | None = None
 
     @property
     def chars(self) -> int:
@@ -82,6 +83,19 @@ class CachedDocument:
                     assert self._raw is not None
                     self._text = self._raw[:].decode("utf-8")
         return self._text
+
+    def lowered(self) -> bytes:
+        """The text's UTF-8 bytes with ASCII letters lowered (what phrases are searched in); made once."""
+        if self._lowered is None:
+            with self._lock:
+                if self._lowered is None:
+                    data = self._raw[:] if self._raw is not None else self.text.encode("utf-8")
+                    self._lowered = data.lower()
+        return self._lowered
+
+    def chunk_at(self, byte_offset: int) -> int:
+        """The chunk holding the byte at `byte_offset` (the first one, where chunks overlap)."""
+        return min(len(self.byte_ends) - 1, int(np.searchsorted(self.byte_ends, byte_offset, side="right")))
 
     def chunk_text(self, i: int) -> str:
         if self._text is not None:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from lector.retrieval.cjk import has_cjk
+from lector.retrieval.phrases import phrase_text_pattern, phrase_words
 from lector.retrieval.reading_types import Evidence
 from lector.retrieval.sentences import sentence_spans
 
@@ -15,6 +16,10 @@ from lector.retrieval.sentences import sentence_spans
 def _term_pattern(term: str) -> re.Pattern[str]:
     if has_cjk(term):
         return re.compile(re.escape(term))
+    if len(phrase_words(term)) > 1:
+        phrase = phrase_text_pattern(term)
+        if phrase is not None:
+            return phrase
     return re.compile(r"(?<!\w)" + re.escape(term), re.IGNORECASE)  # a prefix: "chart" matches "charts"
 
 

@@ -78,7 +78,7 @@ async def follow_names(ctx: ReadingContext, question: str, config: BridgeConfig 
     config = config or BridgeConfig()
     started = time.perf_counter()
     keywords = await find_keywords(ctx, question, config.use_model_keywords)
-    chain = _follow(ctx, question, keywords.query.split(), config)
+    chain = _follow(ctx, question, keywords.focus_terms, config)
     details = {"query": keywords.query, "names_followed": chain.names_followed, "hops": chain.hops}
     if not chain.evidence:
         return Answer.nothing_found(Level.STEPWISE, ctx.meter.snapshot(), time.perf_counter() - started,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from lector.llm.backend import Backend, ChatOptions
 from lector.llm.messages import Message
 from lector.retrieval.cjk import CJK_RUN, cjk_count, has_cjk
+from lector.retrieval.phrases import quoted_spans
 from lector.retrieval.reading_types import UsageMeter
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ GENERIC_WORDS = frozenset(
     sections page pages mention mentioned mentions say says said according tell told name named names
     called question answer find describe described explain give list write written one ones thing things
     kind type something anything someone anyone person people way ways time times state states stated
-    provide provided know known information detail details specific specifically exactly please""".split()
+    provide provided know known information detail details specific specifically exactly please speak speaks
+    spoke spoken speaker quote quotes quoted phrase sentence sentences word words documentation docs manual""".split()
 )
 
 CHINESE_STOP = frozenset(
@@ -51,13 +53,23 @@ CHINESE_STOP = frozenset(
     "一个 有 没有 中 里 上 下 请 问 文中 文章 书 作者 提到 说 根据".split()
 )
 
-_LATIN_TERM = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
+_LATIN_TERM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_'’\-]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?:\(\))?")
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|\w*_\w*|\w*[a-z0-9][A-Z]\w*|\w+\(\)")
+
+
+def is_identifier(word: str) -> bool:
+    """A code name rather than a word: a dotted path, snake_case, CamelCase or `name()`."""
+    return bool(_IDENTIFIER.fullmatch(word)) and any(c.isalpha() for c in word)
 
 
 def _latin_terms(text: str) -> list[str]:
     out = []
     for raw in _LATIN_TERM.findall(text):
-        word = raw.strip("'’-").lower()
+        word = raw.strip("'’-")
+        if is_identifier(word):
+            out.append(word.removesuffix("()"))
+            continue
+        word = word.lower()
         if word.endswith(("'s", "’s")):
             word = word[:-2]
         if len(word) < 2 and not word.isdigit():
@@ -66,6 +78,12 @@ def _latin_terms(text: str) -> list[str]:
             continue
         out.append(word)
     return out
+
+
+def signature_terms(terms: Iterable[str]) -> list[str]:
+    """ "name(" for each identifier among `terms` (its last dotted part): the line that defines or calls it."""
+    names = (t.rsplit(".", 1)[-1] for t in terms if is_identifier(t))
+    return list(dict.fromkeys(f"{n}(" for n in names if n))
 
 
 def _chinese_terms(text: str) -> list[str]:
@@ -81,7 +99,8 @@ def _chinese_terms(text: str) -> list[str]:
 
 
 def question_terms(question: str) -> list[str]:
-    """The question's own content terms, in order and without repeats: no stop words or framing words."""
+    """The question's own content terms, in order and without repeats: no stop words or framing words;
+    identifiers kept whole as written."""
     terms = _latin_terms(question)
     if has_cjk(question):
         terms += _chinese_terms(question)
@@ -112,12 +131,14 @@ class Keywords(BaseModel):
     keywords: list[str] = Field(default_factory=list)
     """The model's keywords that survived filtering."""
     question_terms: list[str] = Field(default_factory=list)
+    phrases: list[str] = Field(default_factory=list)
+    """The spans the question quotes, searched as phrases."""
     fallback: bool = False
     """True when the model's output was unusable and only the question's terms are used."""
 
     @property
-    def query(self) -> str:
-        """The BM25 query: the question's terms first, then the model's extra words."""
+    def terms(self) -> list[str]:
+        """The question's terms, then the model's extra words, without repeats."""
         seen: set[str] = set()
         parts = []
         for term in [*self.question_terms, *self.keywords]:
@@ -125,7 +146,19 @@ class Keywords(BaseModel):
             if key not in seen:
                 seen.add(key)
                 parts.append(term)
-        return " ".join(parts)
+        return parts
+
+    @property
+    def query(self) -> str:
+        """The search query: the quoted phrases (searched as phrases, and their words weigh twice), the terms,
+        and "name(" for each identifier."""
+        quoted = [f'"{p}"' for p in self.phrases]
+        return " ".join([*quoted, *self.terms, *signature_terms(self.question_terms)])
+
+    @property
+    def focus_terms(self) -> list[str]:
+        """What the evidence's sentences are ranked by: the phrases, then the terms."""
+        return [*self.phrases, *self.terms]
 
 
 class KeywordCache:
@@ -251,6 +284,13 @@ def parse_keywords(text: str, languages: list[str]) -> Keywords | None:
     )
 
 
+def question_keywords(question: str) -> Keywords:
+    """The query made of the question alone (no model): its terms and quoted phrases."""
+    terms = question_terms(question)
+    phrases = quoted_spans(question)
+    return Keywords(question_terms=terms or ([] if phrases else [question]), phrases=phrases, fallback=True)
+
+
 async def generate_keywords(
     backend: Backend,
     question: str,
@@ -267,6 +307,7 @@ async def generate_keywords(
     if cached is not None:
         return cached
     terms = question_terms(question)
+    phrases = quoted_spans(question)
     parsed: Keywords | None = None
     failed = False
     try:
@@ -279,11 +320,9 @@ async def generate_keywords(
         log.warning("keyword generation failed: %s", exc)
         failed = True
     if parsed is None:
-        out = Keywords(question_terms=terms, fallback=True)
+        out = Keywords(question_terms=terms, phrases=phrases, fallback=True)
     else:
-        out = parsed.model_copy(update={"question_terms": terms})
-        if not out.query.strip():
-            out = Keywords(question_terms=terms, fallback=True)
+        out = parsed.model_copy(update={"question_terms": terms, "phrases": phrases})
     if not out.query.strip():  # a question of only stop words: search with it as it is
         out = Keywords(question_terms=[question.strip()], fallback=True)
     if not failed:

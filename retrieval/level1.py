@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from lector.retrieval.answer_prompt import answer_from_evidence
 from lector.retrieval.context import ReadingContext
 from lector.retrieval.focus import sentence_windows
-from lector.retrieval.keywords import Keywords, detect_languages, generate_keywords, question_terms
+from lector.retrieval.keywords import Keywords, detect_languages, generate_keywords, question_keywords
 from lector.retrieval.levels import Level
 from lector.retrieval.packing import chunk_cost, evidence_budget, pack
 from lector.retrieval.reading_types import Answer, LibraryLike
@@ -47,7 +47,7 @@ def document_languages(library: LibraryLike, doc_ids: Sequence[str]) -> list[str
 async def find_keywords(ctx: ReadingContext, question: str, use_model: bool = True) -> Keywords:
     """The model's keywords in the documents' languages, or only the question's own terms."""
     if not use_model:
-        return Keywords(question_terms=question_terms(question) or [question], fallback=True)
+        return question_keywords(question)
     languages = document_languages(ctx.library, ctx.document_ids())
     return await generate_keywords(ctx.backend, question, languages, ctx.meter, ctx.keyword_cache)
 
@@ -61,7 +61,7 @@ async def level1(ctx: ReadingContext, question: str, config: Level1Config | None
     budget = evidence_budget(ctx.backend, question, config.answer_reserve, config.max_evidence_tokens)
     evidence = pack(hits, budget, chunk_cost(ctx.backend))
     if config.focus_sentences:
-        evidence = sentence_windows(evidence, keywords.query.split(), config.focus_sentences)
+        evidence = sentence_windows(evidence, keywords.focus_terms, config.focus_sentences)
     top_score = hits[0].score if hits else 0.0
     details = {
         "query": keywords.query,

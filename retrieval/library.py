@@ -13,6 +13,7 @@ so scores compare across documents as in one combined index. Reads are thread-sa
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -34,6 +35,7 @@ from lector.retrieval.parsers import (
     read_file_bytes,
 )
 from lector.retrieval.parsers.base import PARSER_VERSION
+from lector.retrieval.phrases import find_phrase, phrase_pattern, quoted_spans
 from lector.retrieval.types import Chunk, Hit
 
 
@@ -290,10 +292,13 @@ class Library:
     def search(self, query: str | Sequence[str], k: int = 8, doc_ids: Sequence[str] | None = None) -> list[Hit]:
         """The k best chunks over the selected documents (all by default), best first.
 
-        `query` is a string (tokenized like the documents) or a list of already tokenized BM25 terms."""
+        `query` is a string (tokenized like the documents) or a list of already tokenized BM25 terms. The quoted
+        spans of a string query are also searched as phrases: a chunk holding one ranks above every chunk that
+        does not (see `phrase_chunks`)."""
         ids = self._select(doc_ids)
         tokens = tokenize(query) if isinstance(query, str) else list(query)
-        if not ids or not tokens or k <= 0:
+        patterns = phrase_patterns(query) if isinstance(query, str) else []
+        if not ids or not (tokens or patterns) or k <= 0:
             return []
         docs = [self._get(d) for d in ids]
         indexes = [d.cached.index for d in docs]
@@ -301,18 +306,55 @@ class Library:
             list(shared_idf_weights(indexes, tokens)) if len(indexes) > 1 else [None]
         )
         candidates: list[tuple[float, int, int]] = []
+        phrased: list[tuple[float, int, int, int]] = []
         for position, (doc, w) in enumerate(zip(docs, weights, strict=True)):
-            for chunk_id, score in doc.cached.index.search(tokens, k, weights=w):
-                candidates.append((score, position, chunk_id))
-        candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+            scores = doc.cached.index.scores(tokens, weights=w)
+            candidates += [(score, position, chunk_id) for chunk_id, score in top_k(scores, k)]
+            phrased += [(float(scores[c]), n, position, c) for c, n in phrase_chunks(doc.cached, patterns).items()]
+        ranked = _phrase_first(candidates, phrased)
         return [
             Hit(chunk=self.chunk(docs[pos].info.doc_id, chunk_id), score=score, rank=rank)
-            for rank, (score, pos, chunk_id) in enumerate(candidates[:k], start=1)
+            for rank, (score, pos, chunk_id) in enumerate(ranked[:k], start=1)
         ]
 
     def scores(self, doc_id: str, query: str | Sequence[str]) -> np.ndarray:
         """BM25 score of every chunk of one document (its own idf)."""
         return self._get(doc_id).cached.index.scores(query)
+
+
+MAX_PHRASE_CHUNKS = 40
+"""A quoted span found in more chunks than this says little about where the answer is: it is not boosted."""
+
+
+def phrase_patterns(query: str) -> list[re.Pattern[bytes]]:
+    return [p for span in quoted_spans(query) if (p := phrase_pattern(span)) is not None]
+
+
+def phrase_chunks(doc: CachedDocument, patterns: Sequence[re.Pattern[bytes]]) -> dict[int, int]:
+    """chunk id -> how many of the phrases it holds, over the phrases found in at most MAX_PHRASE_CHUNKS chunks."""
+    held: dict[int, int] = {}
+    if not patterns or not len(doc.byte_ends):
+        return held
+    lowered = doc.lowered()
+    for pattern in patterns:
+        chunks = {doc.chunk_at(start) for start, _ in find_phrase(lowered, pattern, limit=4 * MAX_PHRASE_CHUNKS)}
+        if len(chunks) <= MAX_PHRASE_CHUNKS:
+            for chunk_id in chunks:
+                held[chunk_id] = held.get(chunk_id, 0) + 1
+    return held
+
+
+def _phrase_first(
+    candidates: list[tuple[float, int, int]], phrased: list[tuple[float, int, int, int]]
+) -> list[tuple[float, int, int]]:
+    """(score, document position, chunk id), best first: BM25 candidates, with the chunks that hold phrases
+    lifted above them all. A lifted score is the chunk's BM25 score plus, per phrase held, the best BM25
+    score and one: more phrases rank higher, then BM25 decides."""
+    lift = max((c[0] for c in candidates), default=0.0) + 1.0
+    merged = {(pos, chunk): score for score, pos, chunk in candidates}
+    for score, count, pos, chunk in phrased:
+        merged[(pos, chunk)] = score + count * lift
+    return sorted(((s, p, c) for (p, c), s in merged.items()), key=lambda c: (-c[0], c[1], c[2]))
 
 
 __all__ = ["Library", "DocumentInfo", "AddResult", "top_k"]
