@@ -62,6 +62,8 @@ def create_app(
         description="Chat with tools, long-document questions, and a library of saved web pages. "
         "Every route but /health needs 'Authorization: Bearer <token>'.",
         lifespan=lifespan,
+        docs_url=None,  # served below from vendored Swagger UI: FastAPI's page loads it from a CDN
+        redoc_url=None,
     )
     app.state.lector = state
 
@@ -82,6 +84,10 @@ def create_app(
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> FileResponse:
+        return FileResponse(STATIC / "docs.html")
 
     app.include_router(chat_api.router)
     app.include_router(openai_api.router)
