@@ -5,13 +5,16 @@ The answers come from a SCRIPTED model (not a language model) so the page's beha
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message, ToolSpec
@@ -26,10 +29,25 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+LONG_ANSWER = "The keeper walked up the stairs and lit the lamp. " * 20
+MATH_AND_CODE = "Energy is $$E = mc^2$$ and inline $a_1 + a_2$.\n\n```python\nprint(6 * 7)\n```\n"
+
+
 def scripted_reply(messages: list[Message], tools: list[ToolSpec] | None, options: ChatOptions) -> Message | str:
     prompt = "\n".join(m.content for m in messages)
-    if "exfiltrate" in messages[-1].content:
+    last = messages[-1].content
+    if "exfiltrate" in last:
         return hostile_markdown(EXFIL["base"])
+    if "say nothing" in last:
+        return ""
+    if "explode" in last:
+        raise RuntimeError("the scripted model broke down")
+    if "long story" in last:
+        return LONG_ANSWER
+    if "endless story" in last:
+        return LONG_ANSWER * 20
+    if "formula" in last:
+        return MATH_AND_CODE
     if "6*7" in messages[-1].content and tools:
         return Message.assistant("", [call("calculator", {"expression": "6*7"})])
     if "plot" in messages[-1].content and tools:
@@ -102,16 +120,30 @@ def page(tmp_path: Path) -> Iterator[Any]:
     backend = ScriptedBackend(default=scripted_reply, delay=0.01)
     with serve_app(create_app(config, backend=backend), port) as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        tab = browser.new_page()
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        tab = context.new_page()
         tab.goto(f"{base}/?token={TOKEN}")
         yield tab
         browser.close()
 
 
+def shot(page: Any, name: str) -> Path:
+    """A screenshot for a person to look at (LECTOR_SHOTS names the folder)."""
+    folder = Path(os.environ.get("LECTOR_SHOTS", "/tmp/lector-shots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
 def ask(page: Any, text: str) -> Any:
+    """Send `text` and wait until its answer has finished."""
+    finished = page.locator(".msg.assistant .usage")
+    before = finished.count()
     page.fill("#input", text)
     page.press("#input", "Enter")
-    page.wait_for_selector(".msg.assistant .usage", timeout=30_000)
+    expect(finished).to_have_count(before + 1, timeout=30_000)
+    expect(page.locator(".live-status")).to_have_count(0)
     return page.locator(".msg.assistant").last
 
 
@@ -174,9 +206,298 @@ def test_a_hostile_answer_makes_no_request_live_or_reopened(page: Any, exfil_ser
     assert foreign == [] and exfil_server == []
 
 
+RECORD_STATUS = """window.__statuses = [];
+new MutationObserver(() => document.querySelectorAll('.live-status').forEach((s) => __statuses.push(s.textContent)))
+  .observe(document.body, { subtree: true, childList: true, characterData: true });"""
+
+
+def test_signs_of_life_show_the_tool_a_timer_and_the_speed(page: Any) -> None:
+    page.evaluate(RECORD_STATUS)
+    ask(page, "what is 6*7?")
+    answer = ask(page, "tell me a long story")
+    statuses = page.evaluate("window.__statuses")
+    assert any("Running calculator" in s for s in statuses)
+    assert any(re.search(r"\d+\.\d s", s) for s in statuses)
+    assert any("tok/s" in s for s in statuses if "Writing" in s)
+    assert re.search(r"\d+\.\d s · \d+\.\d tok/s", answer.locator(".usage").inner_text())
+    shot(page, "signs-of-life")
+
+
+def test_a_turn_without_text_still_says_something(page: Any) -> None:
+    answer = ask(page, "please say nothing")
+    assert answer.locator(".text, .empty-answer").inner_text().strip()
+    assert answer.locator("button.regenerate").is_visible()
+
+
+def fake_stream(page: Any, events: list[dict[str, Any]]) -> None:
+    """The chat endpoint answers with these SSE events (the page under test is real; the answer is canned)."""
+    body = "".join(f"data: {json.dumps(e)}\n\n" for e in [{"type": "ack"}, *events, {"type": "done"}])
+    page.route("**/api/sessions/*/chat", lambda route: route.fulfill(body=body, content_type="text/event-stream"))
+
+
+def final_event(content: str, **extra: Any) -> dict[str, Any]:
+    message = {"role": "assistant", "content": content, "tool_calls": []}
+    usage = {"prompt_tokens": 10, "completion_tokens": 0}
+    return {"type": "final", "message": message, "usage": usage, "stopped_reason": "done", **extra}
+
+
+def test_an_empty_final_answer_is_replaced_by_a_plain_sentence(page: Any) -> None:
+    fake_stream(page, [{"type": "step", "step": 1}, final_event("")])
+    answer = ask(page, "anything")
+    assert "without writing an answer" in answer.locator(".empty-answer").inner_text()
+
+
+def test_reading_progress_shows_each_verified_quote_and_the_sub_questions(page: Any) -> None:
+    fake_stream(
+        page,
+        [
+            {"type": "level", "level": 3, "reason": "a question in two parts"},
+            {"type": "sub_question", "index": 1, "question": "Who kept the light?"},
+            {"type": "chunk_read", "source": "/srv/uploads/ab12/keeper.txt", "chunk_id": 6, "quotes": ["Mira lit it."]},
+            {"type": "chunk_read", "source": "/srv/uploads/ab12/keeper.txt", "chunk_id": 7, "quotes": []},
+            {"type": "sub_answer", "index": 1, "question": "Who kept the light?", "answer": "Mira.", "citations": []},
+            {"type": "text", "text": "Mira kept the light."},
+            final_event("Mira kept the light."),
+        ],
+    )
+    answer = ask(page, "Who kept the light, and when?")
+    assert answer.locator(".reading summary").inner_text() == "Read 2 passages, 1 verified quote"
+    quote = answer.locator(".reading blockquote")
+    assert "Mira lit it." in quote.inner_text() and "keeper.txt" in quote.inner_text()
+    assert "/srv" not in answer.inner_text()
+    assert "Sub-question 1: Who kept the light?" in answer.locator("details.sub summary").inner_text()
+    assert answer.locator("details.sub .result").inner_text() == "Mira."
+    assert "Level 3" in answer.locator(".level-note").inner_text()
+    shot(page, "reading-progress")
+
+
+def test_a_model_error_shows_a_banner_with_retry(page: Any) -> None:
+    page.fill("#input", "now explode")
+    page.press("#input", "Enter")
+    page.wait_for_selector("#banner:not([hidden])")
+    assert "scripted model broke down" in page.inner_text("#banner-text")
+    assert page.locator("#banner-retry").is_visible()
+    assert page.locator(".msg.assistant .error-note").count() == 1
+    shot(page, "model-error")
+
+
+def test_with_the_server_down_the_message_is_kept_and_retried(page: Any) -> None:
+    page.route("**/chat", lambda route: route.abort())
+    page.fill("#input", "hello while the server is down")
+    page.press("#input", "Enter")
+    page.wait_for_selector("#banner:not([hidden])")
+    assert "Could not reach the Lector server" in page.inner_text("#banner-text")
+    assert page.input_value("#input") == "hello while the server is down"
+    assert page.locator(".msg").count() == 0
+    shot(page, "server-down")
+    page.unroute("**/chat")
+    page.fill("#input", "")
+    page.click("#banner-retry")
+    page.wait_for_selector(".msg.assistant .usage")
+    assert "streaming this markdown answer" in page.locator(".msg.assistant").last.inner_text()
+    assert page.locator("#banner").is_hidden()
+
+
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (make test installs it)")
-def test_a_plot_from_the_code_interpreter_is_shown(page: Any) -> None:
+def test_a_plot_is_shown_in_the_answer_with_its_code_highlighted(page: Any) -> None:
     answer = ask(page, "plot the squares")
-    image = answer.locator("details.tool img")
-    assert image.count() == 1
-    assert image.get_attribute("src").startswith("data:image/png;base64,")
+    figure = answer.locator("figure.tool-figure img")
+    assert figure.count() == 1 and figure.is_visible()
+    assert figure.get_attribute("src").startswith("data:image/png;base64,")
+    assert answer.locator("details.tool img").count() == 0
+    code = answer.locator("details.tool pre.code code.hljs")
+    assert code.inner_text().splitlines()[1] == "plt.plot([1, 2, 3], [1, 4, 9])"
+    assert code.locator("span").count() > 0
+    assert "\\n" not in code.inner_text()
+    assert answer.locator("details.tool pre.result").count() == 1
+    shot(page, "plot-inline")
+
+
+def test_the_chat_id_is_in_the_url_and_reload_reopens_the_chat(page: Any) -> None:
+    ask(page, "hello there")
+    match = re.search(r"[?&]chat=([0-9a-f]+)", page.url)
+    assert match is not None and "token=" not in page.url
+    page.reload()
+    page.wait_for_selector(".msg.assistant .text")
+    assert "streaming this markdown answer" in page.inner_text("#messages")
+    assert page.locator("#sessions li.active").get_attribute("data-id") == match.group(1)
+    page.click("#new-session")
+    assert "chat=" not in page.url and page.locator(".msg").count() == 0
+    page.go_back()
+    page.wait_for_selector(".msg.assistant .text")
+
+
+def test_rename_search_and_delete_chats(page: Any) -> None:
+    ask(page, "hello there")
+    page.click("#new-session")
+    ask(page, "tell me a long story")
+    assert page.locator("#sessions li").count() == 2
+    first = page.locator("#sessions li", has_text="hello there")
+    first.hover()
+    first.locator("button.rename").click()
+    page.fill("#sessions .rename-input", "Greetings")
+    page.press("#sessions .rename-input", "Enter")
+    page.wait_for_selector("#sessions li:has-text('Greetings')")
+    page.fill("#chat-search", "greet")
+    assert page.locator("#sessions li").count() == 1
+    page.fill("#chat-search", "")
+    current = page.locator("#sessions li.active")
+    current.locator("button.delete").click()
+    assert page.locator("#sessions li").count() == 2
+    current.locator("button.delete").click()
+    expect(page.locator("#sessions li")).to_have_count(1)
+    assert page.locator(".msg").count() == 0 and "chat=" not in page.url
+    assert page.inner_text("#sessions") .strip() == "Greetings"
+
+
+def test_settings_are_plain_words_and_kept_per_chat(page: Any) -> None:
+    page.click("#open-settings")
+    assert "Choose for me" in page.inner_text("#level")
+    page.select_option("#level", "1")
+    page.click("#settings-done")
+    ask(page, "hello there")
+    first_url = page.url
+    page.click("#new-session")
+    assert page.input_value("#level") == "auto"
+    page.goto(first_url)
+    page.wait_for_selector(".msg.assistant .text")
+    assert page.input_value("#level") == "1"
+
+
+def test_without_a_token_the_page_asks_for_one_and_remembers_it(page: Any) -> None:
+    page.evaluate("sessionStorage.clear(); localStorage.clear()")
+    page.reload()
+    dialog = page.locator("#token-dialog")
+    dialog.wait_for()
+    assert "Paste your access token" in dialog.inner_text()
+    shot(page, "token-form")
+    page.fill("#token-input", "not-the-token")
+    page.click("#token-dialog button[type=submit]")
+    page.wait_for_selector("#token-error:has-text('not accepted')")
+    page.fill("#token-input", TOKEN)
+    page.click("#token-dialog button[type=submit]")
+    dialog.wait_for(state="hidden")
+    ask(page, "hello there")
+    page.evaluate("sessionStorage.clear()")
+    page.reload()
+    page.wait_for_selector(".msg.assistant .text")
+    assert dialog.is_hidden()
+
+
+def test_a_rejected_token_shows_the_form_not_json(page: Any) -> None:
+    page.evaluate("sessionStorage.setItem('lector-token', 'stale-token')")
+    page.reload()
+    page.wait_for_selector("#token-dialog[open]")
+    assert "not accepted" in page.inner_text("#token-error")
+    assert "{" not in page.inner_text("body")
+
+
+DROP_FILE = """async ([name, text]) => {
+  const data = new DataTransfer();
+  data.items.add(new File([text], name, { type: 'text/plain' }));
+  for (const type of ['dragenter', 'dragover', 'drop'])
+    document.querySelector('#messages').dispatchEvent(new DragEvent(type, { dataTransfer: data, bubbles: true }));
+}"""
+
+
+def test_uploads_accept_several_files_by_picker_or_drop_and_failures_can_be_removed(page: Any, tmp_path: Path) -> None:
+    picker = page.locator("#file")
+    assert picker.get_attribute("multiple") is not None
+    accept = picker.get_attribute("accept") or ""
+    for ext in ("txt", "md", "html", "pdf", "docx", "pptx", "csv", "tsv", "xlsx"):
+        assert f".{ext}" in accept.split(",")
+    (tmp_path / "a.txt").write_text("Alpha is the first letter.\n")
+    (tmp_path / "b.md").write_text("# Beta\nBeta is the second letter.\n")
+    (tmp_path / "tool.exe").write_bytes(b"MZ\x00\x01")
+    page.set_input_files("#file", [str(tmp_path / "a.txt"), str(tmp_path / "b.md"), str(tmp_path / "tool.exe")])
+    page.evaluate(DROP_FILE, ["dropped.txt", "Gamma came by drag and drop."])
+    expect(page.locator(".doc[data-status=ready]")).to_have_count(3, timeout=30_000)
+    failed = page.locator(".doc[data-status=error]")
+    assert "tool.exe" in failed.inner_text() and "cannot read" in failed.inner_text()
+    assert "/" not in page.inner_text("#documents").replace("/s", "")
+    shot(page, "uploads")
+    failed.locator("button.remove").click()
+    assert page.locator(".doc").count() == 3
+    page.reload()
+    expect(page.locator(".doc[data-status=ready]")).to_have_count(3)
+
+
+def test_a_question_waits_for_an_upload_that_is_still_reading(page: Any, tmp_path: Path) -> None:
+    doc = tmp_path / "otters.txt"
+    doc.write_text("Sea otters hold hands while they sleep so that they do not drift apart.\n" * 3)
+    page.set_input_files("#file", str(doc))
+    answer = ask(page, "Why do otters hold hands?")
+    assert "Level" in answer.locator(".level-note").inner_text()
+
+
+def test_every_citation_mark_opens_the_quote_highlighted(page: Any, tmp_path: Path) -> None:
+    doc = tmp_path / "otters.txt"
+    doc.write_text("Sea otters hold hands while they sleep so that they do not drift apart.\n" * 3)
+    page.set_input_files("#file", str(doc))
+    page.wait_for_selector(".doc[data-status=ready]", timeout=30_000)
+    answer = ask(page, "Why do otters hold hands?")
+    mark = answer.locator(".text button.cite-ref")
+    assert mark.inner_text() == "1"
+    assert "[1]" not in answer.locator(".text").inner_text()
+    mark.click()
+    assert "drift apart" in page.locator("#source-text mark").inner_text()
+    assert "otters.txt" == page.inner_text("#source-title")
+    shot(page, "citation")
+
+
+def test_math_code_and_copy_buttons(page: Any) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Refused" in m.text else None)
+    answer = ask(page, "show me the formula")
+    assert answer.locator(".math.display .katex").count() == 1
+    assert answer.locator(".math:not(.display) .katex").count() == 1
+    assert answer.locator("pre.code code.hljs").inner_text().strip() == "print(6 * 7)"
+    answer.locator("pre.code button.copy").click()
+    assert page.evaluate("navigator.clipboard.readText()") == "print(6 * 7)\n"
+    answer.locator(".actions button.copy").click()
+    assert page.evaluate("navigator.clipboard.readText()") == MATH_AND_CODE
+    assert refused == []
+    shot(page, "math-and-code")
+
+
+def test_keyboard_shift_enter_is_a_newline_and_escape_stops(page: Any) -> None:
+    page.fill("#input", "first line")
+    page.press("#input", "Shift+Enter")
+    page.keyboard.type("second line")
+    assert page.input_value("#input") == "first line\nsecond line"
+    assert page.locator(".msg").count() == 0
+    page.fill("#input", "an endless story please")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.assistant .text")
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".msg.assistant .usage", timeout=30_000)
+    assert "cancelled" in page.inner_text(".msg.assistant .usage")
+    assert "keeper walked" in page.inner_text(".msg.assistant .text")
+
+
+def test_dark_mode_follows_the_system(page: Any) -> None:
+    ask(page, "show me the formula")
+    page.emulate_media(color_scheme="dark")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(22, 24, 29)"
+    shot(page, "dark-1280")
+    page.emulate_media(color_scheme="light")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(247, 247, 248)"
+
+
+def test_the_layout_works_390_pixels_wide(page: Any) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    ask(page, "tell me a long story")
+    text_width = page.evaluate("document.querySelector('.msg.assistant .text').getBoundingClientRect().width")
+    assert text_width > 330
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("#sidebar").bounding_box()["x"] < -200
+    shot(page, "narrow-390")
+    page.click("#menu")
+    expect(page.locator("body")).to_have_class("sidebar-open")
+    page.wait_for_timeout(300)
+    assert page.locator("#sidebar").bounding_box()["x"] == 0
+    shot(page, "narrow-390-chats")
+    page.locator("#sessions li").first.click()
+    expect(page.locator("body")).not_to_have_class("sidebar-open")

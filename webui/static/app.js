@@ -1,34 +1,172 @@
 "use strict";
 // Lector chat page: plain JS, no build. Talks to the JSON/SSE API with the access token.
 
-const params = new URLSearchParams(location.search);
-if (params.get("token")) {
-  sessionStorage.setItem("lector-token", params.get("token"));
-  history.replaceState(null, "", location.pathname);
-}
-const TOKEN = sessionStorage.getItem("lector-token") || "";
 const $ = (sel) => document.querySelector(sel);
-const state = { session: null, running: false, sources: {} };
+const state = { session: null, running: false, sessions: [], uploads: new Set(), lastQuestion: "", passageApi: true };
+
+// ---------------------------------------------------------------- access token
+
+const TOKEN_KEY = "lector-token";
+
+function takeTokenFromUrl() {
+  const params = new URLSearchParams(location.search);
+  if (!params.get("token")) return;
+  sessionStorage.setItem(TOKEN_KEY, params.get("token"));
+  params.delete("token");
+  const query = params.toString();
+  history.replaceState(null, "", location.pathname + (query ? `?${query}` : "") + location.hash);
+}
+
+takeTokenFromUrl();
+let TOKEN = sessionStorage.getItem(TOKEN_KEY) || localStorage.getItem(TOKEN_KEY) || "";
 
 function headers(extra = {}) {
   return { Authorization: `Bearer ${TOKEN}`, ...extra };
 }
 
-async function api(path, options = {}) {
-  const res = await fetch(path, { ...options, headers: headers(options.headers || {}) });
-  if (!res.ok) {
-    let message = `${res.status} ${res.statusText}`;
-    try { message = (await res.json()).error.message; } catch (_) { /* not JSON */ }
-    throw new Error(message);
+function askForToken(message) {
+  $("#token-error").textContent = message && TOKEN ? "That token was not accepted. Paste the current one." : "";
+  const dialog = $("#token-dialog");
+  if (!dialog.open) dialog.showModal();
+  $("#token-input").focus();
+}
+
+async function submitToken(event) {
+  event.preventDefault();
+  const candidate = $("#token-input").value.trim();
+  const res = await fetch("/api/sessions", { headers: { Authorization: `Bearer ${candidate}` } }).catch(() => null);
+  if (!res || !res.ok) {
+    $("#token-error").textContent = res ? "That token was not accepted." : "Could not reach the Lector server.";
+    return;
   }
+  TOKEN = candidate;
+  sessionStorage.setItem(TOKEN_KEY, TOKEN);
+  if ($("#token-remember").checked) localStorage.setItem(TOKEN_KEY, TOKEN);
+  $("#token-dialog").close();
+  start();
+}
+
+// ---------------------------------------------------------------- API
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+const UNREACHABLE = "Could not reach the Lector server. Is `lector serve` still running?";
+
+// Server messages may name internal paths (an upload folder): show only the file's name.
+function plainError(message) {
+  return String(message).replace(/(?<![\w:./\\])(?:[A-Za-z]:)?[\\/](?:[^\s\\/'"]+[\\/])+([^\s\\/'"]+)/g, "$1");
+}
+
+async function errorOf(res) {
+  let message = `${res.status} ${res.statusText}`;
+  try { message = (await res.json()).error.message; } catch (_) { /* not JSON */ }
+  if (res.status === 401) askForToken(message);
+  return new ApiError(res.status, plainError(message));
+}
+
+async function request(path, options = {}) {
+  try {
+    return await fetch(path, { ...options, headers: headers(options.headers || {}) });
+  } catch (_) {
+    throw new ApiError(0, UNREACHABLE);
+  }
+}
+
+async function api(path, options = {}) {
+  const res = await request(path, options);
+  if (!res.ok) throw await errorOf(res);
   return res.status === 204 ? null : res.json();
 }
 
-function showError(message) {
-  const banner = $("#banner");
-  banner.textContent = message;
-  banner.hidden = !message;
+function jsonBody(method, body) {
+  return { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
 }
+
+async function* readSSE(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const frame = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const data = frame.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+      if (data) yield JSON.parse(data);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- banner
+
+function showBanner(message, retry) {
+  $("#banner-text").textContent = message;
+  $("#banner").hidden = !message;
+  const button = $("#banner-retry");
+  button.hidden = !retry;
+  button.onclick = retry ? () => { hideBanner(); retry(); } : null;
+}
+
+function hideBanner() {
+  showBanner("");
+}
+
+// ---------------------------------------------------------------- DOM helpers
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function fileName(path) {
+  return String(path || "").split(/[\\/]/).pop();
+}
+
+function seconds(ms) {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+async function copyText(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (_) {
+    const area = el("textarea", {}, text);
+    document.body.append(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  const label = button.textContent;
+  button.textContent = "Copied";
+  setTimeout(() => { button.textContent = label; }, 1200);
+}
+
+function copyButton(getText, label = "Copy") {
+  const button = el("button", { type: "button", class: "copy", title: "Copy to the clipboard" }, label);
+  button.addEventListener("click", () => copyText(getText(), button));
+  return button;
+}
+
+function scrollToEnd() {
+  const box = $("#messages");
+  if (box.scrollHeight - box.scrollTop - box.clientHeight < 200) box.scrollTop = box.scrollHeight;
+}
+
+// ---------------------------------------------------------------- markdown, code and math
 
 // What the model writes is untrusted (a fetched page or a document can inject it). It must neither run script
 // nor make the browser fetch anything by itself: no <style>, no style attributes, no media, and an image that
@@ -57,141 +195,371 @@ DOMPurify.addHook("afterSanitizeAttributes", (node) => {
   }
 });
 
+// Math is cut out before markdown (which would eat its backslashes and underscores) and put back, rendered by
+// KaTeX from its text, after sanitising. Code spans and fences keep their dollars.
+const CODE_PARTS = /(```[\s\S]*?(?:```|$)|`[^`\n]*`)/;
+const MATH = /\$\$([\s\S]+?)\$\$|\\\[([\s\S]+?)\\\]|\\\(([\s\S]+?)\\\)|\$(?=[^\s$])([^$\n]*?[^\s\\$])\$(?!\d)/g;
+const MATH_MARK = /\uE000(\d+)\uE001/g;
+
+function protectMath(text) {
+  const maths = [];
+  const parts = text.split(CODE_PARTS).map((part, i) => (i % 2 ? part : part.replace(MATH, (whole, d1, d2, i1, i2) => {
+    maths.push({ tex: d1 || d2 || i1 || i2, display: Boolean(d1 || d2), whole });
+    return `\uE000${maths.length - 1}\uE001`;
+  })));
+  return { text: parts.join(""), maths };
+}
+
+function mathNode(math) {
+  if (typeof katex === "undefined") return document.createTextNode(math.whole);
+  const span = el("span", { class: math.display ? "math display" : "math" });
+  katex.render(math.tex, span, { displayMode: math.display, throwOnError: false, trust: false, strict: "ignore" });
+  return span;
+}
+
+function textNodes(root, test) {
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  const found = [];
+  while (walker.nextNode()) if (test(walker.currentNode)) found.push(walker.currentNode);
+  return found;
+}
+
+// Replace each match of `pattern` in the text nodes under `root` by the node `make(match)` returns.
+function replaceInText(root, pattern, make, skip = "code, pre, a, button") {
+  const skipped = (n) => Boolean(skip) && n.parentElement.closest(skip);
+  for (const node of textNodes(root, (n) => n.data.search(pattern) >= 0 && !skipped(n))) {
+    const pieces = [];
+    let last = 0;
+    for (const match of node.data.matchAll(pattern)) {
+      pieces.push(node.data.slice(last, match.index), make(match));
+      last = match.index + match[0].length;
+    }
+    pieces.push(node.data.slice(last));
+    node.replaceWith(...pieces.filter((p) => p !== ""));
+  }
+}
+
+function codeBlock(code, language) {
+  const node = el("code", language ? { class: `language-${language}` } : {});
+  node.textContent = code;
+  const pre = el("pre", {}, node);
+  decorateCode(pre);
+  return pre;
+}
+
+// Highlighting reads the code's text and writes escaped markup: it runs on sanitised nodes only.
+function decorateCode(pre) {
+  const code = pre.querySelector("code") || pre;
+  if (typeof hljs !== "undefined" && code.tagName === "CODE") hljs.highlightElement(code);
+  pre.classList.add("code");
+  pre.append(copyButton(() => code.textContent));
+}
+
 function renderMarkdown(node, text) {
-  const fragment = DOMPurify.sanitize(marked.parse(text || ""), PURIFY);
+  const { text: source, maths } = protectMath(text || "");
+  const fragment = DOMPurify.sanitize(marked.parse(source), PURIFY);
   for (const img of fragment.querySelectorAll("img[data-remote-src]")) {
     const href = img.getAttribute("data-remote-src");
     const link = el("a", { href, rel: "noopener noreferrer nofollow", target: "_blank", referrerpolicy: "no-referrer" },
       `image: ${img.getAttribute("alt") || href}`);
     img.replaceWith(link);
   }
+  for (const pre of fragment.querySelectorAll("pre")) decorateCode(pre);
+  replaceInText(fragment, MATH_MARK, (m) => (maths[m[1]] ? mathNode(maths[m[1]]) : m[0]), "");
   node.replaceChildren(fragment);
 }
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child);
-  return node;
+// ---------------------------------------------------------------- citations
+
+const CITE_MARK = /\[(\d+(?:\s*,\s*\d+)*)\]/g;
+
+function whereOf(c) {
+  return c.page ? `page ${c.page}` : `passage ${c.chunk_id + 1}`;
 }
 
-function messageBox(role) {
-  const body = el("div", { class: "body" });
-  const box = el("div", { class: `msg ${role}` }, el("div", { class: "role" }, role === "user" ? "You" : "Lector"), body);
-  $("#messages").append(box);
-  box.scrollIntoView({ block: "end" });
-  return { box, body };
+function citeButton(citations, n) {
+  const c = citations[n - 1];
+  if (!c) return `[${n}]`;
+  return el("button", { type: "button", class: "cite-ref", title: `${fileName(c.source)}, ${whereOf(c)}`,
+    onclick: () => openSource(c) }, `${n}`);
 }
 
-function toolBlock(parent, name, args) {
-  const result = el("pre", { class: "result" }, "running…");
-  const details = el("details", { class: "tool" },
-    el("summary", {}, `Tool: ${name}`),
-    el("div", {}, el("b", {}, "arguments"), el("pre", {}, args)),
-    el("div", {}, el("b", {}, "result"), result));
-  parent.append(details);
-  return { details, result };
-}
-
-function finishTool(block, event) {
-  block.result.textContent = event.content;
-  if (event.error) block.details.classList.add("error");
-  for (const src of event.images || []) {
-    if (src.startsWith("data:image/")) block.details.append(el("img", { src, alt: "figure from the code" }));
-  }
-  const took = typeof event.elapsed === "number" ? ` in ${event.elapsed}s` : "";
-  block.details.querySelector("summary").textContent += event.error ? " — failed" : ` — done${took}`;
+// Every [n] (or [n, m]) in the answer becomes a button opening the cited passage.
+function linkCitations(root, citations) {
+  if (!citations || !citations.length) return;
+  replaceInText(root, CITE_MARK, (m) => {
+    const span = el("span", { class: "cite-group" });
+    for (const n of m[1].split(",")) span.append(citeButton(citations, Number(n.trim())));
+    return span;
+  });
 }
 
 function renderCitations(parent, citations) {
   if (!citations || !citations.length) return;
   const bar = el("div", { class: "citations" }, "Sources: ");
   citations.forEach((c, i) => {
-    const where = c.page ? `p. ${c.page}` : `chunk ${c.chunk_id}`;
-    bar.append(el("button", { type: "button", class: "citation", onclick: () => openSource(c) }, `[${i + 1}] ${c.source}, ${where}`));
+    bar.append(el("button", { type: "button", class: "citation", onclick: () => openSource(c) },
+      `[${i + 1}] ${fileName(c.source)}, ${whereOf(c)}`));
   });
   parent.append(bar);
 }
 
-function openSource(c) {
-  $("#source-title").textContent = `${c.source}${c.page ? `, page ${c.page}` : ""} (characters ${c.start}–${c.end})`;
-  $("#source-text").textContent = c.text;
+// The passage with its surroundings, when the server offers them (GET /api/passage); else the quote alone.
+async function passageContext(c) {
+  if (!state.passageApi) return null;
+  const query = new URLSearchParams({ source: c.source, start: c.start, end: c.end });
+  const res = await request(`/api/passage?${query}`).catch(() => null);
+  if (res && res.status === 404) state.passageApi = false;
+  return res && res.ok ? res.json() : null;
+}
+
+async function openSource(c) {
+  $("#source-title").textContent = fileName(c.source);
+  $("#source-where").textContent = `${whereOf(c)} · characters ${c.start}–${c.end}`;
+  const mark = el("mark", {}, c.text);
+  $("#source-text").replaceChildren(mark);
   $("#source").showModal();
-}
-
-async function loadSessions() {
-  const sessions = await api("/api/sessions");
-  const list = $("#sessions");
-  list.replaceChildren();
-  for (const s of sessions) {
-    const item = el("li", { "data-id": s.id, onclick: () => openSession(s.id) }, s.title || "New chat");
-    if (state.session && s.id === state.session.id) item.classList.add("active");
-    list.append(item);
+  const context = await passageContext(c);
+  if (context) {
+    $("#source-text").replaceChildren(context.before || "", mark, context.after || "");
+    mark.scrollIntoView({ block: "center" });
   }
-  return sessions;
 }
 
-async function openSession(id) {
-  state.session = await api(`/api/sessions/${id}`);
-  $("#messages").replaceChildren();
-  $("#model").value = state.session.settings.model || "";
-  $("#level").value = state.session.settings.level || "auto";
-  let current = null;
-  const tools = {};
-  for (const m of state.session.messages) {
-    if (m.role === "user") { messageBox("user").body.textContent = m.content; current = null; continue; }
-    if (!current) current = messageBox("assistant");
-    if (m.role === "assistant") {
-      for (const call of m.tool_calls) tools[call.id] = toolBlock(current.body, call.name, call.arguments);
-      if (m.content) current.body.append(el("div", { class: "text" }));
-      if (m.content) renderMarkdown(current.body.lastChild, m.content);
-      renderCitations(current.body, m.extra.citations);
-    } else if (m.role === "tool" && tools[m.tool_call_id]) {
-      finishTool(tools[m.tool_call_id], { content: m.content, error: m.extra.error, images: m.extra.images, elapsed: "?" });
+// ---------------------------------------------------------------- messages
+
+function messageBox(role) {
+  $("#welcome").hidden = true;
+  const body = el("div", { class: "body" });
+  const actions = el("div", { class: "actions" });
+  const box = el("div", { class: `msg ${role}` }, el("div", { class: "role" }, role === "user" ? "You" : "Lector"),
+    body, actions);
+  $("#messages").append(box);
+  box.scrollIntoView({ block: "end" });
+  return { box, body, actions };
+}
+
+function userMessage(text) {
+  const msg = messageBox("user");
+  msg.body.textContent = text;
+  msg.actions.append(copyButton(() => text), el("button", { type: "button", class: "edit", title: "Put this question back in the box to edit and send it again",
+    onclick: () => { $("#input").value = text; $("#input").focus(); } }, "Edit"));
+  return msg;
+}
+
+const TOOL_TITLES = { code_interpreter: "Python", calculator: "calculator", web_fetch: "web page", web_search: "web search" };
+
+function parseArguments(raw) {
+  try { return JSON.parse(raw); } catch (_) { return null; }
+}
+
+function toolBlock(parent, name, rawArgs) {
+  const args = parseArguments(rawArgs);
+  const summary = el("summary", {}, `${name} · running…`);
+  const details = el("details", { class: "tool" }, summary);
+  if (args && typeof args.code === "string") {
+    details.append(el("div", { class: "tool-label" }, `${TOOL_TITLES[name] || name} code`), codeBlock(args.code, "python"));
+    details.open = true;
+  } else {
+    const shown = args && typeof args === "object" ? JSON.stringify(args, null, 2) : rawArgs;
+    details.append(el("div", { class: "tool-label" }, "input"), el("pre", { class: "args" }, shown));
+  }
+  const result = el("pre", { class: "result" }, "running…");
+  details.append(el("div", { class: "tool-label" }, "output"), result);
+  parent.append(details);
+  return { details, result, summary, name, parent };
+}
+
+function finishTool(block, event) {
+  block.result.textContent = event.content;
+  if (event.error) block.details.classList.add("error");
+  const took = typeof event.elapsed === "number" ? ` in ${event.elapsed.toFixed(2)} s` : "";
+  block.summary.textContent = `${block.name} · ${event.error ? "failed" : `done${took}`}`;
+  for (const src of event.images || []) {
+    if (!DATA_IMAGE.test(src)) continue;
+    const figure = el("figure", { class: "tool-figure" }, el("img", { src, alt: `figure made by ${block.name}` }));
+    block.details.after(figure);
+  }
+}
+
+function stepBlock(parent, title) {
+  const result = el("div", { class: "result" }, "reading…");
+  const details = el("details", { class: "tool sub", open: "" }, el("summary", {}, title), result);
+  parent.append(details);
+  return { details, result };
+}
+
+function usageLine(final, elapsedMs, started) {
+  const u = final.usage || {};
+  const parts = [];
+  if (final.stopped_reason && final.stopped_reason !== "done") parts.push(final.stopped_reason);
+  if (u.prompt_tokens || u.completion_tokens) parts.push(`${u.prompt_tokens || 0} prompt + ${u.completion_tokens || 0} completion tokens`);
+  if (elapsedMs) parts.push(seconds(elapsedMs));
+  const generating = started ? performance.now() - started : elapsedMs;
+  if (u.completion_tokens && generating > 0) parts.push(`${(u.completion_tokens / (generating / 1000)).toFixed(1)} tok/s`);
+  return el("div", { class: "usage" }, parts.join(" · ") || "no tokens counted");
+}
+
+function emptyAnswerSentence(final, ranTools) {
+  if (final.stopped_reason === "cancelled") return "Stopped before any answer was written.";
+  if (ranTools) return "The model ran the tools above but wrote no answer. Press Retry to ask again.";
+  return "The model finished without writing an answer. Press Retry to ask again, or rephrase the question.";
+}
+
+// ---------------------------------------------------------------- one live answer
+
+class AnswerView {
+  constructor() {
+    this.msg = messageBox("assistant");
+    this.status = el("div", { class: "live-status", role: "status" });
+    this.msg.box.insertBefore(this.status, this.msg.body);
+    this.textNode = null;
+    this.buffer = "";
+    this.fullText = "";
+    this.tools = {};
+    this.deltas = 0;
+    this.sent = performance.now();
+    this.firstText = 0;
+    this.firstStep = 0;
+    this.activity = "Sending your question…";
+    this.renderTimer = 0;
+    this.clock = setInterval(() => this.paintStatus(), 200);
+    this.paintStatus();
+  }
+
+  setActivity(text) {
+    this.activity = text;
+    this.paintStatus();
+  }
+
+  paintStatus() {
+    const now = performance.now();
+    const parts = [this.activity, seconds(now - this.sent)];
+    if (this.firstText && now - this.firstText > 300) parts.push(`≈ ${(this.deltas / ((now - this.firstText) / 1000)).toFixed(1)} tok/s`);
+    this.status.textContent = parts.join(" · ");
+  }
+
+  appendText(text) {
+    if (!this.textNode) {
+      this.textNode = el("div", { class: "text" });
+      this.msg.body.append(this.textNode);
+      this.buffer = "";
     }
+    if (!this.firstText) this.firstText = performance.now();
+    this.deltas += 1;
+    this.buffer += text;
+    this.fullText += text;
+    this.dirty = true;
+    this.activity = "Writing…";
+    if (!this.renderTimer) this.renderTimer = setTimeout(() => this.flush(), 40);
   }
-  renderDocuments();
-  await loadSessions();
-}
 
-function renderDocuments() {
-  const box = $("#documents");
-  box.replaceChildren();
-  for (const d of (state.session && state.session.documents) || []) {
-    box.append(el("span", { class: "doc", "data-status": d.status }, `${d.filename} — ${d.status}`));
+  flush() {
+    clearTimeout(this.renderTimer);
+    this.renderTimer = 0;
+    if (!this.dirty) return;
+    this.dirty = false;
+    renderMarkdown(this.textNode, this.buffer);
+    scrollToEnd();
   }
-}
 
-async function ensureSession() {
-  if (!state.session) {
-    const s = await api("/api/sessions", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
-    state.session = { ...s, messages: [], documents: [] };
-    await loadSessions();
+  startTool(event) {
+    this.flush();
+    this.textNode = null;
+    this.tools[event.call_id] = toolBlock(this.msg.body, event.name, event.arguments);
+    this.setActivity(`Running ${TOOL_TITLES[event.name] || event.name}…`);
   }
-  return state.session;
-}
 
-async function* readSSE(response) {
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += decoder.decode(value, { stream: true });
-    let cut;
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const frame = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      const data = frame.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-      if (data) yield JSON.parse(data);
+  finishTool(event) {
+    const block = this.tools[event.call_id];
+    if (block) finishTool(block, event);
+    this.setActivity(event.error ? `${event.name} failed; the model is reading the error…` : "Reading the result…");
+  }
+
+  note(text) {
+    this.msg.body.append(el("div", { class: "level-note" }, text));
+  }
+
+  findings() {
+    if (!this.reading) {
+      this.reading = { count: 0, quotes: 0, list: el("div", { class: "quotes" }), summary: el("summary", {}) };
+      this.msg.body.append(el("details", { class: "tool reading", open: "" }, this.reading.summary, this.reading.list));
     }
+    return this.reading;
+  }
+
+  chunkRead(event) {
+    const found = this.findings();
+    found.count += 1;
+    found.quotes += event.quotes.length;
+    for (const quote of event.quotes) found.list.append(el("blockquote", {}, quote, el("cite", {}, ` — ${fileName(event.source)}`)));
+    found.summary.textContent = `Read ${found.count} passage${found.count > 1 ? "s" : ""}, ${found.quotes} verified quote${found.quotes === 1 ? "" : "s"}`;
+    const of = event.total ? ` of ${event.total}` : "";
+    this.setActivity(`Reading passage ${event.index || found.count}${of} of ${fileName(event.source)}…`);
+  }
+
+  subQuestion(event) {
+    this.tools[`sub-${event.index}`] = stepBlock(this.msg.body, `Sub-question ${event.index}: ${event.question}`);
+    this.setActivity(`Answering sub-question ${event.index}…`);
+  }
+
+  subAnswer(event) {
+    const block = this.tools[`sub-${event.index}`];
+    if (!block) return;
+    const found = event.found !== false;
+    block.result.textContent = found ? event.answer : `Not found: ${event.answer}`;
+    if (!found) block.details.classList.add("error");
+    renderCitations(block.details, event.citations);
+  }
+
+  finish(final) {
+    this.final = final;
+    const content = final.message && final.message.content;
+    if (!this.textNode && content) this.appendText(content);
+    this.flush();
+    if (!this.fullText.trim()) this.msg.body.append(el("p", { class: "empty-answer" }, emptyAnswerSentence(final, Object.keys(this.tools).length)));
+    if (this.textNode) linkCitations(this.textNode, final.citations);
+    renderCitations(this.msg.body, final.citations);
+    this.msg.body.append(usageLine(final, performance.now() - this.sent, this.firstStep));
+  }
+
+  fail(message) {
+    this.failed = plainError(message);
+    this.msg.body.append(el("p", { class: "error-note" }, this.failed));
+  }
+
+  end() {
+    clearInterval(this.clock);
+    this.flush();
+    this.status.remove();
+    const text = this.fullText;
+    if (text) this.msg.actions.append(copyButton(() => text));
+    this.msg.actions.append(el("button", { type: "button", class: "regenerate", title: "Ask the same question again",
+      onclick: () => send(state.lastQuestion) }, "Ask again"));
   }
 }
+
+const EVENT_HANDLERS = {
+  ack: (view) => view.setActivity("Waiting for the model (the first answer also loads it)…"),
+  step: (view, e) => {
+    if (!view.firstStep) view.firstStep = performance.now();
+    view.setActivity(e.final ? "Writing the final answer…" : `Thinking (step ${e.step})…`);
+  },
+  text: (view, e) => view.appendText(e.text),
+  tool_call_started: (view, e) => view.startTool(e),
+  tool_call_finished: (view, e) => view.finishTool(e),
+  level: (view, e) => {
+    view.note(`Level ${e.level}: ${e.reason}`);
+    view.setActivity(`Reading your documents (level ${e.level})…`);
+  },
+  chunk_read: (view, e) => view.chunkRead(e),
+  sub_question: (view, e) => view.subQuestion(e),
+  sub_answer: (view, e) => view.subAnswer(e),
+  final: (view, e) => view.finish(e),
+  error: (view, e) => view.fail(e.message),
+};
+
+// ---------------------------------------------------------------- sending
 
 function setRunning(running) {
   state.running = running;
@@ -199,121 +567,434 @@ function setRunning(running) {
   $("#stop").hidden = !running;
 }
 
+async function waitForUploads(view) {
+  if (!state.uploads.size) return;
+  view.setActivity("Waiting for your documents to finish reading…");
+  await Promise.allSettled([...state.uploads]);
+}
+
+async function openChatStream(session, text) {
+  const res = await request(`/api/sessions/${session.id}/chat`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ content: text, settings: currentSettings() }),
+  });
+  if (!res.ok) throw await errorOf(res);
+  return res;
+}
+
+// The message could not be sent: take its bubbles away and give the text back, so nothing typed is lost.
+function unsend(question, view, text, err) {
+  clearInterval(view.clock);
+  question.box.remove();
+  view.msg.box.remove();
+  if (!$("#input").value) $("#input").value = text;
+  if (err.status !== 401) showBanner(`${err.message} Your message is still in the box.`, () => send(text));
+}
+
+async function streamAnswer(res, view, text) {
+  let finished = false;
+  for await (const event of readSSE(res)) {
+    const handler = EVENT_HANDLERS[event.type];
+    if (handler) handler(view, event);
+    if (event.type === "final") finished = true;
+  }
+  if (view.failed) showBanner(view.failed, () => send(text));
+  else if (!finished) throw new ApiError(0, "The answer was cut off before it finished.");
+}
+
 async function send(text) {
-  showError("");
-  const session = await ensureSession();
-  messageBox("user").body.textContent = text;
-  const answer = messageBox("assistant");
-  let textNode = null;
-  let buffer = "";
-  const tools = {};
+  if (!text || state.running) return;
+  hideBanner();
+  state.lastQuestion = text;
   setRunning(true);
+  const question = userMessage(text);
+  const view = new AnswerView();
+  let res = null;
   try {
-    const settings = { model: $("#model").value || undefined, level: $("#level").value };
-    const res = await fetch(`/api/sessions/${session.id}/chat`, {
-      method: "POST",
-      headers: headers({ "Content-Type": "application/json" }),
-      body: JSON.stringify({ content: text, settings }),
-    });
-    if (!res.ok) throw new Error((await res.json()).error.message);
-    for await (const event of readSSE(res)) {
-      if (event.type === "text") {
-        if (!textNode) { textNode = el("div", { class: "text" }); answer.body.append(textNode); buffer = ""; }
-        buffer += event.text;
-        renderMarkdown(textNode, buffer);
-        answer.box.scrollIntoView({ block: "end" });
-      } else if (event.type === "tool_call_started") {
-        tools[event.call_id] = toolBlock(answer.body, event.name, event.arguments);
-        textNode = null;
-      } else if (event.type === "tool_call_finished" && tools[event.call_id]) {
-        finishTool(tools[event.call_id], event);
-      } else if (event.type === "level") {
-        answer.body.append(el("div", { class: "level-note" }, `Level ${event.level}: ${event.reason}`));
-      } else if (event.type === "sub_question") {
-        tools[`sub-${event.index}`] = toolBlock(answer.body, `Sub-question ${event.index}: ${event.question}`, event.question);
-      } else if (event.type === "sub_answer" && tools[`sub-${event.index}`]) {
-        finishTool(tools[`sub-${event.index}`], { content: event.answer, error: !event.found, elapsed: "?" });
-        renderCitations(tools[`sub-${event.index}`].details, event.citations);
-      } else if (event.type === "final") {
-        if (!textNode && event.message.content) {
-          answer.body.append(el("div", { class: "text" }));
-          renderMarkdown(answer.body.lastChild, event.message.content);
-        }
-        renderCitations(answer.body, event.citations);
-        const u = event.usage || {};
-        answer.body.append(el("div", { class: "usage" },
-          `${event.stopped_reason !== "done" ? event.stopped_reason + " · " : ""}${u.prompt_tokens || 0} prompt + ${u.completion_tokens || 0} completion tokens`));
-      } else if (event.type === "error") {
-        showError(event.message);
-      }
-    }
+    await waitForUploads(view);
+    res = await openChatStream(await ensureSession(), text);
   } catch (err) {
-    showError(err.message);
-  } finally {
+    unsend(question, view, text, err);
     setRunning(false);
-    loadSessions();
+    return;
+  }
+  try {
+    await streamAnswer(res, view, text);
+  } catch (err) {
+    view.fail(err.status === 0 ? `${err.message}` : String(err.message || err));
+    showBanner(view.failed, () => send(text));
+  } finally {
+    view.end();
+    setRunning(false);
+    loadSessions().catch(() => {});
   }
 }
 
-function upload(file) {
-  return ensureSession().then((session) => new Promise((resolve, reject) => {
-    const chip = el("span", { class: "doc" }, `${file.name} `, el("progress", { max: 100, value: 0 }), el("span", { class: "status" }, " uploading"));
-    $("#documents").append(chip);
-    const form = new FormData();
-    form.append("file", file);
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", `/api/sessions/${session.id}/documents`);
-    xhr.setRequestHeader("Authorization", `Bearer ${TOKEN}`);
-    xhr.upload.onprogress = (e) => { if (e.lengthComputable) chip.querySelector("progress").value = (100 * e.loaded) / e.total; };
-    xhr.onload = async () => {
-      if (xhr.status >= 400) {
-        chip.querySelector(".status").textContent = " failed: " + JSON.parse(xhr.responseText).error.message;
-        return reject(new Error("upload failed"));
-      }
-      const doc = JSON.parse(xhr.responseText);
-      chip.querySelector("progress").removeAttribute("value");
-      const res = await fetch(`/api/documents/${doc.id}/events`, { headers: headers() });
-      for await (const event of readSSE(res)) {
-        chip.querySelector(".status").textContent = ` ${event.status}${event.error ? ": " + event.error : ""}`;
-        chip.dataset.status = event.status;
-      }
-      chip.querySelector("progress").value = 100;
-      resolve(doc);
-    };
-    xhr.onerror = () => reject(new Error("upload failed"));
-    xhr.send(form);
-  }));
+function stop() {
+  if (state.running && state.session) api(`/api/sessions/${state.session.id}/stop`, { method: "POST" }).catch(() => {});
+}
+
+// ---------------------------------------------------------------- settings (per chat)
+
+const DEFAULT_SETTINGS = { model: "", level: "auto", system: "" };
+
+function currentSettings() {
+  return { model: $("#model").value || null, level: $("#level").value, system: $("#system").value.trim() || null };
+}
+
+function showSettings(settings) {
+  const s = { ...DEFAULT_SETTINGS, ...settings };
+  const model = s.model || "";
+  if (model && ![...$("#model").options].some((o) => o.value === model)) $("#model").append(el("option", { value: model }, model));
+  $("#model").value = model;
+  $("#level").value = String(s.level);
+  $("#system").value = s.system || "";
+}
+
+function saveSettings() {
+  if (!state.session) return;
+  api(`/api/sessions/${state.session.id}`, jsonBody("PATCH", { settings: currentSettings() }))
+    .then((s) => { state.session.settings = s.settings; })
+    .catch((err) => showBanner(`Settings not saved: ${err.message}`));
 }
 
 async function loadModels() {
   const { models } = await api("/api/models");
   const select = $("#model");
-  select.replaceChildren(el("option", { value: "" }, "server default"));
+  select.replaceChildren(el("option", { value: "" }, "The server's model"));
   for (const m of models) select.append(el("option", { value: m.id }, m.id));
 }
 
-$("#composer").addEventListener("submit", (e) => {
-  e.preventDefault();
-  const text = $("#input").value.trim();
-  if (!text || state.running) return;
-  $("#input").value = "";
-  send(text);
-});
-$("#input").addEventListener("keydown", (e) => {
-  if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("#composer").requestSubmit(); }
-});
-$("#stop").addEventListener("click", () => state.session && api(`/api/sessions/${state.session.id}/stop`, { method: "POST" }));
-$("#new-session").addEventListener("click", () => { state.session = null; $("#messages").replaceChildren(); renderDocuments(); loadSessions(); });
-$("#file").addEventListener("change", (e) => { for (const f of e.target.files) upload(f).catch((err) => showError(err.message)); e.target.value = ""; });
-for (const id of ["#model", "#level"]) {
-  $(id).addEventListener("change", () => {
-    if (!state.session) return;
-    api(`/api/sessions/${state.session.id}`, {
-      method: "PATCH", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ settings: { model: $("#model").value || null, level: $("#level").value } }),
-    });
+// ---------------------------------------------------------------- sessions
+
+function chatIdFromUrl() {
+  return new URLSearchParams(location.search).get("chat") || location.hash.replace(/^#/, "") || null;
+}
+
+function setUrl(id) {
+  const url = id ? `${location.pathname}?chat=${encodeURIComponent(id)}` : location.pathname;
+  if (location.pathname + location.search !== url) history.pushState(null, "", url);
+}
+
+function setTitle(title) {
+  $("#chat-title").textContent = title || "New chat";
+  document.title = title ? `${title} · Lector` : "Lector";
+}
+
+async function loadSessions() {
+  state.sessions = await api("/api/sessions");
+  renderSessions();
+  return state.sessions;
+}
+
+function renderSessions() {
+  const query = $("#chat-search").value.trim().toLowerCase();
+  const shown = state.sessions.filter((s) => (s.title || "New chat").toLowerCase().includes(query));
+  $("#sessions").replaceChildren(...shown.map(sessionItem));
+  $("#no-chats").hidden = shown.length > 0;
+  $("#no-chats").textContent = query ? "No chat matches." : "No chats yet.";
+}
+
+function sessionItem(s) {
+  const title = el("span", { class: "title" }, s.title || "New chat");
+  const rename = el("button", { type: "button", class: "icon rename", title: "Rename", "aria-label": "Rename chat" }, "✎");
+  const remove = el("button", { type: "button", class: "icon delete", title: "Delete", "aria-label": "Delete chat" }, "🗑");
+  const item = el("li", { "data-id": s.id, title: s.title || "New chat" }, title, rename, remove);
+  if (state.session && s.id === state.session.id) item.classList.add("active");
+  item.addEventListener("click", () => switchTo(s.id));
+  rename.addEventListener("click", (e) => { e.stopPropagation(); startRename(item, title, s); });
+  remove.addEventListener("click", (e) => { e.stopPropagation(); confirmDelete(remove, s); });
+  return item;
+}
+
+function startRename(item, title, s) {
+  const input = el("input", { class: "rename-input", value: s.title || "", "aria-label": "New name" });
+  title.replaceWith(input);
+  input.focus();
+  input.select();
+  let done = false;
+  const finish = async (save) => {
+    if (done) return;
+    done = true;
+    const name = input.value.trim();
+    if (save && name && name !== s.title) {
+      await api(`/api/sessions/${s.id}`, jsonBody("PATCH", { title: name })).catch((err) => showBanner(err.message));
+      if (state.session && state.session.id === s.id) setTitle(name);
+    }
+    loadSessions().catch(() => {});
+  };
+  input.addEventListener("click", (e) => e.stopPropagation());
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") finish(true);
+    if (e.key === "Escape") { e.stopPropagation(); finish(false); }
+  });
+  input.addEventListener("blur", () => finish(true));
+}
+
+// A first click arms the button, a second one within a few seconds deletes: no modal, no accident.
+async function confirmDelete(button, s) {
+  if (!button.classList.contains("armed")) {
+    button.classList.add("armed");
+    button.textContent = "Delete?";
+    setTimeout(() => { button.classList.remove("armed"); button.textContent = "🗑"; }, 3000);
+    return;
+  }
+  try {
+    await api(`/api/sessions/${s.id}`, { method: "DELETE" });
+  } catch (err) {
+    showBanner(err.message);
+  }
+  if (state.session && state.session.id === s.id) newChat();
+  loadSessions().catch(() => {});
+}
+
+async function switchTo(id) {
+  closeSidebar();
+  if (state.running) return showBanner("An answer is still running: stop it before switching chats.");
+  setUrl(id);
+  await openSession(id).catch((err) => showBanner(err.message, () => switchTo(id)));
+}
+
+function renderStored(messages) {
+  let current = null;
+  let question = "";
+  const tools = {};
+  for (const m of messages) {
+    if (m.role === "user") { userMessage(m.content); question = m.content; current = null; continue; }
+    if (!current) current = messageBox("assistant");
+    if (m.role === "assistant") renderStoredAssistant(current, m, tools);
+    else if (m.role === "tool" && tools[m.tool_call_id]) {
+      const extra = m.extra || {};
+      finishTool(tools[m.tool_call_id], { content: m.content, error: extra.error, images: extra.images });
+    }
+  }
+  state.lastQuestion = question;
+}
+
+function renderStoredAssistant(current, m, tools) {
+  const extra = m.extra || {};
+  for (const call of m.tool_calls) tools[call.id] = toolBlock(current.body, call.name, call.arguments);
+  if (m.content) {
+    const text = el("div", { class: "text" });
+    current.body.append(text);
+    renderMarkdown(text, m.content);
+    linkCitations(text, extra.citations);
+    current.actions.append(copyButton(() => m.content));
+  } else if (!m.tool_calls.length) {
+    current.body.append(el("p", { class: "empty-answer" }, "(no answer was written)"));
+  }
+  renderCitations(current.body, extra.citations);
+}
+
+async function openSession(id) {
+  const session = await api(`/api/sessions/${id}`);
+  state.session = session;
+  $("#messages").replaceChildren($("#welcome"));
+  $("#welcome").hidden = session.messages.length > 0;
+  showSettings(session.settings);
+  setTitle(session.title);
+  renderStored(session.messages);
+  renderDocuments(session.documents);
+  renderSessions();
+}
+
+function newChat() {
+  if (state.running) return;
+  state.session = null;
+  setUrl(null);
+  setTitle("");
+  $("#messages").replaceChildren($("#welcome"));
+  $("#welcome").hidden = false;
+  showSettings(DEFAULT_SETTINGS);
+  renderDocuments([]);
+  renderSessions();
+  closeSidebar();
+  $("#input").focus();
+}
+
+async function ensureSession() {
+  if (!state.session) {
+    const s = await api("/api/sessions", jsonBody("POST", { settings: currentSettings() }));
+    state.session = { ...s, messages: [], documents: [] };
+    setUrl(s.id);
+    await loadSessions();
+  }
+  return state.session;
+}
+
+// ---------------------------------------------------------------- documents
+
+const FORMATS = $("#file").accept.split(",");
+
+function docChip(name, status) {
+  const label = el("span", { class: "status" }, "");
+  const bar = el("progress", { max: 100 });
+  const remove = el("button", { type: "button", class: "icon remove", title: "Remove from the list", "aria-label": `Remove ${name}` }, "×");
+  const chip = el("span", { class: "doc", "data-status": status }, el("span", { class: "name" }, name), bar, label, remove);
+  remove.addEventListener("click", () => chip.remove());
+  $("#documents").append(chip);
+  return { chip, bar, label };
+}
+
+function setChip(view, status, text, percent) {
+  view.chip.dataset.status = status;
+  view.label.textContent = text;
+  if (percent === undefined) view.bar.removeAttribute("value");
+  else view.bar.value = percent;
+}
+
+function renderDocuments(documents) {
+  $("#documents").replaceChildren();
+  for (const d of documents || []) {
+    const view = docChip(d.filename, d.status);
+    if (d.status === "ready") setChip(view, "ready", "ready", 100);
+    else if (d.status === "error") setChip(view, "error", `failed: ${plainError(d.error || "")}`, 0);
+    else followIngest(view, d.id).catch(() => {});
+  }
+}
+
+async function followIngest(view, did) {
+  setChip(view, "ingesting", "reading…");
+  const res = await request(`/api/documents/${did}/events`);
+  for await (const event of readSSE(res)) {
+    const p = event.progress || {};
+    const detail = p.chunks_total ? ` ${p.chunks_done || 0} of ${p.chunks_total} chunks` : p.stage ? ` ${p.stage}` : "";
+    if (event.status === "ready") setChip(view, "ready", "ready", 100);
+    else if (event.status === "error") setChip(view, "error", `failed: ${plainError(event.error || "")}`, 0);
+    else setChip(view, "ingesting", `reading…${detail}`, p.percent);
+  }
+}
+
+function supported(file) {
+  const dot = file.name.lastIndexOf(".");
+  return dot < 0 || FORMATS.includes(file.name.slice(dot).toLowerCase());
+}
+
+function sendFile(session, file, view) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    form.append("file", file);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/sessions/${session.id}/documents`);
+    xhr.setRequestHeader("Authorization", `Bearer ${TOKEN}`);
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable) setChip(view, "uploading", `uploading ${Math.round((100 * e.loaded) / e.total)} %`, (100 * e.loaded) / e.total);
+    };
+    xhr.onload = () => {
+      let body = {};
+      try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+      if (xhr.status === 401) askForToken("rejected");
+      if (xhr.status >= 400) reject(new Error(plainError((body.error && body.error.message) || `HTTP ${xhr.status}`)));
+      else resolve(body);
+    };
+    xhr.onerror = () => reject(new Error(UNREACHABLE));
+    xhr.send(form);
   });
 }
 
-if (!TOKEN) showError("No access token: open the address that `lector serve` printed (it ends in ?token=…).");
-else Promise.all([loadSessions(), loadModels()]).catch((err) => showError(err.message));
+async function uploadOne(file) {
+  const view = docChip(file.name, "uploading");
+  if (!supported(file)) {
+    setChip(view, "error", `failed: Lector cannot read this kind of file (it reads ${FORMATS.join(" ")})`, 0);
+    return;
+  }
+  setChip(view, "uploading", "uploading 0 %", 0);
+  try {
+    const doc = await sendFile(await ensureSession(), file, view);
+    await followIngest(view, doc.id);
+  } catch (err) {
+    setChip(view, "error", `failed: ${err.message}`, 0);
+  }
+}
+
+function upload(files) {
+  for (const file of files) {
+    const job = uploadOne(file);
+    state.uploads.add(job);
+    job.finally(() => state.uploads.delete(job));
+  }
+}
+
+function setupDragAndDrop() {
+  let depth = 0;
+  const overlay = $("#drop-overlay");
+  const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes("Files");
+  document.addEventListener("dragenter", (e) => { if (hasFiles(e)) { depth += 1; overlay.hidden = false; } });
+  document.addEventListener("dragleave", () => { depth = Math.max(0, depth - 1); if (!depth) overlay.hidden = true; });
+  document.addEventListener("dragover", (e) => { if (hasFiles(e)) e.preventDefault(); });
+  document.addEventListener("drop", (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    depth = 0;
+    overlay.hidden = true;
+    upload(e.dataTransfer.files);
+  });
+}
+
+// ---------------------------------------------------------------- layout and keys
+
+function closeSidebar() {
+  document.body.classList.remove("sidebar-open");
+  $("#scrim").hidden = true;
+}
+
+function toggleSidebar() {
+  const open = document.body.classList.toggle("sidebar-open");
+  $("#scrim").hidden = !open;
+}
+
+function onGlobalKey(e) {
+  if (e.key === "Escape" && state.running) { e.preventDefault(); stop(); }
+  if ((e.ctrlKey || e.metaKey) && e.shiftKey && e.key.toLowerCase() === "o") { e.preventDefault(); newChat(); }
+}
+
+function wireEvents() {
+  $("#composer").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = $("#input").value.trim();
+    if (!text || state.running) return;
+    $("#input").value = "";
+    send(text);
+  });
+  $("#input").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("#composer").requestSubmit(); }
+  });
+  document.addEventListener("keydown", onGlobalKey);
+  $("#stop").addEventListener("click", stop);
+  $("#new-session").addEventListener("click", newChat);
+  $("#chat-search").addEventListener("input", renderSessions);
+  $("#file").addEventListener("change", (e) => { upload(e.target.files); e.target.value = ""; });
+  for (const id of ["#model", "#level", "#system"]) $(id).addEventListener("change", saveSettings);
+  $("#open-settings").addEventListener("click", () => $("#settings").showModal());
+  $("#banner-close").addEventListener("click", hideBanner);
+  $("#menu").addEventListener("click", toggleSidebar);
+  $("#scrim").addEventListener("click", closeSidebar);
+  $("#token-form").addEventListener("submit", submitToken);
+  $("#token-dialog").addEventListener("cancel", (e) => e.preventDefault());
+  window.addEventListener("popstate", () => openFromUrl().catch((err) => showBanner(err.message)));
+  setupDragAndDrop();
+}
+
+async function openFromUrl() {
+  const id = chatIdFromUrl();
+  if (!id) return newChat();
+  try {
+    await openSession(id);
+  } catch (err) {
+    if (err.status === 404) { newChat(); showBanner("That chat no longer exists."); } else throw err;
+  }
+}
+
+async function start() {
+  if (!TOKEN) return askForToken("");
+  try {
+    await Promise.all([loadSessions(), loadModels()]);
+    await openFromUrl();
+  } catch (err) {
+    if (err.status !== 401) showBanner(err.message, start);
+  }
+}
+
+wireEvents();
+start();
