@@ -36,8 +36,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from lector.llm.arg_coercion import coerce_arguments
 from lector.llm.json_repair import load_prefix
 from lector.llm.messages import Message, ToolCall, ToolSpec, new_call_id
+from lector.llm.unicode import valid_json, valid_text
 
 ToolChoiceArg = str
 """'auto', 'none', 'required', or the name of the one tool to call."""
@@ -80,6 +82,14 @@ class ParseResult(BaseModel):
 
 # ---------------------------------------------------------------- going in: the prompt
 
+PARALLEL_NOTE = (
+    "When the query asks for several things (several cities, items, dates or actions), make every call it "
+    "needs now, one <tool_call> block for each, one after another:\n"
+    '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object for the first>}\n</tool_call>\n'
+    '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object for the second>}\n</tool_call>'
+)
+NO_CALL_NOTE = "If none of the functions fits the query, call none: answer in plain text instead."
+
 
 def render_tools_prompt(tools: list[ToolSpec], tool_choice: ToolChoiceArg = "auto") -> str:
     """System-prompt text that describes the tools and the exact call format."""
@@ -96,8 +106,11 @@ def render_tools_prompt(tools: list[ToolSpec], tool_choice: ToolChoiceArg = "aut
         "For each function call, return a json object with function name and arguments within "
         "<tool_call></tool_call> XML tags:\n"
         '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
+        f"\n\n{PARALLEL_NOTE}"
     )
-    if tool_choice == "required":
+    if tool_choice == "auto":
+        text += f"\n\n{NO_CALL_NOTE}"
+    elif tool_choice == "required":
         text += "\n\nYou must call at least one function now; do not answer directly."
     elif tool_choice not in ("auto", "none"):
         text += f"\n\nYou must call the function `{tool_choice}` now; do not answer directly."
@@ -176,8 +189,50 @@ def inject_tools(
 # ---------------------------------------------------------------- coming out: call objects
 
 
+class _Object(dict[str, Any]):
+    """A JSON object that remembers the keys it had more than once (`json` keeps only the last value)."""
+
+    duplicates: frozenset[str] = frozenset()
+
+
+def _object_from_pairs(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object(pairs)
+    if len(obj) < len(pairs):
+        keys = [k for k, _ in pairs]
+        obj.duplicates = frozenset(k for k in obj if keys.count(k) > 1)
+    return obj
+
+
+def _load(text: str, start: int = 0) -> tuple[Any, int]:
+    """`load_prefix`, with objects that remember duplicated keys."""
+    return load_prefix(text, start, object_pairs_hook=_object_from_pairs)
+
+
+def _load_values(text: str) -> list[Any]:
+    """Every JSON value in `text`, one after another (whitespace or commas between them). Raises ValueError
+    when anything else is there."""
+    values: list[Any] = []
+    i = 0
+    while len(values) <= MAX_CALLS:
+        while i < len(text) and (text[i].isspace() or text[i] == ","):
+            i += 1
+        if i >= len(text):
+            break
+        value, i = _load(text, i)
+        values.append(value)
+    return values
+
+
+def _is_schema(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("type") == "object" and isinstance(value.get("properties"), dict)
+
+
 def _call_from_object(obj: Any) -> tuple[str, Any] | None:
-    """(name, arguments) when `obj` has the shape of a call, else None. Arguments are not checked."""
+    """(name, arguments) when `obj` has the shape of a call, else None. Arguments are not checked.
+
+    Raises ValueError for what looks like a call but can't be one: a key that names the function (or holds
+    its arguments) twice, or a tool's definition echoed back (its `parameters` a JSON schema).
+    """
     if not isinstance(obj, dict):
         return None
     fn = obj.get("function")
@@ -186,18 +241,24 @@ def _call_from_object(obj: Any) -> tuple[str, Any] | None:
     name = next((obj[k] for k in NAME_KEYS if isinstance(obj.get(k), str) and obj[k].strip()), None)
     if name is None:
         return None
+    twice = sorted(getattr(obj, "duplicates", frozenset()) & {*NAME_KEYS, *ARG_KEYS})
+    if twice:
+        raise ValueError(f'has the key "{twice[0]}" twice: write one {{"name": ..., "arguments": {{...}}}} per call')
     arg_key = next((k for k in ARG_KEYS if k in obj), None)
     if arg_key is None:
         extra = set(obj) - {*NAME_KEYS, "id", "type"}
         if extra:
             return None  # e.g. {"name": "Ada", "age": 36}: data, not a call
         return name.strip(), {}
+    if arg_key == "parameters" and _is_schema(obj[arg_key]):
+        raise ValueError(f"is the definition of {_shown(name)}, not a call: write its arguments, not its schema")
     return name.strip(), obj[arg_key]
 
 
-def _calls_from_value(value: Any) -> list[tuple[str, Any]] | None:
-    """All calls in an object or a list of objects; None unless every element is call-shaped."""
-    items = value if isinstance(value, list) else [value]
+def _calls_from_values(values: list[Any]) -> list[tuple[str, Any]] | None:
+    """All calls in a series of objects or lists of objects; None unless every element is call-shaped.
+    Raises ValueError as `_call_from_object` does."""
+    items = [item for v in values for item in (v if isinstance(v, list) else [v])]
     if not items:
         return None
     calls = [_call_from_object(v) for v in items]
@@ -206,18 +267,38 @@ def _calls_from_value(value: Any) -> list[tuple[str, Any]] | None:
     return [c for c in calls if c is not None]
 
 
-def _normalize_arguments(args: Any) -> str:
-    """The arguments as a compact JSON object string. Raises ValueError with a readable reason."""
+def _shown(name: str) -> str:
+    """A name as an error message shows it: cut short when it is too long to be one."""
+    return name if len(name) <= MAX_NAME else f"{name[:MAX_NAME]}... ({len(name)} characters)"
+
+
+def _schema_of(tools: list[ToolSpec] | None, name: str) -> dict[str, Any] | None:
+    return next((t.parameters for t in tools or [] if t.name == name), None)
+
+
+def _normalize_arguments(args: Any, schema: dict[str, Any] | None = None) -> str:
+    """The arguments as a compact JSON object string, valid Unicode, with values converted to the types
+    `schema` declares where that is lossless. Raises ValueError with a readable reason."""
     if args is None or args == "":
         return "{}"
     if isinstance(args, str):
         try:
-            args, _ = load_prefix(args)
+            args, _ = _load(args)
         except ValueError as exc:
             raise ValueError(f"its arguments string is not valid JSON: {exc}") from None
     if not isinstance(args, dict):
         raise ValueError(f"its arguments must be a JSON object, not {type(args).__name__}")
-    return json.dumps(args, ensure_ascii=False)
+    return json.dumps(coerce_arguments(valid_json(args), schema), ensure_ascii=False)
+
+
+def coerce_call(call: ToolCall, tools: list[ToolSpec] | None) -> ToolCall:
+    """A call (from a server's native tool calls) with valid Unicode and arguments of the declared types;
+    arguments that are not a JSON object are left for the tool's validation to report."""
+    try:
+        arguments = _normalize_arguments(call.arguments, _schema_of(tools, call.name))
+    except ValueError:
+        arguments = valid_text(call.arguments)
+    return call.model_copy(update={"name": valid_text(call.name), "arguments": arguments})
 
 
 def _known(name: str, tools: list[ToolSpec] | None) -> bool:
@@ -360,6 +441,7 @@ class StreamingToolCallParser:
             self._consume(len(THINK_CLOSE))
         elif kind == CALL_OPEN:
             self._consume(len(CALL_OPEN))
+            self._json_in_string = self._json_escape = False
             self._state = "call"
         elif kind == RESPONSE_OPEN:  # the model imagining a result: the rest is not its reply
             self._state = "discard"
@@ -440,10 +522,37 @@ class StreamingToolCallParser:
             self._scan_from = max(0, len(buf) - max(len(marker), len(also or "")) + 1)
         return i
 
+    def _find_call_end(self) -> int:
+        """Where a call's body ends: at the next </tool_call> or <tool_call>, not counting those inside the
+        strings of a JSON body; -1 if not yet."""
+        buf = self._buf
+        body = buf.lstrip()
+        if not body:
+            return -1
+        if body[0] not in "{[":
+            return self._find_close(CALL_CLOSE, also=CALL_OPEN)
+        i, in_str, esc = self._scan_from, self._json_in_string, self._json_escape
+        while i < len(buf):
+            ch = buf[i]
+            if in_str:
+                in_str = esc or ch != '"'
+                esc = not esc and ch == "\\"
+            elif ch == '"':
+                in_str = True
+            elif ch == "<" and (buf.startswith(CALL_CLOSE, i) or buf.startswith(CALL_OPEN, i)):
+                return i
+            elif ch == "<" and len(buf) - i < len(CALL_CLOSE) and _tag_arriving(buf[i:]):
+                break  # a tag still arriving
+            i += 1
+        self._scan_from, self._json_in_string, self._json_escape = i, in_str, esc
+        return -1
+
     def _on_call(self, out: list[str], final: bool) -> bool:
-        i = self._find_close(CALL_CLOSE, also=CALL_OPEN)
+        i = self._find_call_end()
         if i < 0 and not final:
             return False
+        if i < 0 and self._json_in_string:  # a string never closed: the first tag ends the call after all
+            i = _find_any(self._buf, (CALL_CLOSE, CALL_OPEN), 0)
         body = self._buf if i < 0 else self._buf[:i]
         if i < 0:
             body = body[: len(body) - _partial_suffix(body, CALL_CLOSE)]
@@ -593,8 +702,13 @@ class StreamingToolCallParser:
     def _record(self, name: str, args: Any) -> None:
         if self._too_many():
             return
+        if len(name) > MAX_NAME:
+            too_long = f"has a name longer than {MAX_NAME} characters: {_shown(name)}"
+            self.errors.append(f"tool call {self._attempts} {too_long}")
+            return
+        name = valid_text(name)
         try:
-            arguments = _normalize_arguments(args)
+            arguments = _normalize_arguments(args, _schema_of(self.tools, name))
         except ValueError as exc:
             self.errors.append(f"tool call {self._attempts} ({name}): {exc}")
             return
@@ -608,13 +722,14 @@ class StreamingToolCallParser:
     def _load_or_fail(self, text: str, label: str) -> tuple[Any, int] | None:
         """The JSON value `text` starts with and where it ends; None, with the reason recorded, if it has none."""
         try:
-            return load_prefix(text)
+            return _load(text)
         except ValueError as exc:
             self._fail(f"{label}is not valid JSON: {exc}")
             return None
 
     def _add_calls_from_text(self, body: str, source: str) -> None:
-        """A <tool_call> body: always a call attempt; unknown names are still calls."""
+        """A <tool_call> body: always a call attempt; unknown names are still calls. It may hold several
+        call objects (or lists of them) one after another."""
         body = _strip_inner_fence(body.strip())
         if not body:
             self._fail("is empty")
@@ -622,10 +737,18 @@ class StreamingToolCallParser:
         if body.startswith("<function="):
             self._add_xml_calls(body)
             return
-        loaded = self._load_or_fail(body, "")
-        if loaded is None:
+        try:
+            values = _load_values(body)
+        except ValueError:  # damage after the first value is ignored, as a lone call's trailing text is
+            loaded = self._load_or_fail(body, "")
+            if loaded is None:
+                return
+            values = [loaded[0]]
+        try:
+            calls = _calls_from_values(values)
+        except ValueError as exc:
+            self._fail(str(exc))
             return
-        calls = _calls_from_value(loaded[0])
         if calls is None:
             self._fail('has no function name: expected {"name": ..., "arguments": {...}}')
             return
@@ -644,16 +767,19 @@ class StreamingToolCallParser:
             self._record(name, args)
 
     def _add_calls_from_fenced(self, body: str) -> bool:
-        """A fenced block: calls only when it parses to call-shaped JSON for known tools."""
+        """A fenced block: calls only when it parses to call-shaped JSON values (one or several, one after
+        another) for known tools."""
         if not body.strip():
             return False
         try:
-            value, end = load_prefix(body)
+            _load(body)
         except ValueError:
             return self._damaged_known_call(body)
-        if body[end:].strip():
-            return False  # more than one JSON value in the block: not a call
-        return self._add_known_calls(value)
+        try:
+            values = _load_values(body)
+        except ValueError:
+            return False  # JSON and then other text: not a call
+        return self._add_known_calls(values)
 
     def _damaged_known_call(self, body: str) -> bool:
         m = re.search(r'"(?:name|function)"\s*:\s*"([^"]{1,100})"', body)
@@ -664,14 +790,17 @@ class StreamingToolCallParser:
 
     def _add_calls_from_json(self, segment: str) -> bool:
         try:
-            value, _ = load_prefix(segment)
+            value, _ = _load(segment)
         except ValueError:
             return False
-        return self._add_known_calls(value)
+        return self._add_known_calls([value])
 
-    def _add_known_calls(self, value: Any) -> bool:
-        """Record the calls in a JSON value when it is call-shaped and names only known tools."""
-        calls = _calls_from_value(value)
+    def _add_known_calls(self, values: list[Any]) -> bool:
+        """Record the calls in JSON values when they are call-shaped and name only known tools."""
+        try:
+            calls = _calls_from_values(values)
+        except ValueError:
+            return False  # not usable as a call; outside a <tool_call> block it is shown as it is
         if calls is None or not all(_known(n, self.tools) for n, _ in calls):
             return False
         for name, args in calls:
@@ -692,7 +821,7 @@ class StreamingToolCallParser:
         if not args_text.strip():
             self._record(name, {})
             return
-        loaded = self._load_or_fail(args_text, f"({name}) ")
+        loaded = self._load_or_fail(args_text, f"({_shown(name)}) ")
         if loaded is None:
             return
         value, end = loaded
@@ -737,6 +866,10 @@ def _partial_suffix(text: str, marker: str) -> int:
         if marker.startswith(text[-n:]):
             return n
     return 0
+
+
+def _tag_arriving(rest: str) -> bool:
+    return CALL_CLOSE.startswith(rest) or CALL_OPEN.startswith(rest)
 
 
 def _find_any(text: str, markers: tuple[str, ...], start: int) -> int:

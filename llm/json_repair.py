@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 _WORD = re.compile(r"[A-Za-z_$][\w$.\-]*")
@@ -24,6 +25,7 @@ _WORD_VALUES = {"True": "true", "False": "false", "None": "null", "true": "true"
                 "null": "null", "NaN": "NaN", "Infinity": "Infinity"}
 _CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 MAX_DEPTH = 200
+PairsHook = Callable[[list[tuple[str, Any]]], Any]
 
 
 class _Repairer:
@@ -221,10 +223,11 @@ def loads_lenient(text: str) -> Any:
     return value
 
 
-def load_prefix(text: str, start: int = 0) -> tuple[Any, int]:
+def load_prefix(text: str, start: int = 0, *, object_pairs_hook: PairsHook | None = None) -> tuple[Any, int]:
     """The first JSON value at or after `start` (repaired if needed) and where it ends in `text`.
 
     Text after the value is not looked at. Raises ValueError when nothing usable is there.
+    `object_pairs_hook` builds each object from its (key, value) pairs, as in `json.loads`.
     """
     ws = _WS.match(text, start)
     start = ws.end() if ws else start
@@ -233,11 +236,11 @@ def load_prefix(text: str, start: int = 0) -> tuple[Any, int]:
     if text[start] not in "{[\"'-.0123456789#/":
         raise ValueError(f"expected a JSON object, found {text[start:start + 30]!r}")
     try:
-        return json.JSONDecoder().raw_decode(text, start)
+        return json.JSONDecoder(object_pairs_hook=object_pairs_hook).raw_decode(text, start)
     except (json.JSONDecodeError, RecursionError):
         pass
     fixed, end = repair_json(text, start)
     try:
-        return json.loads(fixed), end
+        return json.loads(fixed, object_pairs_hook=object_pairs_hook), end
     except (json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{exc.msg if isinstance(exc, json.JSONDecodeError) else exc}") from None

@@ -6,6 +6,7 @@ Shared by the parser's own tests (test_fncall.py) and by every backend's prompt 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from lector.llm.messages import ToolSpec
@@ -42,6 +43,8 @@ ADD = ToolSpec(
 """A tool for the backends' own tests (test_openai_http.py, test_transformers_backend.py)."""
 
 E = {"expression": "2+2"}
+ECHO = json.dumps(CALC.to_openai())
+"""A tool's definition, as a model sometimes echoes it back instead of calling the tool."""
 TC = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "2+2"}}\n</tool_call>'
 
 # (id, model output, expected calls as (name, arguments), expected text, error substring or None)
@@ -164,4 +167,42 @@ CASES: list[tuple[str, str, list[tuple[str, dict[str, Any]]], str, str | None]] 
      [("calculator", E)], "", None),
     ("fence-unknown-notools", '```json\n{"name": "anything", "arguments": {"x": 1}}\n```',
      [("anything", {"x": 1})], "", None),
+    # --- parallel calls, in the forms models write them
+    ("fence-several-objects", '```json\n{"name": "calculator", "arguments": {"expression": "1"}}\n'
+     '{"name": "web_fetch", "arguments": {"url": "u"}}\n```', [("calculator", {"expression": "1"}),
+                                                                ("web_fetch", {"url": "u"})], "", None),
+    ("fence-several-objects-commas", 'Two calls:\n```\n{"name": "calculator", "arguments": {"expression": "1"}},\n'
+     '{"name": "calculator", "arguments": {"expression": "2"}}\n```',
+     [("calculator", {"expression": "1"}), ("calculator", {"expression": "2"})], "Two calls:", None),
+    ("fence-object-then-prose-is-text", '```json\n{"name": "calculator", "arguments": {"expression": "1"}}\n'
+     "that is all\n```", [], '```json\n{"name": "calculator", "arguments": {"expression": "1"}}\nthat is all\n```',
+     None),
+    ("hermes-several-objects-in-one-block", '<tool_call>\n{"name": "calculator", "arguments": {"expression": "1"}}\n'
+     '{"name": "web_fetch", "arguments": {"url": "u"}}\n</tool_call>', [("calculator", {"expression": "1"}),
+                                                                         ("web_fetch", {"url": "u"})], "", None),
+    ("bare-objects-one-per-line", '{"name": "calculator", "arguments": {"expression": "1"}}\n'
+     '{"name": "calculator", "arguments": {"expression": "2"}}',
+     [("calculator", {"expression": "1"}), ("calculator", {"expression": "2"})], "", None),
+    # --- what looks like a call but is not one
+    ("echoed-definition-in-tag", f"<tool_call>{ECHO}</tool_call>", [], "",
+     "tool call 1 is the definition of calculator, not a call"),
+    ("echoed-definition-fenced-is-text", f"```json\n{ECHO}\n```", [], f"```json\n{ECHO}\n```", None),
+    ("echoed-definition-bare-is-text", ECHO, [], ECHO, None),
+    ("duplicate-name-keys", '<tool_call>{"name": "calculator", "name": "web_fetch", "arguments": {"url": "u"}}'
+     "</tool_call>", [], "", 'tool call 1 has the key "name" twice'),
+    ("duplicate-name-keys-fenced-is-text", '```json\n{"name": "calculator", "name": "web_fetch"}\n```', [],
+     '```json\n{"name": "calculator", "name": "web_fetch"}\n```', None),
+    ("close-tag-inside-a-string", '<tool_call>{"name": "calculator", "arguments": {"expression": "</tool_call> and '
+     '<tool_call> \\" </tool_call>"}}</tool_call>Done.',
+     [("calculator", {"expression": '</tool_call> and <tool_call> " </tool_call>'})], "Done.", None),
+    ("close-tag-after-an-unclosed-string", '<tool_call>{"name": "calculator", "arguments": {"expression": "2+2}}'
+     "</tool_call>Done.", [("calculator", {"expression": "2+2}}"})], "Done.", None),
+    ("name-too-long", '<tool_call>{"name": "' + "n" * 5000 + '", "arguments": {}}</tool_call>', [], "",
+     "tool call 1 has a name longer than 100 characters"),
+    ("lone-surrogate-in-arguments", '<tool_call>{"name": "calculator", "arguments": {"expression": "\\ud800"}}'
+     "</tool_call>", [("calculator", {"expression": "\ufffd"})], "", None),
+    ("arguments-take-their-declared-types", '<tool_call>{"name": "web_fetch", "arguments": {"url": 5, "max_chars": '
+     '"500"}}</tool_call>', [("web_fetch", {"url": "5", "max_chars": 500})], "", None),
+    ("arguments-that-cannot-be-converted-stay", '<tool_call>{"name": "web_fetch", "arguments": {"url": "u", '
+     '"max_chars": "many"}}</tool_call>', [("web_fetch", {"url": "u", "max_chars": "many"})], "", None),
 ]

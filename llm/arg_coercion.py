@@ -1,0 +1,152 @@
+"""A call's arguments converted to the types its tool's JSON schema declares, where nothing is lost.
+
+Small models write "5" for an integer, "true" for a boolean, 5 for a string or a list as a JSON string. Those
+become 5, true, "5" and the list. An enum value that is a member stays as it is; one that names a member in
+another spelling ("Celsius", 1 for "1") becomes that member. Anything else is left alone, for the tool
+registry's validation to report to the model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+_INTEGER = re.compile(r"\s*[+-]?\d{1,30}\s*")
+_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
+_NO = object()
+"""A conversion that does not apply."""
+
+
+def coerce_arguments(args: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+    """`args` with every value the schema types converted to its declared type where that is lossless."""
+    if not schema:
+        return args
+    coerced = coerce_value(args, schema)
+    return coerced if isinstance(coerced, dict) else args
+
+
+def coerce_value(value: Any, schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return value
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return _enum_member(value, enum)
+    declared = _declared_types(schema)
+    if declared and not any(_has_type(value, t) for t in declared):
+        for name in declared:
+            converted = _CONVERTERS.get(name, _never)(value)
+            if converted is not _NO:
+                value = converted
+                break
+    return _coerce_inside(value, schema)
+
+
+def _declared_types(schema: dict[str, Any]) -> list[str]:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return [kind]
+    if isinstance(kind, list):
+        return [k for k in kind if isinstance(k, str)]
+    return []
+
+
+def _has_type(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return name == "boolean"
+    checks: dict[str, Callable[[Any], bool]] = {
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int),
+        "number": lambda v: isinstance(v, int | float),
+        "boolean": lambda v: False,
+        "array": lambda v: isinstance(v, list),
+        "object": lambda v: isinstance(v, dict),
+        "null": lambda v: v is None,
+    }
+    return checks.get(name, lambda v: True)(value)
+
+
+def _coerce_inside(value: Any, schema: dict[str, Any]) -> Any:
+    props = schema.get("properties")
+    if isinstance(value, dict) and isinstance(props, dict):
+        return {k: coerce_value(v, props.get(k)) for k, v in value.items()}
+    items = schema.get("items")
+    if isinstance(value, list) and isinstance(items, dict):
+        return [coerce_value(v, items) for v in value]
+    return value
+
+
+def _enum_member(value: Any, enum: list[Any]) -> Any:
+    if any(value == m and type(value) is type(m) for m in enum):
+        return value
+    same_text = [m for m in enum if _as_text(m) == _as_text(value)]
+    if len(same_text) == 1:
+        return same_text[0]
+    folded = [m for m in enum if isinstance(m, str) and isinstance(value, str) and m.casefold() == value.casefold()]
+    return folded[0] if len(folded) == 1 else value
+
+
+def _as_text(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int | float | str):
+        return str(value).strip()
+    return None
+
+
+def _to_integer(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
+        return int(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value) and float(value).is_integer() and abs(float(value)) < 2**53:
+        return int(float(value))
+    return _NO
+
+
+def _to_number(value: Any) -> Any:
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
+        return int(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        return float(value)
+    return _NO
+
+
+def _to_boolean(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return _NO
+
+
+def _to_string(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return _NO
+
+
+def _parsed_as(kind: type) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if not isinstance(value, str):
+            return _NO
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return _NO
+        return parsed if isinstance(parsed, kind) else _NO
+
+    return convert
+
+
+def _never(value: Any) -> Any:
+    return _NO
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "integer": _to_integer,
+    "number": _to_number,
+    "boolean": _to_boolean,
+    "string": _to_string,
+    "array": _parsed_as(list),
+    "object": _parsed_as(dict),
+}
