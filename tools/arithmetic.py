@@ -351,6 +351,14 @@ class _Evaluation:
             raise CalculatorError(f"{name}() is not defined for these arguments ({exc})") from None
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _parse(expression: str) -> ast.Expression:
     if not isinstance(expression, str):
         raise CalculatorError("the expression must be a string")
@@ -361,6 +369,8 @@ def _parse(expression: str) -> ast.Expression:
     text = expression.translate(_UNICODE_OPERATORS).strip()
     if not text:
         raise CalculatorError("the expression is empty")
+    if not text.isascii() and not _encodable(text):
+        raise CalculatorError("the expression holds an invalid character (a lone surrogate, such as \\ud800)")
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:

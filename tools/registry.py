@@ -1,4 +1,8 @@
-"""A registry of tools: unique names, central argument validation, and errors the model can read."""
+"""A registry of tools: unique names, central argument validation, and errors the model can read.
+
+It is the boundary between the model and the tools: arguments and results are made valid Unicode
+(a lone surrogate such as "\\ud800" becomes U+FFFD) on the way in and on the way out.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import jsonschema
 from pydantic import ValidationError
 
 from lector.llm.messages import ToolCall, ToolSpec
+from lector.llm.unicode import valid_json, valid_text
 from lector.tools.base import FunctionTool, Tool, ToolContext, ToolResult
 
 log = logging.getLogger(__name__)
@@ -77,6 +82,9 @@ class ToolRegistry:
 
     async def execute(self, call: ToolCall, ctx: ToolContext | None = None) -> ToolResult:
         """Validate and run one call. Never raises (except cancellation): failures become a short message."""
+        return valid_result(await self._execute(call, ctx))
+
+    async def _execute(self, call: ToolCall, ctx: ToolContext | None) -> ToolResult:
         t = self._tools.get(call.name)
         if t is None:
             known = ", ".join(sorted(self._tools)) or "none"
@@ -87,9 +95,7 @@ class ToolRegistry:
         try:
             result = await asyncio.wait_for(t.run(args, ctx or ToolContext()), timeout=t.timeout)
         except TimeoutError:
-            return ToolResult.failure(
-                f"Error: {call.name} did not finish within {t.timeout:g} s and was stopped."
-            )
+            return ToolResult.failure(f"Error: {call.name} did not finish within {t.timeout:g} s and was stopped.")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the model gets a line, the log gets the traceback
@@ -98,10 +104,22 @@ class ToolRegistry:
         return result if isinstance(result, ToolResult) else ToolResult(content=str(result))
 
 
+def valid_result(result: ToolResult) -> ToolResult:
+    """`result` with its text fields made valid Unicode."""
+    return result.model_copy(
+        update={
+            "content": valid_text(result.content),
+            "source": None if result.source is None else valid_text(result.source),
+            "files": [valid_text(f) for f in result.files],
+            "images": [valid_text(i) for i in result.images],
+        }
+    )
+
+
 def _arguments(t: Tool, call: ToolCall) -> tuple[Any, str | None]:
-    """The call's arguments as the tool's `run` takes them, or what is wrong with them."""
+    """The call's arguments as the tool's `run` takes them (valid Unicode), or what is wrong with them."""
     try:
-        args = json.loads(call.arguments or "{}")
+        args = valid_json(json.loads(call.arguments or "{}"))
     except json.JSONDecodeError as exc:
         return None, f"arguments for {call.name} are not valid JSON ({exc.msg})."
     if not isinstance(args, dict):

@@ -418,3 +418,25 @@ def test_environment_opt_ins(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not WebFetch(allow_hosts=()).guard.allow
     monkeypatch.setenv("LECTOR_WEB_FETCH_POLICY", "off")
     assert not WebFetch().policy.enabled
+
+
+def test_links_read_per_page_are_capped() -> None:
+    from lector.tools.web.extract import MAX_PAGE_LINKS, html_to_page
+
+    html = (
+        "<html><head><title>Links</title></head><body>"
+        + "".join(f"<p><a href='/p{i}'>page {i}</a></p>" for i in range(3 * MAX_PAGE_LINKS))
+        + "</body></html>"
+    )
+    page = html_to_page(html, "http://example.test/")
+    assert len(page.links) == MAX_PAGE_LINKS
+    assert page.links[0] == ("page 0", "http://example.test/p0")
+
+
+def test_a_page_without_title_uses_og_title_or_its_first_heading() -> None:
+    from lector.tools.web.extract import html_to_page
+
+    og = "<html><head><meta property='og:title' content='Shared  title'></head><body><h1>Head</h1></body></html>"
+    assert html_to_page(og, "http://example.test/").title == "Shared title"
+    heading = "<html><body><h1>The <b>Heading</b></h1><p>text</p></body></html>"
+    assert html_to_page(heading, "http://example.test/").title == "The Heading"

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lector.llm.unicode import valid_text
+
 CONTENT_CAP = 6000
 """Characters of text the model gets back from one call."""
 LISTED_FILES = 20
@@ -80,10 +82,10 @@ class Execution:
 
 
 def clean(text: object) -> str:
-    """A string safe to pass on: lone surrogates from the sandbox become U+FFFD."""
+    """A string safe to pass on: each lone surrogate from the sandbox becomes one U+FFFD."""
     if not text:
         return ""
-    return str(text).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return valid_text(str(text))
 
 
 def _describe_file(rel: str, size: int) -> str:

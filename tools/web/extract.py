@@ -1,18 +1,27 @@
 """Turning fetched bytes into what a model can read: HTML to text with title and links, JSON
-pretty-printed, text as it is; anything else is a document to save as a file."""
+pretty-printed, text as it is; anything else is a document to save as a file.
+
+Reading HTML can cost seconds of CPU on a hostile page (a 2 MB table), so `read_page` is what a
+child process of the fetch tool calls (process_pool.py), where a deadline really stops it."""
 
 from __future__ import annotations
 
 import codecs
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 from urllib.parse import urldefrag, urljoin
 
 import httpx
 
+from lector.llm.unicode import valid_json
+
 TEXT_TYPES = ("text/plain", "text/markdown", "text/x-markdown", "text/csv", "text/tab-separated-values")
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+MAX_ANCHORS = 5000
+"""Anchors of a page looked at for links; the rest are ignored."""
+MAX_PAGE_LINKS = 1000
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.I)
 
 
@@ -71,10 +80,21 @@ def decode_text(body: bytes, headers: httpx.Headers, html: bool = False) -> str:
 
 
 def pretty_json(text: str) -> str:
+    """Indented JSON; escapes of lone surrogates ("\\ud800") become U+FFFD rather than invalid text."""
     try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        return json.dumps(valid_json(json.loads(text)), indent=2, ensure_ascii=False)
     except ValueError:
         return text
+
+
+def read_page(html: str, url: str) -> dict[str, Any]:
+    """`html_to_page` as JSON-ready fields, for a child process."""
+    return asdict(html_to_page(html, url))
+
+
+def page_from_fields(fields: dict[str, Any]) -> Page:
+    links = [(str(text), str(link)) for text, link in fields.get("links", [])]
+    return Page(title=str(fields.get("title", "")), text=str(fields.get("text", "")), links=links)
 
 
 def html_to_page(html: str, url: str) -> Page:
@@ -99,15 +119,24 @@ def html_to_page(html: str, url: str) -> Page:
             bad.drop_tree()
         body = doc.find(".//body")
         text = _collapse((body if body is not None else doc).text_content())
-    if not title:
-        meta = trafilatura.extract_metadata(html, default_url=url)
-        title = (meta.title or "") if meta else ""
-    return Page(title=title, text=text.strip(), links=links)
+    return Page(title=title or _fallback_title(doc), text=text.strip(), links=links)
+
+
+def _fallback_title(doc: Any) -> str:
+    """A page without <title>: its og:title, else its first heading (trafilatura's metadata pass costs seconds on
+    a hostile page)."""
+    og = doc.find(".//meta[@property='og:title']")
+    if og is not None and og.get("content"):
+        return _collapse(og.get("content"))[:300]
+    heading = doc.find(".//h1")
+    return _collapse(heading.text_content())[:300] if heading is not None else ""
 
 
 def _links(doc: object, base: str) -> list[tuple[str, str]]:
     seen: dict[str, str] = {}
-    for a in doc.iter("a"):  # type: ignore[attr-defined]
+    for count, a in enumerate(doc.iter("a")):  # type: ignore[attr-defined]
+        if count >= MAX_ANCHORS or len(seen) >= MAX_PAGE_LINKS:
+            break
         href = (a.get("href") or "").strip()
         if not href or href.startswith(("#", "javascript:", "mailto:", "tel:", "data:")):
             continue

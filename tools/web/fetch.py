@@ -6,7 +6,6 @@ connections pinned to validated addresses with caps on time, bytes and hops (too
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import ssl
@@ -20,7 +19,8 @@ import httpx
 from pydantic import BaseModel, Field
 
 from lector.tools.base import Tool, ToolContext, ToolResult
-from lector.tools.web.extract import decode_text, html_to_page, kind_of, looks_binary, pretty_json
+from lector.tools.process_pool import ProcessPool, WorkerFailed, WorkerTimeout
+from lector.tools.web.extract import Page, decode_text, kind_of, looks_binary, page_from_fields, pretty_json
 from lector.tools.web.guard import Blocked, NetGuard, Resolver
 from lector.tools.web.policy import UrlPolicy, remember_urls
 from lector.tools.web.transport import (
@@ -43,6 +43,9 @@ _DOC_EXTENSIONS = {
     "application/zip": ".zip",
 }
 _UNSAFE_NAME = re.compile(r"[^\w.\-]+")
+READ_PAGE = "lector.tools.web.extract:read_page"
+READERS = ProcessPool(max_idle=1)
+"""Child processes that turn HTML into text: a hostile page cannot hold the server, and its deadline stops it."""
 ALLOW_HOSTS_ENV = "LECTOR_WEB_FETCH_ALLOW_HOSTS"
 POLICY_ENV = "LECTOR_WEB_FETCH_POLICY"
 
@@ -74,12 +77,14 @@ class WebFetch(Tool):
         verify: ssl.SSLContext | str | bool = True,
         user_agent: str = DEFAULT_USER_AGENT,
         network_backend: httpcore.AsyncNetworkBackend | None = None,
+        read_seconds: float = 15.0,
     ) -> None:
         """`allow_hosts`: explicit exceptions to the address rules ('127.0.0.1:8080'), none by default;
         None reads the comma-separated LECTOR_WEB_FETCH_ALLOW_HOSTS (for `lector chat` users).
         `policy`: 'conversation', 'off', a list of domains, or a UrlPolicy; None reads
         LECTOR_WEB_FETCH_POLICY ('off', 'conversation' or comma-separated domains), else 'conversation'.
-        `network_backend`: an httpcore backend under the pinning layer (tests use a fake one)."""
+        `network_backend`: an httpcore backend under the pinning layer (tests use a fake one).
+        `read_seconds`: how long turning one HTML page into text may take."""
         if allow_hosts is None:
             allow_hosts = _env_list(ALLOW_HOSTS_ENV)
         if policy is None:
@@ -91,6 +96,7 @@ class WebFetch(Tool):
         self.max_file_bytes = max_file_bytes
         self.max_chars = max_chars
         self.max_links = max_links
+        self.read_seconds = read_seconds
         default_dir = Path(tempfile.gettempdir()) / "lector-downloads"
         self.download_dir = Path(download_dir) if download_dir else default_dir
         self.fetcher = PinnedFetcher(
@@ -99,7 +105,7 @@ class WebFetch(Tool):
                          verify=verify, user_agent=user_agent),
             network_backend=network_backend,
         )
-        self.timeout = timeout + 30.0  # the fetch enforces its own limit; leave room for extraction
+        self.timeout = timeout + read_seconds + 5.0  # the fetch and the reading enforce their own limits
 
     async def run(self, args: Args, ctx: ToolContext) -> ToolResult:
         url = args.url.strip()
@@ -144,8 +150,9 @@ class WebFetch(Tool):
                    if not result.complete else f"the {result.content_type or 'response'} body is binary data")
             return ToolResult(content=f"{header}\n{why}, not text", error=True, source=result.url)
         if kind == "html":
-            html = decode_text(result.body, result.headers, html=True)
-            page = await asyncio.to_thread(html_to_page, html, result.url)
+            page = await self._read_page(decode_text(result.body, result.headers, html=True), result.url)
+            if isinstance(page, str):
+                return ToolResult(content=f"{header}\n{page}", error=True, source=result.url)
             remember_urls(ctx, (link for _, link in page.links))
             parts = [header]
             if page.title:
@@ -161,6 +168,15 @@ class WebFetch(Tool):
         if kind == "json" and result.complete:
             text = pretty_json(text)
         return ToolResult(content=f"{header}\n\n{self._truncate(text)}{cut_note}", source=result.url)
+
+    async def _read_page(self, html: str, url: str) -> Page | str:
+        """The page's text, title and links, or why it could not be read."""
+        try:
+            return page_from_fields(await READERS.call(READ_PAGE, html, url, timeout=self.read_seconds))
+        except WorkerTimeout:
+            return f"reading the page's HTML took longer than {self.read_seconds:g} s, so it was stopped"
+        except WorkerFailed as exc:
+            return f"the page's HTML could not be read: {exc}"
 
     def _truncate(self, text: str) -> str:
         if len(text) <= self.max_chars:
