@@ -315,6 +315,7 @@ def test_a_plot_is_shown_in_the_answer_with_its_code_highlighted(page: Any) -> N
 
 def test_the_chat_id_is_in_the_url_and_reload_reopens_the_chat(page: Any) -> None:
     ask(page, "hello there")
+    expect(page.locator("#chat-title")).to_have_text("hello there")
     match = re.search(r"[?&]chat=([0-9a-f]+)", page.url)
     assert match is not None and "token=" not in page.url
     page.reload()
@@ -412,6 +413,7 @@ def test_uploads_accept_several_files_by_picker_or_drop_and_failures_can_be_remo
     page.set_input_files("#file", [str(tmp_path / "a.txt"), str(tmp_path / "b.md"), str(tmp_path / "tool.exe")])
     page.evaluate(DROP_FILE, ["dropped.txt", "Gamma came by drag and drop."])
     expect(page.locator(".doc[data-status=ready]")).to_have_count(3, timeout=30_000)
+    expect(page.locator("#sessions li")).to_have_count(1)
     failed = page.locator(".doc[data-status=error]")
     assert "tool.exe" in failed.inner_text() and "cannot read" in failed.inner_text()
     assert "/" not in page.inner_text("#documents").replace("/s", "")

@@ -7,6 +7,7 @@ the server and the indexing are real.
 from __future__ import annotations
 
 import http.server
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from lector.llm.scripted import ScriptedBackend
 from lector.webui.app import create_app
@@ -52,6 +54,13 @@ def article_server() -> Iterator[str]:
         server.shutdown()
 
 
+def shots_folder() -> Path:
+    """Where screenshots for a person to look at go (LECTOR_SHOTS names the folder)."""
+    folder = Path(os.environ.get("LECTOR_SHOTS", "/tmp/lector-shots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def test_extension_pairs_adds_the_page_and_asks(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -77,6 +86,7 @@ def test_extension_pairs_adds_the_page_and_asks(tmp_path: Path) -> None:
 
             options = context.new_page()
             options.goto(f"chrome-extension://{extension_id}/options.html")
+            expect(options.locator("#server")).to_have_value("http://127.0.0.1:8765")  # its stored settings came
             options.fill("#server", base)
             options.fill("#token", "wrong-token")
             options.click("#pair")
@@ -108,5 +118,16 @@ def test_extension_pairs_adds_the_page_and_asks(tmp_path: Path) -> None:
             panel.wait_for_selector("#answer:not(:empty)", timeout=30_000)
             assert "Mira Holm" in panel.inner_text("#answer")
             assert "lighthouse.html" in panel.inner_text("#citations")
+            panel.click("#answer .cite-ref")
+            assert panel.locator("#citations .cite").count() == 1
+
+            saved = panel.locator("#pages li")
+            assert "The lighthouse keeper" in saved.inner_text() and "ready" in saved.inner_text()
+            panel.set_viewport_size({"width": 400, "height": 700})
+            panel.screenshot(path=str(shots_folder() / "extension-sidepanel.png"))
+            saved.locator("button.delete").click()
+            saved.locator("button.delete").click()
+            panel.wait_for_selector("#no-pages:not([hidden])")
+            assert httpx.get(base + "/pages", headers={"Authorization": f"Bearer {TOKEN}"}).json() == []
         finally:
             context.close()

@@ -71,6 +71,7 @@ chrome.runtime.onMessage.addListener((message, _sender, reply) => {
     addActiveTab: async () => addTab((await chrome.tabs.query({ active: true, lastFocusedWindow: true }))[0]),
     ask: () => ask(message.question, message.scope, message.url),
     listPages: () => callServer(`/pages?limit=50${message.q ? `&q=${encodeURIComponent(message.q)}` : ""}`),
+    deletePage: () => callServer(`/pages/${encodeURIComponent(message.id)}`, { method: "DELETE" }),
     settings: () => settings(),
   };
   const handler = handlers[message.type];

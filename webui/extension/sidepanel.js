@@ -1,39 +1,179 @@
 "use strict";
+// The side panel: add the open page, ask about it or the whole library, and manage the saved pages.
+// Every call to the server goes through the service worker (background.js), which holds the paired token.
 const $ = (id) => document.getElementById(id);
 
 function send(message) {
   return new Promise((resolve, reject) => chrome.runtime.sendMessage(message, (r) => (r && r.ok ? resolve(r.data) : reject(new Error(r ? r.error : "no reply")))));
 }
 
-async function activeUrl() {
-  const [tab] = await chrome.tabs.query({ active: true, lastFocusedWindow: true });
-  return tab ? tab.url : "";
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
 }
 
-$("add").addEventListener("click", async () => {
-  $("status").textContent = "Adding…";
-  try {
-    const page = await send({ type: "addActiveTab" });
-    $("status").textContent = `Added: ${page.title || page.url}`;
-  } catch (err) { $("status").textContent = err.message; }
-});
+async function activeTab() {
+  const [tab] = await chrome.tabs.query({ active: true, lastFocusedWindow: true });
+  return tab || null;
+}
 
-$("ask").addEventListener("click", async () => {
+function setStatus(text, { busy = false, error = false } = {}) {
+  $("status").textContent = text;
+  $("status").dataset.busy = String(busy);
+  $("status").dataset.error = String(error);
+}
+
+// ---------------------------------------------------------------- asking
+
+function whereOf(c) {
+  return c.page ? `page ${c.page}` : `passage ${c.chunk_id + 1}`;
+}
+
+// Runs in the open tab: find the quote's first words, mark them and scroll to them.
+function highlightOnPage(quote) {
+  const probe = quote.trim().split(/\s+/).slice(0, 10).join(" ");
+  window.getSelection().removeAllRanges();
+  if (!probe || !window.find(probe, false, false, true)) return false;
+  const range = window.getSelection().getRangeAt(0);
+  const mark = document.createElement("mark");
+  mark.style.background = "#fff1a8";
+  try { range.surroundContents(mark); } catch (_) { return true; }
+  mark.scrollIntoView({ block: "center", behavior: "smooth" });
+  return true;
+}
+
+async function showOnPage(c, item) {
+  item.classList.add("flash");
+  setTimeout(() => item.classList.remove("flash"), 1200);
+  const tab = await activeTab();
+  if (!tab || tab.url !== c.source) return;
+  await chrome.scripting.executeScript({ target: { tabId: tab.id }, func: highlightOnPage, args: [c.text] }).catch(() => {});
+}
+
+function renderCitations(citations) {
+  const items = citations.map((c, i) => {
+    const item = el("li", { class: "cite", id: `cite-${i + 1}`, title: "Show this passage on the page" },
+      el("span", { class: "where" }, `[${i + 1}] ${c.source} · ${whereOf(c)}`), `“${c.text.slice(0, 300)}”`);
+    item.addEventListener("click", () => showOnPage(c, item));
+    return item;
+  });
+  $("citations").replaceChildren(...items);
+}
+
+// The answer as plain text, each [n] a link to its citation below.
+function renderAnswer(text, citations) {
+  const parts = text.split(/(\[\d+\])/);
+  $("answer").replaceChildren(...parts.map((part) => {
+    const n = /^\[(\d+)\]$/.exec(part);
+    if (!n || !citations[n[1] - 1]) return part;
+    const ref = el("a", { href: `#cite-${n[1]}`, class: "cite-ref" }, n[1]);
+    ref.addEventListener("click", (e) => {
+      e.preventDefault();
+      const item = $(`cite-${n[1]}`);
+      item.scrollIntoView({ block: "nearest" });
+      showOnPage(citations[n[1] - 1], item);
+    });
+    return ref;
+  }));
+}
+
+function answerSummary(answer, started) {
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  const calls = answer.usage.llm_calls;
+  return `Answered in ${seconds} s · reading level ${answer.level} · ${calls} model call${calls === 1 ? "" : "s"}`;
+}
+
+async function ask() {
   const question = $("question").value.trim();
-  if (!question) return;
+  if (!question || $("ask").disabled) return;
   const scope = document.querySelector("input[name=scope]:checked").value;
-  $("status").textContent = "Thinking…";
+  const started = performance.now();
+  const tick = setInterval(() => setStatus(`Reading… ${((performance.now() - started) / 1000).toFixed(0)} s`, { busy: true }), 1000);
+  setStatus("Reading…", { busy: true });
+  $("ask").disabled = true;
   $("answer").textContent = "";
   $("citations").replaceChildren();
   try {
-    const answer = await send({ type: "ask", question, scope, url: await activeUrl() });
-    $("status").textContent = `Level ${answer.level} · ${answer.usage.llm_calls} model calls`;
-    $("answer").textContent = answer.answer;
-    for (const c of answer.citations) {
-      const div = document.createElement("div");
-      div.className = "cite";
-      div.textContent = `${c.source}: “${c.text.slice(0, 300)}”`;
-      $("citations").append(div);
-    }
-  } catch (err) { $("status").textContent = err.message; }
+    const tab = await activeTab();
+    const answer = await send({ type: "ask", question, scope, url: tab ? tab.url : "" });
+    clearInterval(tick);
+    setStatus(answerSummary(answer, started));
+    renderAnswer(answer.answer || "The reader found no answer in these pages.", answer.citations);
+    renderCitations(answer.citations);
+  } catch (err) {
+    clearInterval(tick);
+    setStatus(err.message, { error: true });
+  } finally {
+    $("ask").disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- saved pages
+
+function pageItem(page) {
+  const date = new Date(page.created * 1000).toLocaleDateString();
+  let host = page.url;
+  try { host = new URL(page.url).host; } catch (_) { /* keep the address */ }
+  const state = page.status === "error" ? `failed: ${page.error || ""}` : page.status;
+  const remove = el("button", { type: "button", class: "delete", title: "Delete from the library", "aria-label": `Delete ${page.title || page.url}` }, "✕");
+  remove.addEventListener("click", () => deletePage(remove, page));
+  return el("li", { "data-id": page.id },
+    el("div", { class: "info" },
+      el("div", { class: "title", title: page.url }, page.title || page.url),
+      el("div", { class: "meta", "data-status": page.status }, `${host} · ${date} · `, el("span", { class: "state" }, state))),
+    remove);
+}
+
+async function loadPages() {
+  try {
+    const pages = await send({ type: "listPages", q: $("page-search").value.trim() });
+    $("pages").replaceChildren(...pages.map(pageItem));
+    $("no-pages").hidden = pages.length > 0;
+  } catch (err) {
+    $("pages").replaceChildren();
+    $("no-pages").hidden = false;
+    $("no-pages").textContent = err.message;
+  }
+}
+
+// A first click arms the button, a second one deletes.
+async function deletePage(button, page) {
+  if (!button.classList.contains("armed")) {
+    button.classList.add("armed");
+    button.textContent = "Delete?";
+    setTimeout(() => { button.classList.remove("armed"); button.textContent = "✕"; }, 3000);
+    return;
+  }
+  try {
+    await send({ type: "deletePage", id: page.id });
+    setStatus(`Deleted: ${page.title || page.url}`);
+  } catch (err) {
+    setStatus(err.message, { error: true });
+  }
+  loadPages();
+}
+
+// ---------------------------------------------------------------- wiring
+
+$("add").addEventListener("click", async () => {
+  setStatus("Adding…", { busy: true });
+  try {
+    const page = await send({ type: "addActiveTab" });
+    setStatus(`Added: ${page.title || page.url}`);
+  } catch (err) {
+    setStatus(err.message, { error: true });
+  }
+  loadPages();
 });
+$("ask").addEventListener("click", ask);
+$("question").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); ask(); }
+});
+let searchTimer = 0;
+$("page-search").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(loadPages, 200); });
+loadPages();

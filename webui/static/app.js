@@ -684,6 +684,8 @@ function setTitle(title) {
 
 async function loadSessions() {
   state.sessions = await api("/api/sessions");
+  const current = state.session && state.sessions.find((s) => s.id === state.session.id);
+  if (current) setTitle(current.title);
   renderSessions();
   return state.sessions;
 }
@@ -699,7 +701,7 @@ function renderSessions() {
 function sessionItem(s) {
   const title = el("span", { class: "title" }, s.title || "New chat");
   const rename = el("button", { type: "button", class: "icon rename", title: "Rename", "aria-label": "Rename chat" }, "✎");
-  const remove = el("button", { type: "button", class: "icon delete", title: "Delete", "aria-label": "Delete chat" }, "🗑");
+  const remove = el("button", { type: "button", class: "icon delete", title: "Delete", "aria-label": "Delete chat" }, "✕");
   const item = el("li", { "data-id": s.id, title: s.title || "New chat" }, title, rename, remove);
   if (state.session && s.id === state.session.id) item.classList.add("active");
   item.addEventListener("click", () => switchTo(s.id));
@@ -737,7 +739,7 @@ async function confirmDelete(button, s) {
   if (!button.classList.contains("armed")) {
     button.classList.add("armed");
     button.textContent = "Delete?";
-    setTimeout(() => { button.classList.remove("armed"); button.textContent = "🗑"; }, 3000);
+    setTimeout(() => { button.classList.remove("armed"); button.textContent = "✕"; }, 3000);
     return;
   }
   try {
@@ -813,14 +815,20 @@ function newChat() {
   $("#input").focus();
 }
 
-async function ensureSession() {
-  if (!state.session) {
-    const s = await api("/api/sessions", jsonBody("POST", { settings: currentSettings() }));
-    state.session = { ...s, messages: [], documents: [] };
-    setUrl(s.id);
-    await loadSessions();
+// Several uploads and a message may all need the chat at once: they share one creation.
+function ensureSession() {
+  if (state.session) return Promise.resolve(state.session);
+  if (!state.creating) {
+    state.creating = api("/api/sessions", jsonBody("POST", { settings: currentSettings() }))
+      .then(async (s) => {
+        state.session = { ...s, messages: [], documents: [] };
+        setUrl(s.id);
+        await loadSessions();
+        return state.session;
+      })
+      .finally(() => { state.creating = null; });
   }
-  return state.session;
+  return state.creating;
 }
 
 // ---------------------------------------------------------------- documents
@@ -866,9 +874,9 @@ async function followIngest(view, did) {
   }
 }
 
-function supported(file) {
-  const dot = file.name.lastIndexOf(".");
-  return dot < 0 || FORMATS.includes(file.name.slice(dot).toLowerCase());
+function extension(name) {
+  const dot = name.lastIndexOf(".");
+  return dot < 0 ? "" : name.slice(dot).toLowerCase();
 }
 
 function sendFile(session, file, view) {
@@ -895,8 +903,10 @@ function sendFile(session, file, view) {
 
 async function uploadOne(file) {
   const view = docChip(file.name, "uploading");
-  if (!supported(file)) {
-    setChip(view, "error", `failed: Lector cannot read this kind of file (it reads ${FORMATS.join(" ")})`, 0);
+  const ext = extension(file.name);
+  if (ext && !FORMATS.includes(ext)) {
+    setChip(view, "error", `failed: Lector cannot read ${ext} files`, 0);
+    view.chip.title = `Lector reads ${FORMATS.join(" ")}`;
     return;
   }
   setChip(view, "uploading", "uploading 0 %", 0);
