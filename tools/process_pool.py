@@ -139,7 +139,7 @@ class ProcessPool:
         Cancelling the caller kills the child at once, so the work stops with it.
         """
         line = (json.dumps({"target": target, "args": list(args), "cpu_seconds": timeout + CPU_GRACE}) + "\n").encode()
-        child = await asyncio.to_thread(self._take)
+        child = await self._checkout()
         try:
             answer = await asyncio.to_thread(child.request, line, time.monotonic() + timeout)
         except BaseException:  # cancelled, or the child died: it is not reused
@@ -152,6 +152,19 @@ class ProcessPool:
         if "error" in answer:
             raise WorkerFailed(str(answer["error"]), str(answer.get("type", "")))
         return answer.get("value")
+
+    async def _checkout(self) -> _Child:
+        """An idle child, or a new one (started in a thread: it takes a few tens of ms)."""
+        taking = asyncio.ensure_future(asyncio.to_thread(self._take))
+        try:
+            return await asyncio.shield(taking)
+        except asyncio.CancelledError:  # the child is still on its way: put it back when it comes
+            taking.add_done_callback(self._give_back_taken)
+            raise
+
+    def _give_back_taken(self, taking: asyncio.Future[_Child]) -> None:
+        if not taking.cancelled() and taking.exception() is None:
+            self._give_back(taking.result())
 
     def pids(self) -> set[int]:
         """The processes the pool holds now, idle and busy."""

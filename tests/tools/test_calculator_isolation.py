@@ -135,3 +135,17 @@ async def test_warm_calls_cost_little(pool: ProcessPool) -> None:
         assert await tool.run(args, ToolContext()) == "42"
         times.append(time.perf_counter() - started)
     assert statistics.median(times) < 0.01, f"median {statistics.median(times) * 1000:.2f} ms"
+
+
+async def test_a_caller_cancelled_while_its_child_starts_leaks_nothing(pool: ProcessPool) -> None:
+    task = asyncio.create_task(pool.call(TARGET, "1 + 1", 5e6, timeout=3.0))
+    await asyncio.sleep(0.001)  # the child is being started in a thread
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    deadline = time.monotonic() + 5
+    while not pool.pids() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert await pool.call(TARGET, "2 + 2", 5e6, timeout=3.0) == "4"
+    assert len(pool.pids()) == 1  # the child started for the cancelled call was given back and reused
