@@ -44,7 +44,7 @@ class Meter:
         """Count a step before it runs; refuse it when the expression would then exceed the budget."""
         total = self.spent + units
         if total > self.budget:
-            alone = "" if self.spent == 0 else f" ({_duration(total)} in all with the steps before it)"
+            alone = "" if units > self.budget else f" ({_duration(total)} in all with the steps before it)"
             raise CalculatorError(
                 f"refused {what}: it would need about {_duration(units)} of computation{alone}, "
                 f"over the calculator's limit of {_duration(self.budget)} per expression"
