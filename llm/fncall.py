@@ -67,6 +67,9 @@ STOP_WORDS = [RESPONSE_OPEN, *QWEN_STOPS]
 """Stop strings for prompt-based calling: past them the model only imagines tool results."""
 _MARKERS = re.compile("|".join(re.escape(m) for m in (*_LITERAL_MARKERS, "✿")))
 _MARKERS_OR_BRACE = re.compile(_MARKERS.pattern + r"|\{")
+_LEADING_WS = re.compile(r"\s*")
+_QUOTE_OR_TAG = re.compile(r'["<]')
+_QUOTE_OR_BACKSLASH = re.compile(r'["\\]')
 _EMBEDDED_FULL = re.compile(r'\{\s*"(?:' + "|".join(NAME_KEYS) + r')"\s*:\s*"([^"\\\n]{1,100})"')
 _EMBEDDED_PREFIX = re.compile(r'\{\s*(?:"(\w*)(?:(")\s*(?::\s*(?:"([^"\\\n]*))?)?)?)?')
 
@@ -526,22 +529,27 @@ class StreamingToolCallParser:
         """Where a call's body ends: at the next </tool_call> or <tool_call>, not counting those inside the
         strings of a JSON body; -1 if not yet."""
         buf = self._buf
-        body = buf.lstrip()
-        if not body:
+        lead = _LEADING_WS.match(buf)
+        first = lead.end() if lead else 0
+        if first == len(buf):
             return -1
-        if body[0] not in "{[":
+        if buf[first] not in "{[":
             return self._find_close(CALL_CLOSE, also=CALL_OPEN)
         i, in_str, esc = self._scan_from, self._json_in_string, self._json_escape
-        while i < len(buf):
-            ch = buf[i]
+        n = len(buf)
+        while i < n:
             if in_str:
-                in_str = esc or ch != '"'
-                esc = not esc and ch == "\\"
-            elif ch == '"':
+                i, in_str, esc = _through_string(buf, i, esc)
+                continue
+            m = _QUOTE_OR_TAG.search(buf, i)
+            i = n if m is None else m.start()
+            if i == n:
+                break
+            if buf[i] == '"':
                 in_str = True
-            elif ch == "<" and (buf.startswith(CALL_CLOSE, i) or buf.startswith(CALL_OPEN, i)):
+            elif buf.startswith(CALL_CLOSE, i) or buf.startswith(CALL_OPEN, i):
                 return i
-            elif ch == "<" and len(buf) - i < len(CALL_CLOSE) and _tag_arriving(buf[i:]):
+            elif n - i < len(CALL_CLOSE) and _tag_arriving(buf[i:]):
                 break  # a tag still arriving
             i += 1
         self._scan_from, self._json_in_string, self._json_escape = i, in_str, esc
@@ -868,6 +876,16 @@ def _partial_suffix(text: str, marker: str) -> int:
     return 0
 
 
+def _through_string(buf: str, i: int, escaped: bool) -> tuple[int, bool, bool]:
+    """Scan a JSON string from `i`: (where scanning stopped, still inside the string, a backslash pending)."""
+    if escaped:
+        return i + 1, True, False
+    m = _QUOTE_OR_BACKSLASH.search(buf, i)
+    if m is None:
+        return len(buf), True, False
+    return m.end(), m.group() == "\\", m.group() == "\\"
+
+
 def _tag_arriving(rest: str) -> bool:
     return CALL_CLOSE.startswith(rest) or CALL_OPEN.startswith(rest)
 
@@ -903,12 +921,13 @@ def parse_tool_calls(text: str, tools: list[ToolSpec] | None = None) -> ParseRes
 
 
 def forced_call_schema(tools: list[ToolSpec] | None, tool_choice: ToolChoiceArg) -> dict[str, Any] | None:
-    """A JSON schema that only lets a call through, for grammar-constrained decoding.
+    """A JSON schema that only lets calls through, for grammar-constrained decoding: one call object, or a
+    list of one or more of them (parallel calls).
 
-    'required': `{"name": one of the tools, "arguments": that tool's parameters}`, as one anyOf
-    branch per tool (no sibling keywords, which some grammar compilers ignore); a tool's name:
-    that tool only; 'auto', 'none' or no tools: None. Raises ValueError for a tool_choice that
-    names no offered tool. `$defs` of the tools' schemas are hoisted to the top.
+    A call, for 'required': `{"name": one of the tools, "arguments": that tool's parameters}`, as one anyOf
+    branch per tool (no sibling keywords, which some grammar compilers ignore); for a tool's name: that
+    tool only. 'auto', 'none' or no tools: None. Raises ValueError for a tool_choice that names no offered
+    tool. `$defs` of the tools' schemas are hoisted to the top.
     """
     if not tools or tool_choice in ("auto", "none"):
         return None
@@ -928,17 +947,18 @@ def forced_call_schema(tools: list[ToolSpec] | None, tool_choice: ToolChoiceArg)
                 "additionalProperties": False,
             }
         )
-    schema: dict[str, Any] = options[0] if len(options) == 1 else {"type": "object", "anyOf": options}
+    call: dict[str, Any] = options[0] if len(options) == 1 else {"type": "object", "anyOf": options}
+    schema: dict[str, Any] = {"anyOf": [call, {"type": "array", "items": call, "minItems": 1}]}
     if defs:
         schema = {**schema, "$defs": defs}
     return schema
 
 
-def parse_forced_call(text: str) -> ToolCall:
-    """The call in output generated under `forced_call_schema`. Raises ValueError if there is none."""
+def parse_forced_calls(text: str) -> list[ToolCall]:
+    """The calls in output generated under `forced_call_schema`. Raises ValueError if there is none."""
     result = parse_tool_calls(text)
     if result.calls:
-        return result.calls[0]
+        return result.calls
     raise ValueError(result.error or f"no tool call in the forced output: {text[:200]!r}")
 
 

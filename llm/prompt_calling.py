@@ -10,7 +10,8 @@ deltas: calls are parsed out of the stream by `llm.fncall`'s parser; a forced re
 way, so when the grammar did not hold (a server that ignores `response_format`, a reply cut short) the
 model's text is still shown and a damaged call still repaired; then tool_choice is applied, and a call
 that could not be used, or a required call that is missing, is reported as `Delta.tool_call_error`,
-which the agent loop answers with "write it again".
+which the agent loop answers with "write it again". Calls a server returned natively get the parser's
+treatment of arguments too: valid Unicode, values of the types the tool's schema declares.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class ReplyReader:
 
     def __init__(self, parse_tools: list[ToolSpec] | None, tool_choice: str) -> None:
         self.parser = fncall.StreamingToolCallParser(parse_tools) if parse_tools is not None else None
+        self.tools = parse_tools
         self.tool_choice = tool_choice
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
@@ -129,11 +131,12 @@ class ReplyReader:
         return self.parser.feed(chunk.text)
 
     def result(self) -> fncall.ParseResult:
+        native = [fncall.coerce_call(c, self.tools) for c in self.native_calls]
         if self.parser is None:
-            return fncall.ParseResult(calls=list(self.native_calls))
+            return fncall.ParseResult(calls=native)
         parsed = self.parser.finish()  # its text is what `feed` held back
-        if self.native_calls:
-            return fncall.ParseResult(text=parsed.text, calls=list(self.native_calls))
+        if native:
+            return fncall.ParseResult(text=parsed.text, calls=native)
         return fncall.apply_tool_choice(parsed, self.tool_choice)
 
     def finish(self) -> Delta:

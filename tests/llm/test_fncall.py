@@ -16,7 +16,7 @@ from lector.llm.fncall import (
     apply_tool_choice,
     forced_call_schema,
     inject_tools,
-    parse_forced_call,
+    parse_forced_calls,
     parse_tool_calls,
     render_tools_prompt,
 )
@@ -218,6 +218,23 @@ def test_json_repair_raises_value_error_only(bad: str) -> None:
 # ---------------------------------------------------------------- going in
 
 
+def test_the_prompt_allows_parallel_calls_and_a_plain_answer_when_no_tool_fits() -> None:
+    auto = render_tools_prompt(TOOLS, "auto")
+    assert "one <tool_call> block for each" in auto and auto.count("<tool_call>\n{") >= 3
+    assert "answer in plain text" in auto
+    for forced in ("required", "calculator"):
+        text = render_tools_prompt(TOOLS, forced)
+        assert "one <tool_call> block for each" in text and "answer in plain text" not in text
+
+
+def test_a_huge_name_is_refused_in_a_short_message() -> None:
+    started = time.perf_counter()
+    result = parse_tool_calls('<tool_call>{"name": "' + "n" * 10_000_000 + '", "arguments": {}}</tool_call>', TOOLS)
+    assert time.perf_counter() - started < 20
+    assert result.calls == [] and result.error is not None
+    assert "longer than 100 characters" in result.error and len(result.error) < 400
+
+
 def test_render_tools_prompt_lists_tools_and_format() -> None:
     text = render_tools_prompt(TOOLS, "auto")
     assert "<tools>" in text and "<tool_call>" in text
@@ -332,11 +349,27 @@ def test_forced_schema_none_for_auto_and_none() -> None:
         forced_call_schema(TOOLS, "missing_tool")
 
 
-def test_parse_forced_call() -> None:
-    call = parse_forced_call('{"name": "calculator", "arguments": {"expression": "6*7"}}')
+def test_parse_forced_calls() -> None:
+    (call,) = parse_forced_calls('{"name": "calculator", "arguments": {"expression": "6*7"}}')
     assert call.name == "calculator" and json.loads(call.arguments) == {"expression": "6*7"}
+    two = parse_forced_calls('[{"name": "calculator", "arguments": {"expression": "1"}}, {"name": "web_fetch", '
+                             '"arguments": {"url": "u"}}]')
+    assert _names_args(two) == [("calculator", {"expression": "1"}), ("web_fetch", {"url": "u"})]
     with pytest.raises(ValueError):
-        parse_forced_call("no call here")
+        parse_forced_calls("no call here")
+
+
+@pytest.mark.parametrize("choice", ["required", "calculator"])
+def test_forced_schema_allows_one_or_more_calls(choice: str) -> None:
+    schema = forced_call_schema(TOOLS, choice)
+    assert schema is not None
+    one = {"name": "calculator", "arguments": {"expression": "1"}}
+    jsonschema.validate(one, schema)
+    jsonschema.validate([one, one], schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate([], schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate([one, {"name": "calculator"}], schema)
 
 
 def test_apply_tool_choice() -> None:

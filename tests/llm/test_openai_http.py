@@ -178,6 +178,24 @@ async def test_prompt_based_parallel_tagged_calls(server: OpenAITestServer) -> N
     assert "<tool_call>" not in "".join(d.text for d in deltas)
 
 
+PARALLEL_IN_ONE_FENCE = (
+    '```json\n{"name": "add", "arguments": {"a": "1", "b": 2}}\n{"name": "get_weather", "arguments": {"city": "Oslo"}}'
+    "\n```"
+)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native-tools", "prompt-based"])
+async def test_parallel_calls_written_in_one_fence_on_either_path(server: OpenAITestServer, native: bool) -> None:
+    key = uuid.uuid4().hex[:8]
+    server.scripts[key] = PARALLEL_IN_ONE_FENCE
+    deltas = await collect(backend(server, f"script:{key}", native_tools=native), ASK, TOOLS)
+    calls = [c for d in deltas for c in d.tool_calls]
+    expected = [("add", {"a": 1, "b": 2}), ("get_weather", {"city": "Oslo"})]
+    assert [(c.name, c.parsed_arguments()) for c in calls] == expected
+    assert not "".join(d.text for d in deltas).strip()
+    assert deltas[-1].tool_call_error is None
+
+
 async def test_rejected_tools_switch_to_prompt_based_calling(server: OpenAITestServer) -> None:
     model = unique("no-tools")
     b = backend(server, model, flavor="llamacpp")

@@ -24,6 +24,7 @@ from lector.llm.errors import LLMError
 from lector.llm.fncall import forced_call_schema
 from lector.llm.messages import Message, ToolCall, ToolSpec
 from lector.llm.openai_http import OpenAIBackend
+from lector.llm.prompt_calling import RawChunk, ReplyReader
 from lector.llm.transformers_backend import TransformersBackend
 from lector.llm.vllm_backend import VLLMBackend
 from lector.tools.base import tool
@@ -247,3 +248,23 @@ async def test_a_malformed_call_on_the_embedded_backend_makes_the_agent_ask_agai
     assert [(e.name, e.content) for e in finished] == [("calculator", "4")]
     final = next(e for e in events if isinstance(e, Final))
     assert final.text == "It is 4."
+
+
+# ---------------------------------------------------------------- calls a server returned natively
+
+
+def test_native_calls_get_valid_unicode_and_their_declared_types() -> None:
+    reader = ReplyReader(TOOLS, "auto")
+    calls = [
+        ToolCall(id="call_1", name="web_fetch", arguments='{"url": "https://a.org", "max_chars": "200"}'),
+        ToolCall(id="call_2", name="calculator", arguments='{"expression": "\\ud800"}'),
+        ToolCall(id="call_3", name="calculator", arguments="not json"),
+    ]
+    reader.feed(RawChunk(tool_calls=calls))
+    delta = reader.finish()
+    assert [(c.id, c.name) for c in delta.tool_calls] == [("call_1", "web_fetch"), ("call_2", "calculator"),
+                                                         ("call_3", "calculator")]
+    assert delta.tool_calls[0].parsed_arguments() == {"url": "https://a.org", "max_chars": 200}
+    assert delta.tool_calls[1].parsed_arguments() == {"expression": "\ufffd"}
+    assert delta.tool_calls[2].arguments == "not json", "left for the tool's validation to report"
+    assert delta.finish_reason == "tool_calls"

@@ -1,0 +1,75 @@
+"""Arguments converted to the types their schema declares, only where nothing is lost (llm.arg_coercion)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lector.llm.arg_coercion import coerce_arguments, coerce_value
+
+INTEGER = {"type": "integer"}
+NUMBER = {"type": "number"}
+BOOLEAN = {"type": "boolean"}
+STRING = {"type": "string"}
+UNIT = {"type": "string", "enum": ["celsius", "fahrenheit"]}
+LEVEL = {"type": "string", "enum": ["1", "2"]}
+NUMS = {"type": "array", "items": INTEGER}
+
+# (id, schema, value given, value after)
+CASES: list[tuple[str, dict[str, Any], Any, Any]] = [
+    ("int-from-string", INTEGER, "5", 5),
+    ("int-from-signed-string", INTEGER, " -12 ", -12),
+    ("int-from-whole-float", INTEGER, 5.0, 5),
+    ("int-from-whole-float-string", INTEGER, "7.0", 7),
+    ("int-from-fraction-stays", INTEGER, 5.5, 5.5),
+    ("int-from-fraction-string-stays", INTEGER, "5.5", "5.5"),
+    ("int-from-word-stays", INTEGER, "five", "five"),
+    ("int-from-bool-stays", INTEGER, True, True),
+    ("number-from-string", NUMBER, "3.0", 3.0),
+    ("number-from-int-string", NUMBER, "3", 3),
+    ("number-from-exponent", NUMBER, "1e3", 1000.0),
+    ("number-int-is-a-number", NUMBER, 3, 3),
+    ("number-from-word-stays", NUMBER, "3 apples", "3 apples"),
+    ("bool-from-string", BOOLEAN, "true", True),
+    ("bool-from-capitalised", BOOLEAN, "False", False),
+    ("bool-from-int-stays", BOOLEAN, 1, 1),
+    ("bool-from-yes-stays", BOOLEAN, "yes", "yes"),
+    ("string-from-int", STRING, 5, "5"),
+    ("string-from-float", STRING, 2.5, "2.5"),
+    ("string-from-bool-stays", STRING, True, True),
+    ("string-from-list-stays", STRING, [1], [1]),
+    ("string-stays", STRING, "5", "5"),
+    ("enum-member-exact", UNIT, "celsius", "celsius"),
+    ("enum-other-case", UNIT, "Celsius", "celsius"),
+    ("enum-not-a-member-stays", UNIT, "kelvin", "kelvin"),
+    ("enum-number-names-a-member", LEVEL, 1, "1"),
+    ("array-from-json-string", NUMS, "[1, 2]", [1, 2]),
+    ("array-items-converted", NUMS, ["1", 2.0, "x"], [1, 2, "x"]),
+    ("array-from-word-stays", NUMS, "1, 2", "1, 2"),
+    ("object-from-json-string", {"type": "object", "properties": {"n": INTEGER}}, '{"n": "4"}', {"n": 4}),
+    ("nullable-int", {"type": ["integer", "null"]}, "8", 8),
+    ("nullable-null-stays", {"type": ["integer", "null"]}, None, None),
+    ("untyped-stays", {"description": "anything"}, "5", "5"),
+    ("any-of-stays", {"anyOf": [INTEGER, STRING]}, "5", "5"),
+]
+
+
+@pytest.mark.parametrize(("schema", "given", "after"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_coerce_value(schema: dict[str, Any], given: Any, after: Any) -> None:
+    got = coerce_value(given, schema)
+    assert got == after and type(got) is type(after)
+
+
+def test_arguments_by_their_properties_and_nested() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "count": INTEGER,
+            "flags": {"type": "object", "properties": {"dry": BOOLEAN}},
+            "unit": UNIT,
+        },
+    }
+    args = {"count": "3", "flags": {"dry": "true"}, "unit": "Fahrenheit", "extra": "7"}
+    assert coerce_arguments(args, schema) == {"count": 3, "flags": {"dry": True}, "unit": "fahrenheit", "extra": "7"}
+    assert coerce_arguments(args, None) == args
