@@ -78,6 +78,8 @@ def hostile_markdown(base: str) -> str:
             f'<svg><image href="{base}/svg-image"></image></svg> <iframe src="{base}/iframe"></iframe>',
             f'<object data="{base}/object"></object> <embed src="{base}/embed">',
             f'<meta http-equiv="refresh" content="0;url={base}/refresh"> <body background="{base}/body">',
+            f"Math: $\\includegraphics{{{base}/katex-graphics}}$ and $\\href{{{base}/katex-href}}{{x}}$",
+            f"$$\\url{{{base}/katex-url}}$$",
         ]
     )
 
@@ -472,6 +474,7 @@ def test_keyboard_shift_enter_is_a_newline_and_escape_stops(page: Any) -> None:
     page.fill("#input", "an endless story please")
     page.press("#input", "Enter")
     page.wait_for_selector(".msg.assistant .text")
+    shot(page, "streaming")
     page.keyboard.press("Escape")
     page.wait_for_selector(".msg.assistant .usage", timeout=30_000)
     assert "cancelled" in page.inner_text(".msg.assistant .usage")
@@ -503,3 +506,28 @@ def test_the_layout_works_390_pixels_wide(page: Any) -> None:
     shot(page, "narrow-390-chats")
     page.locator("#sessions li").first.click()
     expect(page.locator("body")).not_to_have_class("sidebar-open")
+
+
+def test_the_library_lists_saved_pages_and_deletes_them(page: Any) -> None:
+    import httpx
+
+    origin = page.url.split("/?")[0].rstrip("/")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    saved = {"url": "https://example.org/keeper", "title": "The keeper", "text": "Mira lit the lamp at dusk."}
+    httpx.post(f"{origin}/pages", json=saved, headers=auth).raise_for_status()
+    page.click("#open-library")
+    item = page.locator("#library-pages li", has_text="The keeper")
+    expect(item).to_have_count(1)
+    assert "this chat" in page.inner_text("#library")
+    shot(page, "library")
+    item.locator("button.delete").click()
+    item.locator("button.delete").click()
+    expect(page.locator("#library-pages li", has_text="The keeper")).to_have_count(0)
+    assert httpx.get(f"{origin}/pages", headers=auth).json() == []
+
+
+def test_a_web_citation_opens_the_page_at_the_quote(page: Any) -> None:
+    quote = "Mira lit the lamp of the Vesterby light at dusk."
+    address = page.evaluate("(text) => pageAddress({ source: 'https://example.org/keeper#top', text })", quote)
+    assert address == "https://example.org/keeper#:~:text=Mira%20lit%20the%20lamp,Vesterby%20light%20at%20dusk."
+    assert page.evaluate("pageAddress({ source: '/srv/uploads/otters.txt', text: 'x' })") is None

@@ -2,7 +2,7 @@
 // Lector chat page: plain JS, no build. Talks to the JSON/SSE API with the access token.
 
 const $ = (sel) => document.querySelector(sel);
-const state = { session: null, running: false, sessions: [], uploads: new Set(), lastQuestion: "", passageApi: true };
+const state = { session: null, running: false, sessions: [], uploads: new Set(), passageApi: true };
 
 // ---------------------------------------------------------------- access token
 
@@ -313,7 +313,18 @@ async function passageContext(c) {
   return res && res.ok ? res.json() : null;
 }
 
+// A saved web page opens at the quote: the browser scrolls to and highlights a #:~:text= fragment.
+function pageAddress(c) {
+  if (!/^https?:\/\//i.test(c.source)) return null;
+  const words = c.text.trim().split(/\s+/);
+  const fragment = words.length > 8 ? `${words.slice(0, 4).join(" ")},${words.slice(-4).join(" ")}` : words.join(" ");
+  return `${c.source.split("#")[0]}#:~:text=${fragment.split(",").map(encodeURIComponent).join(",")}`;
+}
+
 async function openSource(c) {
+  const address = pageAddress(c);
+  $("#source-open").hidden = !address;
+  if (address) $("#source-open").href = address;
   $("#source-title").textContent = fileName(c.source);
   $("#source-where").textContent = `${whereOf(c)} · characters ${c.start}–${c.end}`;
   const mark = el("mark", {}, c.text);
@@ -389,6 +400,11 @@ function stepBlock(parent, title) {
   return { details, result };
 }
 
+function askAgainButton(question) {
+  return el("button", { type: "button", class: "regenerate", title: "Ask the same question again",
+    onclick: () => send(question) }, "Ask again");
+}
+
 function usageLine(final, elapsedMs, started) {
   const u = final.usage || {};
   const parts = [];
@@ -409,7 +425,8 @@ function emptyAnswerSentence(final, ranTools) {
 // ---------------------------------------------------------------- one live answer
 
 class AnswerView {
-  constructor() {
+  constructor(question) {
+    this.question = question;
     this.msg = messageBox("assistant");
     this.status = el("div", { class: "live-status", role: "status" });
     this.msg.box.insertBefore(this.status, this.msg.body);
@@ -534,8 +551,7 @@ class AnswerView {
     this.status.remove();
     const text = this.fullText;
     if (text) this.msg.actions.append(copyButton(() => text));
-    this.msg.actions.append(el("button", { type: "button", class: "regenerate", title: "Ask the same question again",
-      onclick: () => send(state.lastQuestion) }, "Ask again"));
+    this.msg.actions.append(askAgainButton(this.question));
   }
 }
 
@@ -606,14 +622,14 @@ async function streamAnswer(res, view, text) {
 async function send(text) {
   if (!text || state.running) return;
   hideBanner();
-  state.lastQuestion = text;
   setRunning(true);
   const question = userMessage(text);
-  const view = new AnswerView();
+  const view = new AnswerView(text);
   let res = null;
   try {
     await waitForUploads(view);
     res = await openChatStream(await ensureSession(), text);
+    loadSessions().catch(() => {});  // the server has just named a new chat after its first message
   } catch (err) {
     unsend(question, view, text, err);
     setRunning(false);
@@ -764,14 +780,13 @@ function renderStored(messages) {
   const tools = {};
   for (const m of messages) {
     if (m.role === "user") { userMessage(m.content); question = m.content; current = null; continue; }
-    if (!current) current = messageBox("assistant");
+    if (!current) current = { ...messageBox("assistant"), question };
     if (m.role === "assistant") renderStoredAssistant(current, m, tools);
     else if (m.role === "tool" && tools[m.tool_call_id]) {
       const extra = m.extra || {};
       finishTool(tools[m.tool_call_id], { content: m.content, error: extra.error, images: extra.images });
     }
   }
-  state.lastQuestion = question;
 }
 
 function renderStoredAssistant(current, m, tools) {
@@ -782,7 +797,7 @@ function renderStoredAssistant(current, m, tools) {
     current.body.append(text);
     renderMarkdown(text, m.content);
     linkCitations(text, extra.citations);
-    current.actions.append(copyButton(() => m.content));
+    current.actions.append(copyButton(() => m.content), askAgainButton(current.question));
   } else if (!m.tool_calls.length) {
     current.body.append(el("p", { class: "empty-answer" }, "(no answer was written)"));
   }
@@ -942,6 +957,53 @@ function setupDragAndDrop() {
   });
 }
 
+// ---------------------------------------------------------------- library
+
+function when(epochSeconds) {
+  return new Date(epochSeconds * 1000).toLocaleDateString();
+}
+
+function libraryItem(name, meta, status, ...extra) {
+  return el("li", {}, el("span", { class: "name" }, name), el("span", { class: "meta", "data-status": status }, meta), ...extra);
+}
+
+function savedPageItem(page) {
+  const remove = el("button", { type: "button", class: "icon delete", title: "Delete from the library", "aria-label": `Delete ${page.title || page.url}` }, "✕");
+  remove.addEventListener("click", () => deleteSavedPage(remove, page));
+  const status = page.status === "error" ? `failed: ${plainError(page.error || "")}` : page.status;
+  const link = el("a", { href: page.url, target: "_blank", rel: "noopener noreferrer", referrerpolicy: "no-referrer" }, page.title || page.url);
+  return libraryItem(link, `${when(page.created)} · ${status}`, page.status, remove);
+}
+
+async function loadLibrary() {
+  const docs = (state.session && state.session.documents) || [];
+  $("#library-docs").replaceChildren(...(docs.length ? docs.map((d) => libraryItem(d.filename, `${when(d.created)} · ${d.status}`, d.status))
+    : [el("li", { class: "none" }, "No documents in this chat: attach some with + or drop them on the page.")]));
+  const query = $("#library-search").value.trim();
+  const pages = await api(`/pages?limit=200${query ? `&q=${encodeURIComponent(query)}` : ""}`).catch((err) => err);
+  if (pages instanceof Error) return $("#library-pages").replaceChildren(el("li", { class: "none" }, pages.message));
+  $("#library-pages").replaceChildren(...(pages.length ? pages.map(savedPageItem)
+    : [el("li", { class: "none" }, query ? "No saved page matches." : "No pages saved yet: the browser extension adds them.")]));
+}
+
+async function deleteSavedPage(button, page) {
+  if (!button.classList.contains("armed")) {
+    button.classList.add("armed");
+    button.textContent = "Delete?";
+    setTimeout(() => { button.classList.remove("armed"); button.textContent = "✕"; }, 3000);
+    return;
+  }
+  await api(`/pages/${page.id}`, { method: "DELETE" }).catch((err) => showBanner(err.message));
+  loadLibrary();
+}
+
+async function openLibrary() {
+  closeSidebar();
+  if (state.session) state.session.documents = (await api(`/api/sessions/${state.session.id}`).catch(() => state.session)).documents;
+  await loadLibrary();
+  $("#library").showModal();
+}
+
 // ---------------------------------------------------------------- layout and keys
 
 function closeSidebar() {
@@ -952,6 +1014,12 @@ function closeSidebar() {
 function toggleSidebar() {
   const open = document.body.classList.toggle("sidebar-open");
   $("#scrim").hidden = !open;
+}
+
+function growInput() {
+  const input = $("#input");
+  input.style.height = "auto";
+  input.style.height = `${Math.min(input.scrollHeight + 2, window.innerHeight * 0.4)}px`;
 }
 
 function onGlobalKey(e) {
@@ -977,6 +1045,9 @@ function wireEvents() {
   $("#file").addEventListener("change", (e) => { upload(e.target.files); e.target.value = ""; });
   for (const id of ["#model", "#level", "#system"]) $(id).addEventListener("change", saveSettings);
   $("#open-settings").addEventListener("click", () => $("#settings").showModal());
+  $("#open-library").addEventListener("click", openLibrary);
+  $("#library-search").addEventListener("input", () => { clearTimeout(state.librarySearch); state.librarySearch = setTimeout(loadLibrary, 200); });
+  $("#input").addEventListener("input", growInput);
   $("#banner-close").addEventListener("click", hideBanner);
   $("#menu").addEventListener("click", toggleSidebar);
   $("#scrim").addEventListener("click", closeSidebar);
