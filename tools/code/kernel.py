@@ -189,7 +189,7 @@ def _stop_background() -> str:
             break
         time.sleep(0.002)
     plural = "processes" if len(left) > 1 else "process"
-    return f"[the cell left {len(left)} {plural} running in the background: they were killed when it ended]"
+    return f"[the cell left {len(left)} {plural} running in the background: all were killed when it ended]"
 
 
 def run_cell(namespace: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
