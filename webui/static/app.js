@@ -534,7 +534,7 @@ class AnswerView {
     const content = final.message && final.message.content;
     if (!this.textNode && content) this.appendText(content);
     this.flush();
-    if (!this.fullText.trim()) this.msg.body.append(el("p", { class: "empty-answer" }, emptyAnswerSentence(final, Object.keys(this.tools).length)));
+    if (!this.fullText.trim() && !this.failed) this.msg.body.append(el("p", { class: "empty-answer" }, emptyAnswerSentence(final, Object.keys(this.tools).length)));
     if (this.textNode) linkCitations(this.textNode, final.citations);
     renderCitations(this.msg.body, final.citations);
     this.msg.body.append(usageLine(final, performance.now() - this.sent, this.firstStep));
@@ -608,15 +608,22 @@ function unsend(question, view, text, err) {
   if (err.status !== 401) showBanner(`${err.message} Your message is still in the box.`, () => send(text));
 }
 
+const CUT_OFF = "The connection to the Lector server was lost before the answer finished.";
+
 async function streamAnswer(res, view, text) {
   let finished = false;
-  for await (const event of readSSE(res)) {
-    const handler = EVENT_HANDLERS[event.type];
-    if (handler) handler(view, event);
-    if (event.type === "final") finished = true;
+  try {
+    for await (const event of readSSE(res)) {
+      const handler = EVENT_HANDLERS[event.type];
+      if (handler) handler(view, event);
+      if (event.type === "final") finished = true;
+    }
+  } catch (err) {
+    if (err instanceof TypeError) throw new ApiError(0, CUT_OFF);
+    throw err;
   }
   if (view.failed) showBanner(view.failed, () => send(text));
-  else if (!finished) throw new ApiError(0, "The answer was cut off before it finished.");
+  else if (!finished) throw new ApiError(0, CUT_OFF);
 }
 
 async function send(text) {
@@ -638,7 +645,7 @@ async function send(text) {
   try {
     await streamAnswer(res, view, text);
   } catch (err) {
-    view.fail(err.status === 0 ? `${err.message}` : String(err.message || err));
+    view.fail(err.message || String(err));
     showBanner(view.failed, () => send(text));
   } finally {
     view.end();
@@ -721,12 +728,12 @@ function sessionItem(s) {
   const item = el("li", { "data-id": s.id, title: s.title || "New chat" }, title, rename, remove);
   if (state.session && s.id === state.session.id) item.classList.add("active");
   item.addEventListener("click", () => switchTo(s.id));
-  rename.addEventListener("click", (e) => { e.stopPropagation(); startRename(item, title, s); });
+  rename.addEventListener("click", (e) => { e.stopPropagation(); startRename(title, s); });
   remove.addEventListener("click", (e) => { e.stopPropagation(); confirmDelete(remove, s); });
   return item;
 }
 
-function startRename(item, title, s) {
+function startRename(title, s) {
   const input = el("input", { class: "rename-input", value: s.title || "", "aria-label": "New name" });
   title.replaceWith(input);
   input.focus();
