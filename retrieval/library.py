@@ -27,14 +27,15 @@ from lector.retrieval.chunking import CHUNKER_VERSION, chunk_with_total
 from lector.retrieval.index import DEFAULT_B, DEFAULT_K1, DEFAULT_METHOD, BM25Index, shared_idf_weights, top_k
 from lector.retrieval.parsers import (
     DocumentError,
+    ParseBudget,
     ParsedDocument,
     content_hash,
     detect_format,
-    parse_bytes,
     parse_text,
     read_file_bytes,
 )
 from lector.retrieval.parsers.base import PARSER_VERSION
+from lector.retrieval.parsers.isolated import parse_bounded
 from lector.retrieval.phrases import find_phrase, phrase_pattern, quoted_spans
 from lector.retrieval.types import Chunk, Hit
 
@@ -90,10 +91,13 @@ class Library:
         method: str = DEFAULT_METHOD,
         use_cache: bool = True,
         max_bytes: int | None = None,
+        budget: ParseBudget | None = None,
     ) -> None:
         self.cache = DocumentCache(cache_dir)
         self.use_cache = use_cache
         self.max_bytes = max_bytes
+        self.budget = budget or ParseBudget()
+        """What parsing one file may spend; files are parsed in a child process that is stopped past it."""
         self.params: dict[str, object] = {
             "target_tokens": target_tokens,
             "overlap_tokens": overlap_tokens,
@@ -110,7 +114,7 @@ class Library:
 
     # adding -------------------------------------------------------------------------------------------
     def add_file(self, path: str | os.PathLike[str], source: str | None = None) -> str:
-        """Add one file; returns its doc_id. Raises DocumentError."""
+        """Add one file; returns its doc_id. Raises DocumentError. `source` names it in citations (or the path)."""
         name = os.fspath(path)
         return self._add(read_file_bytes(name, self.max_bytes), source or name, fmt=None)
 
@@ -145,7 +149,7 @@ class Library:
         key = cache_key(doc_id, fmt, self.params)
         if self._load_cached(key, doc_id, source):
             return doc_id
-        doc = parse_bytes(data, source, max_bytes=self.max_bytes)
+        doc = parse_bounded(data, source, budget=self.budget, max_bytes=self.max_bytes)
         del data  # a large file's bytes need not stay alive while it is chunked and indexed
         return self._store(doc, key)
 

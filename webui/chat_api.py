@@ -87,7 +87,7 @@ def get_session(sid: str, request: Request) -> dict[str, Any]:
     state = state_of(request)
     session = session_or_404(state, sid)
     session["messages"] = state.store.messages(sid)
-    session["documents"] = state.store.documents(sid)
+    session["documents"] = [public_document(d) for d in state.store.documents(sid)]
     return session
 
 
@@ -256,23 +256,34 @@ def stop(sid: str, request: Request) -> dict[str, Any]:
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def upload_name(filename: str | None) -> str:
+    """The name an upload is stored and cited under: its last part, unsafe characters replaced, no leading dot."""
+    name = SAFE_NAME.sub("_", Path(filename or "").name)[:120].lstrip(".")
+    return name or "upload"
+
+
+def public_document(row: dict[str, Any]) -> dict[str, Any]:
+    """A document as clients see it: without the server's storage path."""
+    return {k: v for k, v in row.items() if k != "path"}
+
+
 @router.post("/sessions/{sid}/documents", status_code=202)
 async def upload_document(sid: str, file: UploadFile, request: Request) -> dict[str, Any]:
     """Store an uploaded file and start ingesting it; follow its progress at /api/documents/{id}/events."""
     state = state_of(request)
     session_or_404(state, sid)
     data = await file.read()
+    name = upload_name(file.filename)
     if not data:
-        raise HTTPException(400, f"{file.filename or 'the file'} is empty")
+        raise HTTPException(400, f"{name} is empty")
     digest = hashlib.sha256(data).hexdigest()
-    name = SAFE_NAME.sub("_", Path(file.filename or "upload").name)[:120] or "upload"
     folder = state.uploads / digest[:16]
     folder.mkdir(exist_ok=True)
     path = folder / name
     path.write_bytes(data)
     doc = state.store.add_document(sid, name, str(path), digest)
     request.app.state.ingester.enqueue_document(doc["id"])
-    return doc
+    return public_document(doc)
 
 
 @router.get("/documents/{did}/events")

@@ -1,7 +1,12 @@
 """Background ingestion of uploaded documents and saved pages into the library index.
 
-Work is recorded in SQLite before it is acknowledged; the worker marks it ingesting, then ready or
-error. After a crash, `Store.recover` puts interrupted work back to pending and `resume` re-queues it.
+Work is recorded in SQLite before it is acknowledged; a worker marks it ingesting, then ready or error.
+After a crash, `Store.recover` puts interrupted work back to pending and `resume` re-queues it.
+
+A few workers take from one queue, so a document that is slow to read does not hold up the others, and
+each file is parsed in a child process within the library's budget (retrieval.parsers.isolated): a
+bomb is refused with its reason while a page posted behind it is indexed. No lock is held while a
+document is parsed; the library takes its own lock only to put the finished document in place.
 """
 
 from __future__ import annotations
@@ -14,18 +19,22 @@ from lector.webui.state import AppState
 
 log = logging.getLogger(__name__)
 
+WORKERS = 3
+
 
 class Ingester:
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: AppState, workers: int = WORKERS) -> None:
         self.state = state
+        self.workers = workers
         self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self.progress: dict[str, dict[str, Any]] = {}
         self.task: asyncio.Task[None] | None = None
         self.idle = asyncio.Event()
         self.idle.set()
+        self._active = 0
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self._work())
+        self.task = asyncio.create_task(self._run())
         self.resume()
 
     def resume(self) -> None:
@@ -51,13 +60,17 @@ class Ingester:
         self.idle.clear()
         self.queue.put_nowait(("page", pid))
 
-    async def _work(self) -> None:
+    async def _run(self) -> None:
         try:
             await self.reload_ready()
         except Exception:  # a damaged entry must not stop new ingestion
             log.exception("reloading the library after a restart failed")
+        await asyncio.gather(*(self._work() for _ in range(self.workers)))
+
+    async def _work(self) -> None:
         while True:
             kind, ident = await self.queue.get()
+            self._active += 1
             try:
                 if kind == "document":
                     await self._ingest_document(ident)
@@ -66,7 +79,8 @@ class Ingester:
             except Exception:  # recorded on the item; the worker goes on
                 log.exception("ingesting %s %s failed", kind, ident)
             finally:
-                if self.queue.empty():
+                self._active -= 1
+                if self.queue.empty() and not self._active:
                     self.idle.set()
 
     async def _ingest_document(self, did: str) -> None:
@@ -78,8 +92,7 @@ class Ingester:
         store.set_document_status(did, "ingesting")
         self.progress[did] = {"stage": "parsing and indexing", "filename": doc["filename"]}
         try:
-            async with self.state.library_lock:
-                doc_id = await asyncio.to_thread(self.state.library.add_file, doc["path"])
+            doc_id = await asyncio.to_thread(self.state.library.add_file, doc["path"], doc["filename"])
         except Exception as exc:
             store.set_document_status(did, "error", error=str(exc)[:500])
             self.progress[did] = {"stage": "error", "error": str(exc)[:500]}
@@ -94,10 +107,7 @@ class Ingester:
             return
         store.set_page_status(pid, "ingesting")
         try:
-            async with self.state.library_lock:
-                doc_id = await asyncio.to_thread(
-                    self.state.library.add_text, page["content"], page["url"], page["format"]
-                )
+            doc_id = await asyncio.to_thread(self.state.library.add_text, page["content"], page["url"], page["format"])
         except Exception as exc:
             store.set_page_status(pid, "error", error=str(exc)[:500])
             return
@@ -107,13 +117,9 @@ class Ingester:
         """Put what was ingested before a restart back into the in-memory library (index files are cached)."""
         store = self.state.store
         for doc in store.documents(status="ready"):
-            async with self.state.library_lock:
-                await asyncio.to_thread(self.state.library.add_file, doc["path"])
+            await asyncio.to_thread(self.state.library.add_file, doc["path"], doc["filename"])
         for page in store.list_pages(limit=1_000_000):
             if page["status"] == "ready":
                 full = store.get_page(page["id"])
                 if full is not None:
-                    async with self.state.library_lock:
-                        await asyncio.to_thread(
-                            self.state.library.add_text, full["content"], full["url"], full["format"]
-                        )
+                    await asyncio.to_thread(self.state.library.add_text, full["content"], full["url"], full["format"])

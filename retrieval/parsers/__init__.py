@@ -3,7 +3,10 @@
     doc = parse_file("report.pdf")         # ParsedDocument(doc_id=sha256 of the bytes, text, segments, ...)
     doc = parse_text(html, "https://...", format="html")
 
-Errors are DocumentError(path, reason): corrupt, encrypted, empty, oversized or unsupported.
+Errors are DocumentError(path, reason): corrupt, encrypted, empty, oversized, unsupported, or over the
+parse's budget (ParseBudget: seconds, memory, expanded bytes, characters). parse_bytes runs in this process
+and charges the budget as it goes; retrieval.parsers.isolated runs it in a child process that is killed at
+the deadline or past its memory.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from lector.retrieval.parsers.base import (
     TextBuilder,
     content_hash,
 )
+from lector.retrieval.parsers.budget import Meter, ParseBudget
 from lector.retrieval.parsers.text import decode_bytes
 
 __all__ = [
     "DocumentError",
+    "ParseBudget",
     "ParsedDocument",
     "Segment",
     "TextBuilder",
@@ -98,12 +103,20 @@ def read_file_bytes(path: str | os.PathLike[str], max_bytes: int | None = None) 
         raise DocumentError(name, "permission denied") from exc
 
 
-def parse_file(path: str | os.PathLike[str], max_bytes: int | None = None, source: str | None = None) -> ParsedDocument:
+def parse_file(
+    path: str | os.PathLike[str],
+    max_bytes: int | None = None,
+    source: str | None = None,
+    budget: ParseBudget | None = None,
+) -> ParsedDocument:
     name = os.fspath(path)
-    return parse_bytes(read_file_bytes(name, max_bytes), source or name, max_bytes=max_bytes)
+    return parse_bytes(read_file_bytes(name, max_bytes), source or name, max_bytes=max_bytes, budget=budget)
 
 
-def parse_bytes(data: bytes, source: str, fmt: str | None = None, max_bytes: int | None = None) -> ParsedDocument:
+def parse_bytes(
+    data: bytes, source: str, fmt: str | None = None, max_bytes: int | None = None, budget: ParseBudget | None = None
+) -> ParsedDocument:
+    """Parse in this process, within `budget` (the default one when None)."""
     limit = max_bytes_default() if max_bytes is None else max_bytes
     if len(data) > limit:
         raise DocumentError(source, f"too large ({len(data):,} bytes; the limit is {limit:,})")
@@ -114,36 +127,40 @@ def parse_bytes(data: bytes, source: str, fmt: str | None = None, max_bytes: int
         ext = Path(source).suffix.lower() or "(no extension)"
         hint = " (save it as the modern Office format)" if ext in _LEGACY else ""
         raise DocumentError(source, f"unsupported format {ext}{hint}")
-    text, segments = _parse(data, source, fmt)
+    text, segments = _parse(data, fmt, Meter(source, budget or ParseBudget()))
     if not text.strip():
         what = "no extractable text (a scanned PDF needs OCR)" if fmt == "pdf" else "empty document (no text)"
         raise DocumentError(source, what)
     return ParsedDocument(content_hash(data), source, text, segments, fmt)
 
 
-def _parse(data: bytes, source: str, fmt: str) -> tuple[str, list[Segment]]:
+def _parse(data: bytes, fmt: str, meter: Meter) -> tuple[str, list[Segment]]:
+    source = meter.source
     if fmt == "pdf":
         from lector.retrieval.parsers.pdf import parse_pdf
 
-        return parse_pdf(data, source)
+        return parse_pdf(data, source, meter)
     if fmt == "docx":
-        from lector.retrieval.parsers.office import parse_docx
+        from lector.retrieval.parsers.word import parse_docx
 
-        return parse_docx(data, source)
+        return parse_docx(data, source, meter)
     if fmt == "pptx":
-        from lector.retrieval.parsers.office import parse_pptx
+        from lector.retrieval.parsers.slides import parse_pptx
 
-        return parse_pptx(data, source)
+        return parse_pptx(data, source, meter)
     if fmt == "xlsx":
-        from lector.retrieval.parsers.office import parse_xlsx
+        from lector.retrieval.parsers.sheets import parse_xlsx
 
-        return parse_xlsx(data, source)
-    return _parse_string(decode_bytes(data, source), source, fmt)
+        return parse_xlsx(data, source, meter)
+    return _parse_string(decode_bytes(data, source), fmt, meter)
 
 
-def _parse_string(text: str, source: str, fmt: str) -> tuple[str, list[Segment]]:
+def _parse_string(text: str, fmt: str, meter: Meter) -> tuple[str, list[Segment]]:
     from lector.retrieval.parsers import text as plain
 
+    source = meter.source
+    if fmt != "html":
+        meter.add_chars(len(text))
     if fmt == "md":
         return plain.parse_markdown(text)
     if fmt in ("csv", "tsv"):
@@ -151,7 +168,7 @@ def _parse_string(text: str, source: str, fmt: str) -> tuple[str, list[Segment]]
     if fmt == "html":
         from lector.retrieval.parsers.html import parse_html
 
-        body, segments, _title = parse_html(text, source)
+        body, segments, _title = parse_html(text, source, meter)
         return body, segments
     return plain.parse_plain(text)
 
@@ -163,7 +180,7 @@ def parse_text(text: str, source: str, format: str = "txt") -> ParsedDocument:
         raise DocumentError(source, f"unsupported text format {format!r}")
     if not text.strip():
         raise DocumentError(source, "empty document")
-    body, segments = _parse_string(text, source, fmt)
+    body, segments = _parse_string(text, fmt, Meter(source, ParseBudget()))
     if not body.strip():
         raise DocumentError(source, "empty document (no text)")
     return ParsedDocument(content_hash(text.encode("utf-8")), source, body, segments, fmt)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from lector.retrieval.parsers.budget import Meter
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 """Bump when any parser's output changes: cached documents are keyed by it."""
 
 
@@ -60,12 +63,13 @@ def content_hash(data: bytes) -> str:
 
 
 class TextBuilder:
-    """Joins blocks with blank lines and records a Segment per block."""
+    """Joins blocks with blank lines and records a Segment per block; a meter charges each block's characters."""
 
-    def __init__(self, separator: str = "\n\n") -> None:
+    def __init__(self, separator: str = "\n\n", meter: Meter | None = None) -> None:
         self._parts: list[str] = []
         self._length = 0
         self._separator = separator
+        self._meter = meter
         self.segments: list[Segment] = []
 
     def add(self, text: str, page: int | None = None, section: str | None = None) -> None:
@@ -76,6 +80,8 @@ class TextBuilder:
             self._parts.append(self._separator)
             self._length += len(self._separator)
         start = self._length
+        if self._meter is not None:
+            self._meter.add_chars(len(text) + len(self._separator))
         self._parts.append(text)
         self._length += len(text)
         last = self.segments[-1] if self.segments else None

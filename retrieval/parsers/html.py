@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from lector.retrieval.parsers.base import DocumentError, Segment, TextBuilder
+from lector.retrieval.parsers.budget import Meter
 
 _SKIP = {
     "script",
@@ -61,8 +62,8 @@ _SPACES = re.compile(r"[ \t\r\n\f\v\u00a0]+")
 
 
 class _Walker:
-    def __init__(self) -> None:
-        self.builder = TextBuilder()
+    def __init__(self, meter: Meter | None) -> None:
+        self.builder = TextBuilder(meter=meter)
         self.line: list[str] = []
         self.headings: list[tuple[int, str]] = []
 
@@ -114,7 +115,7 @@ class _Walker:
             self.line.append(element.tail)
 
 
-def parse_html(html: str, path: str) -> tuple[str, list[Segment], str | None]:
+def parse_html(html: str, path: str, meter: Meter | None = None) -> tuple[str, list[Segment], str | None]:
     """Returns text, segments and the page title."""
     import lxml.html
     from lxml.etree import ParserError
@@ -127,9 +128,12 @@ def parse_html(html: str, path: str) -> tuple[str, list[Segment], str | None]:
         raise DocumentError(path, f"corrupt HTML: {exc}") from exc
     title_el = root.find(".//title")
     title = _SPACES.sub(" ", title_el.text_content()).strip() if title_el is not None else None
-    walker = _Walker()
+    walker = _Walker(meter)
     body = root.find("body")
-    walker.walk(body if body is not None else root)
+    try:
+        walker.walk(body if body is not None else root)
+    except RecursionError as exc:
+        raise DocumentError(path, "HTML nested too deeply to read") from exc
     walker.flush()
     text = walker.builder.text()
     return text, walker.builder.segments, title or None
