@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -26,6 +27,8 @@ from typing import Any
 CHILD_MODULE = "lector.tools.process_child"
 PACKAGE_ROOT = Path(__file__).absolute().parents[2]
 """The folder holding the `lector` package (through the layer symlinks, not resolved)."""
+WAITING_THREADS = 32
+"""Threads that wait on children's pipes: the pool's own, so waiting calls never fill asyncio's default executor."""
 CPU_GRACE = 1.0
 """CPU seconds past a call's deadline before the child's own rlimit kills it (if the host could not)."""
 
@@ -131,6 +134,7 @@ class ProcessPool:
         self._busy: set[_Child] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self._threads = concurrent.futures.ThreadPoolExecutor(WAITING_THREADS, thread_name_prefix="process-pool")
         _POOLS.add(self)
 
     async def call(self, target: str, *args: Any, timeout: float) -> Any:
@@ -141,7 +145,8 @@ class ProcessPool:
         line = (json.dumps({"target": target, "args": list(args), "cpu_seconds": timeout + CPU_GRACE}) + "\n").encode()
         child = await self._checkout()
         try:
-            answer = await asyncio.to_thread(child.request, line, time.monotonic() + timeout)
+            waiting = self._threads.submit(child.request, line, time.monotonic() + timeout)
+            answer = await asyncio.wrap_future(waiting)
         except BaseException:  # cancelled, or the child died: it is not reused
             self._drop(child)
             raise
@@ -155,7 +160,7 @@ class ProcessPool:
 
     async def _checkout(self) -> _Child:
         """An idle child, or a new one (started in a thread: it takes a few tens of ms)."""
-        taking = asyncio.ensure_future(asyncio.to_thread(self._take))
+        taking = asyncio.wrap_future(self._threads.submit(self._take))
         try:
             return await asyncio.shield(taking)
         except asyncio.CancelledError:  # the child is still on its way: put it back when it comes

@@ -76,8 +76,8 @@ async def test_small_calls_are_answered_while_a_bomb_runs(pool: ProcessPool) -> 
     bomb = asyncio.create_task(pool.call(TARGET, BOMB, math.inf, timeout=3.0))
     await asyncio.sleep(0.1)
     started = time.monotonic()
-    small = await asyncio.gather(*(pool.call(TARGET, f"{i} * 7", 5e6, timeout=3.0) for i in range(10)))
-    assert small == [str(i * 7) for i in range(10)]
+    for i in range(5):
+        assert await pool.call(TARGET, f"{i} * 7", 5e6, timeout=3.0) == str(i * 7)
     assert time.monotonic() - started < 1.5 and not bomb.done()
     bomb.cancel()
     with pytest.raises(asyncio.CancelledError):
