@@ -11,7 +11,9 @@ Isolation, from the outside in:
   Python environment read-only, the per-session work folder read-write, a size-capped /tmp, and
   remounts / read-only; /etc, /root, /home, the project and the host's /proc are not there at all;
 - the caller enforces a wall clock from outside and kills the whole process group (the pid
-  namespace then reaps every process left inside, double-forked daemons included).
+  namespace then reaps every process left inside, double-forked daemons included);
+- when a cell ends, the kernel kills every other process in the sandbox (kernel.py), so nothing
+  a cell starts outlives it.
 
 Running `lector sandbox setup` builds the sandbox's Python environment (a venv made from
 Debian's /usr/bin/python3 with numpy, pandas and matplotlib, world-readable so uid 65534 can use it).
