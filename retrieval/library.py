@@ -36,7 +36,7 @@ from lector.retrieval.parsers import (
 )
 from lector.retrieval.parsers.base import PARSER_VERSION
 from lector.retrieval.parsers.isolated import parse_bounded
-from lector.retrieval.phrases import find_phrase, phrase_pattern, quoted_spans
+from lector.retrieval.phrases import find_phrase, phrase_pattern, phrase_words, quoted_spans
 from lector.retrieval.types import Chunk, Hit
 
 
@@ -331,7 +331,9 @@ MAX_PHRASE_CHUNKS = 40
 
 
 def phrase_patterns(query: str) -> list[re.Pattern[bytes]]:
-    return [p for span in quoted_spans(query) if (p := phrase_pattern(span)) is not None]
+    """The patterns of the query's quoted spans of two words or more (BM25 weighs a single word well)."""
+    spans = [span for span in quoted_spans(query) if len(phrase_words(span)) > 1]
+    return [p for span in spans if (p := phrase_pattern(span)) is not None]
 
 
 def phrase_chunks(doc: CachedDocument, patterns: Sequence[re.Pattern[bytes]]) -> dict[int, int]:

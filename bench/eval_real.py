@@ -1,0 +1,180 @@
+"""Evaluation on real text: question sets built mechanically from documents nobody on the team wrote
+(bench/real_sets.py says how each set is made), answered at the chosen levels.
+
+Per set and level it reports:
+  recall@8     share of the gold lines (one per hop) inside the 8 best chunks for the question's own query
+               (no model: quoted phrases, terms and identifiers, as the levels search before model keywords)
+  accuracy     every expected value appears in the answer (case, quotes and backticks aside)
+  calls, prompt tokens, median and worst seconds per question
+
+    .venv/bin/python -m bench.eval_real --no-model                      # recall@8 of every set
+    .venv/bin/python -m bench.eval_real --sets manual-defaults --levels auto --start 0 --questions 10
+
+Run the model part in slices (`--start`, `--questions`) and collect them with `--out` (JSON lines); `--table`
+prints the table of such a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.real_sets import BUILDERS, Question, QuestionSet, locate
+
+RECALL_K = 8
+
+
+def _normal(text: str) -> str:
+    text = text.lower().replace("`", " ").replace('"', " ").replace("'", " ")
+    text = re.sub(r"\s*\*\s*", " * ", text)
+    return " ".join(re.sub(r"[^\w.*+\-() ]", " ", text).split())
+
+
+def correct(answer: str, expected: Sequence[str]) -> bool:
+    """Every expected value appears in the answer as a whole (not inside a longer word or number)."""
+    said = f" {_normal(answer)} "
+    for value in expected:
+        want = _normal(value)
+        if not want or not re.search(rf"(?<![\w.]){re.escape(want)}(?![\w])", said):
+            return False
+    return True
+
+
+def gold_spans(text: str, q: Question) -> list[tuple[int, int]]:
+    spans = [locate(text, g) for g in q.gold]
+    missing = [g for g, s in zip(q.gold, spans, strict=True) if s is None]
+    if missing:
+        raise ValueError(f"{q.qid}: gold line not in the parsed text: {missing[0][:80]!r}")
+    return [s for s in spans if s is not None]
+
+
+def covered(spans: Sequence[tuple[int, int]], regions: Sequence[tuple[int, int]]) -> float:
+    if not spans:
+        return 0.0
+    return sum(any(a <= s and e <= b for a, b in regions) for s, e in spans) / len(spans)
+
+
+def recall_at_k(library: Any, doc_id: str, text: str, q: Question, k: int = RECALL_K) -> float:
+    from lector.retrieval.keywords import question_keywords
+
+    hits = library.search(question_keywords(q.question).query, k=k, doc_ids=[doc_id])
+    return covered(gold_spans(text, q), [(h.chunk.start, h.chunk.end) for h in hits])
+
+
+async def answer_row(level: str, library: Any, doc_id: str, backend: Any, q: Question) -> dict[str, Any]:
+    from lector.agent.reader import aask
+
+    started = time.perf_counter()
+    answer = await aask(library, q.question, level, backend, doc_ids=[doc_id])
+    return {
+        "qid": q.qid, "kind": q.kind, "level": level, "used_level": int(answer.level), "question": q.question,
+        "expected": q.expected, "answer": answer.answer, "correct": correct(answer.answer, q.expected),
+        "citations": len(answer.citations), "llm_calls": answer.usage.llm_calls,
+        "prompt_tokens": answer.usage.prompt_tokens, "seconds": round(time.perf_counter() - started, 1),
+        "escalated_from": [int(x) for x in answer.escalated_from] or None,
+    }  # fmt: skip
+
+
+def table(rows: Sequence[dict[str, Any]]) -> list[str]:
+    lines = ["| set | level | questions | recall@8 | accuracy | calls/q | prompt tok/q | median s | worst s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["set"], r["level"]), []).append(r)
+    for (name, level), rs in sorted(groups.items()):
+        n = len(rs)
+        recall = statistics.fmean(r["recall"] for r in rs)
+        if level == "bm25":
+            lines.append(f"| {name} | retrieval only | {n} | {recall:.2f} | – | 0 | 0 | – | – |")
+            continue
+        secs = [r["seconds"] for r in rs]
+        accuracy, calls = statistics.fmean(r["correct"] for r in rs), statistics.fmean(r["llm_calls"] for r in rs)
+        prompt = statistics.fmean(r["prompt_tokens"] for r in rs)
+        lines.append(f"| {name} | {level} | {n} | {recall:.2f} | {accuracy:.2f} | {calls:.1f} | {prompt:.0f} "
+                     f"| {statistics.median(secs):.0f} | {max(secs):.0f} |")
+    return lines
+
+
+def build_sets(names: Sequence[str], seed: int) -> list[QuestionSet]:
+    return [BUILDERS[name](random.Random(f"{seed}-{name}")) for name in names]
+
+
+def _backend(args: argparse.Namespace) -> Any:
+    from lector.llm.factory import make_backend
+
+    kind = (args.model or "").partition(":")
+    embedded = not kind[1] or kind[0] == "embedded"
+    return make_backend(args.model, **({"n_ctx": args.ctx, "n_parallel": args.parallel} if embedded else {}))
+
+
+async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from lector.retrieval.library import Library
+
+    library = Library(cache_dir=args.cache_dir or Path(tempfile.gettempdir()) / "lector-eval-real")
+    backend = None if args.no_model else _backend(args)
+    rows: list[dict[str, Any]] = []
+    try:
+        for qset in build_sets(args.sets.split(","), args.seed):
+            doc_id = library.add_text(qset.text, qset.source)
+            text = library.text(doc_id)
+            pool = qset.questions[args.start : args.start + args.questions] if args.questions else qset.questions
+            print(f"# {qset.name}: {len(qset.questions)} questions, {library.total_tokens([doc_id]):,} tokens",
+                  file=sys.stderr, flush=True)
+            for q in pool:
+                recall = recall_at_k(library, doc_id, text, q)
+                if backend is None:
+                    rows.append({"set": qset.name, "level": "bm25", "qid": q.qid, "kind": q.kind, "recall": recall})
+                    continue
+                for level in args.levels.split(","):
+                    row = {"set": qset.name, "recall": recall, **await answer_row(level, library, doc_id, backend, q)}
+                    rows.append(row)
+                    _emit(args.out, row)
+    finally:
+        if backend is not None:
+            backend.close()
+    return rows
+
+
+def _emit(out: str | None, row: dict[str, Any]) -> None:
+    line = json.dumps(row, ensure_ascii=False)
+    print(line, file=sys.stderr, flush=True)
+    if out:
+        with open(out, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", default=",".join(BUILDERS), help=f"comma-separated: {', '.join(BUILDERS)}")
+    parser.add_argument("--levels", default="auto", help="comma-separated: auto, 1, 2, 3")
+    parser.add_argument("--start", type=int, default=0, help="first question of each set (for slices)")
+    parser.add_argument("--questions", type=int, default=0, help="questions per set from --start (0: all)")
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--model", default=None, help="model spec (default $LECTOR_MODEL or the 1.5B)")
+    parser.add_argument("--ctx", type=int, default=8192)
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--no-model", action="store_true", help="recall@8 only, no LLM")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--out", default=None, help="append one JSON line per answered question here")
+    parser.add_argument("--table", default=None, help="print the table of a --out file and exit")
+    args = parser.parse_args()
+    if args.table:
+        rows = [json.loads(line) for line in Path(args.table).read_text(encoding="utf-8").splitlines() if line]
+    else:
+        rows = asyncio.run(run(args))
+    print("\n".join(table(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
