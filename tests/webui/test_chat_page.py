@@ -426,12 +426,22 @@ def test_uploads_accept_several_files_by_picker_or_drop_and_failures_can_be_remo
     expect(page.locator(".doc[data-status=ready]")).to_have_count(3)
 
 
-def test_a_question_waits_for_an_upload_that_is_still_reading(page: Any, tmp_path: Path) -> None:
-    doc = tmp_path / "otters.txt"
-    doc.write_text("Sea otters hold hands while they sleep so that they do not drift apart.\n" * 3)
-    page.set_input_files("#file", str(doc))
-    answer = ask(page, "Why do otters hold hands?")
-    assert "Level" in answer.locator(".level-note").inner_text()
+DROP_AND_ASK = """([text, question]) => {
+  const data = new DataTransfer();
+  data.items.add(new File([text], 'otters.txt', { type: 'text/plain' }));
+  document.body.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true }));
+  document.querySelector('#input').value = question;
+  document.querySelector('#composer').requestSubmit();
+}"""
+
+
+def test_a_question_waits_for_an_upload_that_is_still_reading(page: Any) -> None:
+    page.evaluate(RECORD_STATUS)
+    text = "Sea otters hold hands while they sleep so that they do not drift apart.\n" * 3
+    page.evaluate(DROP_AND_ASK, [text, "Why do otters hold hands?"])
+    expect(page.locator(".msg.assistant .usage")).to_have_count(1, timeout=30_000)
+    assert any("Waiting for otters.txt to finish reading" in s for s in page.evaluate("window.__statuses"))
+    assert "Level" in page.locator(".msg.assistant .level-note").inner_text()
 
 
 def test_every_citation_mark_opens_the_quote_highlighted(page: Any, tmp_path: Path) -> None:

@@ -555,8 +555,16 @@ class AnswerView {
   }
 }
 
+const MODEL_WAIT = {
+  true: "Waiting for the model…",
+  false: "Loading the model (the first answer takes longer)…",
+  undefined: "Waiting for the model (the first answer after the server starts also loads it)…",
+};
+
 const EVENT_HANDLERS = {
-  ack: (view) => view.setActivity("Waiting for the model (the first answer also loads it)…"),
+  ack: (view) => view.setActivity(MODEL_WAIT[state.modelLoaded]),
+  status: (view, e) => view.setActivity(e.text || e.message || "Working…"),
+  prompt_progress: (view, e) => view.setActivity(`Reading the prompt: ${Math.round((100 * e.done) / Math.max(1, e.total))} %`),
   step: (view, e) => {
     if (!view.firstStep) view.firstStep = performance.now();
     view.setActivity(e.final ? "Writing the final answer…" : `Thinking (step ${e.step})…`);
@@ -571,7 +579,7 @@ const EVENT_HANDLERS = {
   chunk_read: (view, e) => view.chunkRead(e),
   sub_question: (view, e) => view.subQuestion(e),
   sub_answer: (view, e) => view.subAnswer(e),
-  final: (view, e) => view.finish(e),
+  final: (view, e) => { view.finish(e); state.modelLoaded = true; },
   error: (view, e) => view.fail(e.message),
 };
 
@@ -585,7 +593,9 @@ function setRunning(running) {
 
 async function waitForUploads(view) {
   if (!state.uploads.size) return;
-  view.setActivity("Waiting for your documents to finish reading…");
+  const reading = [...document.querySelectorAll(".doc[data-status=uploading] .name, .doc[data-status=ingesting] .name")];
+  const names = reading.map((n) => n.textContent).join(", ");
+  view.setActivity(`Waiting for ${names || "your documents"} to finish reading, so the answer can use ${reading.length > 1 ? "them" : "it"}…`);
   await Promise.allSettled([...state.uploads]);
 }
 
@@ -683,7 +693,8 @@ function saveSettings() {
 }
 
 async function loadModels() {
-  const { models } = await api("/api/models");
+  const { models, loaded } = await api("/api/models");
+  state.modelLoaded = loaded;  // absent when the server does not say
   const select = $("#model");
   select.replaceChildren(el("option", { value: "" }, "The server's model"));
   for (const m of models) select.append(el("option", { value: m.id }, m.id));
@@ -874,13 +885,21 @@ function setChip(view, status, text, percent) {
   else view.bar.value = percent;
 }
 
+// A question sent while a document of its chat is still being read waits for it (see waitForUploads).
+function track(job) {
+  const tracked = job.catch(() => {});
+  state.uploads.add(tracked);
+  tracked.finally(() => state.uploads.delete(tracked));
+}
+
 function renderDocuments(documents) {
   $("#documents").replaceChildren();
+  state.uploads.clear();
   for (const d of documents || []) {
     const view = docChip(d.filename, d.status);
     if (d.status === "ready") setChip(view, "ready", "ready", 100);
     else if (d.status === "error") setChip(view, "error", `failed: ${plainError(d.error || "")}`, 0);
-    else followIngest(view, d.id).catch(() => {});
+    else track(followIngest(view, d.id));
   }
 }
 
@@ -941,11 +960,7 @@ async function uploadOne(file) {
 }
 
 function upload(files) {
-  for (const file of files) {
-    const job = uploadOne(file);
-    state.uploads.add(job);
-    job.finally(() => state.uploads.delete(job));
-  }
+  for (const file of files) track(uploadOne(file));
 }
 
 function setupDragAndDrop() {
