@@ -7,6 +7,7 @@ whole, and callers release each block-level element once they have read it.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ NAMESPACES = {
     "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
     "rel": "http://schemas.openxmlformats.org/package/2006/relationships",
 }
+_ROOT_START = re.compile(rb"<[^?!]")
 Element = Any
 """An lxml element (lxml ships no type stubs here)."""
 
@@ -37,24 +39,25 @@ def ends(package: Package, name: str) -> Iterator[Element]:
     parser = etree.XMLPullParser(
         events=("end",), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
     )
-    first = True
+    prolog: bytes | None = b""
     try:
         for block in package.blocks(name):
+            if prolog is not None:
+                prolog = _check_prolog(package, name, prolog + block)
             parser.feed(block)
             for _, element in parser.read_events():
-                if first:
-                    _refuse_dtd(package, name, element)
-                    first = False
                 yield element
         parser.close()
     except etree.XMLSyntaxError as exc:
         raise package.corrupt(exc) from exc
 
 
-def _refuse_dtd(package: Package, name: str, element: Element) -> None:
-    info = element.getroottree().docinfo
-    if info.doctype or info.internalDTD is not None:
+def _check_prolog(package: Package, name: str, head: bytes) -> bytes | None:
+    """Refuse a DTD before the root element; the head read so far, or None once the root has begun."""
+    root = _ROOT_START.search(head)
+    if b"<!DOCTYPE" in (head if root is None else head[: root.start()]):
         raise package.meter.refuse(f"{name} declares a DTD (entities), which Office files never do")
+    return head if root is None else None
 
 
 def children_at(package: Package, name: str, parent: str) -> Iterator[Element]:

@@ -71,9 +71,8 @@ def _heading_levels(package: Package) -> dict[str, int]:
             level = heading_level(name.get(_VAL, "") if name is not None else "")
             if level is not None and style.get(tag("w:styleId")):
                 levels[style.get(tag("w:styleId"))] = level
-    for style_id in ("Title", *(f"Heading{n}" for n in range(1, 10))):
-        if style_id not in levels:
-            levels[style_id] = heading_level(style_id) or 0
+    for style_id in ("Title", *(f"Heading{n}" for n in range(1, 10))):  # the built-in ids, when styles.xml is missing
+        levels.setdefault(style_id, heading_level(style_id) or 0)
     return levels
 
 

@@ -23,7 +23,7 @@ REFUSAL_SECONDS = 5.0
 PEAK_RSS_BYTES = 500 * MIB
 REASONS = {
     "docx with a forged declared size": "corrupt|expands",
-    "docx with nested entities": "DTD|entit",
+    "docx with nested entities": "declares a DTD",
 }
 
 
