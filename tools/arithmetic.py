@@ -29,13 +29,15 @@ from lector.tools.calc_limits import (
     add_cost,
     args_cost,
     check_bits,
+    combine_cost,
+    digits_of_bits,
     div_cost,
     log2_factorial,
     modpow_cost,
     mul_cost,
     power_cost,
-    product_cost,
     result_cost,
+    square_cost,
     text_cost,
 )
 
@@ -179,8 +181,9 @@ def _lcm(*xs: Number) -> int:
 
 def _guard_lcm(*xs: Number) -> float:
     ints = [_int_arg(abs(x), "lcm") for x in xs]
-    check_bits(float(sum(i.bit_length() for i in ints)))
-    return product_cost(list(ints))
+    bits = float(sum(i.bit_length() for i in ints))
+    check_bits(bits)
+    return combine_cost(list(ints), digits_of_bits(bits))
 
 
 def _round(x: Number, ndigits: Number | None = None) -> Number:
@@ -225,8 +228,8 @@ GUARDS: dict[str, Guard] = {
     "perm": _guard_perm,
     "pow": _guard_pow,
     "lcm": _guard_lcm,
-    "gcd": lambda *xs: product_cost(list(xs)),
-    "isqrt": lambda x: product_cost([x]),
+    "gcd": lambda *xs: combine_cost(list(xs)),
+    "isqrt": square_cost,
 }
 """Functions whose cost or result size depends on their arguments; the others cost `args_cost`."""
 

@@ -6,9 +6,10 @@ lengths for *).
 
 Cost: every step is charged to a `Meter` before it runs, in work units of roughly a nanosecond of
 CPython's integer code (estimates from above). With d(x) the number of 30-bit digits CPython stores:
-a product costs d(a) * d(b), a division twice that, a modular power bits(exp) * (2 * d(mod)**2 + STEP)
-(one squaring and one reduction per exponent bit), factorial, comb and perm the square of their result's
-digits, int-to-text the square of its digits. The units add up over the whole expression, so many cheap
+a product costs d(a) * d(b), a division twice that, gcd and lcm d(each) times d(the running result),
+a power and factorial, comb and perm the square of their result's digits, a modular power
+bits(exp) * (2 * d(mod)**2 + STEP) (one squaring and one reduction per exponent bit), int-to-text the
+square of its digits. The units add up over the whole expression, so many cheap
 terms are refused as surely as one costly term.
 """
 
@@ -104,7 +105,7 @@ def div_cost(a: Number, b: Number) -> float:
 
 def power_cost(exp: int, result_bits: float) -> float:
     """base ** exp by repeated squaring: the last squarings, on numbers near the result's size, dominate."""
-    return 2 * digits_of_bits(result_bits) ** 2 + STEP * exp.bit_length()
+    return digits_of_bits(result_bits) ** 2 + STEP * exp.bit_length()
 
 
 def modpow_cost(base: int, exp: int, mod: int) -> float:
@@ -132,7 +133,16 @@ def args_cost(args: list[Number]) -> float:
     return float(sum(digits(a) for a in args)) + 1
 
 
-def product_cost(args: list[Number]) -> float:
-    """gcd, lcm: quadratic in the digits of the numbers combined."""
-    total = float(sum(digits(a) for a in args)) + 1
-    return total * total
+def square_cost(x: Number) -> float:
+    """isqrt: quadratic in the digits."""
+    return float(digits(x)) ** 2
+
+
+def combine_cost(args: list[Number], running_digits: float | None = None) -> float:
+    """gcd, lcm of many numbers: each is combined with the running result, quadratically in their digits.
+
+    The running result of gcd is at most the largest argument; that of lcm grows, so the caller gives its bound.
+    """
+    sizes = [digits(a) for a in args] or [1]
+    running = max(sizes) if running_digits is None else running_digits
+    return float(sum(sizes)) * running + 1

@@ -265,3 +265,8 @@ def test_big_but_cheap_work_still_runs(expression: str, expected: int | None) ->
     if expected is not None:
         assert value == expected
     assert isinstance(value, int)
+
+
+def test_many_big_arguments_to_gcd_and_lcm_are_cheap_enough() -> None:
+    assert evaluate("gcd(" + ", ".join(["10**3900"] * 8) + ")") == 10**3900  # not quadratic in all 8 together
+    assert evaluate("lcm(" + ", ".join(["2**100"] * 60) + ")") == 2**100
