@@ -25,6 +25,7 @@ from lector.agent.stepwise import AnswerReady, ChunkRead, LevelChosen, ReaderEve
 from lector.llm.backend import Backend, ChatOptions, run_sync
 from lector.llm.messages import Message
 from lector.retrieval.answer_prompt import answer_from_evidence
+from lector.retrieval.compound import covers_parts, question_parts
 from lector.retrieval.context import ReadingContext
 from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level1 import Level1Config, level1
@@ -71,10 +72,23 @@ _ZH_ROLE = re.compile(
 )
 
 
+_PERSON_BACK = re.compile(r"\b(?:he|she|him|her|his|hers|they|them|their)\b", re.I)
+
+
+def chained_parts(question: str) -> bool:
+    """Does a later part of the question need the earlier part's answer? "Who founded Zorblat, and where was she
+    born?" does; "What was the cat's name, and what colour was it?" asks two things of one subject (compound)."""
+    parts = question_parts(question)
+    if len(parts) < 2:
+        return bool(_CHAINED.search(question))
+    asks_person = parts[0].lower().startswith(("who", "whom", "whose"))
+    return asks_person and any(_PERSON_BACK.search(p) for p in parts[1:])
+
+
 def looks_multi_hop(question: str) -> bool:
     """A cheap guess: does answering need one fact to find another (a bridge entity)?"""
     q = question.strip()
-    if _CHAINED.search(q) or _ZH_ROLE.search(q):
+    if chained_parts(q) or _ZH_ROLE.search(q):
         return True
     relatives = list(_RELATIVE.finditer(q))
     if len(q.split()) >= 7:
@@ -162,10 +176,12 @@ async def level2_events(
             task.cancel()
 
 
-def insufficient(answer: Answer, config: ReaderConfig) -> str:
+def insufficient(answer: Answer, config: ReaderConfig, question: str = "") -> str:
     """Why Level 1's answer should not be trusted, or '' when it is fine."""
     if not answer.found:
         return "the model did not find the answer in the evidence"
+    if not covers_parts(answer.answer, question):
+        return "the answer covers only part of the question"
     if not answer.citations:
         return "no citation"
     if not answer.grounded:
@@ -220,7 +236,7 @@ async def auto_events(ctx: ReadingContext, question: str, config: ReaderConfig) 
         return
     yield LevelChosen(level=Level.RETRIEVE, reason="retrieve")
     first = await level1(ctx, question, config.level1)
-    why = insufficient(first, config)
+    why = insufficient(first, config, question)
     if not why:
         yield AnswerReady(answer=first)
         return

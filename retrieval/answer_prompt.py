@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from lector.llm.backend import Backend, ChatOptions
 from lector.llm.messages import Message
+from lector.retrieval.answer_reply import reply_text
 from lector.retrieval.citations import Composed, compose
 from lector.retrieval.cjk import has_cjk
+from lector.retrieval.compound import parts_instruction
 from lector.retrieval.reading_types import Evidence, UsageMeter
 
 ANSWER_SYSTEM = (
@@ -17,8 +18,12 @@ ANSWER_SYSTEM = (
     "Answer briefly and cite the evidence you used with its number in brackets, like [1]."
 )
 ANSWER_SYSTEM_ZH = "只根据用户给出的编号证据回答问题。回答要简短，并用方括号注明所用证据的编号，例如 [1]。"
-ANSWER_TAIL = "Write the answer in a few words, followed by the number of the evidence in brackets."
-ANSWER_TAIL_ZH = "请用几个词写出答案，后面用方括号写上证据编号。"
+ANSWER_TAIL = (
+    "Write the answer in a few words, followed by the number of the evidence in brackets. When the question asks "
+    "for a value, name, number or date, write it exactly as the evidence writes it."
+)
+ANSWER_TAIL_ZH = "请用几个词写出答案，后面用方括号写上证据编号。问的是数值、名称、数字或日期时，照证据原文写出。"
+SHORTER_TAIL = " Answer in at most 15 words."
 NOT_FOUND_TAIL = (
     " The evidence may use other words than the question. If no passage is about what the question asks, "
     "write NOT FOUND."
@@ -54,6 +59,8 @@ def answer_messages(
     if notes:
         body += f"{notes.strip()}\n\n"
     body += f"Question: {question.strip()}\n{ANSWER_TAIL_ZH if zh else ANSWER_TAIL}"
+    if parts := parts_instruction(question):
+        body += f" {parts}"
     if allow_not_found:
         body += NOT_FOUND_TAIL_ZH if zh else NOT_FOUND_TAIL
     return [Message.system(system), Message.user(body)]
@@ -63,16 +70,6 @@ def prompt_overhead(backend: Backend, question: str) -> int:
     """Tokens the answer prompt takes besides the evidence itself."""
     skeleton = answer_messages(question, [])
     return sum(backend.count_tokens(m.content) for m in skeleton) + 16
-
-
-def json_answer_text(reply: str) -> str:
-    """`{"answer": a, "evidence": [n]}` as the text "a [n]"; any other reply unchanged."""
-    try:
-        data = json.loads(reply)
-        answer, numbers = str(data["answer"]).strip(), [int(n) for n in data["evidence"]]
-    except (ValueError, KeyError, TypeError):
-        return reply
-    return f"{answer} " + "".join(f"[{n}]" for n in dict.fromkeys(numbers)) if numbers else answer
 
 
 async def answer_from_evidence(
@@ -85,8 +82,12 @@ async def answer_from_evidence(
     notes: str = "",
     allow_not_found: bool = True,
 ) -> Composed:
+    """The model's cited answer. A reply cut at `max_tokens` before any answer text is asked again, shorter."""
     messages = answer_messages(question, items, notes, allow_not_found)
     messages[-1].content += JSON_TAIL
     options = ChatOptions(temperature=0.0, max_tokens=max_tokens, json_schema=ANSWER_SCHEMA)
-    result = await meter.chat(backend, messages, options)
-    return compose(json_answer_text(result.message.content), items, question=question)
+    reply = reply_text((await meter.chat(backend, messages, options)).message.content)
+    if reply.cut and not reply.text:
+        messages[-1].content += SHORTER_TAIL
+        reply = reply_text((await meter.chat(backend, messages, options)).message.content)
+    return compose(reply.text, items, question=question)

@@ -145,11 +145,25 @@ class Composed:
                       grounded=self.grounded, usage=usage, **fields)
 
 
+MAX_CITED = 3
+
+
+def used_numbers(text: str, numbers: Sequence[int], items: Sequence[Evidence], question: str) -> list[int]:
+    """Of the evidence the answer cites, the items that hold its own words (beyond the question's), at most
+    MAX_CITED; a small model cites every item it was shown ("[1], [2], [3], [4], [5], [6]")."""
+    if len(numbers) <= 1:
+        return list(numbers)
+    new_terms = content_terms(text) - content_terms(question)
+    holding = [n for n in numbers if new_terms & content_terms(items[n - 1].text)]
+    return (holding or list(numbers))[:MAX_CITED]
+
+
 def compose(text: str, items: Sequence[Evidence], quote_citations: bool = True, question: str = "") -> Composed:
-    """Map the model's [n] to citations; when it cites nothing, cite the evidence that best supports it."""
+    """Map the model's [n] to citations of the evidence the answer uses; when it cites nothing, cite the evidence
+    that best supports it."""
     text = clean_answer(text)
     found = not says_not_found(text)
-    numbers = cited_numbers(text, len(items))
+    numbers = used_numbers(text, cited_numbers(text, len(items)), items, question)
     if not numbers and found:
         numbers = best_supporting(text, items)
     cited = [items[n - 1] for n in numbers]

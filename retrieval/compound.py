@@ -1,0 +1,44 @@
+"""Compound questions: "What was the cat's name, and what colour was it?" asks two things about one subject.
+One lookup finds both; the answer must cover every part, which `covers_parts` checks."""
+
+from __future__ import annotations
+
+import re
+
+_WH = r"(?:what|where|when|who|whom|whose|which|how|why)\b"
+_JOIN = re.compile(rf"\s*(?:[,;]\s*(?:and\s+(?:also\s+)?)?|\s+and\s+(?:also\s+)?)(?={_WH})", re.IGNORECASE)
+_PIECE_SEPARATOR = re.compile(r"\s*(?:[,;]|\band\b|\bwhile\b|\bbut\b|[，；、]|和)\s*", re.IGNORECASE)
+_CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions a compound question joins ("A, and what B?" gives "A?" and "what B?"); one part otherwise."""
+    text = question.strip()
+    pieces = [p.strip(" ,;") for p in _JOIN.split(text)]
+    pieces = [p for p in pieces if len(p.split()) >= 2]
+    if len(pieces) < 2:
+        return [text]
+    return [p if p.endswith("?") else p + "?" for p in pieces]
+
+
+def is_compound(question: str) -> bool:
+    return len(question_parts(question)) > 1
+
+
+def covers_parts(answer: str, question: str) -> bool:
+    """Does the answer say as many things as the question asks? Counted as the answer's pieces between commas,
+    "and", semicolons (citation marks aside); a one-part question is always covered."""
+    wanted = len(question_parts(question))
+    if wanted < 2:
+        return True
+    pieces = [p for p in _PIECE_SEPARATOR.split(_CITATION.sub(" ", answer)) if p.strip(" .")]
+    return len(pieces) >= wanted
+
+
+def parts_instruction(question: str) -> str:
+    """The line that asks the model to answer each part, or '' for a one-part question."""
+    parts = question_parts(question)
+    if len(parts) < 2:
+        return ""
+    listed = " ".join(f"({i}) {p}" for i, p in enumerate(parts, 1))
+    return f"The question has {len(parts)} parts: {listed} Answer every part."
