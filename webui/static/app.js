@@ -405,13 +405,14 @@ function askAgainButton(question) {
     onclick: () => send(question) }, "Ask again");
 }
 
-function usageLine(final, elapsedMs, started) {
+// `generatingMs`: the model's own time (from its first step, less the tools' time), 0 when unknown.
+function usageLine(final, elapsedMs, generatingMs) {
   const u = final.usage || {};
   const parts = [];
   if (final.stopped_reason && final.stopped_reason !== "done") parts.push(final.stopped_reason);
   if (u.prompt_tokens || u.completion_tokens) parts.push(`${u.prompt_tokens || 0} prompt + ${u.completion_tokens || 0} completion tokens`);
   if (elapsedMs) parts.push(seconds(elapsedMs));
-  const generating = started ? performance.now() - started : elapsedMs;
+  const generating = generatingMs > 0 ? generatingMs : elapsedMs;
   if (u.completion_tokens && generating > 0) parts.push(`${(u.completion_tokens / (generating / 1000)).toFixed(1)} tok/s`);
   return el("div", { class: "usage" }, parts.join(" · ") || "no tokens counted");
 }
@@ -438,6 +439,7 @@ class AnswerView {
     this.sent = performance.now();
     this.firstText = 0;
     this.firstStep = 0;
+    this.toolMs = 0;
     this.activity = "Sending your question…";
     this.renderTimer = 0;
     this.clock = setInterval(() => this.paintStatus(), 200);
@@ -488,6 +490,7 @@ class AnswerView {
   }
 
   finishTool(event) {
+    this.toolMs += 1000 * (event.elapsed || 0);
     const block = this.tools[event.call_id];
     if (block) finishTool(block, event);
     this.setActivity(event.error ? `${event.name} failed; the model is reading the error…` : "Reading the result…");
@@ -537,7 +540,8 @@ class AnswerView {
     if (!this.fullText.trim() && !this.failed) this.msg.body.append(el("p", { class: "empty-answer" }, emptyAnswerSentence(final, Object.keys(this.tools).length)));
     if (this.textNode) linkCitations(this.textNode, final.citations);
     renderCitations(this.msg.body, final.citations);
-    this.msg.body.append(usageLine(final, performance.now() - this.sent, this.firstStep));
+    const generating = this.firstStep ? performance.now() - this.firstStep - this.toolMs : 0;
+    this.msg.body.append(usageLine(final, performance.now() - this.sent, generating));
   }
 
   fail(message) {
@@ -554,6 +558,8 @@ class AnswerView {
     this.msg.actions.append(askAgainButton(this.question));
   }
 }
+
+const LEVEL_WORDS = { 0: "the whole document", 1: "quick look-up", 2: "careful reading", 3: "step by step" };
 
 const MODEL_WAIT = {
   true: "Waiting for the model…",
@@ -573,8 +579,9 @@ const EVENT_HANDLERS = {
   tool_call_started: (view, e) => view.startTool(e),
   tool_call_finished: (view, e) => view.finishTool(e),
   level: (view, e) => {
-    view.note(`Level ${e.level}: ${e.reason}`);
-    view.setActivity(`Reading your documents (level ${e.level})…`);
+    const how = LEVEL_WORDS[e.level] || "reading";
+    view.note(`Level ${e.level} (${how})${e.reason ? `: ${e.reason}` : ""}`);
+    view.setActivity(`Reading your documents: ${how}…`);
   },
   chunk_read: (view, e) => view.chunkRead(e),
   sub_question: (view, e) => view.subQuestion(e),
