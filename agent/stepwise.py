@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
 from lector.retrieval.answer_prompt import answer_from_evidence
+from lector.retrieval.budget import Budget
 from lector.retrieval.cjk import has_cjk
 from lector.retrieval.context import ReadingContext
 from lector.retrieval.follow_names import BridgeConfig, follow_names
@@ -27,11 +28,16 @@ from lector.retrieval.levels import Level
 from lector.retrieval.reading_types import Answer, Citation, Evidence
 from lector.retrieval.types import Chunk
 
+DEFAULT_BUDGET = Budget(max_calls=12, max_tokens=8_000, max_seconds=100)
+"""Level 3's budget before its final answer: a 1.5B model on two CPU cores reads a prompt at roughly a hundred
+tokens a second, so these keep the worst case, final answer included, under three minutes."""
+
 
 class StepwiseConfig(BaseModel):
     max_sub_questions: int = 3
-    max_tokens: int = 60_000
-    """Prompt plus completion tokens over all calls; once spent, no further sub-question is asked."""
+    budget: Budget = Field(default_factory=lambda: DEFAULT_BUDGET.model_copy())
+    """Calls, tokens and seconds of everything before the final answer (following names, planning, Level 2's
+    reads); once spent, nothing more is asked and the answer is composed from what was found."""
     level2: Level2Config = Field(default_factory=Level2Config)
     planner_max_tokens: int = 120
     max_answer_tokens: int = 256
@@ -153,6 +159,8 @@ async def stepwise_events(
     sub-question and sub-answer, and AnswerReady last."""
     config = config or StepwiseConfig()
     started = time.perf_counter()
+    ctx.meter.limit(config.budget)
+    chained: Answer | None = None
     if config.follow_names is not None:
         chained = await follow_names(ctx, question, config.follow_names)
         if chained.grounded:
@@ -164,7 +172,7 @@ async def stepwise_events(
     chunks_read: list[list[Any]] = []
     asked: set[str] = set()
     draft = ""
-    while len(steps) < config.max_sub_questions and ctx.meter.usage.total_tokens < config.max_tokens:
+    while len(steps) < config.max_sub_questions and not ctx.meter.spent():
         plan = await next_plan(ctx, question, steps, config)
         if plan is None:
             break
@@ -181,7 +189,12 @@ async def stepwise_events(
         steps.append(SubAnswer(index=len(steps) + 1, question=text, answer=sub.answer, found=sub.found,
                                citations=sub.citations))
         yield steps[-1]
-    answer = await compose_answer(ctx, question, steps, draft, config)
+    stopped = ctx.meter.spent()
+    if stopped and not steps and chained is not None and chained.found:
+        answer = chained  # the budget went on following names: answer from that chain
+    else:
+        answer = await compose_answer(ctx, question, steps, draft, config)
+    answer = with_gaps(answer, steps, stopped)
     answer.details["chunks_read"] = chunks_read
     answer.elapsed_s = time.perf_counter() - started
     yield AnswerReady(answer=answer)
@@ -229,6 +242,19 @@ async def compose_answer(
         allow_not_found=False,
     )
     return composed.to_answer(Level.STEPWISE, ctx.meter.snapshot(), details=details)
+
+
+def with_gaps(answer: Answer, steps: Sequence[SubAnswer], stopped: str) -> Answer:
+    """The answer, saying what it could not establish: the sub-questions left unanswered, and the rest of the
+    question when the budget ran out first."""
+    gaps = [s.question for s in steps if not s.found]
+    if stopped:
+        gaps.append("the rest of the question: " + stopped)
+    if not gaps:
+        return answer
+    note = "Could not establish: " + "; ".join(gaps) + "."
+    return answer.model_copy(update={"answer": f"{answer.answer.rstrip()}\n\n{note}",
+                                     "details": {**answer.details, "not_established": gaps, "budget": stopped}})
 
 
 async def level3(ctx: ReadingContext, question: str, config: StepwiseConfig | None = None) -> Answer:

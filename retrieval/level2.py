@@ -328,7 +328,7 @@ class Reader:
         todo = self.affordable(pool, limit)
         wave_size = max(1, int(self.backend.parallel_slots))
         for i in range(0, len(todo), wave_size):
-            if stop_early and self.enough():
+            if (stop_early and self.enough()) or self.meter.spent():
                 break
             wave = todo[i : i + wave_size]
             for chunk, _ in wave:

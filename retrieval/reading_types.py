@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from lector.llm.backend import Backend, ChatOptions, ChatResult, Usage
 from lector.llm.messages import Message
+from lector.retrieval.budget import Budget, Limit
 from lector.retrieval.levels import Level
 from lector.retrieval.types import Chunk, Hit
 
@@ -102,6 +103,17 @@ class UsageMeter:
     def __init__(self) -> None:
         self.calls = 0
         self.usage = Usage()
+        self.limits: list[Limit] = []
+
+    def limit(self, budget: Budget) -> Limit:
+        """Count `budget` from now; `spent` says when it (or an earlier limit) is spent."""
+        limit = Limit(budget, self.calls, self.usage.total_tokens)
+        self.limits.append(limit)
+        return limit
+
+    def spent(self) -> str:
+        """Why the next model call is over budget, or '' (always '' without a limit)."""
+        return next((why for limit in self.limits if (why := limit.spent(self.calls, self.usage.total_tokens))), "")
 
     def add(self, usage: Usage) -> None:
         self.calls += 1

@@ -19,6 +19,7 @@ from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
 from lector.retrieval.answer_prompt import ANSWER_SCHEMA
+from lector.retrieval.budget import Budget
 from lector.retrieval.context import ReadingContext
 from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level2 import READ_SCHEMA
@@ -73,8 +74,9 @@ def scripted(plans: list[str]) -> Callable[..., str]:
 
 
 ask = lambda q: json.dumps({"action": "ask", "text": q})  # noqa: E731
-PLANNER = StepwiseConfig(follow_names=None)
-"""The planner alone: these tests are about its loop, not about following names first."""
+UNLIMITED = Budget()
+PLANNER = StepwiseConfig(follow_names=None, budget=UNLIMITED)
+"""The planner alone, without a budget: these tests are about its loop, not about following names first."""
 
 
 async def test_subquestions_and_answers_stream_then_a_cited_answer(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -106,7 +108,7 @@ async def test_budget_caps_subquestions(tmp_path) -> None:  # type: ignore[no-un
     events = [e async for e in stepwise_events(reading(lib, backend), QUESTION,
                                                StepwiseConfig(max_sub_questions=1, follow_names=None))]
     assert sum(isinstance(e, SubQuestion) for e in events) == 1
-    tiny = StepwiseConfig(max_tokens=1, follow_names=None)
+    tiny = StepwiseConfig(budget=Budget(max_tokens=1), follow_names=None)
     backend = ScriptedBackend(default=scripted([ask("Who founded the Zorblat Company?")] * 3))
     answer = await level3(reading(lib, backend), QUESTION, tiny)
     assert len(answer.details["sub_questions"]) == 1  # the first question spends the whole budget
@@ -152,7 +154,7 @@ async def test_an_unfound_chain_falls_back_to_the_planner(tmp_path) -> None:  # 
         return inner(messages, tools, options)
 
     backend = ScriptedBackend(default=reply)
-    answer = await level3(reading(lib, backend), QUESTION)
+    answer = await level3(reading(lib, backend), QUESTION, StepwiseConfig(budget=UNLIMITED))
     assert "Lisbon" in answer.answer
     assert [s["question"] for s in answer.details["sub_questions"]] == [
         "Who founded the Zorblat Company?", "Where was Jane Roe born?"]
