@@ -15,6 +15,7 @@ from typing import Any, ClassVar, get_type_hints
 from pydantic import BaseModel, Field, create_model
 
 from lector.llm.messages import ToolSpec
+from lector.tools.process_pool import ProcessPool, WorkerFailed
 
 
 class ToolResult(BaseModel):
@@ -185,20 +186,33 @@ def schema_from_signature(fn: Callable[..., Any]) -> tuple[str, dict[str, Any]]:
     return description, function_schema(create_model(f"{fn.__name__}_args", **fields))
 
 
+ISOLATED = ProcessPool()
+"""The child processes of isolated function tools."""
+
+
 class FunctionTool(Tool):
-    """A tool made from a typed function; sync functions run in a worker thread."""
+    """A tool made from a typed function; sync functions run in a worker thread.
+
+    An `isolated` function runs in a child process instead (process_pool.py), which the timeout really
+    stops and which never holds this process's GIL: for CPU-bound work. It must be a module-level sync
+    function without `ctx` that returns text or JSON values.
+    """
 
     def __init__(
-        self, fn: Callable[..., Any], name: str | None = None, timeout: float | None = None
+        self, fn: Callable[..., Any], name: str | None = None, timeout: float | None = None, isolated: bool = False
     ) -> None:
         self.fn = fn
+        self.__wrapped__ = fn  # where a child process finds the function behind the tool the decorator made
         self.name = name or fn.__name__
         self.description, self.parameters = schema_from_signature(fn)
         self.wants_ctx = "ctx" in inspect.signature(fn).parameters
         if timeout is not None:
             self.timeout = timeout
+        self.target = _isolated_target(fn, self.wants_ctx) if isolated else None
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult | str:
+        if self.target is not None:
+            return await self._run_isolated(self.target, dict(args))
         kwargs = dict(args)
         if self.wants_ctx:
             kwargs["ctx"] = ctx
@@ -206,15 +220,48 @@ class FunctionTool(Tool):
             result = await self.fn(**kwargs)
         else:
             result = await asyncio.to_thread(self.fn, **kwargs)
-        if isinstance(result, ToolResult | str):
-            return result
-        return json.dumps(result, ensure_ascii=False, default=str)
+        return _as_result(result)
+
+    async def _run_isolated(self, target: str, kwargs: dict[str, Any]) -> ToolResult | str:
+        """In a child process; the registry's timeout cancels this call, which kills the child."""
+        try:
+            result = await ISOLATED.call(target, kwargs=kwargs, timeout=self.timeout + 1)
+        except WorkerFailed as exc:
+            return ToolResult.failure(f"Error: {self.name} failed: {exc.kind or 'error'}: {exc}"[:500])
+        return _as_result(result)
+
+
+def _as_result(result: Any) -> ToolResult | str:
+    if isinstance(result, ToolResult | str):
+        return result
+    return json.dumps(result, ensure_ascii=False, default=str)
+
+
+def _isolated_target(fn: Callable[..., Any], wants_ctx: bool) -> str:
+    """The "module:name" of a function a child process can import and call; ValueError says why not."""
+    why = ""
+    if wants_ctx:
+        why = "it takes ctx, which cannot leave this process"
+    elif inspect.iscoroutinefunction(fn):
+        why = "it is async; isolate sync, CPU-bound functions"
+    elif "." in fn.__qualname__ or fn.__module__ == "__main__":
+        why = "a child process can only import a module-level function of an importable module"
+    if why:
+        raise ValueError(f"{fn.__qualname__} cannot be an isolated tool: {why}")
+    return f"{fn.__module__}:{fn.__qualname__}"
 
 
 def tool(
-    fn: Callable[..., Any] | None = None, *, name: str | None = None, timeout: float | None = None
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    timeout: float | None = None,
+    isolated: bool = False,
 ) -> Any:
-    """Decorator: turn a typed function with a docstring into a Tool. Usable bare or with arguments."""
+    """Decorator: turn a typed function with a docstring into a Tool. Usable bare or with arguments.
+
+    `isolated=True` runs it in a child process that its timeout really stops (see FunctionTool).
+    """
     if fn is None:
-        return lambda f: FunctionTool(f, name=name, timeout=timeout)
-    return FunctionTool(fn, name=name, timeout=timeout)
+        return lambda f: FunctionTool(f, name=name, timeout=timeout, isolated=isolated)
+    return FunctionTool(fn, name=name, timeout=timeout, isolated=isolated)

@@ -1,5 +1,7 @@
 """The child side of process_pool.py: run `module:function` calls from the host, one at a time.
 
+Only the host writes to the child (a private pipe), so it may name any importable function.
+
 Run as `python -m lector.tools.process_child`. Requests and replies are JSON lines on private copies
 of fds 0 and 1; the real fd 1 then points at stderr, so a function that prints cannot corrupt them.
 Before each call the CPU-time rlimit is set to the time used so far plus the call's allowance, so a
@@ -16,15 +18,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-ALLOWED_PREFIX = "lector."
-"""Only the project's own functions are called."""
-
 
 def _function(target: str) -> Callable[..., Any]:
+    """The function named "module:name"; a tool object made from it (one that is not callable itself but
+    names the function as `__wrapped__`) gives its function."""
     module, _, name = target.partition(":")
-    if not module.startswith(ALLOWED_PREFIX) or not name:
-        raise ValueError(f"not an allowed target: {target!r}")
+    if not module or not name:
+        raise ValueError(f"not a 'module:function' target: {target!r}")
     fn = getattr(importlib.import_module(module), name)
+    while not callable(fn) and hasattr(fn, "__wrapped__"):
+        fn = fn.__wrapped__
     if not callable(fn):
         raise ValueError(f"not a function: {target!r}")
     return fn  # type: ignore[no-any-return]
@@ -41,7 +44,8 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     """The reply to one request: {"value": ...} or {"error": message, "type": exception class name}."""
     try:
         _limit_cpu(float(request.get("cpu_seconds", 10)))
-        return {"value": _function(str(request["target"]))(*request.get("args", []))}
+        fn = _function(str(request["target"]))
+        return {"value": fn(*request.get("args", []), **request.get("kwargs", {}))}
     except Exception as exc:
         return {"error": str(exc), "type": type(exc).__name__}
 

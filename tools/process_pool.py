@@ -46,8 +46,9 @@ class WorkerFailed(Exception):
 
 
 def _child_env() -> dict[str, str]:
+    """The host's environment, with its import path: the child finds the modules the host imported."""
     env = dict(os.environ)
-    paths = [str(PACKAGE_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    paths = [str(PACKAGE_ROOT), *filter(None, sys.path), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
 
@@ -126,7 +127,7 @@ class _Child:
 
 
 class ProcessPool:
-    """Warm child processes for `module:function` calls (functions of the `lector` package, JSON in and out)."""
+    """Warm child processes for `module:function` calls (JSON in and out)."""
 
     def __init__(self, max_idle: int = 2) -> None:
         self.max_idle = max_idle
@@ -137,12 +138,13 @@ class ProcessPool:
         self._threads = concurrent.futures.ThreadPoolExecutor(WAITING_THREADS, thread_name_prefix="process-pool")
         _POOLS.add(self)
 
-    async def call(self, target: str, *args: Any, timeout: float) -> Any:
-        """`target(*args)` in a child; raises WorkerTimeout past `timeout` seconds, WorkerFailed on an error.
+    async def call(self, target: str, *args: Any, timeout: float, kwargs: dict[str, Any] | None = None) -> Any:
+        """`target(*args, **kwargs)` in a child; raises WorkerTimeout past `timeout` seconds, WorkerFailed on an error.
 
         Cancelling the caller kills the child at once, so the work stops with it.
         """
-        line = (json.dumps({"target": target, "args": list(args), "cpu_seconds": timeout + CPU_GRACE}) + "\n").encode()
+        request = {"target": target, "args": list(args), "kwargs": kwargs or {}, "cpu_seconds": timeout + CPU_GRACE}
+        line = (json.dumps(request) + "\n").encode()
         child = await self._checkout()
         try:
             waiting = self._threads.submit(child.request, line, time.monotonic() + timeout)
