@@ -26,6 +26,7 @@ import re
 import sys
 import time
 import types
+from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 from lector.llm.backend import Backend, ChatOptions
 from lector.llm.factory import make_backend
 from lector.llm.messages import Message, ToolSpec
+from lector.llm.prompt_calling import PromptCallingBackend, PromptRequest, RawChunk
 
 HERE = Path(__file__).resolve().parent
 LIB = HERE / ".bfcl-lib"
@@ -117,6 +119,28 @@ class CaseResult:
     text: str = ""
     error: str | None = None
     """The checker's complaint, or the backend's call error."""
+    raw: str = ""
+    """The model's raw output, for backends on the prompt-calling pipeline."""
+
+
+class RawRecorder:
+    """Keeps the raw text a prompt-calling backend's transport yields (the model's output before parsing)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.pieces: list[str] = []
+        if isinstance(backend, PromptCallingBackend):
+            transport = backend.raw_stream
+
+            async def recording(request: PromptRequest, options: ChatOptions) -> AsyncGenerator[RawChunk, None]:
+                async for chunk in transport(request, options):
+                    self.pieces.append(chunk.text)
+                    yield chunk
+
+            backend.raw_stream = recording  # type: ignore[method-assign]
+
+    def take(self) -> str:
+        text, self.pieces = "".join(self.pieces), []
+        return text
 
 
 def tool_specs(bfcl: types.SimpleNamespace, functions: list[dict[str, Any]]) -> tuple[list[ToolSpec], dict[str, str]]:
@@ -164,6 +188,7 @@ def verdict(
 
 async def run_case(
     backend: Backend,
+    recorder: RawRecorder,
     bfcl: types.SimpleNamespace,
     case: dict[str, Any],
     answer: dict[str, Any] | None,
@@ -187,6 +212,7 @@ async def run_case(
         calls=calls,
         text=result.message.content[:500],
         error=why,
+        raw=recorder.take(),
     )
 
 
@@ -197,20 +223,25 @@ def selected(cases: list[dict[str, Any]], start: int, stop: int | None) -> list[
 
 
 async def run_category(
-    backend: Backend, bfcl: types.SimpleNamespace, category: str, span: tuple[int, int | None], options: ChatOptions
+    backend: Backend,
+    recorder: RawRecorder,
+    bfcl: types.SimpleNamespace,
+    category: str,
+    span: tuple[int, int | None],
+    options: ChatOptions,
 ) -> list[CaseResult]:
     cases = selected(bfcl.load_cases(category), *span)
     answers = {} if "relevance" in category else {a["id"]: a for a in bfcl.load_answers(category)}
     results = []
     for i, case in enumerate(cases, 1):
-        r = await run_case(backend, bfcl, case, answers.get(case["id"]), category, options)
+        r = await run_case(backend, recorder, bfcl, case, answers.get(case["id"]), category, options)
         results.append(r)
         right = sum(x.correct for x in results)
         mark = "ok " if r.correct else "BAD"
         print(
             f"  {category} {i}/{len(cases)} {mark} {r.id} {r.seconds:.1f}s {r.prompt_tokens}tok "
             f"calls={json.dumps(r.calls, ensure_ascii=False)[:160]} [{right}/{i}]"
-            + (f" | {r.error[:120]}" if r.error and not r.correct else ""),
+            + (f" | {(r.error or '')[:120]} | raw={r.raw[:300]!r}" if not r.correct else ""),
             flush=True,
         )
     return results
@@ -244,12 +275,13 @@ async def main_async(args: argparse.Namespace) -> None:
     span = parse_span(args.cases) if args.cases else (0, args.limit)
     options = ChatOptions(tool_choice="auto", temperature=args.temperature, max_tokens=args.max_tokens)
     backend = make_backend(args.model) if args.model else make_backend()
+    recorder = RawRecorder(backend)
     out = Path(args.out) if args.out else HERE / "results" / f"bfcl-{time.strftime('%Y-%m-%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     results: list[CaseResult] = []
     try:
         for category in categories:
-            results += await run_category(backend, bfcl, category, span, options)
+            results += await run_category(backend, recorder, bfcl, category, span, options)
             report = {
                 "model": args.model or "default",
                 "cases": args.cases or f"0:{args.limit}",
