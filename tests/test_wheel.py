@@ -29,7 +29,8 @@ STANDINS = ("llm", "tools")
 
 def run(*argv: str | Path, timeout: float = 300) -> str:
     """Run a command outside the checkout, so that `python -c` cannot import its root folders."""
-    done = subprocess.run([str(a) for a in argv], cwd="/", capture_output=True, text=True, timeout=timeout)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([str(a) for a in argv], cwd="/", env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{argv} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
