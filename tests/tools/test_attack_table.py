@@ -31,7 +31,7 @@ from tests.tools.loop_watch import burnt_while_idle, longest_gap
 
 LONE = "\ud800"
 HEAVY_TABLE = ("<html><body><table>" + "<tr><td>a</td><td>b</td></tr>" * 60_000 + "</table></body></html>").encode()
-NEEDS_BWRAP = pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not installed")
+SANDBOX = [pytest.mark.sandbox, pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not installed")]
 
 
 class Hostile(BaseHTTPRequestHandler):
@@ -101,20 +101,19 @@ def server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def registry(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToolRegistry]:
-    fetch = WebFetch(
+def fetch_tool(server: str, tmp_path_factory: pytest.TempPathFactory) -> WebFetch:
+    return WebFetch(
         allow_hosts={server}, policy="off", timeout=2.0, read_seconds=1.0,
         download_dir=tmp_path_factory.mktemp("downloads"),
     )  # fmt: skip
-    tools: list[Any] = [calculator, fetch, echo_lone_surrogate, raise_lone_surrogate]
-    interpreter = None
-    if sandbox.bwrap_path() is not None:
-        sandbox.setup_env()
-        interpreter = CodeInterpreter(limits=Limits(timeout=3.0))
-        tools.append(interpreter)
-    yield ToolRegistry(tools)
-    if interpreter is not None:
-        interpreter.close()
+
+
+@pytest.fixture(scope="module")
+def interpreter() -> Iterator[CodeInterpreter]:
+    sandbox.setup_env()
+    interpreter = CodeInterpreter(limits=Limits(timeout=3.0))
+    yield interpreter
+    interpreter.close()
 
 
 @dataclass
@@ -232,11 +231,15 @@ def _check(result: ToolResult, expect: list[str]) -> None:
 @pytest.mark.parametrize(
     "case",
     [
-        pytest.param(case, id=name, marks=[NEEDS_BWRAP] if case.tool == "code_interpreter" else [])
+        pytest.param(case, id=name, marks=SANDBOX if case.tool == "code_interpreter" else [])
         for name, case in CASES.items()
     ],
 )
-async def test_attack(registry: ToolRegistry, server: str, case: Case) -> None:
+async def test_attack(request: pytest.FixtureRequest, fetch_tool: WebFetch, server: str, case: Case) -> None:
+    tools: list[Any] = [calculator, fetch_tool, echo_lone_surrogate, raise_lone_surrogate]
+    if case.tool == "code_interpreter":
+        tools.append(request.getfixturevalue("interpreter"))
+    registry = ToolRegistry(tools)
     ctx = ToolContext(conversation_id=f"attack-{time.monotonic_ns()}")
     started = time.monotonic()
     result, gap = await longest_gap(_call(registry, case.tool, _fill(case.arguments, server), ctx))
