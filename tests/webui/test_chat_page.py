@@ -541,3 +541,37 @@ def test_a_web_citation_opens_the_page_at_the_quote(page: Any) -> None:
     address = page.evaluate("(text) => pageAddress({ source: 'https://example.org/keeper#top', text })", quote)
     assert address == "https://example.org/keeper#:~:text=Mira%20lit%20the%20lamp,Vesterby%20light%20at%20dusk."
     assert page.evaluate("pageAddress({ source: '/srv/uploads/otters.txt', text: 'x' })") is None
+
+
+def keeper_pdf() -> bytes:
+    fpdf = pytest.importorskip("fpdf", reason="fpdf2 (a dev dependency) writes the PDF")
+    pdf = fpdf.FPDF()
+    pdf.set_font("Helvetica", size=14)
+    for text in ("The first page is about the weather.", "Every evening the keeper lit the lamp of the Vesterby."):
+        pdf.add_page()
+        pdf.multi_cell(0, 10, text)
+    return bytes(pdf.output())
+
+
+def test_a_pdf_citation_opens_its_page_with_the_quote_highlighted(page: Any, tmp_path: Path) -> None:
+    data = keeper_pdf()
+    (tmp_path / "keeper.pdf").write_bytes(data)
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Refused" in m.text else None)
+    # The original file as the server would send it (the page asks for it; this server has no such route yet).
+    page.route("**/api/documents/*/file", lambda route: route.fulfill(body=data, content_type="application/pdf"))
+    page.set_input_files("#file", str(tmp_path / "keeper.pdf"))
+    expect(page.locator(".doc[data-status=ready], .doc[data-status=error]")).to_have_count(1, timeout=30_000)
+    quote = "the keeper lit the lamp of the Vesterby."
+    citation = {"source": "/srv/uploads/ab/keeper.pdf", "chunk_id": 1, "start": 14, "end": 54, "page": 2, "text": quote}
+    answer_text = "The keeper [1]."
+    fake_stream(page, [{"type": "text", "text": answer_text}, final_event(answer_text, citations=[citation])])
+    answer = ask(page, "Who lit the lamp?")
+    answer.locator(".text button.cite-ref").click()
+    hits = page.locator("#source-pdf .quote-hit")
+    expect(hits.first).to_be_attached(timeout=20_000)
+    assert "Vesterby" in " ".join(hits.all_text_contents())
+    assert "page 2 of 2" in page.inner_text("#source-where")
+    assert page.locator("#source-pdf canvas").count() == 1
+    assert refused == []
+    shot(page, "pdf-citation")

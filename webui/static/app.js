@@ -2,7 +2,7 @@
 // Lector chat page: plain JS, no build. Talks to the JSON/SSE API with the access token.
 
 const $ = (sel) => document.querySelector(sel);
-const state = { session: null, running: false, sessions: [], uploads: new Set(), passageApi: true };
+const state = { session: null, running: false, sessions: [], uploads: new Set(), passageApi: true, fileApi: true };
 
 // ---------------------------------------------------------------- access token
 
@@ -329,12 +329,93 @@ async function openSource(c) {
   $("#source-where").textContent = `${whereOf(c)} · characters ${c.start}–${c.end}`;
   const mark = el("mark", {}, c.text);
   $("#source-text").replaceChildren(mark);
+  $("#source-pdf").hidden = true;
   $("#source").showModal();
-  const context = await passageContext(c);
+  const [context, pdf] = await Promise.all([passageContext(c), pdfOf(c)]);
   if (context) {
     $("#source-text").replaceChildren(context.before || "", mark, context.after || "");
     mark.scrollIntoView({ block: "center" });
   }
+  if (pdf) await showPdfPage(pdf, c).catch((err) => { $("#source-pdf").hidden = true; console.warn("PDF viewer:", err); });
+}
+
+// ---------------------------------------------------------------- PDF viewer (vendored pdf.js)
+
+let pdfjs = null;
+
+async function loadPdfjs() {
+  if (!pdfjs) {
+    pdfjs = await import("/static/vendor/pdfjs/pdf.min.mjs");
+    pdfjs.GlobalWorkerOptions.workerSrc = "/static/vendor/pdfjs/pdf.worker.min.mjs";
+  }
+  return pdfjs;
+}
+
+function documentOf(c) {
+  const docs = (state.session && state.session.documents) || [];
+  return docs.find((d) => d.path === c.source) || docs.find((d) => d.filename === fileName(c.source)) || null;
+}
+
+// The original PDF of a citation, when the server offers it (GET /api/documents/{id}/file).
+async function pdfOf(c) {
+  const doc = documentOf(c);
+  if (!state.fileApi || !doc || !/\.pdf$/i.test(doc.filename)) return null;
+  const res = await request(`/api/documents/${doc.id}/file`).catch(() => null);
+  if (res && res.status === 404) state.fileApi = false;
+  return res && res.ok ? new Uint8Array(await res.arrayBuffer()) : null;
+}
+
+async function renderPdfPage(page, box) {
+  const scale = (box.clientWidth || 700) / page.getViewport({ scale: 1 }).width;
+  const viewport = page.getViewport({ scale });
+  const ratio = window.devicePixelRatio || 1;
+  const canvas = el("canvas", { width: Math.floor(viewport.width * ratio), height: Math.floor(viewport.height * ratio) });
+  canvas.style.width = `${viewport.width}px`;
+  canvas.style.height = `${viewport.height}px`;
+  const layer = el("div", { class: "textLayer" });
+  layer.style.setProperty("--total-scale-factor", String(scale));
+  box.replaceChildren(canvas, layer);
+  const transform = ratio === 1 ? null : [ratio, 0, 0, ratio, 0, 0];
+  await page.render({ canvasContext: canvas.getContext("2d"), viewport, transform }).promise;
+  return { layer, viewport };
+}
+
+async function showPdfPage(data, c) {
+  const lib = await loadPdfjs();
+  const pdf = await lib.getDocument({ data, isEvalSupported: false }).promise;
+  const number = Math.min(Math.max(1, c.page || 1), pdf.numPages);
+  const page = await pdf.getPage(number);
+  const box = $("#source-pdf");
+  box.hidden = false;
+  const { layer, viewport } = await renderPdfPage(page, box);
+  const text = new lib.TextLayer({ textContentSource: page.streamTextContent(), container: layer, viewport });
+  await text.render();
+  const hits = markQuote(text.textDivs, c.text);
+  $("#source-where").textContent = `page ${number} of ${pdf.numPages} · ${hits.length ? "the quote is highlighted" : "quote not found on this page"}`;
+  if (hits.length) hits[0].scrollIntoView({ block: "center" });
+}
+
+// Mark the text-layer spans that hold the quote, comparing letters only (PDF text splits and spaces oddly).
+function markQuote(spans, quote) {
+  const squash = (t) => t.replace(/\s+/g, "").toLowerCase();
+  const ranges = [];
+  let all = "";
+  for (const span of spans) {
+    const start = all.length;
+    all += squash(span.textContent);
+    ranges.push([span, start, all.length]);
+  }
+  const wanted = squash(quote);
+  let at = all.indexOf(wanted);
+  let length = wanted.length;
+  if (at < 0) {
+    length = Math.min(40, wanted.length);
+    at = length ? all.indexOf(wanted.slice(0, length)) : -1;
+  }
+  if (at < 0) return [];
+  const hits = ranges.filter(([, start, end]) => end > at && start < at + length).map(([span]) => span);
+  for (const span of hits) span.classList.add("quote-hit");
+  return hits;
 }
 
 // ---------------------------------------------------------------- messages
@@ -959,7 +1040,9 @@ async function uploadOne(file) {
   }
   setChip(view, "uploading", "uploading 0 %", 0);
   try {
-    const doc = await sendFile(await ensureSession(), file, view);
+    const session = await ensureSession();
+    const doc = await sendFile(session, file, view);
+    session.documents = [...(session.documents || []), doc];
     await followIngest(view, doc.id);
   } catch (err) {
     setChip(view, "error", `failed: ${err.message}`, 0);
