@@ -575,3 +575,13 @@ def test_a_pdf_citation_opens_its_page_with_the_quote_highlighted(page: Any, tmp
     assert page.locator("#source-pdf canvas").count() == 1
     assert refused == []
     shot(page, "pdf-citation")
+
+
+def test_error_messages_name_files_not_server_paths(page: Any) -> None:
+    cases = {
+        "cannot parse /srv/lector/uploads/ab12/otters.txt: bad header": "cannot parse otters.txt: bad header",
+        r"no such file C:\lector\uploads\report.pdf": "no such file report.pdf",
+        "server not reachable at http://127.0.0.1:8765/api": "server not reachable at http://127.0.0.1:8765/api",
+    }
+    for raw, shown in cases.items():
+        assert page.evaluate("(m) => plainError(m)", raw) == shown

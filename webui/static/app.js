@@ -1083,7 +1083,9 @@ function savedPageItem(page) {
   const remove = el("button", { type: "button", class: "icon delete", title: "Delete from the library", "aria-label": `Delete ${page.title || page.url}` }, "✕");
   remove.addEventListener("click", () => deleteSavedPage(remove, page));
   const status = page.status === "error" ? `failed: ${plainError(page.error || "")}` : page.status;
-  const link = el("a", { href: page.url, target: "_blank", rel: "noopener noreferrer", referrerpolicy: "no-referrer" }, page.title || page.url);
+  const title = page.title || page.url;
+  const link = /^https?:\/\//i.test(page.url)
+    ? el("a", { href: page.url, target: "_blank", rel: "noopener noreferrer", referrerpolicy: "no-referrer" }, title) : title;
   return libraryItem(link, `${when(page.created)} · ${status}`, page.status, remove);
 }
 
