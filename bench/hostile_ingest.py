@@ -80,9 +80,9 @@ class MemoryWatch:
             for pid in _children():
                 self.worker_peak_kb = max(self.worker_peak_kb, _status_kb(pid, "VmHWM"))
 
-    @staticmethod
-    def server_peak_kb() -> int:
-        return _status_kb("self", "VmHWM")
+    def peaks(self) -> dict[str, float]:
+        server = _status_kb("self", "VmHWM")
+        return {"server_peak_mb": server * 1024 / MB, "worker_peak_mb": self.worker_peak_kb * 1024 / MB}
 
 
 def _wait(read: Callable[[], dict[str, Any]], timeout: float) -> tuple[dict[str, Any] | None, float]:
@@ -104,30 +104,31 @@ def run_case(name: str, timeout: float) -> dict[str, Any]:
     from lector.webui.app import create_app
     from lector.webui.config import ServerConfig
 
-    folder = Path(tempfile.mkdtemp(prefix="hostile-"))
-    bomb = CASES[name](folder)
-    config = ServerConfig(data_dir=folder / "data", port=free_port(), token=TOKEN, tools=[], rate_burst=1000)
-    app = create_app(config, backend=ScriptedBackend(default="Otters [1]."))
-    with serve_app(app, config.port) as base, MemoryWatch() as watch:
-        sid = httpx.post(base + "/api/sessions", json={"title": name}, headers=AUTH).json()["id"]
-        with bomb.open("rb") as handle:
-            files = {"file": (bomb.name, handle)}
-            upload = httpx.post(f"{base}/api/sessions/{sid}/documents", files=files, headers=AUTH, timeout=timeout)
-        did = upload.json()["id"]
-        page_in = {"url": "https://ex.org/otters", "html": PAGE}
-        pid = httpx.post(base + "/pages", json=page_in, headers=AUTH).json()["id"]
-        page, page_s = _wait(lambda: httpx.get(f"{base}/pages/{pid}", headers=AUTH, timeout=5).json(), timeout)
+    with tempfile.TemporaryDirectory(prefix="hostile-ingest-") as folder:
+        bomb = CASES[name](Path(folder))
+        config = ServerConfig(data_dir=Path(folder) / "data", port=free_port(), token=TOKEN, tools=[], rate_burst=1000)
+        app = create_app(config, backend=ScriptedBackend(default="Otters [1]."))
+        with serve_app(app, config.port) as base, MemoryWatch() as watch:
+            row = {"case": name, "bytes": bomb.stat().st_size, **_measure(base, bomb, timeout)}
+    return {**row, **watch.peaks()}
 
-        def document() -> dict[str, Any]:
-            rows = httpx.get(f"{base}/api/sessions/{sid}", headers=AUTH, timeout=5).json()["documents"]
-            return next(d for d in rows if d["id"] == did)  # type: ignore[no-any-return]
 
-        doc, doc_s = _wait(document, max(1.0, timeout - page_s))
+def _measure(base: str, bomb: Path, timeout: float) -> dict[str, Any]:
+    sid = httpx.post(base + "/api/sessions", json={"title": bomb.name}, headers=AUTH).json()["id"]
+    with bomb.open("rb") as handle:
+        files = {"file": (bomb.name, handle)}
+        upload = httpx.post(f"{base}/api/sessions/{sid}/documents", files=files, headers=AUTH, timeout=timeout)
+    did = upload.json()["id"]
+    page_in = {"url": "https://ex.org/otters", "html": PAGE}
+    pid = httpx.post(base + "/pages", json=page_in, headers=AUTH).json()["id"]
+    page, page_s = _wait(lambda: httpx.get(f"{base}/pages/{pid}", headers=AUTH, timeout=5).json(), timeout)
+
+    def document() -> dict[str, Any]:
+        rows = httpx.get(f"{base}/api/sessions/{sid}", headers=AUTH, timeout=5).json()["documents"]
+        return next(d for d in rows if d["id"] == did)  # type: ignore[no-any-return]
+
+    doc, doc_s = _wait(document, max(1.0, timeout - page_s))
     return {
-        "case": name,
-        "bytes": bomb.stat().st_size,
-        "server_peak_mb": watch.server_peak_kb() * 1024 / MB,
-        "worker_peak_mb": watch.worker_peak_kb * 1024 / MB,
         "refused_s": doc_s if doc is not None and doc["status"] == "error" else None,
         "outcome": (doc["error"] or "read")[:90] if doc is not None else f"still reading after {doc_s:.0f} s",
         "page_ready_s": page_s if page is not None and page["status"] == "ready" else None,

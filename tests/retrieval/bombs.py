@@ -1,11 +1,13 @@
 """Hostile documents made on the spot: small files that expand to gigabytes, or take forever to read.
 
 Every builder writes its file under the given folder and returns the path. The office bombs are real
-zip packages (ZIP_DEFLATED of repetitive XML), so a parser that reads them without a bound expands them.
+packages (a template saved by python-docx, python-pptx or openpyxl, one part replaced by ZIP_DEFLATED
+repetitive XML), so any reader opens them, and one that reads without a bound expands them.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 import zipfile
 import zlib
@@ -19,17 +21,27 @@ W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 S_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 P_NS = "http://schemas.openxmlformats.org/presentationml/2006/main"
 A_NS = "http://schemas.openxmlformats.org/drawingml/2006/main"
-R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
-DOC_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
-
-_TYPES = '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>'
 
 
-def _root_rels(target: str) -> str:
-    return (
-        f'<Relationships xmlns="{REL_NS}"><Relationship Id="rId1" Type="{DOC_REL}" Target="{target}"/></Relationships>'
-    )
+def _template(kind: str) -> dict[str, bytes]:
+    """The parts of a small real package made by python-docx, python-pptx or openpyxl, so any reader opens it."""
+    buffer = io.BytesIO()
+    if kind == "docx":
+        import docx
+
+        docx.Document().save(buffer)
+    elif kind == "pptx":
+        from pptx import Presentation
+
+        presentation = Presentation()
+        presentation.slides.add_slide(presentation.slide_layouts[6])
+        presentation.save(buffer)
+    else:
+        import openpyxl
+
+        openpyxl.Workbook().save(buffer)
+    with zipfile.ZipFile(buffer) as package:
+        return {name: package.read(name) for name in package.namelist()}
 
 
 def _repeat(head: str, unit: str, tail: str, size: int) -> Iterator[bytes]:
@@ -41,10 +53,12 @@ def _repeat(head: str, unit: str, tail: str, size: int) -> Iterator[bytes]:
     yield tail.encode()
 
 
-def _write_zip(path: Path, small: dict[str, str], big_name: str, big: Iterator[bytes]) -> Path:
+def _write_zip(path: Path, kind: str, big_name: str, big: Iterator[bytes]) -> Path:
+    """The template package of `kind` with its part `big_name` replaced by the streamed `big`."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as package:
-        for name, text in small.items():
-            package.writestr(name, text)
+        for name, data in _template(kind).items():
+            if name != big_name:
+                package.writestr(name, data)
         with package.open(big_name, "w", force_zip64=True) as member:
             for block in big:
                 member.write(block)
@@ -54,57 +68,28 @@ def _write_zip(path: Path, small: dict[str, str], big_name: str, big: Iterator[b
 def docx_bomb(folder: Path, size: int = GIB) -> Path:
     """One paragraph whose text run expands to `size` bytes."""
     head, tail = f'<w:document xmlns:w="{W_NS}"><w:body><w:p><w:r><w:t>', "</w:t></w:r></w:p></w:body></w:document>"
-    body = _repeat(head, "a" * 64, tail, size)
-    small = {"[Content_Types].xml": _TYPES, "_rels/.rels": _root_rels("word/document.xml")}
-    return _write_zip(folder / "bomb.docx", small, "word/document.xml", body)
+    return _write_zip(folder / "bomb.docx", "docx", "word/document.xml", _repeat(head, "a" * 64, tail, size))
 
 
 def docx_paragraphs(folder: Path, size: int = 256 * MIB) -> Path:
     """Millions of one-letter paragraphs."""
     paragraph = "<w:p><w:r><w:t>a</w:t></w:r></w:p>"
     body = _repeat(f'<w:document xmlns:w="{W_NS}"><w:body>', paragraph, "</w:body></w:document>", size)
-    small = {"[Content_Types].xml": _TYPES, "_rels/.rels": _root_rels("word/document.xml")}
-    return _write_zip(folder / "paragraphs.docx", small, "word/document.xml", body)
+    return _write_zip(folder / "paragraphs.docx", "docx", "word/document.xml", body)
 
 
 def xlsx_sheet(folder: Path, size: int = 512 * MIB) -> Path:
     """One sheet of millions of rows."""
-    sheets = '<sheets><sheet name="Data" sheetId="1" r:id="rId1"/></sheets>'
-    workbook = f'<workbook xmlns="{S_NS}" xmlns:r="{R_NS}">{sheets}</workbook>'
-    rels = (
-        f'<Relationships xmlns="{REL_NS}"><Relationship Id="rId1" Target="worksheets/sheet1.xml" '
-        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet"/></Relationships>'
-    )
-    small = {
-        "[Content_Types].xml": _TYPES,
-        "_rels/.rels": _root_rels("xl/workbook.xml"),
-        "xl/workbook.xml": workbook,
-        "xl/_rels/workbook.xml.rels": rels,
-    }
     row = '<row><c t="inlineStr"><is><t>cell</t></is></c><c><v>42</v></c></row>'
     sheet = _repeat(f'<worksheet xmlns="{S_NS}"><sheetData>', row, "</sheetData></worksheet>", size)
-    return _write_zip(folder / "rows.xlsx", small, "xl/worksheets/sheet1.xml", sheet)
+    return _write_zip(folder / "rows.xlsx", "xlsx", "xl/worksheets/sheet1.xml", sheet)
 
 
 def pptx_bomb(folder: Path, size: int = GIB) -> Path:
     """One slide whose text expands to `size` bytes."""
-    presentation = (
-        f'<p:presentation xmlns:p="{P_NS}" xmlns:r="{R_NS}"><p:sldIdLst><p:sldId id="256" r:id="rId1"/>'
-        "</p:sldIdLst></p:presentation>"
-    )
-    rels = (
-        f'<Relationships xmlns="{REL_NS}"><Relationship Id="rId1" Target="slides/slide1.xml" '
-        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/slide"/></Relationships>'
-    )
-    small = {
-        "[Content_Types].xml": _TYPES,
-        "_rels/.rels": _root_rels("ppt/presentation.xml"),
-        "ppt/presentation.xml": presentation,
-        "ppt/_rels/presentation.xml.rels": rels,
-    }
     head = f'<p:sld xmlns:p="{P_NS}" xmlns:a="{A_NS}"><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r><a:t>'
     slide = _repeat(head, "b" * 64, "</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>", size)
-    return _write_zip(folder / "bomb.pptx", small, "ppt/slides/slide1.xml", slide)
+    return _write_zip(folder / "bomb.pptx", "pptx", "ppt/slides/slide1.xml", slide)
 
 
 def forged_docx(folder: Path, size: int = GIB, declared: int = 10_000) -> Path:
@@ -157,8 +142,7 @@ def docx_entities(folder: Path) -> Path:
         f'<?xml version="1.0"?><!DOCTYPE d [{"".join(entities)}]>'
         f'<w:document xmlns:w="{W_NS}"><w:body><w:p><w:r><w:t>&e9;</w:t></w:r></w:p></w:body></w:document>'
     )
-    small = {"[Content_Types].xml": _TYPES, "_rels/.rels": _root_rels("word/document.xml")}
-    return _write_zip(folder / "laughs.docx", small, "word/document.xml", iter([body.encode()]))
+    return _write_zip(folder / "laughs.docx", "docx", "word/document.xml", iter([body.encode()]))
 
 
 def pdf_flate_bomb(folder: Path, size: int = GIB) -> Path:

@@ -5,6 +5,7 @@ The bombs are generated here (tests/retrieval/bombs.py): small files that expand
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import re
@@ -80,10 +81,18 @@ def test_the_expanded_bytes_budget_counts_every_member_read() -> None:
         parse_bytes(data, "wide.docx", budget=ParseBudget(max_expanded_bytes=100_000))
 
 
-def test_a_ratio_just_under_the_limit_is_read() -> None:
-    data = _docx(["word " * 50] * 4000)  # repetitive, but each member stays under the ratio limit's floor or ratio
-    doc = parse_bytes(data, "repetitive.docx", budget=ParseBudget(max_ratio=1000))
-    assert doc.text.count("word") == 200_000
+def test_the_ratio_check_reads_ordinary_text_and_refuses_repetition() -> None:
+    ordinary = _docx([f"Paragraph {i} reports {i * 7 % 101} units sold in region {i % 13}." for i in range(40_000)])
+    assert parse_bytes(ordinary, "sales.docx").text.count("Paragraph") == 40_000
+    repetitive = _docx(["the same line again"] * 200_000)
+    with pytest.raises(DocumentError, match="expands more than 100 times its compressed size"):
+        parse_bytes(repetitive, "same.docx")
+
+
+def test_compressed_text_is_not_expanded() -> None:
+    packed = gzip.compress(b"a" * 50_000_000)
+    with pytest.raises(DocumentError, match="unsupported format .gz"):
+        parse_bytes(packed, "notes.txt.gz")
 
 
 def test_the_time_budget_stops_the_parse_with_its_reason() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -246,6 +247,61 @@ def test_xlsx_sheet_is_page_and_section(tmp_path: Path) -> None:
     assert doc.format == "xlsx"
     assert _section_of(doc, "region: north | total: 120") == (1, "Sales")
     assert _section_of(doc, "name: Ada | role: engineer") == (2, "Staff")
+
+
+def test_xlsx_cells_of_every_kind(tmp_path: Path) -> None:
+    import datetime as dt
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["when", "done", "ratio", "", "note"])
+    sheet.append([dt.date(2024, 3, 15), True, 0.25, None, "gap before me"])
+    sheet["B3"] = "second column only"
+    path = tmp_path / "kinds.xlsx"
+    workbook.save(str(path))
+    text = parse_file(path).text
+    assert "when: 2024-03-15 00:00:00 | done: True | ratio: 0.25 | note: gap before me" in text
+    assert "done: second column only" in text
+
+
+def test_docx_tabs_breaks_and_styles_without_a_styles_part(tmp_path: Path) -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Plan", level=1)
+    run = document.add_paragraph().add_run("left")
+    run.add_tab()
+    run.add_text("right")
+    run.add_break()
+    run.add_text("next line")
+    path = tmp_path / "plan.docx"
+    document.save(str(path))
+    doc = parse_file(path)
+    assert "left\tright\nnext line" in doc.text and _section_of(doc, "next line")[1] == "Plan"
+    stripped = tmp_path / "plain.docx"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(stripped, "w") as target:
+        for name in source.namelist():
+            if name != "word/styles.xml":
+                target.writestr(name, source.read(name))
+    assert _section_of(parse_file(stripped), "next line")[1] == "Plan"  # the built-in style id Heading1
+
+
+def test_pptx_group_shapes_and_a_title_after_other_shapes(tmp_path: Path) -> None:
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    presentation = Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
+    group = slide.shapes.add_group_shape()
+    group.shapes.add_textbox(Inches(1), Inches(1), Inches(2), Inches(1)).text_frame.text = "inside the group"
+    slide.shapes.title.text = "Grouped"
+    spTree = slide.shapes._spTree
+    spTree.append(spTree[2])  # the title placeholder now comes after the group
+    path = tmp_path / "group.pptx"
+    presentation.save(str(path))
+    assert _section_of(parse_file(path), "inside the group") == (1, "Grouped")
 
 
 @pytest.mark.parametrize("ext", ["docx", "pptx", "xlsx"])
