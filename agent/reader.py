@@ -33,6 +33,7 @@ from lector.retrieval.level2 import Level2Config, Reading, level2
 from lector.retrieval.levels import Level, parse_level
 from lector.retrieval.packing import chunk_cost, evidence_budget, pack_chunks
 from lector.retrieval.reading_types import Answer, LibraryLike
+from lector.retrieval.relation_chain import hops_needed
 
 Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 """A file or folder, or several (folders are walked)."""
@@ -88,7 +89,7 @@ def chained_parts(question: str) -> bool:
 def looks_multi_hop(question: str) -> bool:
     """A cheap guess: does answering need one fact to find another (a bridge entity)?"""
     q = question.strip()
-    if chained_parts(q) or _ZH_ROLE.search(q):
+    if chained_parts(q) or _ZH_ROLE.search(q) or hops_needed(q) > 1:
         return True
     relatives = list(_RELATIVE.finditer(q))
     if len(q.split()) >= 7:

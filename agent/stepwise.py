@@ -23,6 +23,7 @@ from lector.retrieval.budget import Budget
 from lector.retrieval.cjk import has_cjk
 from lector.retrieval.context import ReadingContext
 from lector.retrieval.follow_names import BridgeConfig, follow_names
+from lector.retrieval.follow_relations import RelationConfig, follow_relations
 from lector.retrieval.level2 import Level2Config, level2
 from lector.retrieval.levels import Level
 from lector.retrieval.reading_types import Answer, Citation, Evidence
@@ -42,6 +43,8 @@ class StepwiseConfig(BaseModel):
     planner_max_tokens: int = 120
     max_answer_tokens: int = 256
     max_evidence_per_step: int = 4
+    relations: RelationConfig | None = Field(default_factory=RelationConfig)
+    """Follow the question's chain of relations first ("the father of X's father"); None skips it."""
     follow_names: BridgeConfig | None = Field(default_factory=BridgeConfig)
     """Try following names first (two calls); None goes straight to the planner. On multi-hop needles in long
     documents a small planner tends to re-ask the whole question reworded, call after call, while the chain of
@@ -160,8 +163,13 @@ async def stepwise_events(
     config = config or StepwiseConfig()
     started = time.perf_counter()
     ctx.meter.limit(config.budget)
+    related = await follow_relations(ctx, question, config.relations) if config.relations is not None else None
+    if related is not None and related.grounded:
+        related.details["chunks_read"] = []
+        yield AnswerReady(answer=related)
+        return
     chained: Answer | None = None
-    if config.follow_names is not None:
+    if config.follow_names is not None and not ctx.meter.spent():
         chained = await follow_names(ctx, question, config.follow_names)
         if chained.grounded:
             chained.details["chunks_read"] = []

@@ -284,10 +284,10 @@ def _chain(by_name: dict[str, PyFunction], start: PyFunction, hops: int) -> list
 def _hop_question(chain: list[PyFunction], rng: random.Random, qid: str) -> Question:
     last = chain[-1]
     param = rng.choice(sorted(last.defaults()))
-    subject = f"the documentation of `{chain[0].path}`"
-    for _ in chain[1:-1]:
-        subject = f"the first function listed under See Also in {subject}"
-    q = f"What is the default value of `{param}` in the first function listed under See Also in {subject}?"
+    subject = f"`{chain[0].path}`"
+    for _ in chain[1:]:
+        subject = f"the first See Also entry of {subject}"
+    q = f"What is the default value of `{param}` in {subject}?"
     gold = [f"{f.line}{GOLD_AFTER}{f.see_also_line()}" for f in chain[:-1]] + [last.line]
     return Question(qid, f"{len(chain) - 1}-hop", q, [last.defaults()[param]], gold, hops=len(chain) - 1)
 

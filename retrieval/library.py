@@ -343,7 +343,11 @@ def phrase_chunks(doc: CachedDocument, patterns: Sequence[re.Pattern[bytes]]) ->
         return held
     lowered = doc.lowered()
     for pattern in patterns:
-        chunks = {doc.chunk_at(start) for start, _ in find_phrase(lowered, pattern, limit=4 * MAX_PHRASE_CHUNKS)}
+        chunks: set[int] = set()
+        for start, _ in find_phrase(lowered, pattern):
+            chunks.add(doc.chunk_at(start))
+            if len(chunks) > MAX_PHRASE_CHUNKS:
+                break
         if len(chunks) <= MAX_PHRASE_CHUNKS:
             for chunk_id in chunks:
                 held[chunk_id] = held.get(chunk_id, 0) + 1

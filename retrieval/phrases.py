@@ -67,12 +67,8 @@ def _is_boundary(data: bytes | memoryview, at: int) -> bool:
     return byte >= 0x80 or not chr(byte).isalnum()
 
 
-def find_phrase(lowered: bytes, pattern: re.Pattern[bytes], limit: int = 200) -> Iterator[tuple[int, int]]:
-    """Byte spans of whole-word matches of `pattern` in `lowered` (at most `limit`)."""
-    found = 0
+def find_phrase(lowered: bytes, pattern: re.Pattern[bytes]) -> Iterator[tuple[int, int]]:
+    """Byte spans of whole-word matches of `pattern` in `lowered`, in order."""
     for match in pattern.finditer(lowered):
         if _is_boundary(lowered, match.start() - 1) and _is_boundary(lowered, match.end()):
             yield match.start(), match.end()
-            found += 1
-            if found >= limit:
-                return

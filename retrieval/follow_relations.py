@@ -1,0 +1,169 @@
+"""Follow relations: "Who was the father of Enoch's father?" is answered by finding the sentence that states
+Enoch's father, then the one that states that man's father. Each hop searches for the relation as texts write
+it ("begat Enoch", "Enoch, son of", "father of Enoch" as phrases, ranked first wherever they are) and reads the
+name off the sentence by a family-relation pattern; other relations ("the first See Also entry of `f`") are read
+by the model from a few sentences, and only a name those sentences contain counts. A chain that ends in the
+answer needs no model call at all; one with a question about its end ("the default of `p` in ...") asks it once,
+about the entity found."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from lector.llm.backend import ChatOptions
+from lector.llm.messages import Message
+from lector.retrieval.answer_prompt import answer_from_evidence, format_evidence
+from lector.retrieval.citations import compose
+from lector.retrieval.context import ReadingContext
+from lector.retrieval.focus import ranked_sentences, sentence_windows
+from lector.retrieval.keywords import is_identifier, question_keywords
+from lector.retrieval.levels import Level
+from lector.retrieval.packing import chunk_cost, pack
+from lector.retrieval.reading_types import Answer, Evidence
+from lector.retrieval.relation_chain import RelationChain, relation_chain
+from lector.retrieval.relation_rules import SYNONYMS, related_by_rule
+
+
+class RelationConfig(BaseModel):
+    max_hops: int = 3
+    k: int = 8
+    evidence_tokens: int = 2500
+    """Chunk tokens weighed at each hop (before sentence focus)."""
+    model_sentences: int = 6
+    """Sentence windows the model reads when no pattern gives the name."""
+    extract_max_tokens: int = 40
+    max_answer_tokens: int = 160
+
+
+NAME_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": 80}},
+    "required": ["name"],
+}
+
+_PHRASES: dict[str, tuple[str, ...]] = {
+    "father": ("begat {e}", "begot {e}", "father of {e}", "{e} son of", "{e} the son of", "{e} daughter of"),
+    "mother": ("mother of {e}", "bore {e}", "{e} son of", "{e} daughter of"),
+    "son": ("{e} begat", "{e} begot", "son of {e}", "{e} became the father of"),
+    "daughter": ("daughter of {e}", "{e} begat", "{e} bore"),
+    "wife": ("wife of {e}", "{e} married"),
+    "husband": ("husband of {e}", "married {e}"),
+}
+
+
+@dataclass
+class Hop:
+    entity: str
+    relation: str
+    found: str | None = None
+    evidence: list[Evidence] = field(default_factory=list)
+
+    def fact(self) -> str:
+        return f"the {self.relation} of {self.entity} is {self.found}" if self.found else ""
+
+
+def bare_name(entity: str) -> str:
+    """What the text calls the entity: the last part of a dotted identifier, else the entity itself."""
+    return entity.rsplit(".", 1)[-1].removesuffix("()") if is_identifier(entity) else entity
+
+
+def hop_query(entity: str, relation: str) -> str:
+    """The search for the sentence that states the entity's relation: as phrases and as terms."""
+    name = bare_name(entity)
+    forms = [*_PHRASES.get(relation.lower(), ()), f"{relation} of {name}"]
+    phrases = " ".join(f'"{f.format(e=name)}"' for f in forms)
+    call = f"{name}(" if is_identifier(entity) else ""
+    return " ".join([phrases, entity, name, call, relation, *SYNONYMS.get(relation.lower(), ())])
+
+
+def _mentions(text: str, name: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text) is not None
+
+
+def _by_rule(hop: Hop, sentences: list[Evidence]) -> bool:
+    name = bare_name(hop.entity)
+    for sentence in sentences:
+        if _mentions(sentence.text, name) and (found := related_by_rule(hop.relation, name, sentence.text)):
+            hop.found, hop.evidence = found, [sentence]
+            return True
+    return False
+
+
+async def _by_model(ctx: ReadingContext, hop: Hop, windows: list[Evidence], config: RelationConfig) -> None:
+    question = f"What is the {hop.relation} of {hop.entity}?"
+    prompt = (f"Evidence:\n\n{format_evidence(windows)}\n\nQuestion: {question}\nCopy the name from the evidence. "
+              'Reply as JSON: {"name": "..."}, or {"name": ""} when the evidence does not say.')
+    options = ChatOptions(temperature=0.0, max_tokens=config.extract_max_tokens, json_schema=NAME_SCHEMA)
+    reply = (await ctx.meter.chat(ctx.backend, [Message.user(prompt)], options)).message.content
+    try:
+        name = str(json.loads(reply).get("name", "")).strip(" `'\".")
+    except (ValueError, AttributeError):
+        return
+    holding = [w for w in windows if name and _mentions(w.text, name)]
+    if holding and name.lower() != bare_name(hop.entity).lower():
+        hop.found, hop.evidence = name, holding[:1]
+
+
+async def resolve(ctx: ReadingContext, entity: str, relation: str, config: RelationConfig) -> Hop:
+    """One hop: the `relation` of `entity`, as the documents state it."""
+    hop = Hop(entity, relation)
+    hits = ctx.library.search(hop_query(entity, relation), k=config.k, doc_ids=ctx.doc_ids)
+    packed = pack(hits, config.evidence_tokens, chunk_cost(ctx.backend))
+    terms = [bare_name(entity), *relation.split(), *SYNONYMS.get(relation.lower(), ())]
+    if _by_rule(hop, ranked_sentences(packed, terms)):
+        hop.evidence = sentence_windows(hop.evidence, terms, 1, radius=0)
+        return hop
+    windows = sentence_windows(packed, terms, config.model_sentences)
+    if windows:
+        await _by_model(ctx, hop, windows, config)
+    return hop
+
+
+async def follow_relations(ctx: ReadingContext, question: str, config: RelationConfig | None = None) -> Answer | None:
+    """The answer along the question's chain of relations; None when the question has none."""
+    config = config or RelationConfig()
+    chain = relation_chain(question)
+    if chain is None or len(chain.relations) > config.max_hops:
+        return None
+    started = time.perf_counter()
+    hops: list[Hop] = []
+    entity = chain.entity
+    for relation in chain.relations:
+        if ctx.meter.spent():
+            break
+        hops.append(await resolve(ctx, entity, relation, config))
+        if hops[-1].found is None:
+            break
+        entity = hops[-1].found
+    answer = await _answer(ctx, question, chain, hops, config)
+    answer.elapsed_s = time.perf_counter() - started
+    answer.details.update(relations=chain.relations, facts=[h.fact() for h in hops if h.found],
+                          not_established=[f"the {h.relation} of {h.entity}" for h in hops if not h.found])
+    return answer
+
+
+async def _answer(
+    ctx: ReadingContext, question: str, chain: RelationChain, hops: list[Hop], config: RelationConfig
+) -> Answer:
+    evidence = [e for h in hops for e in h.evidence]
+    complete = len(hops) == len(chain.relations) and all(h.found for h in hops)
+    if not complete or not evidence:
+        return Answer.nothing_found(Level.STEPWISE, ctx.meter.snapshot(), 0.0)
+    final = hops[-1].found or ""
+    if not chain.outer:  # the chain's end is the answer, and the sentences that state it are the citations
+        cites = "".join(f"[{i}]" for i in range(1, len(evidence) + 1))
+        return compose(f"{final} {cites}", evidence, question=question).to_answer(Level.STEPWISE, ctx.meter.snapshot())
+    final_question = chain.final_question(final)
+    hits = ctx.library.search(question_keywords(final_question).query, k=config.k, doc_ids=ctx.doc_ids)
+    packed = pack(hits, config.evidence_tokens, chunk_cost(ctx.backend))
+    evidence += sentence_windows(packed, question_keywords(final_question).focus_terms, 4)
+    notes = "Found: " + "; ".join(h.fact() for h in hops) + "."
+    composed = await answer_from_evidence(ctx.backend, final_question, evidence, ctx.meter,
+                                          max_tokens=config.max_answer_tokens, notes=notes)
+    return composed.to_answer(Level.STEPWISE, ctx.meter.snapshot(), details={"final_question": final_question})
