@@ -562,7 +562,7 @@ def test_a_pdf_citation_opens_its_page_with_the_quote_highlighted(page: Any, tmp
     page.route("**/api/documents/*/file", lambda route: route.fulfill(body=data, content_type="application/pdf"))
     page.set_input_files("#file", str(tmp_path / "keeper.pdf"))
     expect(page.locator(".doc[data-status=ready], .doc[data-status=error]")).to_have_count(1, timeout=30_000)
-    quote = "the keeper lit the lamp of the Vesterby."
+    quote = "about the weather. Every evening the keeper lit the lamp of the Vesterby."  # runs over the page break
     citation = {"source": "/srv/uploads/ab/keeper.pdf", "chunk_id": 1, "start": 14, "end": 54, "page": 2, "text": quote}
     answer_text = "The keeper [1]."
     fake_stream(page, [{"type": "text", "text": answer_text}, final_event(answer_text, citations=[citation])])

@@ -2,7 +2,17 @@
 // Lector chat page: plain JS, no build. Talks to the JSON/SSE API with the access token.
 
 const $ = (sel) => document.querySelector(sel);
-const state = { session: null, running: false, sessions: [], uploads: new Set(), passageApi: true, fileApi: true };
+const state = {
+  session: null, // the open chat, as GET /api/sessions/{id} gives it; null for a new chat not yet created
+  creating: null, // the pending creation of that chat
+  running: false,
+  sessions: [],
+  uploads: new Set(), // uploads and ingestions still running in this chat
+  modelLoaded: undefined, // what /api/models says, when it says
+  passageApi: true, // false once the server has shown it has no GET /api/passage
+  fileApi: true, // false once it has shown it has no GET /api/documents/{id}/file
+  librarySearch: 0,
+};
 
 // ---------------------------------------------------------------- access token
 
@@ -224,14 +234,14 @@ function textNodes(root, test) {
   return found;
 }
 
-// Replace each match of `pattern` in the text nodes under `root` by the node `make(match)` returns.
+// Replace each match of `pattern` in the text nodes under `root` by what `make(match, node)` returns.
 function replaceInText(root, pattern, make, skip = "code, pre, a, button") {
   const skipped = (n) => Boolean(skip) && n.parentElement.closest(skip);
   for (const node of textNodes(root, (n) => n.data.search(pattern) >= 0 && !skipped(n))) {
     const pieces = [];
     let last = 0;
     for (const match of node.data.matchAll(pattern)) {
-      pieces.push(node.data.slice(last, match.index), make(match));
+      pieces.push(node.data.slice(last, match.index), make(match, node));
       last = match.index + match[0].length;
     }
     pieces.push(node.data.slice(last));
@@ -265,7 +275,11 @@ function renderMarkdown(node, text) {
     img.replaceWith(link);
   }
   for (const pre of fragment.querySelectorAll("pre")) decorateCode(pre);
-  replaceInText(fragment, MATH_MARK, (m) => (maths[m[1]] ? mathNode(maths[m[1]]) : m[0]), "");
+  replaceInText(fragment, MATH_MARK, (m, at) => {
+    const math = maths[m[1]];
+    if (!math) return m[0];
+    return at.parentElement.closest("code, pre") ? math.whole : mathNode(math);
+  }, "");
   node.replaceChildren(fragment);
 }
 
@@ -395,6 +409,16 @@ async function showPdfPage(data, c) {
   if (hits.length) hits[0].scrollIntoView({ block: "center" });
 }
 
+// Where the quote is in the page's text: whole, or (when it runs over a page break) its start or its end.
+function findQuote(all, wanted) {
+  const probes = [wanted, wanted.slice(0, 40), wanted.slice(-40)].filter(Boolean);
+  for (const probe of probes) {
+    const at = all.indexOf(probe);
+    if (at >= 0) return [at, probe.length];
+  }
+  return [-1, 0];
+}
+
 // Mark the text-layer spans that hold the quote, comparing letters only (PDF text splits and spaces oddly).
 function markQuote(spans, quote) {
   const squash = (t) => t.replace(/\s+/g, "").toLowerCase();
@@ -405,13 +429,7 @@ function markQuote(spans, quote) {
     all += squash(span.textContent);
     ranges.push([span, start, all.length]);
   }
-  const wanted = squash(quote);
-  let at = all.indexOf(wanted);
-  let length = wanted.length;
-  if (at < 0) {
-    length = Math.min(40, wanted.length);
-    at = length ? all.indexOf(wanted.slice(0, length)) : -1;
-  }
+  const [at, length] = findQuote(all, squash(quote));
   if (at < 0) return [];
   const hits = ranges.filter(([, start, end]) => end > at && start < at + length).map(([span]) => span);
   for (const span of hits) span.classList.add("quote-hit");
