@@ -54,6 +54,15 @@ def article_server() -> Iterator[str]:
         server.shutdown()
 
 
+# In the side panel: what a click on a citation runs in the tab that shows the cited page.
+SHOW_ON_PAGE = """async ([url, quote]) => {
+  const [tab] = await chrome.tabs.query({ url });
+  const target = { tabId: tab.id };
+  const [{ result }] = await chrome.scripting.executeScript({ target, func: highlightOnPage, args: [quote] });
+  return result;
+}"""
+
+
 def shots_folder() -> Path:
     """Where screenshots for a person to look at go (LECTOR_SHOTS names the folder)."""
     folder = Path(os.environ.get("LECTOR_SHOTS", "/tmp/lector-shots"))
@@ -120,6 +129,9 @@ def test_extension_pairs_adds_the_page_and_asks(tmp_path: Path) -> None:
             assert "lighthouse.html" in panel.inner_text("#citations")
             panel.click("#answer .cite-ref")
             assert panel.locator("#citations .cite").count() == 1
+            quote = "The lighthouse keeper Every evening at dusk the keeper, Mira Holm, lit the lamp."
+            assert panel.evaluate(SHOW_ON_PAGE, [article, quote]) is True
+            assert "Every evening at dusk the keeper" in tab.locator("mark").inner_text()
 
             saved = panel.locator("#pages li")
             assert "The lighthouse keeper" in saved.inner_text() and "ready" in saved.inner_text()

@@ -34,11 +34,17 @@ function whereOf(c) {
   return c.page ? `page ${c.page}` : `passage ${c.chunk_id + 1}`;
 }
 
-// Runs in the open tab: find the quote's first words, mark them and scroll to them.
+// Runs in the open tab (so it must stand alone): find a run of six of the quote's words (its text may join a
+// heading and a paragraph that the page shows on separate lines), mark it and scroll to it.
 function highlightOnPage(quote) {
-  const probe = quote.trim().split(/\s+/).slice(0, 10).join(" ");
-  window.getSelection().removeAllRanges();
-  if (!probe || !window.find(probe, false, false, true)) return false;
+  const words = quote.trim().split(/\s+/);
+  const probes = [];
+  for (let i = 0; i < Math.min(words.length, 40); i += 3) probes.push(words.slice(i, i + 6).join(" "));
+  const found = probes.some((probe) => {
+    window.getSelection().removeAllRanges();
+    return window.find(probe, false, false, true);
+  });
+  if (!found) return false;
   const range = window.getSelection().getRangeAt(0);
   const mark = document.createElement("mark");
   mark.style.background = "#fff1a8";
