@@ -312,7 +312,7 @@ def numpy_compound(rng: random.Random, count: int = 40) -> QuestionSet:
     functions = manual_functions()
     pool = [f for f in functions if len(f.defaults()) >= 2]
     rng.shuffle(pool)
-    questions = []
+    questions: list[Question] = []
     for f in pool[:count]:
         a, b = rng.sample(sorted(f.defaults()), 2)
         q = f"What is the default value of `{a}` in `{f.path}`, and what is the default of `{b}`?"

@@ -36,7 +36,7 @@ def _unescape(raw: str) -> str:
 def _last_clause(text: str) -> str:
     """A cut answer up to its last full clause when it has one (no half sentence at the end)."""
     ends = list(_CLAUSE_END.finditer(text))
-    return text[: ends[-1].end()] if ends and ends[-1].end() >= len(text) // 3 else text.rstrip(" ,:-") + " …"
+    return text[: ends[-1].end()] if ends and ends[-1].end() >= len(text) // 4 else text.rstrip(" ,:-") + " …"
 
 
 def _salvaged(reply: str) -> Reply:

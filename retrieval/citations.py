@@ -61,15 +61,23 @@ def cited_numbers(text: str, count: int) -> list[int]:
     return seen
 
 
-def renumbered(text: str, mapping: dict[int, int]) -> str:
-    """Rewrite the evidence numbers the model cited as positions in the citation list; drop invalid ones."""
+_CITE_RUN = re.compile(rf"{_CITE.pattern}(?:\s*[,;]?\s*{_CITE.pattern})*")
 
-    def replace(match: re.Match[str]) -> str:
+
+def renumbered(text: str, mapping: dict[int, int]) -> str:
+    """Rewrite the evidence numbers the model cited as positions in the citation list; drop invalid ones (and
+    the commas that separated them)."""
+
+    def mark(match: re.Match[str]) -> str:
         parts = [int(p.strip()) for p in _CITE_SEPARATOR.split(match.group(1))]
         kept = [str(mapping[p]) for p in parts if p in mapping]
         return "[" + ", ".join(dict.fromkeys(kept)) + "]" if kept else ""
 
-    return _CITE.sub(replace, text).strip()
+    def run(match: re.Match[str]) -> str:
+        marks = [m for m in (mark(c) for c in _CITE.finditer(match.group(0))) if m]
+        return (", " if "," in _CITE.sub("", match.group(0)) else "").join(marks)
+
+    return re.sub(r"\s+([.,;])", r"\1", _CITE_RUN.sub(run, text)).strip()
 
 
 def best_supporting(answer: str, items: Sequence[Evidence], limit: int = 2) -> list[int]:

@@ -35,8 +35,9 @@ class RelationConfig(BaseModel):
     k: int = 8
     evidence_tokens: int = 2500
     """Chunk tokens weighed at each hop (before sentence focus)."""
-    model_sentences: int = 6
-    """Sentence windows the model reads when no pattern gives the name."""
+    model_passages: int = 3
+    """Passages the model reads when no pattern gives the name: each from a mention of the entity on."""
+    passage_chars: int = 700
     extract_max_tokens: int = 40
     max_answer_tokens: int = 160
 
@@ -110,16 +111,32 @@ async def _by_model(ctx: ReadingContext, hop: Hop, windows: list[Evidence], conf
         hop.found, hop.evidence = name, holding[:1]
 
 
+def passages(sentences: list[Evidence], entity: str, config: RelationConfig) -> list[Evidence]:
+    """The text from each of the best mentions of the entity on (a relation is mostly stated after the entity is
+    introduced: a definition and its See Also, a person and their family); a name's definition `name(` first."""
+    name = bare_name(entity)
+    mentions = [e for e in sentences if _mentions(e.text, name)]
+    if is_identifier(entity):
+        mentions.sort(key=lambda e: f"{name}(" not in e.text)
+    out: list[Evidence] = []
+    for e in mentions[: config.model_passages]:
+        offset = e.start - e.chunk.start
+        text = e.chunk.text[offset : offset + config.passage_chars]
+        out.append(Evidence(chunk=e.chunk, text=text, start=e.start, end=e.start + len(text), score=e.score))
+    return out
+
+
 async def resolve(ctx: ReadingContext, entity: str, relation: str, config: RelationConfig) -> Hop:
     """One hop: the `relation` of `entity`, as the documents state it."""
     hop = Hop(entity, relation)
     hits = ctx.library.search(hop_query(entity, relation), k=config.k, doc_ids=ctx.doc_ids)
     packed = pack(hits, config.evidence_tokens, chunk_cost(ctx.backend))
     terms = [bare_name(entity), *relation.split(), *SYNONYMS.get(relation.lower(), ())]
-    if _by_rule(hop, ranked_sentences(packed, terms)):
+    sentences = ranked_sentences(packed, terms)
+    if _by_rule(hop, sentences):
         hop.evidence = sentence_windows(hop.evidence, terms, 1, radius=0)
         return hop
-    windows = sentence_windows(packed, terms, config.model_sentences)
+    windows = passages(sentences, entity, config)
     if windows:
         await _by_model(ctx, hop, windows, config)
     return hop

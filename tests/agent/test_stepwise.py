@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 
 from lector.agent.stepwise import (
@@ -158,3 +159,40 @@ async def test_an_unfound_chain_falls_back_to_the_planner(tmp_path) -> None:  # 
     assert "Lisbon" in answer.answer
     assert [s["question"] for s in answer.details["sub_questions"]] == [
         "Who founded the Zorblat Company?", "Where was Jane Roe born?"]
+
+
+def chain_not_found(inner: Callable[..., str]) -> Callable[..., str]:
+    """The followed chain's answer says NOT FOUND; everything else as `inner` replies."""
+    answered = False
+
+    def reply(messages: list[Message], tools: object, options: ChatOptions) -> str:
+        nonlocal answered
+        if options.json_schema == ANSWER_SCHEMA and not answered:
+            answered = True
+            return json.dumps({"answer": "NOT FOUND", "evidence": []})
+        return inner(messages, tools, options)
+
+    return reply
+
+
+async def test_past_its_call_budget_it_answers_and_says_what_it_could_not_establish(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lib = library(tmp_path)
+    backend = ScriptedBackend(default=chain_not_found(scripted([ask("Who founded the Zorblat Company?")] * 3)))
+    answer = await level3(reading(lib, backend), QUESTION, StepwiseConfig(budget=Budget(max_calls=2)))
+    assert not any(r["options"].json_schema == PLAN_SCHEMA for r in backend.requests), "no planning past the budget"
+    assert "Could not establish" in answer.answer and "2 model calls" in answer.answer
+    assert answer.details["budget"] and answer.usage.llm_calls == 2
+
+
+async def test_a_time_budget_stops_the_planner_and_level2(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lib = library(tmp_path)
+    plans = [ask("Who founded the Zorblat Company?"), ask("Where was Jane Roe born?")]
+    backend = ScriptedBackend(default=chain_not_found(scripted(plans)), delay=0.01, chunk_size=4)
+    config = StepwiseConfig(budget=Budget(max_seconds=0.5), follow_names=None)
+    started = time.perf_counter()
+    answer = await level3(reading(lib, backend), QUESTION, config)
+    unlimited = await level3(reading(lib, ScriptedBackend(default=scripted(list(plans)), delay=0.01, chunk_size=4)),
+                             QUESTION, StepwiseConfig(budget=UNLIMITED, follow_names=None))
+    assert "0.5 seconds" in answer.answer and "Could not establish" in answer.answer
+    assert answer.usage.llm_calls < unlimited.usage.llm_calls
+    assert time.perf_counter() - started < 60

@@ -1,0 +1,104 @@
+"""Following relations (retrieval/follow_relations.py): the chain a question names, the sentences that state each
+link however the text words it, when each name recurs in many other sentences. SCRIPTED model only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lector.llm.backend import ChatOptions
+from lector.llm.messages import Message
+from lector.llm.scripted import ScriptedBackend
+from lector.retrieval.answer_prompt import ANSWER_SCHEMA
+from lector.retrieval.context import ReadingContext
+from lector.retrieval.follow_relations import NAME_SCHEMA, follow_relations
+from lector.retrieval.keywords import KeywordCache
+from lector.retrieval.library import Library
+from lector.retrieval.relation_chain import hops_needed, relation_chain
+from lector.retrieval.relation_rules import related_by_rule
+
+
+@pytest.mark.parametrize(
+    "question, entity, relations, outer",
+    [
+        ("Who was the father of Enoch's father?", "Enoch", ["father", "father"], ""),
+        ("Who was the father of the father of Enoch?", "Enoch", ["father", "father"], ""),
+        ("Who is the mother of the wife of King Lear?", "King Lear", ["wife", "mother"], ""),
+        ("What is the default value of `p` in the first See Also entry of `pkg.f`?", "pkg.f",
+         ["first See Also entry"], "What is the default value of `p` in"),
+    ],
+)
+def test_relation_chain(question: str, entity: str, relations: list[str], outer: str) -> None:
+    chain = relation_chain(question)
+    assert chain is not None and (chain.entity, chain.relations, chain.outer) == (entity, relations, outer)
+    assert hops_needed(question) == len(relations) + bool(outer)
+
+
+def test_questions_without_a_chain() -> None:
+    assert relation_chain("What colour was the lighthouse painted?") is None
+    assert hops_needed("Who was the father of Enoch?") == 1
+
+
+@pytest.mark.parametrize(
+    "relation, entity, text, name",
+    [
+        ("father", "Enos", "And Seth lived an hundred and five years, and begat Enos.", "Seth"),
+        ("father", "Jared", "Mahalaleel became the father of Jared.", "Mahalaleel"),
+        ("father", "Jared", "Jared, son of Mahalaleel, dwelt there.", "Mahalaleel"),
+        ("father", "Japheth", "And Noah begat Shem, Ham, and Japheth.", "Noah"),
+        ("son", "Seth", "And Seth lived an hundred and five years, and begat Enos.", "Enos"),
+        ("father", "Jared", "Jared went to the market with Mahalaleel.", None),
+    ],
+)
+def test_related_by_rule(relation: str, entity: str, text: str, name: str | None) -> None:
+    assert related_by_rule(relation, entity, text) == name
+
+
+def chronicle(tmp_path) -> Library:  # type: ignore[no-untyped-def]
+    """Each name recurs in dozens of sentences; each father is stated once, in a different wording."""
+    names = ["Orvald", "Brenna", "Tamsin", "Corwin"]
+    paras = [f"In year {i} {names[i % 4]} and {names[(i + 1) % 4]} went to the market of the valley."
+             for i in range(2000)]
+    paras.insert(300, "And Corwin lived many years, and begat Tamsin.")
+    paras.insert(1500, "Orvald, son of Tamsin, kept the mill.")
+    lib = Library(cache_dir=tmp_path)
+    lib.add_text("\n\n".join(paras), "chronicle.txt")
+    return lib
+
+
+async def test_a_two_hop_family_chain_needs_no_model_call(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    backend = ScriptedBackend()  # no reply scripted: any call fails the test
+    ctx = ReadingContext(chronicle(tmp_path), backend, keyword_cache=KeywordCache())
+    answer = await follow_relations(ctx, "Who was the father of Orvald's father?")
+    assert answer is not None and answer.grounded and answer.answer.startswith("Corwin")
+    assert answer.details["facts"] == ["the father of Orvald is Tamsin", "the father of Tamsin is Corwin"]
+    assert "begat Tamsin" in answer.citations[0].text and answer.usage.llm_calls == 0
+
+
+async def test_an_unstated_link_is_reported_not_guessed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    backend = ScriptedBackend(default=json.dumps({"name": ""}))
+    ctx = ReadingContext(chronicle(tmp_path), backend, keyword_cache=KeywordCache())
+    answer = await follow_relations(ctx, "Who was the father of Corwin's father?")
+    assert answer is not None and not answer.found
+    assert answer.details["not_established"] == ["the father of Corwin"]
+
+
+async def test_other_relations_are_read_by_the_model_then_the_outer_question(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    sections = [f".. function:: tool{i}(x, mode='m{i}')\n\n   Does step {i}.\n\n   See Also\n   --------\n"
+                f"   tool{i + 1} : the next step." for i in range(400)]
+    lib = Library(cache_dir=tmp_path)
+    lib.add_text("\n\n".join(sections), "manual.rst")
+
+    def reply(messages: list[Message], tools: object, options: ChatOptions) -> str:
+        if options.json_schema == NAME_SCHEMA:
+            return json.dumps({"name": "tool218"})
+        assert options.json_schema == ANSWER_SCHEMA
+        assert "What is the default value of `mode` in tool218?" in messages[-1].content
+        return json.dumps({"answer": "'m218'", "evidence": [2]})
+
+    ctx = ReadingContext(lib, ScriptedBackend(default=reply), keyword_cache=KeywordCache())
+    question = "What is the default value of `mode` in the first See Also entry of `pkg.tool217`?"
+    answer = await follow_relations(ctx, question)
+    assert answer is not None and "'m218'" in answer.answer and answer.usage.llm_calls == 2
+    assert answer.details["facts"] == ["the first See Also entry of pkg.tool217 is tool218"]
