@@ -585,3 +585,14 @@ def test_error_messages_name_files_not_server_paths(page: Any) -> None:
     }
     for raw, shown in cases.items():
         assert page.evaluate("(m) => plainError(m)", raw) == shown
+
+
+def test_a_chat_downloads_as_markdown(page: Any) -> None:
+    assert page.locator("#export").is_hidden()
+    ask(page, "what is 6*7?")
+    with page.expect_download() as download:
+        page.click("#export")
+    text = Path(download.value.path()).read_text()
+    assert text.startswith("# what is 6*7?\n") and "## You\n\nwhat is 6*7?\n" in text
+    assert "calculator output" in text and "## Lector\n\nThe result is 42." in text
+    assert download.value.suggested_filename == "what-is-6-7-.md"

@@ -171,9 +171,15 @@ function copyButton(getText, label = "Copy") {
   return button;
 }
 
+function nearEnd(box) {
+  return box.scrollHeight - box.scrollTop - box.clientHeight < 200;
+}
+
+// Follow a streaming answer only while the person has not scrolled up to read something else.
 function scrollToEnd() {
   const box = $("#messages");
-  if (box.scrollHeight - box.scrollTop - box.clientHeight < 200) box.scrollTop = box.scrollHeight;
+  if (nearEnd(box)) box.scrollTop = box.scrollHeight;
+  $("#to-bottom").hidden = nearEnd(box);
 }
 
 // ---------------------------------------------------------------- markdown, code and math
@@ -819,6 +825,7 @@ function setUrl(id) {
 
 function setTitle(title) {
   $("#chat-title").textContent = title || "New chat";
+  $("#export").hidden = !state.session;
   document.title = title ? `${title} · Lector` : "Lector";
 }
 
@@ -1087,6 +1094,28 @@ function setupDragAndDrop() {
   });
 }
 
+// ---------------------------------------------------------------- export
+
+function chatAsMarkdown(session) {
+  const lines = [`# ${session.title || "Chat"}`, ""];
+  for (const m of session.messages) {
+    if (m.role === "user") lines.push("## You", "", m.content, "");
+    else if (m.role === "assistant" && m.content) lines.push("## Lector", "", m.content, "");
+    else if (m.role === "tool") lines.push(`<details><summary>${m.name || "tool"} output</summary>`, "", "```", m.content, "```", "</details>", "");
+  }
+  return lines.join("\n");
+}
+
+async function exportChat() {
+  if (!state.session) return;
+  const session = await api(`/api/sessions/${state.session.id}`).catch((err) => showBanner(err.message));
+  if (!session) return;
+  const url = URL.createObjectURL(new Blob([chatAsMarkdown(session)], { type: "text/markdown" }));
+  const name = `${(session.title || "chat").replace(/[^\w.-]+/g, "-").slice(0, 60)}.md`;
+  el("a", { href: url, download: name }).click();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
 // ---------------------------------------------------------------- library
 
 function when(epochSeconds) {
@@ -1178,6 +1207,9 @@ function wireEvents() {
   for (const id of ["#model", "#level", "#system"]) $(id).addEventListener("change", saveSettings);
   $("#open-settings").addEventListener("click", () => $("#settings").showModal());
   $("#open-library").addEventListener("click", openLibrary);
+  $("#export").addEventListener("click", exportChat);
+  $("#messages").addEventListener("scroll", () => { $("#to-bottom").hidden = nearEnd($("#messages")); });
+  $("#to-bottom").addEventListener("click", () => { $("#messages").scrollTop = $("#messages").scrollHeight; });
   $("#library-search").addEventListener("input", () => { clearTimeout(state.librarySearch); state.librarySearch = setTimeout(loadLibrary, 200); });
   $("#input").addEventListener("input", growInput);
   $("#banner-close").addEventListener("click", hideBanner);
