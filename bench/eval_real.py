@@ -3,7 +3,8 @@
 
 Per set and level it reports:
   recall@8     share of the gold lines (one per hop) inside the 8 best chunks for the question's own query
-               (no model: quoted phrases, terms and identifiers, as the levels search before model keywords)
+               (no model: quoted phrases, terms and identifiers, as the levels search before model keywords);
+               with --no-model also the share inside the evidence Level 1 would show the model
   accuracy     every expected value appears in the answer (case, quotes and backticks aside)
   calls, prompt tokens, median and worst seconds per question
 
@@ -71,6 +72,22 @@ def recall_at_k(library: Any, doc_id: str, text: str, q: Question, k: int = RECA
     return covered(gold_spans(text, q), [(h.chunk.start, h.chunk.end) for h in hits])
 
 
+def evidence_recall(library: Any, doc_id: str, text: str, q: Question) -> float:
+    """Share of the gold lines inside the evidence Level 1 shows the model (its packing and sentence focus,
+    with the question's own query: no model keywords)."""
+    from lector.retrieval.focus import sentence_windows
+    from lector.retrieval.keywords import question_keywords
+    from lector.retrieval.level1 import Level1Config
+    from lector.retrieval.packing import HEADER_TOKENS, pack
+
+    config = Level1Config()
+    keywords = question_keywords(q.question)
+    hits = library.search(keywords.query, k=config.k, doc_ids=[doc_id])
+    evidence = pack(hits, config.max_evidence_tokens or 2000, lambda c: c.tokens + HEADER_TOKENS)
+    evidence = sentence_windows(evidence, keywords.focus_terms, config.focus_sentences or 8)
+    return covered(gold_spans(text, q), [(e.start, e.end) for e in evidence])
+
+
 async def answer_row(level: str, library: Any, doc_id: str, backend: Any, q: Question) -> dict[str, Any]:
     from lector.agent.reader import aask
 
@@ -95,7 +112,9 @@ def table(rows: Sequence[dict[str, Any]]) -> list[str]:
         n = len(rs)
         recall = statistics.fmean(r["recall"] for r in rs)
         if level == "bm25":
-            lines.append(f"| {name} | retrieval only | {n} | {recall:.2f} | – | 0 | 0 | – | – |")
+            shown = statistics.fmean(r["evidence"] for r in rs)
+            lines.append(f"| {name} | retrieval only (L1 evidence holds the line: {shown:.2f}) | {n} | {recall:.2f} "
+                         "| – | 0 | 0 | – | – |")
             continue
         secs = [r["seconds"] for r in rs]
         accuracy, calls = statistics.fmean(r["correct"] for r in rs), statistics.fmean(r["llm_calls"] for r in rs)
@@ -133,7 +152,8 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             for q in pool:
                 recall = recall_at_k(library, doc_id, text, q)
                 if backend is None:
-                    rows.append({"set": qset.name, "level": "bm25", "qid": q.qid, "kind": q.kind, "recall": recall})
+                    rows.append({"set": qset.name, "level": "bm25", "qid": q.qid, "kind": q.kind, "recall": recall,
+                                 "evidence": evidence_recall(library, doc_id, text, q)})
                     continue
                 for level in args.levels.split(","):
                     row = {"set": qset.name, "recall": recall, **await answer_row(level, library, doc_id, backend, q)}

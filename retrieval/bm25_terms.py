@@ -2,7 +2,8 @@
 in search mode; numbers and identifiers kept whole ("config_smp", "v2.3", "3.14", "os.path.join"), identifiers
 also as their parts: split at underscores and dots, CamelCase at its humps ("HTTPServer": "http", "server").
 A name written before "(" also gives the term "name(", so a query for a function's signature finds the line
-that defines or calls it. The same function tokenizes documents and queries.
+that defines or calls it, and "def:name" where a directive, `def` or `class` defines it there. The same
+function tokenizes documents and queries.
 
 Bump TOKENIZER_VERSION whenever the output for some text changes: cached indexes are keyed by it.
 """
@@ -18,13 +19,16 @@ from typing import Any
 
 from lector.retrieval.cjk import CJK_RANGES, has_cjk
 
-TOKENIZER_VERSION = "2"
+TOKENIZER_VERSION = "3"
 
 _CJK_SPLIT = re.compile(rf"([{CJK_RANGES}]+)")
 _WORD_RE = re.compile(r"\w+(?:\.\w+)*")
 _CAMEL_HUMP = re.compile(r"[a-z0-9][A-Z]|[A-Z][A-Z][a-z]")
 _CAMEL_PART = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _LAST_WORD = re.compile(r"\w+$")
+_DEFINED = re.compile(r"(?:::|\bdef|\bclass)\s*(?:[\w*]+\s+){0,3}\**(?:\w+\.)*(\w+)$")
+"""A name defined where it stands: after a directive (".. function:: name(", "c:function:: int name("),
+`def` or `class`."""
 
 ENGLISH_STOP_WORDS = frozenset(
     """a about above after again against all am an and any are aren't as at be because been before being
@@ -107,9 +111,15 @@ def _terms(words: list[str]) -> list[str]:
 
 
 def _called_terms(text: str) -> list[str]:
-    """ "name(" for each name written right before an opening parenthesis."""
-    pieces = text.split("(")
-    return [f"{m.group(0).lower()}(" for piece in pieces[:-1] if (m := _LAST_WORD.search(piece[-80:]))]
+    """ "name(" for each name written right before an opening parenthesis, and "def:name" where it is defined."""
+    out: list[str] = []
+    for piece in text.split("(")[:-1]:
+        tail = piece[-80:]
+        if (called := _LAST_WORD.search(tail)) is not None:
+            out.append(f"{called.group(0).lower()}(")
+            if (defined := _DEFINED.search(tail)) is not None:
+                out.append(f"def:{defined.group(1).lower()}")
+    return out
 
 
 @lru_cache(maxsize=200_000)

@@ -81,9 +81,10 @@ def _latin_terms(text: str) -> list[str]:
 
 
 def signature_terms(terms: Iterable[str]) -> list[str]:
-    """ "name(" for each identifier among `terms` (its last dotted part): the line that defines or calls it."""
-    names = (t.rsplit(".", 1)[-1] for t in terms if is_identifier(t))
-    return list(dict.fromkeys(f"{n}(" for n in names if n))
+    """ "::name(" for each identifier among `terms` (its last dotted part): tokenized, the terms of the line that
+    calls it and of the one that defines it (see retrieval.bm25_terms)."""
+    names = (t.removesuffix("()").rsplit(".", 1)[-1] for t in terms if is_identifier(t))
+    return list(dict.fromkeys(f"::{n}(" for n in names if n))
 
 
 def _chinese_terms(text: str) -> list[str]:
@@ -157,8 +158,13 @@ class Keywords(BaseModel):
 
     @property
     def focus_terms(self) -> list[str]:
-        """What the evidence's sentences are ranked by: the phrases, then the terms."""
-        return [*self.phrases, *self.terms]
+        """What the evidence's sentences are ranked by: the phrases, the terms, and each dotted identifier's last
+        part and `name(` (a manual writes `name(arg=...)` under the module's heading, not the whole path), and
+        `word=` for each quoted single word (a parameter, as a signature writes it)."""
+        bare = [t.rsplit(".", 1)[-1] for t in self.question_terms if is_identifier(t) and "." in t]
+        called = [t.removeprefix("::") for t in signature_terms(self.question_terms)]
+        arguments = [f"{p}=" for p in self.phrases if re.fullmatch(r"[A-Za-z_]\w*", p)]
+        return list(dict.fromkeys([*self.phrases, *self.terms, *bare, *called, *arguments]))
 
 
 class KeywordCache:

@@ -24,7 +24,24 @@ _SENTENCE_END = re.compile(
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the sentences (or paragraphs, list items) of `text`, blank ones dropped."""
+    """Character spans of the sentences (or paragraphs, list items) of `text`, blank ones dropped. A span of
+    punctuation alone (the ".." of a reST directive such as ".. function:: name(arg=1)") joins the next one."""
+    out: list[tuple[int, int]] = []
+    held: int | None = None
+    for start, end in _raw_spans(text):
+        start = start if held is None else held
+        held = None
+        if any(ch.isalnum() for ch in text[start:end]):
+            out.append((start, end))
+        else:
+            held = start
+            last_end = end
+    if held is not None:
+        out.append((held, last_end))
+    return out
+
+
+def _raw_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     pos = 0
     for match in [*_SENTENCE_END.finditer(text), None]:
