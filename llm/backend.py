@@ -135,6 +135,13 @@ class Backend(ABC):
     ) -> ChatResult:
         return run_sync(self.achat(messages, tools, options))
 
+    def load(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Load the model now (blocking), so that the first request does not wait; the default has nothing to load."""
+
+    def runtime(self) -> str:
+        """How the model runs here (threads...), for status lines; empty when there is nothing to say."""
+        return ""
+
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release engine resources; the default holds none."""
 

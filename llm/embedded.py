@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import logging
 import os
 import secrets
 import threading
@@ -31,16 +32,19 @@ from lector.llm.errors import ContextOverflowError, LLMError
 from lector.llm.messages import Message, ToolSpec
 from lector.llm.models import DEFAULT_MODEL, resolve_model
 from lector.llm.prompt_calling import PromptCallingBackend, PromptRequest, RawChunk
+from lector.llm.threads import ThreadChoice, resolve_threads
 
+log = logging.getLogger(__name__)
 _END = object()
 
 
 @dataclass(frozen=True)
 class EngineConfig:
+    """What makes two engines interchangeable. Threads are not part of it: the first load chooses them."""
+
     path: str
     n_ctx: int
     n_parallel: int
-    n_threads: int | None
     n_batch: int
     cache_ram_mib: int
 
@@ -50,6 +54,7 @@ class _Engine:
     """A loaded model: the xllamacpp server, its loopback address and key, and who is using it."""
 
     config: EngineConfig
+    threads: ThreadChoice
     server: Any
     address: str
     api_key: str
@@ -82,7 +87,7 @@ def _close_all_engines() -> None:
         engine.close()
 
 
-def _load_engine(config: EngineConfig) -> _Engine:
+def _load_engine(config: EngineConfig, threads: ThreadChoice) -> _Engine:
     import xllamacpp
 
     params = xllamacpp.CommonParams()
@@ -95,9 +100,10 @@ def _load_engine(config: EngineConfig) -> _Engine:
     params.cache_ram_mib = config.cache_ram_mib
     params.use_jinja = True
     params.verbosity = 0
-    if config.n_threads:
-        params.cpuparams.n_threads = config.n_threads
-        params.cpuparams_batch.n_threads = config.n_threads
+    params.cpuparams.n_threads = threads.threads
+    params.cpuparams.poll = threads.poll
+    params.cpuparams_batch.n_threads = threads.batch_threads
+    params.cpuparams_batch.poll = threads.poll
     api_key = secrets.token_urlsafe(32)
     params.api_keys = [api_key]
     params.cors_origins = ""
@@ -108,14 +114,16 @@ def _load_engine(config: EngineConfig) -> _Engine:
     address = server.listening_address
     auth = {"Authorization": f"Bearer {api_key}"}
     http = httpx.Client(base_url=address, headers=auth, timeout=60, trust_env=False)
-    return _Engine(config=config, server=server, address=address, api_key=api_key, http=http)
+    return _Engine(config=config, threads=threads, server=server, address=address, api_key=api_key, http=http)
 
 
-def _acquire_engine(config: EngineConfig) -> _Engine:
+def _acquire_engine(config: EngineConfig, requested_threads: int | None) -> _Engine:
     with _engines_lock:
         engine = _engines.get(config)
         if engine is None:
-            engine = _engines[config] = _load_engine(config)
+            threads = resolve_threads(requested_threads)
+            log.info("loading %s on %s", Path(config.path).name, threads.describe())
+            engine = _engines[config] = _load_engine(config, threads)
         engine.users += 1
         return engine
 
@@ -146,7 +154,8 @@ class EmbeddedBackend(PromptCallingBackend):
     engine's grammar.
 
     `n_ctx` is the context window shared by `n_parallel` slots (any one request may use all of it).
-    `n_threads=None` lets llama.cpp use every core. With `lazy=True` the model loads on first use.
+    `n_threads=None` takes $LECTOR_THREADS, else the cores free when the model loads (`llm.threads`).
+    With `lazy=True` the model loads on first use, or when `load()` is called (from a thread, to preload).
     """
 
     def __init__(
@@ -167,8 +176,8 @@ class EmbeddedBackend(PromptCallingBackend):
         self.name = Path(self.model).stem if self.model.endswith(".gguf") else self.model
         self.context_size = n_ctx
         self.parallel_slots = n_parallel
-        self._settings = {"n_ctx": n_ctx, "n_parallel": n_parallel, "n_threads": n_threads,
-                          "n_batch": n_batch, "cache_ram_mib": cache_ram_mib}
+        self._settings = {"n_ctx": n_ctx, "n_parallel": n_parallel, "n_batch": n_batch, "cache_ram_mib": cache_ram_mib}
+        self._requested_threads = n_threads
         self._progress = progress
         self.prompt_cache = prompt_cache
         """Reuse the KV cache of a slot's previous prompt prefix; off only to time requests cold (benchmarks)."""
@@ -193,9 +202,21 @@ class EmbeddedBackend(PromptCallingBackend):
                 raise LLMError(f"backend {self.name} is closed")
             if self._engine is None:
                 path = resolve_model(self.model, progress=self._progress)
-                config = EngineConfig(path=str(path.resolve()), **self._settings)  # type: ignore[arg-type]
-                self._engine = _acquire_engine(config)
+                config = EngineConfig(path=str(path.resolve()), **self._settings)
+                self._engine = _acquire_engine(config, self._requested_threads)
             return self._engine
+
+    def load(self) -> None:
+        self._get_engine()
+
+    @property
+    def threads(self) -> ThreadChoice | None:
+        """The engine's thread settings once it is loaded."""
+        return self._engine.threads if self._engine is not None else None
+
+    def runtime(self) -> str:
+        threads = self.threads
+        return f"in process, {threads.describe()}" if threads is not None else ""
 
     def close(self) -> None:
         with self._load_lock:

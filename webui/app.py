@@ -19,7 +19,7 @@ from lector.webui import chat_api, openai_api, pages_api
 from lector.webui.config import ServerConfig
 from lector.webui.guard import Guard
 from lector.webui.ingest import Ingester
-from lector.webui.state import AppState
+from lector.webui.state import AppState, ModelLoad
 
 STATIC = Path(__file__).parent / "static"
 
@@ -42,8 +42,13 @@ def create_app(
     backend: Backend | None = None,
     backend_factory: Callable[[str | None], Backend] | None = None,
     extra_tools: list[Tool] | None = None,
+    on_model_ready: Callable[[ModelLoad], None] | None = None,
 ) -> FastAPI:
-    """The app (FastAPI wrapped in the guard). `backend` overrides the configured model (tests, benches)."""
+    """The app (FastAPI wrapped in the guard). `backend` overrides the configured model (tests, benches).
+
+    The model starts loading in the background when the app starts (`GET /api/status` tells how far it is);
+    `on_model_ready` hears when it is ready or failed.
+    """
     config = config or ServerConfig()
     state = AppState(config, backend=backend, backend_factory=backend_factory, extra_tools=extra_tools)
 
@@ -52,6 +57,7 @@ def create_app(
         ingester = Ingester(state)
         app.state.ingester = ingester
         ingester.start()
+        state.preload(on_model_ready)
         yield
         await ingester.stop()
         state.close()
@@ -80,6 +86,11 @@ def create_app(
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/api/status", tags=["meta"])
+    def status() -> dict[str, Any]:
+        """Whether the model is loading, ready or failed, its name, and a message (how it runs, or why it failed)."""
+        return {"model": state.model.as_json()}
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -1,7 +1,8 @@
 """Lector's long-document reader as an MCP server: tools `index`, `search`, `ask` (with citations), `documents`.
 
 One Library per server process, cached by content hash in the cache folder ($LECTOR_CACHE or
-~/.cache/lector unless given). The model loads on the first `ask` (`search` needs none).
+~/.cache/lector unless given). The model loads on the first `ask` (`search` needs none), or in the
+background from the start with `server.reader.preload()` (what `lector mcp` does).
 
     server = build_mcp_server(cache_dir=None, model="qwen2.5-coder-0.5b")
     server.run()                                           # stdio
@@ -10,8 +11,9 @@ One Library per server process, cached by content hash in the cache folder ($LEC
 
 from __future__ import annotations
 
-import asyncio
 import os
+import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -38,7 +40,7 @@ INSTRUCTIONS = (
 
 
 class Reader:
-    """The state behind the tools: one Library and a lazily loaded model."""
+    """The state behind the tools: one Library and a model loaded on first use or preloaded."""
 
     def __init__(
         self,
@@ -55,15 +57,36 @@ class Reader:
         self.model = model
         self._backend = backend
         self._owns_backend = backend is None
-        self._backend_lock = asyncio.Lock()
+        self._backend_lock = threading.Lock()
 
-    async def backend(self) -> Backend:
-        async with self._backend_lock:
+    def _load(self) -> Backend:
+        with self._backend_lock:
             if self._backend is None:
                 from lector.llm.factory import make_backend
 
-                self._backend = await anyio.to_thread.run_sync(make_backend, self.model)
+                self._backend = make_backend(self.model)
             return self._backend
+
+    async def backend(self) -> Backend:
+        """The model, loaded now in a thread, or the one a preload is loading (waited for, in a thread)."""
+        return await anyio.to_thread.run_sync(self._load)
+
+    def preload(self) -> threading.Thread:
+        """Load the model in a background thread, so that the first `ask` does not wait for it."""
+
+        def run() -> None:
+            try:
+                backend = self._load()
+            except Exception as exc:  # `ask` will report it as well
+                print(f"lector mcp: the model could not be loaded: {exc}", file=sys.stderr, flush=True)
+                return
+            runtime = backend.runtime()
+            print(f"lector mcp: model {backend.name} ready{': ' + runtime if runtime else ''}", file=sys.stderr,
+                  flush=True)
+
+        thread = threading.Thread(target=run, name="lector-preload", daemon=True)
+        thread.start()
+        return thread
 
     def close(self) -> None:
         if self._owns_backend and self._backend is not None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lector.llm.backend import Backend
 from lector.tools.base import Tool, ToolContext
@@ -24,6 +25,26 @@ class Turn:
 
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class ModelLoad:
+    """Where the default model stands: loading in the background, ready, or failed (with why)."""
+
+    name: str
+    state: Literal["loading", "ready", "error"] = "loading"
+    message: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        return {"state": self.state, "name": self.name, "message": self.message}
+
+
+def lazy_options(spec: str | None) -> dict[str, Any]:
+    """make_backend options that defer an embedded model's load to `Backend.load()` (run in the background)."""
+    from lector.llm.factory import default_spec
+
+    kind, _, rest = (spec or default_spec()).partition(":")
+    return {"lazy": True} if not rest or kind == "embedded" else {}
 
 
 class AppState:
@@ -44,6 +65,8 @@ class AppState:
         if backend is not None:
             self._backends[config.model or "default"] = backend
         self._backend_factory = backend_factory
+        self._backends_lock = threading.Lock()
+        self.model = ModelLoad(name=config.model or _default_name())
         self.mcp_hub: Any = None
         self.registry = self._build_registry(extra_tools or [])
         self.contexts: dict[str, ToolContext] = {}
@@ -82,16 +105,40 @@ class AppState:
 
     def backend(self, spec: str | None = None) -> Backend:
         key = spec or self.config.model or "default"
-        if key not in self._backends:
-            if len(self._backends) == 1 and spec is None:
-                return next(iter(self._backends.values()))
-            if self._backend_factory is not None:
-                self._backends[key] = self._backend_factory(spec or self.config.model)
-            else:
-                from lector.llm.factory import make_backend
+        with self._backends_lock:
+            if key not in self._backends:
+                if len(self._backends) == 1 and spec is None:
+                    return next(iter(self._backends.values()))
+                self._backends[key] = self._make_backend(spec or self.config.model)
+            return self._backends[key]
 
-                self._backends[key] = make_backend(spec or self.config.model)
-        return self._backends[key]
+    def _make_backend(self, spec: str | None) -> Backend:
+        if self._backend_factory is not None:
+            return self._backend_factory(spec)
+        from lector.llm.factory import make_backend
+
+        return make_backend(spec, **lazy_options(spec))
+
+    def preload(self, on_done: Callable[[ModelLoad], None] | None = None) -> threading.Thread:
+        """Load the default model in a background thread; `self.model` tells how far it got."""
+
+        def run() -> None:
+            try:
+                backend = self.backend()
+                self.model.name = backend.name
+                backend.load()
+                self.model.message = backend.runtime()
+                self.model.state = "ready"
+            except Exception as exc:  # shown in /api/status and on the page; requests will fail the same way
+                self.model.message = f"{type(exc).__name__}: {exc}"
+                self.model.state = "error"
+                log.warning("the model could not be loaded: %s", self.model.message)
+            if on_done is not None:
+                on_done(self.model)
+
+        thread = threading.Thread(target=run, name="lector-preload", daemon=True)
+        thread.start()
+        return thread
 
     @property
     def library(self) -> Any:
@@ -116,3 +163,9 @@ class AppState:
         if self.mcp_hub is not None:
             self.mcp_hub.close()
         self.store.close()
+
+
+def _default_name() -> str:
+    from lector.llm.factory import default_spec
+
+    return default_spec()

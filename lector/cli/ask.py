@@ -13,6 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from lector.cli.threads_option import add_threads_option, apply_threads
 from lector.retrieval.levels import Level, parse_level
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ def register(subparsers: Any) -> None:
     ask.add_argument(
         "--cache-dir", default=None, help="cache folder (default $LECTOR_CACHE or ~/.cache/lector)"
     )
+    add_threads_option(ask)
     ask.set_defaults(func=run_ask)
 
 
@@ -83,6 +85,7 @@ async def _ask(args: argparse.Namespace, library: LibraryLike, doc_ids: list[str
 def run_ask(args: argparse.Namespace) -> int:
     from lector.retrieval.library import Library
 
+    apply_threads(args)
     library = Library(cache_dir=args.cache_dir)
     result = library.add_paths(args.paths, progress=not args.json and sys.stderr.isatty())
     for path, error in result.errors.items():

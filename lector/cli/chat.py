@@ -12,6 +12,7 @@ import time
 from typing import Any, TextIO
 
 from lector.cli.terminal import printable
+from lector.cli.threads_option import add_threads_option, apply_threads
 
 DEFAULT_TOOLS = ["calculator"]
 OPTIONAL_TOOLS = ["code_interpreter", "web_fetch"]
@@ -37,6 +38,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--system", help="system prompt (default: a short built-in one)")
     parser.add_argument("--max-steps", type=int, default=8, help="model calls that may use tools per answer")
     parser.add_argument("--temperature", type=float, help="sampling temperature")
+    add_threads_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -127,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from lector.llm.errors import LLMError
     from lector.llm.factory import is_embedded
 
+    apply_threads(args)
     try:
         tools = choose_tools(args.tools)
     except (ValueError, ImportError) as exc:
@@ -144,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         if sys.stderr.isatty() and is_embedded(args.model):
             print("loading the model…", file=sys.stderr, flush=True)
         backend = bot.backend
+        if sys.stderr.isatty() and backend.runtime():
+            print(f"{backend.name}: {backend.runtime()}", file=sys.stderr, flush=True)
     except (LLMError, ValueError) as exc:
         print(f"lector chat: {exc}", file=sys.stderr)
         return 2

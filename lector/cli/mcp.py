@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lector.cli.threads_option import add_threads_option, apply_threads
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -28,14 +30,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data-dir", type=Path, default=None, help="where the generated token lives (--http)")
     p.add_argument("--model", default=None, help="model spec for `ask` (default $LECTOR_MODEL or the embedded 1.5B)")
     p.add_argument("--cache-dir", default=None, help="document cache (default $LECTOR_CACHE or ~/.cache/lector)")
+    p.add_argument("--no-preload", action="store_true", help="load the model on the first `ask`, not at start")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from lector.webui.mcp_server import build_mcp_server
 
+    apply_threads(args)
     if not args.http:
         server = build_mcp_server(cache_dir=args.cache_dir, model=args.model)
+        _preload(server, args)
         try:
             server.run("stdio")
         finally:
@@ -52,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         config.data_dir = args.data_dir
     config.check_binding()
     server = build_mcp_server(cache_dir=args.cache_dir, model=args.model)
+    _preload(server, args)
     app = http_app(server, config)
     shown = "localhost" if config.host in ("0.0.0.0", "::") else config.host
     print(f"Lector MCP server at http://{shown}:{config.port}/mcp", file=sys.stderr, flush=True)
@@ -62,3 +69,7 @@ def run(args: argparse.Namespace) -> int:
         server.reader.close()  # type: ignore[attr-defined]
     return 0
 
+
+def _preload(server: Any, args: argparse.Namespace) -> None:
+    if not args.no_preload:
+        server.reader.preload()

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lector.cli.threads_option import add_threads_option, apply_threads
+
+if TYPE_CHECKING:
+    from lector.webui.state import ModelLoad
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -16,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--extension-id", action="append", default=[], help="Chrome extension id allowed by CORS")
     p.add_argument("--allow-host", action="append", default=[], help="extra Host header value to accept")
     p.add_argument("--mcp-config", type=Path, default=None, help='add the tools of MCP servers ({"mcpServers": ...})')
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -27,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from lector.webui.app import create_app
     from lector.webui.config import ServerConfig
 
+    apply_threads(args)
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -42,11 +50,20 @@ def run(args: argparse.Namespace) -> int:
     if config.mcp_config is not None:
         check_mcp_config(config.mcp_config, "lector serve")
     prepare_model(config.model)
-    app = create_app(config)
+    app = create_app(config, on_model_ready=_say_model_ready)
     token = config.resolved_token()
     shown = "localhost" if config.host in ("0.0.0.0", "::") else config.host
     print(f"Lector is running at http://{shown}:{config.port}/?token={token}", flush=True)
     print(f"Access token: {token}  (stored in {config.data_dir / 'token'})", flush=True)
+    print(f"Loading the model in the background ({config.model or 'default'}); the page shows when it is ready.",
+          flush=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=3)
     return 0
+
+
+def _say_model_ready(model: ModelLoad) -> None:
+    if model.state == "ready":
+        print(f"Model {model.name} ready{': ' + model.message if model.message else ''}", flush=True)
+    else:
+        print(f"Model {model.name} failed to load: {model.message}", flush=True)
 

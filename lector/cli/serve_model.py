@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lector.cli.threads_option import add_threads_option, apply_threads
+
+if TYPE_CHECKING:
+    from lector.llm.backend import Backend
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--token", default=None, help="access token (default $LECTOR_TOKEN or the data folder's)")
     p.add_argument("--parallel", type=int, default=4, help="parallel slots of the embedded engine (default 4)")
     p.add_argument("--ctx", type=int, default=8192, help="context window of the embedded engine (default 8192)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads of the embedded engine (default all)")
+    add_threads_option(p)
     p.add_argument("--served-name", default=None, help="model id clients use (default the model's name)")
     p.add_argument("--data-dir", type=Path, default=None, help="where the token is kept")
     p.add_argument("--allow-host", action="append", default=[], help="extra Host header value to accept")
@@ -37,20 +45,39 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def make_model_backend(
     spec: str | None, parallel: int, ctx: int, threads: int | None, prompt_cache: bool = True
-) -> object:
+) -> Backend:
+    """The backend to serve; an embedded model is returned unloaded (see `preload`)."""
     from lector.llm.factory import default_spec, make_backend
 
     spec = spec or default_spec()
     kind, _, rest = spec.partition(":")
     if rest and kind != "embedded":
         return make_backend(spec)
-    return make_backend(spec, n_parallel=parallel, n_ctx=ctx, n_threads=threads, prompt_cache=prompt_cache)
+    return make_backend(
+        spec, n_parallel=parallel, n_ctx=ctx, n_threads=threads, prompt_cache=prompt_cache, lazy=True
+    )
+
+
+def preload(backend: Backend) -> threading.Thread:
+    """Load the model in the background and say when it is ready; requests that come sooner wait for it."""
+
+    def run() -> None:
+        try:
+            backend.load()
+        except Exception as exc:  # requests report it too; the server keeps answering /health
+            print(f"Model {backend.name} failed to load: {exc}", file=sys.stderr, flush=True)
+            return
+        runtime = backend.runtime()
+        print(f"Model {backend.name} ready{': ' + runtime if runtime else ''}", flush=True)
+
+    thread = threading.Thread(target=run, name="lector-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from lector.llm.backend import Backend
     from lector.llm.models import prepare_model
     from lector.webui.config import ServerConfig
     from lector.webui.model_server import create_model_app
@@ -60,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         config.data_dir = args.data_dir
     config.check_binding()
+    apply_threads(args)
     prepare_model(config.model)
     backend = make_model_backend(args.model, args.parallel, args.ctx, args.threads, not args.no_prompt_cache)
-    assert isinstance(backend, Backend)
+    preload(backend)
     token = config.resolved_token()
     app = create_model_app(
         backend,
