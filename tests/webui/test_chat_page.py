@@ -293,11 +293,10 @@ def test_with_the_server_down_the_message_is_kept_and_retried(page: Any) -> None
     assert page.locator(".msg").count() == 0
     shot(page, "server-down")
     page.unroute("**/chat")
-    page.fill("#input", "")
     page.click("#banner-retry")
     page.wait_for_selector(".msg.assistant .usage")
     assert "streaming this markdown answer" in page.locator(".msg.assistant").last.inner_text()
-    assert page.locator("#banner").is_hidden()
+    assert page.locator("#banner").is_hidden() and page.input_value("#input") == ""
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (make test installs it)")
@@ -596,3 +595,20 @@ def test_a_chat_downloads_as_markdown(page: Any) -> None:
     assert text.startswith("# what is 6*7?\n") and "## You\n\nwhat is 6*7?\n" in text
     assert "calculator output" in text and "## Lector\n\nThe result is 42." in text
     assert download.value.suggested_filename == "what-is-6-7-.md"
+
+
+def test_an_answer_left_running_by_a_reload_can_be_stopped_from_the_banner(page: Any) -> None:
+    page.fill("#input", "an endless story please")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.assistant .text")
+    page.reload()
+    page.wait_for_selector(".msg.user")
+    page.fill("#input", "hello there")
+    page.press("#input", "Enter")
+    page.wait_for_selector("#banner:not([hidden])")
+    assert "already running" in page.inner_text("#banner-text")
+    assert page.input_value("#input") == "hello there"
+    page.click("#banner-retry:has-text('Stop it and send')")
+    expect(page.locator(".msg.assistant .usage")).to_have_count(1, timeout=30_000)
+    assert "streaming this markdown answer" in page.locator(".msg.assistant").last.inner_text()
+    assert page.input_value("#input") == ""

@@ -8,6 +8,7 @@ const state = {
   running: false,
   sessions: [],
   uploads: new Set(), // uploads and ingestions still running in this chat
+  stopWaiting: null, // while a question waits for them: call to give up waiting
   modelLoaded: undefined, // what /api/models says, when it says
   passageApi: true, // false once the server has shown it has no GET /api/passage
   fileApi: true, // false once it has shown it has no GET /api/documents/{id}/file
@@ -117,11 +118,12 @@ async function* readSSE(response) {
 
 // ---------------------------------------------------------------- banner
 
-function showBanner(message, retry) {
+function showBanner(message, retry, label = "Retry") {
   $("#banner-text").textContent = message;
   $("#banner").hidden = !message;
   const button = $("#banner-retry");
   button.hidden = !retry;
+  button.textContent = label;
   button.onclick = retry ? () => { hideBanner(); retry(); } : null;
 }
 
@@ -703,12 +705,17 @@ function setRunning(running) {
   $("#stop").hidden = !running;
 }
 
+const STOPPED = Symbol("stopped");
+
 async function waitForUploads(view) {
   if (!state.uploads.size) return;
   const reading = [...document.querySelectorAll(".doc[data-status=uploading] .name, .doc[data-status=ingesting] .name")];
   const names = reading.map((n) => n.textContent).join(", ");
   view.setActivity(`Waiting for ${names || "your documents"} to finish reading, so the answer can use ${reading.length > 1 ? "them" : "it"}…`);
-  await Promise.allSettled([...state.uploads]);
+  const stopped = new Promise((resolve) => { state.stopWaiting = resolve; });
+  const outcome = await Promise.race([Promise.allSettled([...state.uploads]), stopped]);
+  state.stopWaiting = null;
+  if (outcome === STOPPED) throw new ApiError(-1, "Stopped before sending.");
 }
 
 async function openChatStream(session, text) {
@@ -727,7 +734,9 @@ function unsend(question, view, text, err) {
   question.box.remove();
   view.msg.box.remove();
   if (!$("#input").value) $("#input").value = text;
-  if (err.status !== 401) showBanner(`${err.message} Your message is still in the box.`, () => send(text));
+  if (err.status === 401 || err.status === -1) return;
+  if (err.status === 409) showBanner(`${err.message} Your message is still in the box.`, () => stopThenSend(text), "Stop it and send");
+  else showBanner(`${err.message} Your message is still in the box.`, () => send(text));
 }
 
 const CUT_OFF = "The connection to the Lector server was lost before the answer finished.";
@@ -759,6 +768,7 @@ async function send(text) {
     await waitForUploads(view);
     res = await openChatStream(await ensureSession(), text);
     loadSessions().catch(() => {});  // the server has just named a new chat after its first message
+    if ($("#input").value === text) $("#input").value = "";  // sent at last from the banner's button
   } catch (err) {
     unsend(question, view, text, err);
     setRunning(false);
@@ -777,7 +787,15 @@ async function send(text) {
 }
 
 function stop() {
+  if (state.stopWaiting) return state.stopWaiting(STOPPED);
   if (state.running && state.session) api(`/api/sessions/${state.session.id}/stop`, { method: "POST" }).catch(() => {});
+}
+
+// Another tab (or a reload) left an answer running in this chat: stop it, then send.
+async function stopThenSend(text) {
+  await api(`/api/sessions/${state.session.id}/stop`, { method: "POST" }).catch(() => {});
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  send(text);
 }
 
 // ---------------------------------------------------------------- settings (per chat)
