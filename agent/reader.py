@@ -25,6 +25,7 @@ from lector.agent.stepwise import AnswerReady, ChunkRead, LevelChosen, ReaderEve
 from lector.llm.backend import Backend, ChatOptions, run_sync
 from lector.llm.messages import Message
 from lector.retrieval.answer_prompt import answer_from_evidence
+from lector.retrieval.budget import Budget
 from lector.retrieval.compound import covers_parts, question_parts
 from lector.retrieval.context import ReadingContext
 from lector.retrieval.keywords import KeywordCache
@@ -48,6 +49,10 @@ class ReaderConfig(BaseModel):
     multi_hop: Literal["heuristic", "model", "never"] = "heuristic"
     min_top_score: float = 0.0
     """Escalate from Level 1 when the best BM25 score is below this."""
+    budget: Budget = Field(default_factory=lambda: Budget(max_seconds=100))
+    """What one answer may spend before its final answer call, at any level (Level 3 adds its own, smaller
+    budget): Level 2 stops reading and Level 3 stops asking once it is spent, so a person waits minutes at
+    most, never a quarter of an hour."""
 
 
 _ROLES = (
@@ -268,6 +273,7 @@ async def ask_events(
         backend = make_backend()
     library, opened = open_library(library_or_paths, cache_dir)
     ctx = ReadingContext(library, backend, list(doc_ids or opened or []) or None, keyword_cache=keyword_cache)
+    ctx.meter.limit(config.budget)
     started = time.perf_counter()
     if chosen is Level.AUTO:
         events = auto_events(ctx, question, config)

@@ -13,6 +13,7 @@ from lector.agent.stepwise import PLAN_SCHEMA, AnswerReady, ChunkRead, LevelChos
 from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
+from lector.retrieval.budget import Budget
 from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level2 import READ_SCHEMA
 from lector.retrieval.levels import Level
@@ -195,3 +196,23 @@ async def test_ask_walks_a_folder(tmp_path) -> None:  # type: ignore[no-untyped-
     assert "harbour master" in prompt and NEEDLE in prompt and "scarlet" not in prompt  # hidden files are skipped
     assert answer.level == Level.DIRECT and "green" in answer.answer and answer.grounded
     assert [c.source for c in answer.citations] == [str(folder / "deeper" / "lighthouse.txt")]
+
+
+async def test_the_answer_budget_stops_level2_reading_but_still_answers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lib = Library(cache_dir=tmp_path)
+    lib.add_text(text(3000), "long.txt")
+
+    def never_relevant(messages: list[Message], tools: object, options: ChatOptions) -> str:
+        if options.json_schema == READ_SCHEMA:  # nothing helps, so Level 2 would read its whole budget
+            return json.dumps({"relevant": False, "quotes": []})
+        return scripted()(messages, tools, options)
+
+    def run(budget: Budget) -> Answer:
+        backend = ScriptedBackend(default=never_relevant, parallel_slots=1)
+        return ask(lib, "What colour was the lighthouse painted?", level=2, backend=backend,
+                   config=ReaderConfig(budget=budget), keyword_cache=KeywordCache())
+
+    unlimited, stopped = run(Budget()), run(Budget(max_calls=3))
+    assert len(unlimited.details["chunks_read"]) > 2
+    assert len(stopped.details["chunks_read"]) == 2, "keywords and two reads spend three calls"
+    assert stopped.answer and stopped.usage.llm_calls == 4, "the final answer is still written"
