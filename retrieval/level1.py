@@ -61,7 +61,8 @@ async def level1(ctx: ReadingContext, question: str, config: Level1Config | None
     budget = evidence_budget(ctx.backend, question, config.answer_reserve, config.max_evidence_tokens)
     evidence = pack(hits, budget, chunk_cost(ctx.backend))
     if config.focus_sentences:
-        evidence = sentence_windows(evidence, keywords.focus_terms, config.focus_sentences)
+        radius = 2 if keywords.phrases else 1  # who speaks or writes a quoted line is often named lines before it
+        evidence = sentence_windows(evidence, keywords.focus_terms, config.focus_sentences, radius=radius)
     top_score = hits[0].score if hits else 0.0
     details = {
         "query": keywords.query,

@@ -13,6 +13,9 @@ _TAIL = re.compile(rf"\bof\s+(?:the\s+)?({_ENTITY})\s*[?.!]*\s*$")
 _WORD = r"(?!(?:of|the|in|for)\b)[\w-]+"
 _LINK = re.compile(rf"(?:^|\s)the\s+((?:{_WORD}\s+){{0,5}}{_WORD})\s*$", re.IGNORECASE)
 _OF_END = re.compile(r"\s+of\s*$", re.IGNORECASE)
+_COMPOSED = {"grandfather": ["father", "father"], "grandmother": ["mother", "mother"], "grandson": ["son", "son"],
+             "granddaughter": ["daughter", "daughter"]}
+"""Relations that are two others in a row (innermost first); the paternal line where the text does not say."""
 _TRIVIAL_OUTER = re.compile(r"^\s*(?:who|what|which|whom)(?:\s+(?:is|was|were|are|be))?\s*$", re.IGNORECASE)
 
 
@@ -59,6 +62,7 @@ def relation_chain(question: str) -> RelationChain | None:
         rest = rest[: of.start()]
     if not relations:
         return None
+    relations = [r for relation in relations for r in _COMPOSED.get(relation.lower(), [relation])]
     outer = rest.strip()
     return RelationChain(entity, relations, "" if _TRIVIAL_OUTER.match(outer) else outer)
 

@@ -12,6 +12,8 @@ _BETWEEN = r"(?:[^.;:]{0,60}?\s)?"
 """Other words between a verb and its object ("begat Shem, Ham, and Japheth")."""
 _GAP = r"(?:[^.;:]{0,80}?\s)?"
 """Other words between the subject and its verb ("Seth lived an hundred and five years, and begat Enos")."""
+_WHO_WAS = r"(?:(?:which|who|that)\s+(?:was|is)\s+)?"
+"""As in "Heli, which was the son of Matthat"."""
 _OPENERS = frozenset("And The A An His Her But Then So Now When After".split())
 
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -28,8 +30,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 
 def _rules(relation: str, entity: str) -> list[str]:
     e = re.escape(entity)
-    child = rf"(?P<name>{NAME})\s*,?\s+(?:the\s+)?(?:son|daughter)\s+of\s+{e}\b"
-    parent = rf"\b{e}\s*,?\s+(?:the\s+)?(?:son|daughter)\s+of\s+(?P<name>{NAME})"
+    child = rf"(?P<name>{NAME})\s*,?\s+{_WHO_WAS}(?:the\s+)?(?:son|daughter)\s+of\s+{e}\b"
+    parent = rf"\b{e}\s*,?\s+{_WHO_WAS}(?:the\s+)?(?:son|daughter)\s+of\s+(?P<name>{NAME})"
     rules = {
         "father": [rf"(?P<name>{NAME})\s+{_GAP}{_FATHERED}\s+{_BETWEEN}{e}\b", parent],
         "mother": [rf"(?P<name>{NAME})\s+{_GAP}{_MOTHERED}\s+{_BETWEEN}{e}\b"],

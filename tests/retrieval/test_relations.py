@@ -102,3 +102,10 @@ async def test_other_relations_are_read_by_the_model_then_the_outer_question(tmp
     answer = await follow_relations(ctx, question)
     assert answer is not None and "'m218'" in answer.answer and answer.usage.llm_calls == 2
     assert answer.details["facts"] == ["the first See Also entry of pkg.tool217 is tool218"]
+
+
+def test_composed_relations_and_relative_clauses() -> None:
+    chain = relation_chain("Who was the grandfather of Enoch?")
+    assert chain is not None and chain.relations == ["father", "father"]
+    luke = "Heli, which was the son of Matthat, which was the son of Levi"
+    assert related_by_rule("father", "Matthat", luke) == "Levi"
