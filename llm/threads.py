@@ -1,9 +1,13 @@
 """How many CPU threads the embedded engine uses, chosen so that a busy machine slows it, never stalls it.
 
 llama.cpp's threads meet at a barrier after every operation. When one of them shares its core with
-another busy process, the others wait for it at each barrier; with busy-polling they even spin on
-the core it needs. So the engine takes the physical cores that are free when it loads (never fewer
-than one), waits without polling, and can be told otherwise with `--threads N` or `LECTOR_THREADS=N`.
+another busy process, the others wait for it at every barrier, and generating one token takes hundreds
+of them: generation collapses instead of slowing down. Prompt processing works in large batches, with
+far fewer barriers per token, and takes a shared core in its stride.
+
+So, unless told otherwise (`--threads N` or `LECTOR_THREADS=N`, for both), the engine takes the physical
+cores that are free when it loads for prompts, one fewer for generation (at least one: the core left
+over is for whatever starts next, the browser showing the answer included), and waits without polling.
 """
 
 from __future__ import annotations
@@ -48,17 +52,16 @@ def parse_threads(text: str, where: str = ENV) -> int:
 def choose_threads(requested: int | None, env: str | None, cores: int, busy: float) -> ThreadChoice:
     """The thread settings for `cores` physical cores of which `busy` (core-equivalents) are in use elsewhere.
 
-    An explicit count (`requested`, else `env`) wins; otherwise one thread per free core, at least one.
+    An explicit count (`requested`, else `env`) is used for both; otherwise prompts get the free cores and
+    generation one fewer, each at least one.
     """
-    if requested is not None:
-        count, reason = requested, "set by --threads"
-    elif env:
-        count, reason = parse_threads(env), f"set by {ENV}"
-    else:
-        taken = int(busy + 1 - BUSY_SHARE)
-        count = max(1, cores - taken)
-        reason = f"auto: {cores} core(s), {busy:.1f} busy elsewhere"
-    return ThreadChoice(threads=count, batch_threads=count, poll=0, reason=reason)
+    if requested is not None or env:
+        count = requested if requested is not None else parse_threads(env or "")
+        reason = "set by --threads" if requested is not None else f"set by {ENV}"
+        return ThreadChoice(threads=count, batch_threads=count, poll=0, reason=reason)
+    free = max(1, cores - int(busy + 1 - BUSY_SHARE))
+    reason = f"auto: {cores} core(s), {busy:.1f} busy elsewhere, one kept free for generation"
+    return ThreadChoice(threads=max(1, free - 1), batch_threads=free, poll=0, reason=reason)
 
 
 def physical_cores() -> int:

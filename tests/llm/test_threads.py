@@ -9,24 +9,27 @@ from lector.llm.threads import ThreadChoice, choose_threads, parse_threads, reso
 
 
 @pytest.mark.parametrize(
-    "requested, env, cores, busy, expected",
+    "requested, env, cores, busy, generation, prompts",
     [
-        (None, None, 2, 0.0, 2),  # idle: every core
-        (None, None, 2, 0.3, 2),  # a little background noise takes no core
-        (None, None, 2, 0.6, 1),  # one process keeping a core mostly busy takes it
-        (None, None, 2, 1.0, 1),
-        (None, None, 2, 2.0, 1),  # never fewer than one thread
-        (None, None, 2, 5.0, 1),
-        (None, None, 8, 2.4, 6),
-        (None, None, 1, 0.0, 1),
-        (3, None, 2, 2.0, 3),  # --threads wins over the load
-        (None, "4", 2, 2.0, 4),  # so does LECTOR_THREADS
-        (1, "4", 2, 0.0, 1),  # and --threads over LECTOR_THREADS
+        (None, None, 2, 0.0, 1, 2),  # idle: prompts on every core, generation leaves one free
+        (None, None, 2, 0.3, 1, 2),  # a little background noise takes no core
+        (None, None, 2, 0.6, 1, 1),  # one process keeping a core mostly busy takes it
+        (None, None, 2, 1.0, 1, 1),
+        (None, None, 2, 2.0, 1, 1),  # never fewer than one thread
+        (None, None, 2, 5.0, 1, 1),
+        (None, None, 8, 0.0, 7, 8),
+        (None, None, 8, 2.4, 5, 6),
+        (None, None, 1, 0.0, 1, 1),
+        (3, None, 2, 2.0, 3, 3),  # --threads wins over the load, for both
+        (None, "4", 2, 2.0, 4, 4),  # so does LECTOR_THREADS
+        (1, "4", 2, 0.0, 1, 1),  # and --threads over LECTOR_THREADS
     ],
 )
-def test_thread_count(requested: int | None, env: str | None, cores: int, busy: float, expected: int) -> None:
+def test_thread_counts(
+    requested: int | None, env: str | None, cores: int, busy: float, generation: int, prompts: int
+) -> None:
     choice = choose_threads(requested, env, cores, busy)
-    assert (choice.threads, choice.batch_threads) == (expected, expected)
+    assert (choice.threads, choice.batch_threads) == (generation, prompts)
     assert choice.poll == 0  # waiting threads sleep, never spin on a core another process needs
 
 
@@ -60,8 +63,8 @@ def test_environment_is_read_and_the_load_is_sampled_only_when_needed(monkeypatc
     assert resolve_threads(1).threads == 1
     assert sampled == []
     monkeypatch.delenv("LECTOR_THREADS")
-    assert resolve_threads().threads == 1
-    assert len(sampled) == 1
+    assert (resolve_threads().threads, resolve_threads().batch_threads) == (1, 1)
+    assert len(sampled) == 2
 
 
 def test_machine_readings_are_plausible() -> None:
