@@ -266,14 +266,15 @@ function codeBlock(code, language) {
 }
 
 // Highlighting reads the code's text and writes escaped markup: it runs on sanitised nodes only.
-function decorateCode(pre) {
+function decorateCode(pre, highlight = true) {
   const code = pre.querySelector("code") || pre;
-  if (typeof hljs !== "undefined" && code.tagName === "CODE") hljs.highlightElement(code);
+  if (highlight && typeof hljs !== "undefined" && code.tagName === "CODE") hljs.highlightElement(code);
   pre.classList.add("code");
   pre.append(copyButton(() => code.textContent));
 }
 
-function renderMarkdown(node, text) {
+// `highlight` false while an answer streams: code is coloured once, when its text is complete.
+function renderMarkdown(node, text, highlight = true) {
   const { text: source, maths } = protectMath(text || "");
   const fragment = DOMPurify.sanitize(marked.parse(source), PURIFY);
   for (const img of fragment.querySelectorAll("img[data-remote-src]")) {
@@ -282,7 +283,7 @@ function renderMarkdown(node, text) {
       `image: ${img.getAttribute("alt") || href}`);
     img.replaceWith(link);
   }
-  for (const pre of fragment.querySelectorAll("pre")) decorateCode(pre);
+  for (const pre of fragment.querySelectorAll("pre")) decorateCode(pre, highlight);
   replaceInText(fragment, MATH_MARK, (m, at) => {
     const math = maths[m[1]];
     if (!math) return m[0];
@@ -576,21 +577,24 @@ class AnswerView {
     this.buffer += text;
     this.fullText += text;
     this.dirty = true;
+    this.complete = false;
     this.activity = "Writing…";
     if (!this.renderTimer) this.renderTimer = setTimeout(() => this.flush(), 40);
   }
 
-  flush() {
+  // `complete`: the text so far is all this part will get, so render it in full (with highlighted code).
+  flush(complete = false) {
     clearTimeout(this.renderTimer);
     this.renderTimer = 0;
-    if (!this.dirty) return;
+    if (!this.textNode || (!this.dirty && (!complete || this.complete))) return;
     this.dirty = false;
-    renderMarkdown(this.textNode, this.buffer);
+    this.complete = complete;
+    renderMarkdown(this.textNode, this.buffer, complete);
     scrollToEnd();
   }
 
   startTool(event) {
-    this.flush();
+    this.flush(true);
     this.textNode = null;
     this.tools[event.call_id] = toolBlock(this.msg.body, event.name, event.arguments);
     this.setActivity(`Running ${TOOL_TITLES[event.name] || event.name}…`);
@@ -643,7 +647,7 @@ class AnswerView {
     this.final = final;
     const content = final.message && final.message.content;
     if (!this.textNode && content) this.appendText(content);
-    this.flush();
+    this.flush(true);
     if (!this.fullText.trim() && !this.failed) this.msg.body.append(el("p", { class: "empty-answer" }, emptyAnswerSentence(final, Object.keys(this.tools).length)));
     if (this.textNode) linkCitations(this.textNode, final.citations);
     renderCitations(this.msg.body, final.citations);
@@ -658,7 +662,7 @@ class AnswerView {
 
   end() {
     clearInterval(this.clock);
-    this.flush();
+    this.flush(true);
     this.status.remove();
     const text = this.fullText;
     if (text) this.msg.actions.append(copyButton(() => text));
