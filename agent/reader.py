@@ -28,13 +28,15 @@ from lector.retrieval.answer_prompt import answer_from_evidence
 from lector.retrieval.budget import Budget
 from lector.retrieval.compound import covers_parts, question_parts
 from lector.retrieval.context import ReadingContext
+from lector.retrieval.follow_relations import follow_relations
 from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level1 import Level1Config, level1
 from lector.retrieval.level2 import Level2Config, Reading, level2
 from lector.retrieval.levels import Level, parse_level
 from lector.retrieval.packing import chunk_cost, evidence_budget, pack_chunks
 from lector.retrieval.reading_types import Answer, LibraryLike
-from lector.retrieval.relation_chain import hops_needed
+from lector.retrieval.relation_chain import hops_needed, relation_chain
+from lector.retrieval.relation_rules import has_rules
 
 Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 """A file or folder, or several (folders are walked)."""
@@ -227,6 +229,17 @@ async def _multi_hop(ctx: ReadingContext, question: str, config: ReaderConfig) -
     return False
 
 
+async def family_relation(ctx: ReadingContext, question: str, config: ReaderConfig) -> Answer | None:
+    """ "Who was the father of X?" read off the sentence that states it, without a model call; None when the
+    question asks no family relation or no sentence states it."""
+    chain = relation_chain(question)
+    relations = config.stepwise.relations
+    if relations is None or chain is None or chain.outer or not all(has_rules(r) for r in chain.relations):
+        return None
+    answer = await follow_relations(ctx, question, relations.model_copy(update={"ask_model": False}))
+    return answer if answer is not None and answer.grounded else None
+
+
 async def auto_events(ctx: ReadingContext, question: str, config: ReaderConfig) -> AsyncIterator[ReaderEvent]:
     """The cheapest level that answers: direct, else Level 3 for a multi-hop question, else Level 1 and, when
     its answer falls short, Level 2."""
@@ -239,6 +252,11 @@ async def auto_events(ctx: ReadingContext, question: str, config: ReaderConfig) 
     if await _multi_hop(ctx, question, config):
         async for event in level_events(ctx, question, Level.STEPWISE, config, "multi-hop question"):
             yield event
+        return
+    related = await family_relation(ctx, question, config)
+    if related is not None:
+        yield LevelChosen(level=Level.STEPWISE, reason="a family relation the text states")
+        yield AnswerReady(answer=related)
         return
     yield LevelChosen(level=Level.RETRIEVE, reason="retrieve")
     first = await level1(ctx, question, config.level1)

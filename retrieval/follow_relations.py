@@ -39,6 +39,8 @@ class RelationConfig(BaseModel):
     """Passages the model reads when no pattern gives the name: each from a mention of the entity on."""
     passage_chars: int = 700
     extract_max_tokens: int = 40
+    ask_model: bool = True
+    """Ask the model for a link no family-relation pattern reads; False follows patterns only (no model call)."""
     max_answer_tokens: int = 160
 
 
@@ -136,7 +138,7 @@ async def resolve(ctx: ReadingContext, entity: str, relation: str, config: Relat
     if _by_rule(hop, sentences):
         hop.evidence = sentence_windows(hop.evidence, terms, 1, radius=0)
         return hop
-    windows = passages(sentences, entity, config)
+    windows = passages(sentences, entity, config) if config.ask_model else []
     if windows:
         await _by_model(ctx, hop, windows, config)
     return hop

@@ -80,6 +80,19 @@ def _latin_terms(text: str) -> list[str]:
     return out
 
 
+_ARGUMENT = re.compile(r"[A-Za-z_]\w*")
+_ARGUMENT_WORDS = frozenset("parameter parameters argument arguments keyword option flag".split())
+
+
+def named_arguments(terms: list[str]) -> list[str]:
+    """The terms next to "parameter" or "argument" ("the timeout parameter", "argument key")."""
+    out = []
+    for i, term in enumerate(terms):
+        if term in _ARGUMENT_WORDS:
+            out += [t for t in terms[max(0, i - 1) : i] + terms[i + 1 : i + 2] if t not in _ARGUMENT_WORDS]
+    return [t for t in out if not is_identifier(t) or "_" in t]
+
+
 def signature_terms(terms: Iterable[str]) -> list[str]:
     """ "::name(" for each identifier among `terms` (its last dotted part): tokenized, the terms of the line that
     calls it and of the one that defines it (see retrieval.bm25_terms)."""
@@ -160,10 +173,10 @@ class Keywords(BaseModel):
     def focus_terms(self) -> list[str]:
         """What the evidence's sentences are ranked by: the phrases, the terms, and each dotted identifier's last
         part and `name(` (a manual writes `name(arg=...)` under the module's heading, not the whole path), and
-        `word=` for each quoted single word (a parameter, as a signature writes it)."""
+        `word=` for each quoted single word and each word named a parameter (as a signature writes it)."""
         bare = [t.rsplit(".", 1)[-1] for t in self.question_terms if is_identifier(t) and "." in t]
         called = [t.removeprefix("::") for t in signature_terms(self.question_terms)]
-        arguments = [f"{p}=" for p in self.phrases if re.fullmatch(r"[A-Za-z_]\w*", p)]
+        arguments = [f"{p}=" for p in [*self.phrases, *named_arguments(self.question_terms)] if _ARGUMENT.fullmatch(p)]
         return list(dict.fromkeys([*self.phrases, *self.terms, *bare, *called, *arguments]))
 
 

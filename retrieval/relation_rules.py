@@ -45,6 +45,10 @@ def _rules(relation: str, entity: str) -> list[str]:
     return rules.get(relation.lower(), [])
 
 
+def has_rules(relation: str) -> bool:
+    return bool(_rules(relation, "X"))
+
+
 def related_by_rule(relation: str, entity: str, text: str) -> str | None:
     """The name `text` gives as the `relation` of `entity` by a family-relation pattern, or None."""
     for rule in _rules(relation, entity):

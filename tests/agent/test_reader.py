@@ -216,3 +216,17 @@ async def test_the_answer_budget_stops_level2_reading_but_still_answers(tmp_path
     assert len(unlimited.details["chunks_read"]) > 2
     assert len(stopped.details["chunks_read"]) == 2, "keywords and two reads spend three calls"
     assert stopped.answer and stopped.usage.llm_calls == 4, "the final answer is still written"
+
+
+async def test_a_family_relation_is_read_off_its_sentence_before_level1(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    names = ["Orvald", "Brenna", "Tamsin", "Corwin"]
+    paras = [f"In year {i} {names[i % 4]} and {names[(i + 1) % 4]} went to the mill." for i in range(2000)]
+    paras.insert(900, "And Corwin lived many years, and begat Tamsin.")
+    lib = Library(cache_dir=tmp_path)
+    lib.add_text("\n\n".join(paras), "chronicle.txt")
+    backend = ScriptedBackend(default=scripted())
+    answer = await aask(lib, "Who was the father of Tamsin?", backend=backend, keyword_cache=KeywordCache())
+    assert answer.answer.startswith("Corwin") and answer.level == 3 and answer.usage.llm_calls == 0
+    assert "begat Tamsin" in answer.citations[0].text
+    unstated = await aask(lib, "Who was the father of Brenna?", backend=backend, keyword_cache=KeywordCache())
+    assert unstated.level in (1, 2), "no sentence states it: Level 1 as usual"
