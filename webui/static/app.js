@@ -303,7 +303,8 @@ function whereOf(c) {
 function citeButton(citations, n) {
   const c = citations[n - 1];
   if (!c) return `[${n}]`;
-  return el("button", { type: "button", class: "cite-ref", title: `${fileName(c.source)}, ${whereOf(c)}`,
+  const where = `${fileName(c.source)}, ${whereOf(c)}`;
+  return el("button", { type: "button", class: "cite-ref", title: where, "aria-label": `Source ${n}: ${where}`,
     onclick: () => openSource(c) }, `${n}`);
 }
 
@@ -827,10 +828,10 @@ function saveSettings() {
 }
 
 async function loadModels() {
-  const { models, loaded } = await api("/api/models");
+  const { models, loaded, default: standard } = await api("/api/models");
   state.modelLoaded = loaded;  // absent when the server does not say
   const select = $("#model");
-  select.replaceChildren(el("option", { value: "" }, "The server's model"));
+  select.replaceChildren(el("option", { value: "" }, standard ? `The server's model (${standard})` : "The server's model"));
   for (const m of models) select.append(el("option", { value: m.id }, m.id));
 }
 
