@@ -25,9 +25,11 @@ from lector.retrieval.focus import ranked_sentences, sentence_windows
 from lector.retrieval.keywords import is_identifier, question_keywords
 from lector.retrieval.levels import Level
 from lector.retrieval.packing import chunk_cost, pack
+from lector.retrieval.phrases import phrase_text_pattern
 from lector.retrieval.reading_types import Answer, Evidence
 from lector.retrieval.relation_chain import RelationChain, relation_chain
 from lector.retrieval.relation_rules import SYNONYMS, related_by_rule
+from lector.retrieval.types import Chunk
 
 
 class RelationConfig(BaseModel):
@@ -35,9 +37,12 @@ class RelationConfig(BaseModel):
     k: int = 8
     evidence_tokens: int = 2500
     """Chunk tokens weighed at each hop (before sentence focus)."""
-    model_passages: int = 3
-    """Passages the model reads when no pattern gives the name: each from a mention of the entity on."""
-    passage_chars: int = 700
+    model_passages: int = 2
+    """Mentions of the entity the model reads when no pattern gives the name, each with the passage where the
+    relation's words follow it (a definition, then its See Also)."""
+    passage_chars: int = 400
+    scan_chars: int = 6000
+    """How far after a mention the relation's words are looked for."""
     extract_max_tokens: int = 40
     ask_model: bool = True
     """Ask the model for a link no family-relation pattern reads; False follows patterns only (no model call)."""
@@ -113,18 +118,52 @@ async def _by_model(ctx: ReadingContext, hop: Hop, windows: list[Evidence], conf
         hop.found, hop.evidence = name, holding[:1]
 
 
-def passages(sentences: list[Evidence], entity: str, config: RelationConfig) -> list[Evidence]:
-    """The text from each of the best mentions of the entity on (a relation is mostly stated after the entity is
-    introduced: a definition and its See Also, a person and their family); a name's definition `name(` first."""
+_NEXT_DEFINITION = re.compile(r"\n(?=\S[^\n]*?(?:::|\bdef\b|\bclass\b)\s*(?:[\w*]+\s+){0,3}\**(?:\w+\.)*\w+\()")
+_PLAIN_WORDS = frozenset(
+    "first second third last next entry entries item items one listed list under name named".split()
+)
+"""Words of a relation that say which of its items, not where the text states it."""
+
+
+def _following_text(ctx: ReadingContext, mention: Evidence, chars: int) -> tuple[Chunk, int, str]:
+    """The document's text from the mention on (into the next chunks), up to the next definition of a name."""
+    start = mention.start
+    pieces, end = [], start
+    for chunk in ctx.library.neighbours(mention.chunk.doc_id, mention.chunk.chunk_id, 2):
+        if chunk.end > end and chunk.chunk_id >= mention.chunk.chunk_id:
+            pieces.append(chunk.text[max(0, end - chunk.start) :])
+            end = chunk.end
+    text = "".join(pieces)[:chars]
+    cut = _NEXT_DEFINITION.search(text, text.find("\n") + 1 if "\n" in text else len(text))
+    return mention.chunk, start, text[: cut.start()] if cut else text
+
+
+def relation_passage(ctx: ReadingContext, mention: Evidence, relation: str, config: RelationConfig) -> Evidence | None:
+    """Where the relation's own words ("See Also") first follow a mention of the entity: the passage from there."""
+    words = [w for w in relation.split() if w.lower() not in _PLAIN_WORDS] or relation.split()
+    chunk, start, text = _following_text(ctx, mention, config.scan_chars)
+    pattern = phrase_text_pattern(" ".join(words))
+    found = pattern.search(text) if pattern else None
+    if found is None:
+        return None
+    at = max(0, found.start() - 20)
+    piece = text[at : found.start() + config.passage_chars]
+    return Evidence(chunk=chunk, text=piece, start=start + at, end=start + at + len(piece), score=mention.score)
+
+
+def passages(ctx: ReadingContext, sentences: list[Evidence], entity: str, relation: str,
+             config: RelationConfig) -> list[Evidence]:
+    """What the model reads for a link no pattern gives: the best mentions of the entity (a name's definition
+    `name(` first), each with the passage where the relation's words follow it."""
     name = bare_name(entity)
     mentions = [e for e in sentences if _mentions(e.text, name)]
     if is_identifier(entity):
         mentions.sort(key=lambda e: f"{name}(" not in e.text)
     out: list[Evidence] = []
     for e in mentions[: config.model_passages]:
-        offset = e.start - e.chunk.start
-        text = e.chunk.text[offset : offset + config.passage_chars]
-        out.append(Evidence(chunk=e.chunk, text=text, start=e.start, end=e.start + len(text), score=e.score))
+        out.append(e)
+        if (following := relation_passage(ctx, e, relation, config)) is not None:
+            out.append(following)
     return out
 
 
@@ -138,7 +177,7 @@ async def resolve(ctx: ReadingContext, entity: str, relation: str, config: Relat
     if _by_rule(hop, sentences):
         hop.evidence = sentence_windows(hop.evidence, terms, 1, radius=0)
         return hop
-    windows = passages(sentences, entity, config) if config.ask_model else []
+    windows = passages(ctx, sentences, entity, relation, config) if config.ask_model else []
     if windows:
         await _by_model(ctx, hop, windows, config)
     return hop
