@@ -33,6 +33,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PAGE = "<html><body><h1>Otters</h1><p>Sea otters hold hands while they sleep, so they do not drift.</p></body></html>"
 MB = 1_000_000
 TARGETS = {"peak_rss_mb": 500.0, "refused_s": 5.0, "page_ready_s": 2.0}
+WORKER_MODULE = "lector.retrieval.parsers.child"
 HARD_TIMEOUT_GRACE = 10.0
 """Seconds past a case's own timeout before its process is killed."""
 CASES: dict[str, Callable[[Path], Path]] = {**BOMBS, **TIME_BOMBS}
@@ -49,14 +50,23 @@ def _status_kb(pid: int | str, field: str) -> int:
     return 0
 
 
-def _children() -> list[int]:
+def _parse_workers() -> list[int]:
+    """This process's children that run the parse worker (not one forked but not yet started, still a copy of us)."""
     pids: list[int] = []
     for task in Path("/proc/self/task").iterdir():
         try:
-            pids += [int(p) for p in (task / "children").read_text().split()]
+            children = [int(p) for p in (task / "children").read_text().split()]
         except OSError:
             continue
+        pids += [pid for pid in children if WORKER_MODULE in _command_line(pid)]
     return pids
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 class MemoryWatch:
@@ -77,7 +87,7 @@ class MemoryWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(0.02):
-            for pid in _children():
+            for pid in _parse_workers():
                 self.worker_peak_kb = max(self.worker_peak_kb, _status_kb(pid, "VmHWM"))
 
     def peaks(self) -> dict[str, float]:
@@ -85,17 +95,25 @@ class MemoryWatch:
         return {"server_peak_mb": server * 1024 / MB, "worker_peak_mb": self.worker_peak_kb * 1024 / MB}
 
 
-def _wait(read: Callable[[], dict[str, Any]], timeout: float) -> tuple[dict[str, Any] | None, float]:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        try:
-            item = read()
-        except httpx.HTTPError:
-            item = {"status": "unreachable"}
-        if item.get("status") in ("ready", "error"):
-            return item, time.monotonic() - started
+def _finished(read: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    try:
+        item = read()
+    except httpx.HTTPError:
+        return None
+    return item if item.get("status") in ("ready", "error") else None
+
+
+def _wait_all(
+    reads: dict[str, Callable[[], dict[str, Any]]], started: float, timeout: float
+) -> dict[str, tuple[dict[str, Any] | None, float]]:
+    """Poll every item until each is ready or failed: the item and its seconds since `started`."""
+    done: dict[str, tuple[dict[str, Any] | None, float]] = {}
+    while len(done) < len(reads) and time.monotonic() - started < timeout:
+        for key, read in reads.items():
+            if key not in done and (item := _finished(read)) is not None:
+                done[key] = (item, time.monotonic() - started)
         time.sleep(0.02)
-    return None, time.monotonic() - started
+    return {key: done.get(key, (None, time.monotonic() - started)) for key in reads}
 
 
 def run_case(name: str, timeout: float) -> dict[str, Any]:
@@ -115,23 +133,28 @@ def run_case(name: str, timeout: float) -> dict[str, Any]:
 
 def _measure(base: str, bomb: Path, timeout: float) -> dict[str, Any]:
     sid = httpx.post(base + "/api/sessions", json={"title": bomb.name}, headers=AUTH).json()["id"]
+    started = time.monotonic()
     with bomb.open("rb") as handle:
         files = {"file": (bomb.name, handle)}
         upload = httpx.post(f"{base}/api/sessions/{sid}/documents", files=files, headers=AUTH, timeout=timeout)
     did = upload.json()["id"]
     page_in = {"url": "https://ex.org/otters", "html": PAGE}
+    posted = time.monotonic()
     pid = httpx.post(base + "/pages", json=page_in, headers=AUTH).json()["id"]
-    page, page_s = _wait(lambda: httpx.get(f"{base}/pages/{pid}", headers=AUTH, timeout=5).json(), timeout)
 
     def document() -> dict[str, Any]:
         rows = httpx.get(f"{base}/api/sessions/{sid}", headers=AUTH, timeout=5).json()["documents"]
         return next(d for d in rows if d["id"] == did)  # type: ignore[no-any-return]
 
-    doc, doc_s = _wait(document, max(1.0, timeout - page_s))
+    def page() -> dict[str, Any]:
+        return httpx.get(f"{base}/pages/{pid}", headers=AUTH, timeout=5).json()  # type: ignore[no-any-return]
+
+    results = _wait_all({"document": document, "page": page}, started, timeout)
+    (doc, doc_s), (page_row, page_s) = results["document"], results["page"]
     return {
         "refused_s": doc_s if doc is not None and doc["status"] == "error" else None,
         "outcome": (doc["error"] or "read")[:90] if doc is not None else f"still reading after {doc_s:.0f} s",
-        "page_ready_s": page_s if page is not None and page["status"] == "ready" else None,
+        "page_ready_s": page_s - (posted - started) if page_row is not None and page_row["status"] == "ready" else None,
     }
 
 

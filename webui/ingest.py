@@ -34,6 +34,9 @@ class Ingester:
         self._active = 0
 
     def start(self) -> None:
+        from lector.retrieval.parsers.isolated import prestart
+
+        prestart()
         self.task = asyncio.create_task(self._run())
         self.resume()
 

@@ -33,10 +33,14 @@ def _warm() -> None:
 
 
 def _limit(budget: ParseBudget) -> None:
-    with open("/proc/self/statm") as statm:
-        address_space = int(statm.read().split()[0]) * resource.getpagesize()
-    limit = address_space + budget.memory_bytes
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        with open("/proc/self/statm") as statm:
+            address_space = int(statm.read().split()[0]) * resource.getpagesize()
+    except OSError:  # no /proc (not Linux): the deadline and the CPU limit still hold
+        address_space = 0
+    if address_space:
+        limit = address_space + budget.memory_bytes
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = int(usage.ru_utime + usage.ru_stime + budget.seconds) + CPU_GRACE
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + CPU_GRACE))

@@ -176,8 +176,11 @@ class _Spares:
             child, self._spare = self._spare, None
         if child is None or child.proc.poll() is not None:
             child = _Child()
-        threading.Thread(target=self._fill, name="parser-spare", daemon=True).start()
+        self.prestart()
         return child
+
+    def prestart(self) -> None:
+        threading.Thread(target=self._fill, name="parser-spare", daemon=True).start()
 
     def _fill(self) -> None:
         child = _Child()
@@ -198,3 +201,8 @@ class _Spares:
 
 _SPARES = _Spares()
 atexit.register(_SPARES.close)
+
+
+def prestart() -> None:
+    """Start the spare worker now (in the background), so that the first parse does not wait for it."""
+    _SPARES.prestart()

@@ -49,7 +49,7 @@ def ends(package: Package, name: str) -> Iterator[Element]:
                 yield element
         parser.close()
     except etree.XMLSyntaxError as exc:
-        raise package.corrupt(exc) from exc
+        raise package.meter.refuse(f"corrupt {package.kind} file: {name} is not well-formed XML ({exc.msg})") from exc
 
 
 def _check_prolog(package: Package, name: str, head: bytes) -> bytes | None:

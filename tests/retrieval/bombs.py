@@ -153,21 +153,27 @@ def pdf_flate_bomb(folder: Path, size: int = GIB) -> Path:
     return _write_pdf(folder / "bomb.pdf", stream)
 
 
-def pdf_slow_page(folder: Path, operators: int = 600_000) -> Path:
-    """A one-page PDF within pypdf's limits whose text takes pypdf many seconds to extract."""
+def pdf_slow_page(folder: Path, operators: int = 600_000, pages: int = 1) -> Path:
+    """A PDF within pypdf's limits whose every page takes pypdf many seconds to read."""
     stream = zlib.compress(b"BT /F1 12 Tf 10 10 Td " + b"(a) Tj " * operators + b"ET")
-    return _write_pdf(folder / "slow.pdf", stream)
+    return _write_pdf(folder / "slow.pdf", stream, pages)
 
 
-def _write_pdf(path: Path, content: bytes) -> Path:
+def pdf_slow_pages(folder: Path) -> Path:
+    """Three slow pages: more than the default time budget in all."""
+    return pdf_slow_page(folder, pages=3)
+
+
+def _write_pdf(path: Path, content: bytes, pages: int = 1) -> Path:
+    """A PDF of `pages` pages (objects 4 on) that all draw the one content stream (object 3)."""
+    kids = b" ".join(b"%d 0 R" % (4 + i) for i in range(pages))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
         b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
+    font = b"/Resources << /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >>"
+    objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R %s >>" % font] * pages
     out = bytearray(b"%PDF-1.7\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
@@ -191,5 +197,5 @@ BOMBS: dict[str, Callable[[Path], Path]] = {
     "pdf with a FlateDecode bomb": pdf_flate_bomb,
 }
 """Name -> builder of the documents that expand past any budget, for the tests and bench/hostile_ingest.py."""
-TIME_BOMBS: dict[str, Callable[[Path], Path]] = {"pdf with a page that takes long to read": pdf_slow_page}
+TIME_BOMBS: dict[str, Callable[[Path], Path]] = {"pdf of pages that take long to read": pdf_slow_pages}
 """Documents within the size limits that take longer than the time budget."""
