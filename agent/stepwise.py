@@ -202,7 +202,8 @@ async def stepwise_events(
         answer = chained  # the budget went on following names: answer from that chain
     else:
         answer = await compose_answer(ctx, question, steps, draft, config)
-    answer = with_gaps(answer, steps, stopped)
+    unfollowed = related.details.get("not_established", []) if related is not None and not answer.found else []
+    answer = with_gaps(answer, steps, stopped, unfollowed)
     answer.details["chunks_read"] = chunks_read
     answer.elapsed_s = time.perf_counter() - started
     yield AnswerReady(answer=answer)
@@ -252,10 +253,10 @@ async def compose_answer(
     return composed.to_answer(Level.STEPWISE, ctx.meter.snapshot(), details=details)
 
 
-def with_gaps(answer: Answer, steps: Sequence[SubAnswer], stopped: str) -> Answer:
-    """The answer, saying what it could not establish: the sub-questions left unanswered, and the rest of the
-    question when the budget ran out first."""
-    gaps = [s.question for s in steps if not s.found]
+def with_gaps(answer: Answer, steps: Sequence[SubAnswer], stopped: str, unfollowed: Sequence[str] = ()) -> Answer:
+    """The answer, saying what it could not establish: the links of the question's chain no text states, the
+    sub-questions left unanswered, and the rest of the question when the budget ran out first."""
+    gaps = [*unfollowed, *(s.question for s in steps if not s.found)]
     if stopped:
         gaps.append("the rest of the question: " + stopped)
     if not gaps:

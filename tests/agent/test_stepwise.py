@@ -22,6 +22,7 @@ from lector.llm.scripted import ScriptedBackend
 from lector.retrieval.answer_prompt import ANSWER_SCHEMA
 from lector.retrieval.budget import Budget
 from lector.retrieval.context import ReadingContext
+from lector.retrieval.follow_relations import NAME_SCHEMA
 from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level2 import READ_SCHEMA
 from lector.retrieval.library import Library
@@ -196,3 +197,27 @@ async def test_a_time_budget_stops_the_planner_and_level2(tmp_path) -> None:  # 
     assert "0.5 seconds" in answer.answer and "Could not establish" in answer.answer
     assert answer.usage.llm_calls < unlimited.usage.llm_calls
     assert time.perf_counter() - started < 60
+
+
+async def test_a_link_no_text_states_is_named_in_the_answer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    names = ["Orvald", "Brenna", "Tamsin", "Corwin"]
+    paras = [f"In year {i} {names[i % 4]} and {names[(i + 1) % 4]} went to the mill." for i in range(2000)]
+    paras.insert(700, "Orvald, son of Corwin, kept the mill.")
+    lib = Library(cache_dir=tmp_path)
+    lib.add_text("\n\n".join(paras), "chronicle.txt")
+
+    def nothing_helps(messages: list[Message], tools: object, options: ChatOptions) -> str:
+        schema = options.json_schema or {}
+        if "keywords_en" in schema.get("properties", {}):
+            return json.dumps({"information": "", "instruction": "", "keywords_en": ["father"]})
+        if schema == READ_SCHEMA:
+            return json.dumps({"relevant": False, "quotes": []})
+        if schema == PLAN_SCHEMA:
+            return json.dumps({"action": "answer", "text": "unknown"})
+        if schema == NAME_SCHEMA:
+            return json.dumps({"name": ""})
+        return json.dumps({"answer": "NOT FOUND", "evidence": []})
+
+    backend = ScriptedBackend(default=nothing_helps)
+    answer = await level3(reading(lib, backend), "Who was the father of Orvald's father?")
+    assert "Could not establish: the father of Corwin" in answer.answer
