@@ -322,11 +322,11 @@ async def generate_keywords(
     languages = languages or ["en"]
     cache = cache if cache is not None else DEFAULT_CACHE
     key = KeywordCache.key(backend.name, question, languages)
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
     terms = question_terms(question)
     phrases = quoted_spans(question)
+    cached = cache.get(key)
+    if cached is not None:  # the model's words are cached; the question's own part is made as this code makes it
+        return cached if cached.fallback else cached.model_copy(update={"question_terms": terms, "phrases": phrases})
     parsed: Keywords | None = None
     failed = False
     try:
