@@ -612,3 +612,30 @@ def test_an_answer_left_running_by_a_reload_can_be_stopped_from_the_banner(page:
     expect(page.locator(".msg.assistant .usage")).to_have_count(1, timeout=30_000)
     assert "streaming this markdown answer" in page.locator(".msg.assistant").last.inner_text()
     assert page.input_value("#input") == ""
+
+
+def test_edit_and_ask_again_replace_the_turn_where_the_server_can_drop_messages(page: Any) -> None:
+    ask(page, "hello there")
+    page.locator(".msg.assistant button.regenerate").click()  # this server cannot drop messages: asked again below
+    expect(page.locator(".msg.assistant .usage")).to_have_count(2)
+    assert page.locator(".msg.user").count() == 2
+    dropped: list[str] = []
+
+    def drop(route: Any) -> None:
+        dropped.append(route.request.url.rsplit("/", 1)[1])
+        route.fulfill(status=204)
+
+    page.route("**/api/sessions/*/messages/*", drop)
+    page.reload()  # the page learns again what the server can do
+    page.wait_for_selector(".msg.assistant .text")
+    first = page.locator(".msg.user").first
+    first_id = first.get_attribute("data-id")
+    assert first_id
+    first.locator("button.edit").click()
+    assert page.input_value("#input") == "hello there" and page.locator("#editing").is_visible()
+    page.fill("#input", "tell me a long story")
+    page.press("#input", "Enter")
+    expect(page.locator(".msg.assistant .usage")).to_have_count(1, timeout=30_000)
+    assert page.locator(".msg.user").count() == 1 and dropped == [first_id]
+    assert "keeper walked" in page.inner_text(".msg.assistant")
+    assert page.locator("#editing").is_hidden()

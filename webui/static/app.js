@@ -9,6 +9,8 @@ const state = {
   sessions: [],
   uploads: new Set(), // uploads and ingestions still running in this chat
   stopWaiting: null, // while a question waits for them: call to give up waiting
+  editing: null, // the question being edited (its bubble), while it is
+  truncateApi: true, // false once the server has shown it cannot drop messages
   modelLoaded: undefined, // what /api/models says, when it says
   passageApi: true, // false once the server has shown it has no GET /api/passage
   fileApi: true, // false once it has shown it has no GET /api/documents/{id}/file
@@ -459,11 +461,12 @@ function messageBox(role) {
   return { box, body, actions };
 }
 
-function userMessage(text) {
+function userMessage(text, id) {
   const msg = messageBox("user");
+  if (id) msg.box.dataset.id = id;
   msg.body.textContent = text;
-  msg.actions.append(copyButton(() => text), el("button", { type: "button", class: "edit", title: "Put this question back in the box to edit and send it again",
-    onclick: () => { $("#input").value = text; $("#input").focus(); } }, "Edit"));
+  msg.actions.append(copyButton(() => text), el("button", { type: "button", class: "edit", title: "Edit this question and send it again",
+    onclick: () => startEdit(msg.box, text) }, "Edit"));
   return msg;
 }
 
@@ -509,9 +512,9 @@ function stepBlock(parent, title) {
   return { details, result };
 }
 
-function askAgainButton(question) {
+function askAgainButton(questionBox, question) {
   return el("button", { type: "button", class: "regenerate", title: "Ask the same question again",
-    onclick: () => send(question) }, "Ask again");
+    onclick: () => askAgain(questionBox, question) }, "Ask again");
 }
 
 // `generatingMs`: the model's own time (from its first step, less the tools' time), 0 when unknown.
@@ -535,8 +538,9 @@ function emptyAnswerSentence(final, ranTools) {
 // ---------------------------------------------------------------- one live answer
 
 class AnswerView {
-  constructor(question) {
+  constructor(question, questionBox) {
     this.question = question;
+    this.questionBox = questionBox;
     this.msg = messageBox("assistant");
     this.status = el("div", { class: "live-status", role: "status" });
     this.msg.box.insertBefore(this.status, this.msg.body);
@@ -667,7 +671,7 @@ class AnswerView {
     this.status.remove();
     const text = this.fullText;
     if (text) this.msg.actions.append(copyButton(() => text));
-    this.msg.actions.append(askAgainButton(this.question));
+    this.msg.actions.append(askAgainButton(this.questionBox, this.question));
   }
 }
 
@@ -680,7 +684,10 @@ const MODEL_WAIT = {
 };
 
 const EVENT_HANDLERS = {
-  ack: (view) => view.setActivity(MODEL_WAIT[state.modelLoaded]),
+  ack: (view, e) => {
+    if (e.message_id) view.questionBox.dataset.id = e.message_id;
+    view.setActivity(MODEL_WAIT[state.modelLoaded]);
+  },
   status: (view, e) => view.setActivity(e.text || e.message || "Working…"),
   prompt_progress: (view, e) => view.setActivity(`Reading the prompt: ${Math.round((100 * e.done) / Math.max(1, e.total))} %`),
   step: (view, e) => {
@@ -767,7 +774,7 @@ async function send(text) {
   hideBanner();
   setRunning(true);
   const question = userMessage(text);
-  const view = new AnswerView(text);
+  const view = new AnswerView(text, question.box);
   let res = null;
   try {
     await waitForUploads(view);
@@ -800,6 +807,45 @@ function stop() {
 async function stopThenSend(text) {
   await api(`/api/sessions/${state.session.id}/stop`, { method: "POST" }).catch(() => {});
   await new Promise((resolve) => setTimeout(resolve, 500));
+  send(text);
+}
+
+// ---------------------------------------------------------------- edit and ask again
+
+// Drop a question and all that followed it, in the chat and on the page, where the server can
+// (DELETE /api/sessions/{sid}/messages/{id}); elsewhere the question is simply asked again below.
+async function dropFrom(box) {
+  if (!state.session || !box.dataset.id || !state.truncateApi) return false;
+  const res = await request(`/api/sessions/${state.session.id}/messages/${box.dataset.id}`, { method: "DELETE" }).catch(() => null);
+  if (res && (res.status === 404 || res.status === 405)) state.truncateApi = false;
+  if (!res || !res.ok) return false;
+  while (box.nextElementSibling) box.nextElementSibling.remove();
+  box.remove();
+  return true;
+}
+
+async function askAgain(box, question) {
+  if (state.running) return;
+  await dropFrom(box);
+  send(question);
+}
+
+function startEdit(box, text) {
+  state.editing = box;
+  $("#editing").hidden = false;
+  $("#input").value = text;
+  $("#input").focus();
+}
+
+function cancelEdit() {
+  state.editing = null;
+  $("#editing").hidden = true;
+}
+
+async function submitQuestion(text) {
+  const edited = state.editing;
+  cancelEdit();
+  if (edited) await dropFrom(edited);
   send(text);
 }
 
@@ -931,10 +977,11 @@ async function switchTo(id) {
 function renderStored(messages) {
   let current = null;
   let question = "";
+  let questionBox = null;
   const tools = {};
   for (const m of messages) {
-    if (m.role === "user") { userMessage(m.content); question = m.content; current = null; continue; }
-    if (!current) current = { ...messageBox("assistant"), question };
+    if (m.role === "user") { questionBox = userMessage(m.content, m.id).box; question = m.content; current = null; continue; }
+    if (!current) current = { ...messageBox("assistant"), question, questionBox };
     if (m.role === "assistant") renderStoredAssistant(current, m, tools);
     else if (m.role === "tool" && tools[m.tool_call_id]) {
       const extra = m.extra || {};
@@ -951,7 +998,7 @@ function renderStoredAssistant(current, m, tools) {
     current.body.append(text);
     renderMarkdown(text, m.content);
     linkCitations(text, extra.citations);
-    current.actions.append(copyButton(() => m.content), askAgainButton(current.question));
+    current.actions.append(copyButton(() => m.content), askAgainButton(current.questionBox, current.question));
   } else if (!m.tool_calls.length) {
     current.body.append(el("p", { class: "empty-answer" }, "(no answer was written)"));
   }
@@ -961,6 +1008,7 @@ function renderStoredAssistant(current, m, tools) {
 async function openSession(id) {
   const session = await api(`/api/sessions/${id}`);
   state.session = session;
+  cancelEdit();
   $("#messages").replaceChildren($("#welcome"));
   $("#welcome").hidden = session.messages.length > 0;
   showSettings(session.settings);
@@ -973,6 +1021,7 @@ async function openSession(id) {
 function newChat() {
   if (state.running) return;
   state.session = null;
+  cancelEdit();
   setUrl(null);
   setTitle("");
   $("#messages").replaceChildren($("#welcome"));
@@ -1208,6 +1257,7 @@ function growInput() {
 
 function onGlobalKey(e) {
   if (e.key === "Escape" && state.running) { e.preventDefault(); stop(); }
+  else if (e.key === "Escape" && state.editing) cancelEdit();
   if ((e.ctrlKey || e.metaKey) && e.shiftKey && e.key.toLowerCase() === "o") { e.preventDefault(); newChat(); }
 }
 
@@ -1217,7 +1267,7 @@ function wireEvents() {
     const text = $("#input").value.trim();
     if (!text || state.running) return;
     $("#input").value = "";
-    send(text);
+    submitQuestion(text);
   });
   $("#input").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("#composer").requestSubmit(); }
@@ -1236,6 +1286,7 @@ function wireEvents() {
   $("#library-search").addEventListener("input", () => { clearTimeout(state.librarySearch); state.librarySearch = setTimeout(loadLibrary, 200); });
   $("#input").addEventListener("input", growInput);
   $("#banner-close").addEventListener("click", hideBanner);
+  $("#cancel-edit").addEventListener("click", () => { cancelEdit(); $("#input").value = ""; });
   $("#menu").addEventListener("click", toggleSidebar);
   $("#scrim").addEventListener("click", closeSidebar);
   $("#token-form").addEventListener("submit", submitToken);
