@@ -135,11 +135,15 @@ function pageItem(page) {
     remove);
 }
 
+let refresh = 0;
+
 async function loadPages() {
+  clearTimeout(refresh);
   try {
     const pages = await send({ type: "listPages", q: $("page-search").value.trim() });
     $("pages").replaceChildren(...pages.map(pageItem));
     $("no-pages").hidden = pages.length > 0;
+    if (pages.some((p) => p.status === "pending" || p.status === "ingesting")) refresh = setTimeout(loadPages, 1500);
   } catch (err) {
     $("pages").replaceChildren();
     $("no-pages").hidden = false;
