@@ -2,8 +2,9 @@
 
 Small models write "5" for an integer, "true" for a boolean, 5 for a string or a list as a JSON string. Those
 become 5, true, "5" and the list. An enum value that is a member stays as it is; one that names a member in
-another spelling ("Celsius", 1 for "1") becomes that member. Anything else is left alone, for the tool
-registry's validation to report to the model.
+another spelling ("Celsius", 1 for "1") becomes that member. An optional argument given as null where its
+schema does not allow null is left out (the model had no value for it; the tool's default applies). Anything
+else is left alone, for the tool registry's validation to report to the model.
 """
 
 from __future__ import annotations
@@ -70,11 +71,21 @@ def _has_type(value: Any, name: str) -> bool:
 def _coerce_inside(value: Any, schema: dict[str, Any]) -> Any:
     props = schema.get("properties")
     if isinstance(value, dict) and isinstance(props, dict):
-        return {k: coerce_value(v, props.get(k)) for k, v in value.items()}
+        required = schema.get("required") or []
+        return {
+            k: coerce_value(v, props.get(k))
+            for k, v in value.items()
+            if not (v is None and k not in required and _refuses_null(props.get(k)))
+        }
     items = schema.get("items")
     if isinstance(value, list) and isinstance(items, dict):
         return [coerce_value(v, items) for v in value]
     return value
+
+
+def _refuses_null(schema: Any) -> bool:
+    """A property whose schema declares a type other than null: null there means the model had no value."""
+    return isinstance(schema, dict) and bool(_declared_types(schema)) and "null" not in _declared_types(schema)
 
 
 def _enum_member(value: Any, enum: list[Any]) -> Any:

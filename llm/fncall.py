@@ -15,8 +15,13 @@ turns earlier calls and results into plain text. Coming out, one left-to-right s
 A `<tool_response>` (like ✿RESULT✿) means the model started imagining results: the rest of
 the reply is dropped. Pass STOP_WORDS as stop strings to save generating it.
 
-Call objects may be `{"name", "arguments"}`, `{"name", "parameters"}` or `{"function": {...}}`,
-with arguments as an object or as a JSON string; damaged JSON is repaired (llm.json_repair).
+Parallel calls come as several `<tool_call>` blocks, a JSON list, or several objects one after another
+(in one block, one fence or bare). Call objects may be `{"name", "arguments"}`, `{"name", "parameters"}`
+or `{"function": {...}}`, with arguments as an object or as a JSON string; damaged JSON is repaired
+(llm.json_repair). Not calls: a tool's definition echoed back (`parameters` holding a JSON schema), and
+an object naming its function twice (both are reported inside `<tool_call>`). Arguments come out valid
+Unicode, with values converted to the types the tool's schema declares where that is lossless
+(llm.arg_coercion); a name longer than MAX_NAME is refused.
 Anything inside `<think>...</think>` is dropped. When `tools` is given, JSON in a fenced block
 or a bare object whose name is not a known tool is not a call (it is JSON the user asked for);
 a `<tool_call>` or ✿FUNCTION✿ block with an unknown name is still reported as a call.

@@ -73,3 +73,13 @@ def test_arguments_by_their_properties_and_nested() -> None:
     args = {"count": "3", "flags": {"dry": "true"}, "unit": "Fahrenheit", "extra": "7"}
     assert coerce_arguments(args, schema) == {"count": 3, "flags": {"dry": True}, "unit": "fahrenheit", "extra": "7"}
     assert coerce_arguments(args, None) == args
+
+
+def test_an_optional_argument_given_as_null_is_left_out() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"day": STRING, "note": {"type": ["string", "null"]}, "city": STRING, "any": {}},
+        "required": ["city"],
+    }
+    args = {"day": None, "note": None, "city": None, "any": None}
+    assert coerce_arguments(args, schema) == {"note": None, "city": None, "any": None}
