@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from lector.llm.backend import Backend
 from lector.tools.base import Tool
-from lector.webui import chat_api, openai_api, pages_api
+from lector.webui import chat_api, documents_api, openai_api, pages_api
 from lector.webui.config import ServerConfig
 from lector.webui.guard import Guard
 from lector.webui.ingest import Ingester
@@ -103,6 +103,7 @@ def create_app(
     app.include_router(chat_api.router)
     app.include_router(openai_api.router)
     app.include_router(pages_api.router)
+    app.include_router(documents_api.router)
     if STATIC.exists():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

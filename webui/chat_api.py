@@ -10,20 +10,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, UploadFile
+from fastapi import APIRouter, HTTPException, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from lector.agent.assistant import default_system_prompt
-from lector.agent.events import Event, Final, StopReason, TextDelta
+from lector.agent.events import Event, Final, TextDelta
 from lector.agent.loop import run_agent
-from lector.agent.stepwise import AnswerReady, ReaderEvent
-from lector.llm.backend import Usage
 from lector.llm.messages import Message, ToolCall
 from lector.llm.unicode import ValidText
 from lector.retrieval.levels import Level
-from lector.retrieval.reading_types import Answer
 from lector.webui.chat_settings import ChatSettings
+from lector.webui.document_answers import read_documents
 from lector.webui.sse import SSE_HEADERS, sse
 from lector.webui.state import AppState, Turn
 
@@ -73,8 +71,11 @@ def list_models(request: Request) -> dict[str, Any]:
 
 
 @router.get("/sessions")
-def list_sessions(request: Request) -> list[dict[str, Any]]:
-    return state_of(request).store.list_sessions()
+def list_sessions(
+    request: Request, q: str | None = Query(None, max_length=500, description="Search titles and messages")
+) -> list[dict[str, Any]]:
+    """The chats, most recently active first."""
+    return state_of(request).store.list_sessions(q)
 
 
 @router.post("/sessions", status_code=201)
@@ -88,6 +89,7 @@ def get_session(sid: str, request: Request) -> dict[str, Any]:
     session = session_or_404(state, sid)
     session["messages"] = state.store.messages(sid)
     session["documents"] = [public_document(d) for d in state.store.documents(sid)]
+    session["pages"] = state.store.session_pages(sid)
     return session
 
 
@@ -106,6 +108,17 @@ def delete_session(sid: str, request: Request) -> None:
         raise HTTPException(404, f"no session {sid!r}")
 
 
+@router.delete("/sessions/{sid}/messages/{mid}", status_code=204)
+def delete_messages_from(sid: str, mid: int, request: Request) -> None:
+    """Drop a message and every later one (to edit a question or ask it again)."""
+    state = state_of(request)
+    session_or_404(state, sid)
+    if sid in state.turns:
+        raise HTTPException(409, "an answer is running in this session; stop it first")
+    if not state.store.delete_messages_from(sid, mid):
+        raise HTTPException(404, f"no message {mid} in this session")
+
+
 def persist(state: AppState, sid: str, message: Message, extra: dict[str, Any] | None = None) -> None:
     state.store.add_message(
         sid,
@@ -118,10 +131,17 @@ def persist(state: AppState, sid: str, message: Message, extra: dict[str, Any] |
     )
 
 
+def session_doc_ids(state: AppState, sid: str) -> list[str]:
+    """The library ids of what a session reads: its ready documents and the ready pages attached to it."""
+    documents = [d["doc_id"] for d in state.store.documents(sid, status="ready")]
+    pages = [p["doc_id"] for p in state.store.session_pages(sid) if p["status"] == "ready"]
+    return list(dict.fromkeys(d for d in [*documents, *pages] if d))
+
+
 async def run_turn(state: AppState, sid: str, settings: ChatSettings, turn: Turn, queue: asyncio.Queue[Any]) -> None:
     """Run one answer to completion, persisting what it adds, whether or not anyone is still listening."""
     try:
-        doc_ids = [d["doc_id"] for d in state.store.documents(sid, status="ready") if d["doc_id"]]
+        doc_ids = session_doc_ids(state, sid)
         if doc_ids and isinstance(settings.level, Level):
             await answer_from_documents(state, sid, settings.level, settings.model, doc_ids, turn, queue)
         else:
@@ -163,50 +183,16 @@ async def answer_from_documents(
     state: AppState, sid: str, level: Level, model: str | None, doc_ids: list[str], turn: Turn,
     queue: asyncio.Queue[Any],
 ) -> None:
-    """The long-document reader over the session's documents, at the level chosen in the settings."""
-    from lector.agent.reader import ask_events
-
+    """The long-document reader over the session's documents, at the level chosen in the settings; on Stop, what
+    was found so far is kept."""
     question = state.store.messages(sid)[-1]["content"]
-    reader = ask_events(state.library, question, level, state.backend(model), doc_ids=doc_ids)
-    answer: Answer | None = None
-    reading = asyncio.ensure_future(_drain(reader, queue))
-    stopper = asyncio.ensure_future(turn.cancel.wait())
-    done, _ = await asyncio.wait({reading, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    if reading not in done:
-        reading.cancel()
-        text, reason = "(stopped)", "cancelled"
-        extra: dict[str, Any] = {"stopped_reason": "cancelled"}
-    else:
-        answer = reading.result()
-        text, reason = answer.answer, "done"
-        extra = {
-            "citations": [c.model_dump() for c in answer.citations],
-            "level": int(answer.level),
-            "usage": answer.usage.model_dump(),
-            "stopped_reason": "done",
-        }
-    message = Message.assistant(text)
-    persist(state, sid, message, extra)
-    if answer is not None:
-        await queue.put(TextDelta(text=text))
-    usage = Usage(
-        prompt_tokens=answer.usage.prompt_tokens if answer else 0,
-        completion_tokens=answer.usage.completion_tokens if answer else 0,
+    reply = await read_documents(
+        state.library, question, level, state.backend(model), doc_ids, queue.put, turn.cancel
     )
-    stopped: StopReason = "cancelled" if reason == "cancelled" else "done"
-    final = Final(message=message, messages=[message], usage=usage, stopped_reason=stopped).model_dump()
-    final.update({k: v for k, v in extra.items() if k in ("citations", "level")})
-    await queue.put(final)
-
-
-async def _drain(reader: AsyncIterator[ReaderEvent], queue: asyncio.Queue[Any]) -> Answer:
-    """Forward the reader's progress events; return its finished answer."""
-    async for event in reader:
-        if isinstance(event, AnswerReady):
-            return event.answer
-        await queue.put(event)
-    raise RuntimeError("the reader finished without an answer")
+    message = Message.assistant(reply.text)
+    persist(state, sid, message, reply.extra)
+    await queue.put(TextDelta(text=reply.text))
+    await queue.put(reply.final_event(message))
 
 
 @router.post("/sessions/{sid}/chat")

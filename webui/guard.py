@@ -1,4 +1,4 @@
-"""ASGI middleware in front of every route: Host allowlist, token auth, rate limit, body-size limit.
+"""ASGI middleware in front of every route: Host allowlist, token auth, rate limit, body-size limit, security headers.
 
 Written as plain ASGI (not BaseHTTPMiddleware) so that streamed (SSE) responses pass straight through.
 """
@@ -22,6 +22,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = {"/health"}
 PAGE_PATHS = {"/"}
+"""Where `?token=` is accepted (and then kept in a cookie)."""
+SHELL_PREFIX = "/static/"
+"""The page shell (`/` and its scripts and styles) holds no secret and asks for the token itself: it is served
+without one. Every API route still needs the token."""
 COOKIE = "lector_token"
 # Nothing a page shows may make the browser reach another origin: no remote images, styles, fonts, frames or
 # connections, no inline script, no style attributes. Figures come as data: URLs.
@@ -94,6 +98,11 @@ def rate_key(scope: Scope, headers: dict[bytes, bytes]) -> str:
     return f"client:{client[0]}:{headers.get(b'origin', b'').decode('latin-1')}"
 
 
+def is_page_shell(scope: Scope) -> bool:
+    path: str = scope.get("path", "")
+    return scope.get("method") in ("GET", "HEAD") and (path in PAGE_PATHS or path.startswith(SHELL_PREFIX))
+
+
 class Guard:
     def __init__(
         self,
@@ -147,16 +156,10 @@ class Guard:
         if path in OPEN_PATHS or scope.get("method") == "OPTIONS":
             await self.app(scope, receive, send)
             return
-        if self.token is not None:
-            presented, origin = self._presented_token(scope, headers)
-            if not presented:
-                await send_error(send, 401, "missing access token: send 'Authorization: Bearer <token>'")
-                return
-            if not hmac.compare_digest(presented.encode(), self.token.encode()):
-                await send_error(send, 401, "invalid access token")
-                return
-            if origin == "query":
-                send = self._setting_cookie(send)
+        authorized = await self._authorize(scope, headers, send)
+        if authorized is None:
+            return
+        send = authorized
         bucket = self.buckets.setdefault(rate_key(scope, headers), TokenBucket(self.rate_per_s, self.burst))
         wait = bucket.take()
         if wait > 0:
@@ -175,6 +178,22 @@ class Guard:
                 await send_error(send, 413, f"request body of {declared} bytes exceeds the limit of {limit} bytes")
                 return
         await self._call_limited(scope, receive, send, limit)
+
+    async def _authorize(self, scope: Scope, headers: dict[bytes, bytes], send: Send) -> Send | None:
+        """The `send` to answer with (setting the cookie when the token came in the URL), or None once refused."""
+        if self.token is None:
+            return send
+        presented, origin = self._presented_token(scope, headers)
+        valid = presented is not None and hmac.compare_digest(presented.encode(), self.token.encode())
+        if not valid and is_page_shell(scope):
+            return send
+        if not presented:
+            await send_error(send, 401, "missing access token: send 'Authorization: Bearer <token>'")
+            return None
+        if not valid:
+            await send_error(send, 401, "invalid access token")
+            return None
+        return self._setting_cookie(send) if origin == "query" else send
 
     def _setting_cookie(self, send: Send) -> Send:
         """The page opened with ?token= keeps a strict, HttpOnly cookie so its own GETs (scripts, styles) pass."""

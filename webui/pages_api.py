@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 
+from lector.llm.messages import Message
 from lector.llm.unicode import ValidText
 from lector.retrieval.levels import Level, LevelInput
 from lector.webui.chat_api import state_of
+from lector.webui.document_answers import cited, read_documents
+from lector.webui.sse import SSE_HEADERS, sse
+from lector.webui.state import AppState
 
 router = APIRouter(prefix="/pages", tags=["pages"])
 
@@ -46,6 +53,7 @@ class AskIn(BaseModel):
     question: ValidText = Field(..., min_length=1, max_length=4000)
     page_ids: list[str] | None = Field(None, description="Pages to ask across; omit for the whole library")
     level: LevelInput = Level.AUTO
+    stream: bool = Field(False, description="Answer as server-sent events (level, chunk_read, status, text, final)")
 
 
 def public(page: dict[str, Any]) -> dict[str, Any]:
@@ -101,9 +109,10 @@ async def delete_page(pid: str, request: Request) -> None:
             state.library.remove(page["doc_id"])
 
 
-@router.post("/ask")
-async def ask_pages(body: AskIn, request: Request) -> dict[str, Any]:
-    """Answer a question across the selected pages (or every saved page), with citations."""
+@router.post("/ask", response_model=None)
+async def ask_pages(body: AskIn, request: Request) -> dict[str, Any] | StreamingResponse:
+    """Answer a question across the selected pages (or every saved page), with citations; with `stream`, as SSE
+    events while the pages are read, the last one `final` (then `done`)."""
     state = state_of(request)
     if body.page_ids:
         pages = [state.store.get_page(p) for p in body.page_ids]
@@ -115,7 +124,36 @@ async def ask_pages(body: AskIn, request: Request) -> dict[str, Any]:
     doc_ids = sorted({p["doc_id"] for p in pages if p and p["status"] == "ready" and p["doc_id"]})
     if not doc_ids:
         raise HTTPException(409, "none of these pages is indexed yet; try again when their status is 'ready'")
+    level = body.level
+    if body.stream:
+        return StreamingResponse(stream_answer(state, body.question, level, doc_ids), media_type="text/event-stream",
+                                 headers=SSE_HEADERS)
     from lector.agent.reader import aask
 
-    answer = await aask(state.library, body.question, body.level, state.backend(), doc_ids=doc_ids)
-    return answer.to_json_dict()
+    answer = await aask(state.library, body.question, level, state.backend(), doc_ids=doc_ids)
+    return {**answer.to_json_dict(), "citations": cited(answer.citations, state.library, doc_ids)}
+
+
+async def stream_answer(state: AppState, question: str, level: Level, doc_ids: list[str]) -> AsyncIterator[bytes]:
+    """The answer as SSE; a reader that hangs up stops the reading."""
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    cancel = asyncio.Event()
+
+    async def answer() -> None:
+        try:
+            reply = await read_documents(state.library, question, level, state.backend(), doc_ids, queue.put, cancel)
+            await queue.put({"type": "text", "text": reply.text})
+            await queue.put(reply.final_event(Message.assistant(reply.text)))
+        except Exception as exc:
+            await queue.put({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
+        finally:
+            await queue.put(None)
+
+    task = asyncio.create_task(answer())
+    try:
+        while (event := await queue.get()) is not None:
+            yield sse(event)
+        yield sse({"type": "done"})
+    finally:
+        cancel.set()
+        await task

@@ -59,6 +59,11 @@ CREATE TABLE IF NOT EXISTS pages (
     UNIQUE(url, content_hash)
 );
 CREATE INDEX IF NOT EXISTS pages_by_created ON pages(created);
+CREATE TABLE IF NOT EXISTS session_pages (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    page_id TEXT NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
+    PRIMARY KEY (session_id, page_id)
+);
 """
 
 
@@ -145,8 +150,17 @@ class Store:
         row["settings"] = _loads(row["settings"])
         return row
 
-    def list_sessions(self) -> list[dict[str, Any]]:
-        rows = self._query("SELECT * FROM sessions ORDER BY updated DESC")
+    def list_sessions(self, query: str | None = None) -> list[dict[str, Any]]:
+        """Every session, newest first; with `query`, those whose title or messages contain it."""
+        if query:
+            like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = self._query(
+                "SELECT * FROM sessions WHERE title LIKE ? ESCAPE '\\' OR id IN (SELECT session_id FROM messages"
+                " WHERE role IN ('user', 'assistant') AND content LIKE ? ESCAPE '\\') ORDER BY updated DESC",
+                (like, like),
+            )
+        else:
+            rows = self._query("SELECT * FROM sessions ORDER BY updated DESC")
         for row in rows:
             row["settings"] = _loads(row["settings"])
         return rows
@@ -186,6 +200,15 @@ class Store:
             db.execute("UPDATE sessions SET updated=? WHERE id=?", (now, sid))
             return int(cur.lastrowid or 0)
 
+    def delete_messages_from(self, sid: str, mid: int) -> int:
+        """Drop message `mid` of session `sid` and every later one; how many were dropped (0: no such message)."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM messages WHERE id=? AND session_id=?", (mid, sid)).fetchone() is None:
+                return 0
+            dropped = db.execute("DELETE FROM messages WHERE session_id=? AND id>=?", (sid, mid)).rowcount
+            db.execute("UPDATE sessions SET updated=? WHERE id=?", (time.time(), sid))
+            return int(dropped)
+
     def messages(self, sid: str) -> list[dict[str, Any]]:
         rows = self._query("SELECT * FROM messages WHERE session_id=? ORDER BY id", (sid,))
         for row in rows:
@@ -202,6 +225,32 @@ class Store:
                 (did, sid, filename, path, sha256, time.time()),
             )
         return self._query("SELECT * FROM documents WHERE id=?", (did,))[0]
+
+    def get_document(self, did: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM documents WHERE id=?", (did,))
+        return rows[0] if rows else None
+
+    def copy_document(self, did: str, sid: str) -> dict[str, Any] | None:
+        """The document `did` in session `sid` too (its file, index and status shared); None when there is none."""
+        doc = self.get_document(did)
+        if doc is None:
+            return None
+        same = [d for d in self.documents(sid) if d["sha256"] == doc["sha256"] and d["filename"] == doc["filename"]]
+        if same:
+            return same[0]
+        copy = new_id()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO documents(id, session_id, filename, path, sha256, doc_id, status, error, created)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (copy, sid, doc["filename"], doc["path"], doc["sha256"], doc["doc_id"], doc["status"], doc["error"],
+                 time.time()),
+            )
+        return self.get_document(copy)
+
+    def delete_document(self, did: str) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM documents WHERE id=?", (did,)).rowcount > 0
 
     def set_document_status(
         self, did: str, status: str, *, doc_id: str | None = None, error: str | None = None
@@ -263,6 +312,24 @@ class Store:
 
     def pending_pages(self) -> list[dict[str, Any]]:
         return self._query("SELECT * FROM pages WHERE status='pending' ORDER BY created")
+
+    def attach_page(self, sid: str, pid: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO session_pages(session_id, page_id) VALUES (?,?)", (sid, pid))
+
+    def detach_page(self, sid: str, pid: str) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM session_pages WHERE session_id=? AND page_id=?", (sid, pid)).rowcount > 0
+
+    def session_pages(self, sid: str) -> list[dict[str, Any]]:
+        """The saved pages attached to a session, without their content."""
+        cols = ", ".join(f"p.{c}" for c in ("id", "url", "title", "content_hash", "format", "doc_id", "status", "error",
+                                             "created"))
+        return self._query(
+            f"SELECT {cols} FROM pages p JOIN session_pages s ON s.page_id = p.id WHERE s.session_id=?"
+            " ORDER BY p.created",
+            (sid,),
+        )
 
     def delete_page(self, pid: str) -> bool:
         with self._tx() as db:
