@@ -30,7 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +147,12 @@ async def throughput(backend: EmbeddedBackend) -> Result:
     }
 
 
-def part_runner(part: str, backend: EmbeddedBackend, docs: Documents) -> Callable[[], Awaitable[Result]]:
+def part_runner(part: str, backend: EmbeddedBackend, docs: Documents) -> Callable[[], Coroutine[Any, Any, Result]]:
     if part.startswith("l"):
         return lambda: read_level(backend, docs, int(part[1:]))
-    runners = {"ttft": first_token, "tool": tool_turn, "chat2": second_turn, "tps": throughput}
+    runners: dict[str, Callable[[EmbeddedBackend], Coroutine[Any, Any, Result]]] = {
+        "ttft": first_token, "tool": tool_turn, "chat2": second_turn, "tps": throughput,
+    }
     return lambda: runners[part](backend)
 
 

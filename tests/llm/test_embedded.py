@@ -82,3 +82,28 @@ def test_shared_engine_and_unknown_model(small_model: EmbeddedBackend) -> None:
     assert small_model.chat([Message.user("Say hi.")], options=SHORT).message.content  # still usable
     with pytest.raises(ModelNotFoundError):
         EmbeddedBackend("no-such-model")
+
+
+def test_threads_are_chosen_at_load_and_shown(small_model: EmbeddedBackend) -> None:
+    threads = small_model.threads
+    assert threads is not None and threads.poll == 0  # waiting threads sleep instead of spinning
+    assert 1 <= threads.threads <= threads.batch_threads
+    assert threads.describe() in small_model.runtime()
+    with EmbeddedBackend("qwen2.5-coder-0.5b", n_ctx=4096, n_parallel=2, n_threads=threads.threads + 1) as other:
+        assert other.engine is small_model.engine and other.threads == threads  # the first load chose them
+
+
+def test_a_lazy_backend_loads_when_told(small_model: EmbeddedBackend) -> None:
+    lazy = EmbeddedBackend("qwen2.5-coder-0.5b", n_ctx=4096, n_parallel=2, lazy=True)
+    assert lazy.threads is None and lazy.runtime() == ""
+    lazy.load()
+    assert lazy.engine is small_model.engine and lazy.threads is not None
+    lazy.close()
+
+
+def test_second_turn_reuses_the_cached_prefix(small_model: EmbeddedBackend) -> None:
+    first = [Message.system("You are terse. " + "Lighthouses guide ships. " * 60), Message.user("Say hi.")]
+    reply = small_model.chat(first, options=SHORT).message
+    small_model.chat([*first, reply, Message.user("Say bye.")], options=SHORT)
+    timings = small_model.last_timings or {}
+    assert timings.get("cache_n", 0) > 300  # the system prompt and first turn were not evaluated again
