@@ -118,12 +118,13 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--gen", type=int, default=64, help="tokens to generate per run")
     ap.add_argument("--repeats", type=int, default=12, help="filler paragraphs (about 35 tokens each)")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None, help="default: $LECTOR_THREADS, else chosen from the load")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
     backend = EmbeddedBackend(args.model, n_ctx=4096, n_parallel=1, n_threads=args.threads)
-    print(f"model {backend.name} loaded in {time.perf_counter() - t0:.1f} s")
+    threads = backend.threads.describe() if backend.threads else "?"
+    print(f"model {backend.name} loaded in {time.perf_counter() - t0:.1f} s on {threads}")
     options = ChatOptions(max_tokens=args.gen, temperature=0, seed=1)
     run_embedded(backend, messages_for(9999, "embedded", 1), ChatOptions(max_tokens=4))  # warm-up
 
