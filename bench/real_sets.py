@@ -102,10 +102,10 @@ def brown_quotes(rng: random.Random, count: int = 44) -> QuestionSet:
     for _ in range(40 * count):
         i = rng.randrange(0, len(words) - 12)
         length = rng.choice((4, 5)) if len(stop_spans) < count // 2 else rng.randint(6, 9)
-        span = words[i : i + length]
-        gap_free = all(" " not in text[a[2] : b[1]].strip(" ") for a, b in zip(span, span[1:], strict=False))
-        if not gap_free:  # no punctuation inside the quote
-            continue
+        run = words[i : i + length + 2]  # the quote and the two words that follow it
+        if any(text[a[2] : b[1]].strip() for a, b in zip(run, run[1:], strict=False)):
+            continue  # no punctuation inside the quote or between it and its next two words
+        span = run[:length]
         stops = sum(w.lower() in _STOP for w, _, _ in span) / length
         target = stop_spans if length <= 5 else plain_spans
         if (length <= 5 and stops >= 0.75) or (length > 5 and stops <= 0.6):
