@@ -39,11 +39,16 @@ def _limit(budget: ParseBudget) -> None:
     except OSError:  # no /proc (not Linux): the deadline and the CPU limit still hold
         address_space = 0
     if address_space:
-        limit = address_space + budget.memory_bytes
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        _lower(resource.RLIMIT_AS, address_space + budget.memory_bytes, 0)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = int(usage.ru_utime + usage.ru_stime + budget.seconds) + CPU_GRACE
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + CPU_GRACE))
+    _lower(resource.RLIMIT_CPU, int(usage.ru_utime + usage.ru_stime + budget.seconds) + CPU_GRACE, CPU_GRACE)
+
+
+def _lower(kind: int, soft: int, margin: int) -> None:
+    """Set the limit to `soft` (the hard one `margin` above it), never above a hard limit set from outside."""
+    _, hard = resource.getrlimit(kind)
+    ceiling = hard if hard != resource.RLIM_INFINITY else soft + margin
+    resource.setrlimit(kind, (min(soft, ceiling), min(soft + margin, ceiling)))
 
 
 def peak_rss(pid: int | str = "self") -> int:

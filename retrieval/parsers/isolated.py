@@ -150,7 +150,9 @@ class _Child:
     def death_reason(self, budget: ParseBudget) -> str:
         if self.timed_out or self.status == -signal.SIGXCPU:
             return time_reason(budget.seconds)
-        return memory_reason(budget.memory_bytes) + f" (the parser process died, status {self.status})"
+        if self.status is not None and self.status >= 0:
+            return f"the parser process failed (exit status {self.status})"
+        return memory_reason(budget.memory_bytes) + f" (the parser process was stopped by signal {-(self.status or 0)})"
 
 
 def _decode(raw: bytes) -> tuple[dict[str, Any], str] | None:
