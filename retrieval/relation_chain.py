@@ -16,7 +16,8 @@ _OF_END = re.compile(r"\s+of\s*$", re.IGNORECASE)
 _COMPOSED = {"grandfather": ["father", "father"], "grandmother": ["mother", "mother"], "grandson": ["son", "son"],
              "granddaughter": ["daughter", "daughter"]}
 """Relations that are two others in a row (innermost first); the paternal line where the text does not say."""
-_TRIVIAL_OUTER = re.compile(r"^\s*(?:who|what|which|whom)(?:\s+(?:is|was|were|are|be))?\s*$", re.IGNORECASE)
+_TRIVIAL_OUTER = re.compile(r"(?:^|[,;:])\s*(?:who|what|which|whom)(?:\s+(?:is|was|were|are|be))?\s*$", re.IGNORECASE)
+"""An outer question that only asks for the chain's end ("Who was", "In the manual, what is")."""
 
 
 @dataclass
@@ -64,7 +65,7 @@ def relation_chain(question: str) -> RelationChain | None:
         return None
     relations = [r for relation in relations for r in _COMPOSED.get(relation.lower(), [relation])]
     outer = rest.strip()
-    return RelationChain(entity, relations, "" if _TRIVIAL_OUTER.match(outer) else outer)
+    return RelationChain(entity, relations, "" if _TRIVIAL_OUTER.search(outer) else outer)
 
 
 def hops_needed(question: str) -> int:

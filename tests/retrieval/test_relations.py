@@ -109,3 +109,8 @@ def test_composed_relations_and_relative_clauses() -> None:
     assert chain is not None and chain.relations == ["father", "father"]
     luke = "Heli, which was the son of Matthat, which was the son of Levi"
     assert related_by_rule("father", "Matthat", luke) == "Levi"
+
+
+def test_framing_before_the_question_word_is_no_outer_question() -> None:
+    chain = relation_chain("In the Linux kernel documentation, what is the return type of `ktime_get()`?")
+    assert chain is not None and chain.outer == "" and hops_needed(chain.entity) == 1
