@@ -5,6 +5,7 @@ Answers come from a SCRIPTED model (not a language model); parsing and BM25 inde
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,3 +121,21 @@ def test_pages_can_be_asked_about_after_a_restart(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert answer.status_code == 200, answer.text
         assert answer.json()["citations"][0]["source"] == "https://ex.org/r"
+
+
+def test_ask_across_pages_can_stream_its_reading(server: str) -> None:
+    pid = httpx.post(
+        server + "/pages", json={"url": "https://ex.org/s", "title": "S", "html": HTML}, headers=AUTH
+    ).json()["id"]
+    wait_ready(server, pid)
+    question = {"question": "Why do otters hold hands?", "page_ids": [pid], "level": "1", "stream": True}
+    with httpx.stream("POST", server + "/pages/ask", json=question, headers=AUTH, timeout=60) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "status" and kinds[-2:] == ["final", "done"]
+    assert kinds.index("level") < kinds.index("text") < kinds.index("final")
+    final = events[-2]
+    assert final["message"]["content"] == "Otters hold hands while sleeping [1]." and final["level"] == 1
+    assert final["citations"][0]["source"] == "https://ex.org/s" and final["citations"][0]["doc_id"]
+    assert final["usage"]["prompt_tokens"] > 0

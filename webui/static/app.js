@@ -11,10 +11,12 @@ const state = {
   stopWaiting: null, // while a question waits for them: call to give up waiting
   editing: null, // the question being edited (its bubble), while it is
   truncateApi: true, // false once the server has shown it cannot drop messages
-  modelLoaded: undefined, // what /api/models says, when it says
+  modelLoaded: undefined, // whether /api/status says the model is ready, when it says
   passageApi: true, // false once the server has shown it has no GET /api/passage
   fileApi: true, // false once it has shown it has no GET /api/documents/{id}/file
   librarySearch: 0,
+  chatSearch: 0,
+  found: null, // the chats the server found for the search box: { query, sessions }
 };
 
 // ---------------------------------------------------------------- access token
@@ -88,6 +90,13 @@ async function request(path, options = {}) {
   } catch (_) {
     throw new ApiError(0, UNREACHABLE);
   }
+}
+
+// A 404 or 405 from a server without this route (not one saying that a document or chat does not exist).
+async function routeMissing(res) {
+  if (!res || (res.status !== 404 && res.status !== 405)) return false;
+  const body = await res.clone().json().catch(() => ({}));
+  return !(body.error && /^no /.test(body.error.message || ""));
 }
 
 async function api(path, options = {}) {
@@ -333,9 +342,10 @@ function renderCitations(parent, citations) {
 // The passage with its surroundings, when the server offers them (GET /api/passage); else the quote alone.
 async function passageContext(c) {
   if (!state.passageApi) return null;
-  const query = new URLSearchParams({ source: c.source, start: c.start, end: c.end });
+  const query = new URLSearchParams(c.doc_id ? { doc_id: c.doc_id, start: c.start, end: c.end }
+    : { source: c.source, start: c.start, end: c.end });
   const res = await request(`/api/passage?${query}`).catch(() => null);
-  if (res && res.status === 404) state.passageApi = false;
+  if (await routeMissing(res)) state.passageApi = false;
   return res && res.ok ? res.json() : null;
 }
 
@@ -379,7 +389,7 @@ async function loadPdfjs() {
 
 function documentOf(c) {
   const docs = (state.session && state.session.documents) || [];
-  return docs.find((d) => d.path === c.source) || docs.find((d) => d.filename === fileName(c.source)) || null;
+  return (c.doc_id && docs.find((d) => d.doc_id === c.doc_id)) || docs.find((d) => d.filename === fileName(c.source)) || null;
 }
 
 // The original PDF of a citation, when the server offers it (GET /api/documents/{id}/file).
@@ -387,7 +397,7 @@ async function pdfOf(c) {
   const doc = documentOf(c);
   if (!state.fileApi || !doc || !/\.pdf$/i.test(doc.filename)) return null;
   const res = await request(`/api/documents/${doc.id}/file`).catch(() => null);
-  if (res && res.status === 404) state.fileApi = false;
+  if (await routeMissing(res)) state.fileApi = false;
   return res && res.ok ? new Uint8Array(await res.arrayBuffer()) : null;
 }
 
@@ -687,6 +697,7 @@ const EVENT_HANDLERS = {
   ack: (view, e) => {
     if (e.message_id) view.questionBox.dataset.id = e.message_id;
     view.setActivity(MODEL_WAIT[state.modelLoaded]);
+    if (state.modelLoaded === false) loadModelState();
   },
   status: (view, e) => view.setActivity(e.text || e.message || "Working…"),
   prompt_progress: (view, e) => view.setActivity(`Reading the prompt: ${Math.round((100 * e.done) / Math.max(1, e.total))} %`),
@@ -817,7 +828,7 @@ async function stopThenSend(text) {
 async function dropFrom(box) {
   if (!state.session || !box.dataset.id || !state.truncateApi) return false;
   const res = await request(`/api/sessions/${state.session.id}/messages/${box.dataset.id}`, { method: "DELETE" }).catch(() => null);
-  if (res && (res.status === 404 || res.status === 405)) state.truncateApi = false;
+  if (await routeMissing(res)) state.truncateApi = false;
   if (!res || !res.ok) return false;
   while (box.nextElementSibling) box.nextElementSibling.remove();
   box.remove();
@@ -873,9 +884,17 @@ function saveSettings() {
     .catch((err) => showBanner(`Settings not saved: ${err.message}`));
 }
 
+// Whether the model is loaded yet (GET /api/status), for the note shown while the first answer waits.
+async function loadModelState() {
+  const status = await api("/api/status").catch(() => null);
+  const model = status && status.model;
+  state.modelLoaded = model ? model.state === "ready" : undefined;
+  if (model && model.state === "error") showBanner(`The model could not be loaded: ${plainError(model.message)}`);
+}
+
 async function loadModels() {
-  const { models, loaded, default: standard } = await api("/api/models");
-  state.modelLoaded = loaded;  // absent when the server does not say
+  loadModelState();
+  const { models, default: standard } = await api("/api/models");
   const select = $("#model");
   select.replaceChildren(el("option", { value: "" }, standard ? `The server's model (${standard})` : "The server's model"));
   for (const m of models) select.append(el("option", { value: m.id }, m.id));
@@ -906,9 +925,18 @@ async function loadSessions() {
   return state.sessions;
 }
 
+// The search box filters by title at once, then by what the chats say once the server answers (GET /api/sessions?q=).
+async function searchSessions() {
+  const query = $("#chat-search").value.trim();
+  const sessions = query ? await api(`/api/sessions?q=${encodeURIComponent(query)}`).catch(() => null) : null;
+  state.found = sessions && { query, sessions };
+  renderSessions();
+}
+
 function renderSessions() {
   const query = $("#chat-search").value.trim().toLowerCase();
-  const shown = state.sessions.filter((s) => (s.title || "New chat").toLowerCase().includes(query));
+  const found = state.found && state.found.query.toLowerCase() === query ? state.found.sessions.map((s) => s.id) : null;
+  const shown = state.sessions.filter((s) => (found ? found.includes(s.id) : (s.title || "New chat").toLowerCase().includes(query)));
   $("#sessions").replaceChildren(...shown.map(sessionItem));
   $("#no-chats").hidden = shown.length > 0;
   $("#no-chats").textContent = query ? "No chat matches." : "No chats yet.";
@@ -1056,11 +1084,22 @@ const FORMATS = $("#file").accept.split(",");
 function docChip(name, status) {
   const label = el("span", { class: "status" }, "");
   const bar = el("progress", { max: 100 });
-  const remove = el("button", { type: "button", class: "icon remove", title: "Remove from the list", "aria-label": `Remove ${name}` }, "×");
+  const remove = el("button", { type: "button", class: "icon remove", title: "Remove from this chat", "aria-label": `Remove ${name}` }, "×");
   const chip = el("span", { class: "doc", "data-status": status }, el("span", { class: "name" }, name), bar, label, remove);
-  remove.addEventListener("click", () => chip.remove());
+  remove.addEventListener("click", () => removeChip(chip));
   $("#documents").append(chip);
   return { chip, bar, label };
+}
+
+// A chip of a document the server holds takes it out of the chat (DELETE /api/sessions/{sid}/documents/{id}).
+async function removeChip(chip) {
+  const id = chip.dataset.id;
+  if (id && state.session) {
+    const res = await request(`/api/sessions/${state.session.id}/documents/${id}`, { method: "DELETE" }).catch((err) => err);
+    if (res instanceof Error || (!res.ok && res.status !== 404)) return showBanner(res instanceof Error ? res.message : (await errorOf(res)).message);
+    state.session.documents = (state.session.documents || []).filter((d) => d.id !== id);
+  }
+  chip.remove();
 }
 
 function setChip(view, status, text, percent) {
@@ -1082,6 +1121,7 @@ function renderDocuments(documents) {
   state.uploads.clear();
   for (const d of documents || []) {
     const view = docChip(d.filename, d.status);
+    view.chip.dataset.id = d.id;
     if (d.status === "ready") setChip(view, "ready", "ready", 100);
     else if (d.status === "error") setChip(view, "error", `failed: ${plainError(d.error || "")}`, 0);
     else track(followIngest(view, d.id));
@@ -1139,6 +1179,7 @@ async function uploadOne(file) {
   try {
     const session = await ensureSession();
     const doc = await sendFile(session, file, view);
+    view.chip.dataset.id = doc.id;
     session.documents = [...(session.documents || []), doc];
     await followIngest(view, doc.id);
   } catch (err) {
@@ -1198,19 +1239,68 @@ function libraryItem(name, meta, status, ...extra) {
   return el("li", {}, el("span", { class: "name" }, name), el("span", { class: "meta", "data-status": status }, meta), ...extra);
 }
 
-function savedPageItem(page) {
-  const remove = el("button", { type: "button", class: "icon delete", title: "Delete from the library", "aria-label": `Delete ${page.title || page.url}` }, "✕");
-  remove.addEventListener("click", () => deleteSavedPage(remove, page));
-  const status = page.status === "error" ? `failed: ${plainError(page.error || "")}` : page.status;
+function sizeOf(bytes) {
+  if (bytes == null) return "";
+  return bytes < 1024 ? `${bytes} B · ` : bytes < 1048576 ? `${Math.round(bytes / 1024)} kB · ` : `${(bytes / 1048576).toFixed(1)} MB · `;
+}
+
+function pageLink(page) {
   const title = page.title || page.url;
-  const link = /^https?:\/\//i.test(page.url)
+  return /^https?:\/\//i.test(page.url)
     ? el("a", { href: page.url, target: "_blank", rel: "noopener noreferrer", referrerpolicy: "no-referrer" }, title) : title;
-  return libraryItem(link, `${when(page.created)} · ${status}`, page.status, remove);
+}
+
+function button(cls, text, label, onclick) {
+  return el("button", { type: "button", class: cls, title: label, "aria-label": label, onclick }, text);
+}
+
+// Let this chat read a document of another chat or a saved page (POST /api/sessions/{sid}/documents/attach).
+async function useInChat(ids) {
+  const session = await ensureSession().catch((err) => showBanner(err.message));
+  if (!session) return;
+  const sources = await api(`/api/sessions/${session.id}/documents/attach`, jsonBody("POST", ids)).catch((err) => showBanner(err.message));
+  if (!sources) return;
+  session.documents = sources.documents;
+  session.pages = sources.pages;
+  renderDocuments(session.documents);
+  loadLibrary();
+}
+
+async function leaveChat(path) {
+  await api(`/api/sessions/${state.session.id}/${path}`, { method: "DELETE" }).catch((err) => showBanner(err.message));
+  const session = await api(`/api/sessions/${state.session.id}`).catch(() => null);
+  if (session) Object.assign(state.session, { documents: session.documents, pages: session.pages });
+  renderDocuments(state.session.documents);
+  loadLibrary();
+}
+
+function savedPageItem(page) {
+  const remove = button("icon delete", "✕", `Delete ${page.title || page.url} from the library`, () => deleteSavedPage(remove, page));
+  const status = page.status === "error" ? `failed: ${plainError(page.error || "")}` : page.status;
+  const attached = ((state.session && state.session.pages) || []).some((p) => p.id === page.id);
+  const use = attached ? "" : button("use", "Use in this chat", `Let this chat read ${page.title || page.url}`, () => useInChat({ page_ids: [page.id] }));
+  return libraryItem(pageLink(page), `${when(page.created)} · ${status}`, page.status, use, remove);
+}
+
+// This chat's documents and pages (each can leave the chat), then the other chats' documents (each can join it).
+function chatSources(library) {
+  const session = state.session || {};
+  const docs = session.documents || [];
+  const own = docs.map((d) => libraryItem(d.filename, `${sizeOf((library.find((l) => l.id === d.id) || {}).size)}${when(d.created)} · ${d.status}`, d.status,
+    button("icon delete", "✕", `Remove ${d.filename} from this chat`, () => leaveChat(`documents/${d.id}`))));
+  const pages = (session.pages || []).map((p) => libraryItem(pageLink(p), `saved page · ${p.status}`, p.status,
+    button("icon delete", "✕", `Stop this chat reading ${p.title || p.url}`, () => leaveChat(`pages/${p.id}`))));
+  const here = new Set(docs.map((d) => `${d.sha256}/${d.filename}`));
+  const others = library.filter((d) => !here.has(`${d.sha256}/${d.filename}`) && here.add(`${d.sha256}/${d.filename}`));
+  const elsewhere = others.map((d) => libraryItem(d.filename, `another chat · ${sizeOf(d.size)}${when(d.created)} · ${d.status}`, d.status,
+    button("use", "Use in this chat", `Let this chat read ${d.filename}`, () => useInChat({ document_ids: [d.id] }))));
+  return [...own, ...pages, ...elsewhere];
 }
 
 async function loadLibrary() {
-  const docs = (state.session && state.session.documents) || [];
-  $("#library-docs").replaceChildren(...(docs.length ? docs.map((d) => libraryItem(d.filename, `${when(d.created)} · ${d.status}`, d.status))
+  const library = await api("/api/documents").catch(() => []);
+  const items = chatSources(library);
+  $("#library-docs").replaceChildren(...(items.length ? items
     : [el("li", { class: "none" }, "No documents in this chat: attach some with + or drop them on the page.")]));
   const query = $("#library-search").value.trim();
   const pages = await api(`/pages?limit=200${query ? `&q=${encodeURIComponent(query)}` : ""}`).catch((err) => err);
@@ -1232,7 +1322,10 @@ async function deleteSavedPage(button, page) {
 
 async function openLibrary() {
   closeSidebar();
-  if (state.session) state.session.documents = (await api(`/api/sessions/${state.session.id}`).catch(() => state.session)).documents;
+  if (state.session) {
+    const session = await api(`/api/sessions/${state.session.id}`).catch(() => state.session);
+    Object.assign(state.session, { documents: session.documents, pages: session.pages });
+  }
   await loadLibrary();
   $("#library").showModal();
 }
@@ -1275,7 +1368,11 @@ function wireEvents() {
   document.addEventListener("keydown", onGlobalKey);
   $("#stop").addEventListener("click", stop);
   $("#new-session").addEventListener("click", newChat);
-  $("#chat-search").addEventListener("input", renderSessions);
+  $("#chat-search").addEventListener("input", () => {
+    renderSessions();
+    clearTimeout(state.chatSearch);
+    state.chatSearch = setTimeout(searchSessions, 200);
+  });
   $("#file").addEventListener("change", (e) => { upload(e.target.files); e.target.value = ""; });
   for (const id of ["#model", "#level", "#system"]) $(id).addEventListener("change", saveSettings);
   $("#open-settings").addEventListener("click", () => $("#settings").showModal());
