@@ -63,6 +63,14 @@ SHOW_ON_PAGE = """async ([url, quote]) => {
 }"""
 
 
+RECORD_STATUSES = """() => {
+  window.__statuses = [];
+  const status = document.getElementById('status');
+  const record = () => window.__statuses.push(status.textContent);
+  new MutationObserver(record).observe(status, { childList: true, characterData: true, subtree: true });
+}"""
+
+
 def shots_folder() -> Path:
     """Where screenshots for a person to look at go (LECTOR_SHOTS names the folder)."""
     folder = Path(os.environ.get("LECTOR_SHOTS", "/tmp/lector-shots"))
@@ -104,6 +112,7 @@ def test_extension_pairs_adds_the_page_and_asks(tmp_path: Path) -> None:
             options.fill("#token", TOKEN)
             options.click("#pair")
             options.wait_for_selector("#status[data-ok=true]")
+            assert worker.evaluate("chrome.sidePanel.getPanelBehavior()") == {"openPanelOnActionClick": True}
 
             tab = context.new_page()
             tab.goto(article)
@@ -121,11 +130,16 @@ def test_extension_pairs_adds_the_page_and_asks(tmp_path: Path) -> None:
 
             panel = context.new_page()
             panel.goto(f"chrome-extension://{extension_id}/sidepanel.html")
+            panel.evaluate(RECORD_STATUSES)
             panel.check("input[value=library]")
             panel.fill("#question", "Who lights the lamp?")
             panel.click("#ask")
-            panel.wait_for_selector("#answer:not(:empty)", timeout=30_000)
+            panel.wait_for_selector("#citations .cite", timeout=30_000)  # the answer streamed, then its sources
             assert "Mira Holm" in panel.inner_text("#answer")
+            statuses = panel.evaluate("window.__statuses")
+            assert any("lighthouse.html" in s and " s" in s for s in statuses), statuses  # the step and a timer
+            assert "Answered in" in panel.inner_text("#status") and "tokens" in panel.inner_text("#status")
+            assert panel.locator("#stop").is_hidden() and panel.locator("#ask").is_visible()
             assert "lighthouse.html" in panel.inner_text("#citations")
             panel.click("#answer .cite-ref")
             assert panel.locator("#citations .cite").count() == 1

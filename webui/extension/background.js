@@ -7,7 +7,8 @@ async function settings() {
   return { ...DEFAULTS, ...(await chrome.storage.local.get(["server", "token"])) };
 }
 
-async function callServer(path, { method = "GET", body } = {}) {
+// The server's response to one call; an error with the server's own message when it refuses.
+async function serverResponse(path, { method = "GET", body, signal } = {}) {
   const { server, token } = await settings();
   if (!token) throw new Error("Not paired: open the extension's options and enter the server's token.");
   let res;
@@ -16,13 +17,39 @@ async function callServer(path, { method = "GET", body } = {}) {
       method,
       headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
     });
   } catch (err) {
+    if (err.name === "AbortError") throw err;
     throw new Error(`Lector server not reachable at ${server}: ${err.message}`);
   }
-  const data = res.status === 204 ? null : await res.json();
-  if (!res.ok) throw new Error((data && data.error && data.error.message) || `HTTP ${res.status}`);
-  return data;
+  if (!res.ok) {
+    const data = await res.json().catch(() => null);
+    throw new Error((data && data.error && data.error.message) || `HTTP ${res.status}`);
+  }
+  return res;
+}
+
+async function callServer(path, options = {}) {
+  const res = await serverResponse(path, options);
+  return res.status === 204 ? null : res.json();
+}
+
+async function* readSSE(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const data = buffer.slice(0, cut).split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+      buffer = buffer.slice(cut + 2);
+      if (data) yield JSON.parse(data);
+    }
+  }
 }
 
 function pageSnapshot() {
@@ -42,23 +69,40 @@ async function pair(server, token) {
   return { ok: true, sessions: sessions.length };
 }
 
-async function ask(question, scope, tabUrl) {
-  let pageIds;
-  if (scope === "page") {
-    const pages = await callServer(`/pages?q=${encodeURIComponent(tabUrl)}&limit=50`);
-    pageIds = pages.filter((p) => p.url === tabUrl).map((p) => p.id).slice(0, 1);
-    if (!pageIds.length) throw new Error("This page is not in your library yet: add it first.");
-  }
-  return callServer("/pages/ask", { method: "POST", body: { question, page_ids: pageIds } });
+// The saved pages a question is about: the open page, or (undefined) the whole library.
+async function scopePages(scope, tabUrl) {
+  if (scope !== "page") return undefined;
+  const pages = await callServer(`/pages?q=${encodeURIComponent(tabUrl)}&limit=50`);
+  const pageIds = pages.filter((p) => p.url === tabUrl).map((p) => p.id).slice(0, 1);
+  if (!pageIds.length) throw new Error("This page is not in your library yet: add it first.");
+  return pageIds;
 }
+
+// A streamed answer: each server event goes to the side panel's port as it comes; closing the port stops it.
+async function askStreaming(port, { question, scope, url }, signal) {
+  const body = { question, page_ids: await scopePages(scope, url), stream: true };
+  const res = await serverResponse("/pages/ask", { method: "POST", body, signal });
+  for await (const event of readSSE(res)) port.postMessage({ event });
+}
+
+chrome.runtime.onConnect.addListener((port) => {
+  if (port.name !== "ask") return;
+  const controller = new AbortController();
+  let open = true;
+  port.onDisconnect.addListener(() => { open = false; controller.abort(); });
+  port.onMessage.addListener((message) => {
+    askStreaming(port, message, controller.signal).then(
+      () => open && port.postMessage({ done: true }),
+      (err) => open && port.postMessage({ error: err.message }),
+    );
+  });
+});
+
+// The toolbar button opens the side panel; "Add this page" is in the page's context menu and in the panel.
+chrome.sidePanel.setPanelBehavior({ openPanelOnActionClick: true }).catch(() => {});
 
 chrome.runtime.onInstalled.addListener(() => {
   chrome.contextMenus.create({ id: "lector-add", title: "Add this page to Lector", contexts: ["page"] });
-  chrome.sidePanel.setPanelBehavior({ openPanelOnActionClick: false }).catch(() => {});
-});
-
-chrome.action.onClicked.addListener((tab) => {
-  addTab(tab).catch(() => chrome.action.setBadgeText({ tabId: tab.id, text: "!" }));
 });
 
 chrome.contextMenus.onClicked.addListener((info, tab) => {
@@ -69,7 +113,6 @@ chrome.runtime.onMessage.addListener((message, _sender, reply) => {
   const handlers = {
     pair: () => pair(message.server, message.token),
     addActiveTab: async () => addTab((await chrome.tabs.query({ active: true, lastFocusedWindow: true }))[0]),
-    ask: () => ask(message.question, message.scope, message.url),
     listPages: () => callServer(`/pages?limit=50${message.q ? `&q=${encodeURIComponent(message.q)}` : ""}`),
     deletePage: () => callServer(`/pages/${encodeURIComponent(message.id)}`, { method: "DELETE" }),
     settings: () => settings(),

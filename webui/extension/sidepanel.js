@@ -88,35 +88,100 @@ function renderAnswer(text, citations) {
   }));
 }
 
-function answerSummary(answer, started) {
-  const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  const calls = answer.usage.llm_calls;
-  return `Answered in ${seconds} s · reading level ${answer.level} · ${calls} model call${calls === 1 ? "" : "s"}`;
+function answerSummary(final, seconds) {
+  const used = final.usage ? ` · ${final.usage.prompt_tokens} + ${final.usage.completion_tokens} tokens` : "";
+  if (final.stopped_reason === "cancelled") return `Stopped after ${seconds} s${used}`;
+  return `Answered in ${seconds} s${final.level !== undefined ? ` · reading level ${final.level}` : ""}${used}`;
+}
+
+const LEVEL_WORDS = { 0: "the whole text", 1: "quick look-up", 2: "careful reading", 3: "step by step" };
+
+// One answer as it streams: the step it is at, a timer, the quotes found, then the answer with its citations.
+class LiveAnswer {
+  constructor() {
+    this.started = performance.now();
+    this.activity = "Sending your question…";
+    this.text = "";
+    this.tick = setInterval(() => this.paint(), 500);
+    this.paint();
+  }
+
+  seconds() {
+    return ((performance.now() - this.started) / 1000).toFixed(1);
+  }
+
+  paint() {
+    setStatus(`${this.activity} · ${this.seconds()} s`, { busy: true });
+  }
+
+  set(activity) {
+    this.activity = activity;
+    this.paint();
+  }
+
+  on(event) {
+    const steps = {
+      status: () => this.set(event.text),
+      level: () => this.set(`Reading level ${event.level} (${LEVEL_WORDS[event.level] || "reading"})…`),
+      chunk_read: () => {
+        this.set(`Reading passage ${event.index}${event.total ? ` of at most ${event.total}` : ""}…`);
+        for (const quote of event.quotes) $("found").append(el("li", {}, `“${quote}”`));
+      },
+      sub_question: () => this.set(`Sub-question ${event.index}: ${event.question}`),
+      text: () => { this.text += event.text; $("answer").textContent = this.text; },
+      final: () => this.finish(event),
+      error: () => this.fail(event.message),
+    };
+    if (steps[event.type]) steps[event.type]();
+  }
+
+  finish(final) {
+    clearInterval(this.tick);
+    const content = (final.message && final.message.content) || this.text;
+    setStatus(answerSummary(final, this.seconds()));
+    renderAnswer(content || "The reader found no answer in these pages.", final.citations || []);
+    renderCitations(final.citations || []);
+    $("found").replaceChildren();
+    this.done = true;
+  }
+
+  fail(message) {
+    clearInterval(this.tick);
+    setStatus(message, { error: true });
+    this.done = true;
+  }
+}
+
+let asking = null; // the port of the answer being streamed
+
+function endAsking() {
+  if (asking) asking.disconnect();
+  asking = null;
+  $("ask").hidden = false;
+  $("stop").hidden = true;
 }
 
 async function ask() {
   const question = $("question").value.trim();
-  if (!question || $("ask").disabled) return;
+  if (!question || asking) return;
   const scope = document.querySelector("input[name=scope]:checked").value;
-  const started = performance.now();
-  const tick = setInterval(() => setStatus(`Reading… ${((performance.now() - started) / 1000).toFixed(0)} s`, { busy: true }), 1000);
-  setStatus("Reading…", { busy: true });
-  $("ask").disabled = true;
+  const tab = await activeTab();
   $("answer").textContent = "";
   $("citations").replaceChildren();
-  try {
-    const tab = await activeTab();
-    const answer = await send({ type: "ask", question, scope, url: tab ? tab.url : "" });
-    clearInterval(tick);
-    setStatus(answerSummary(answer, started));
-    renderAnswer(answer.answer || "The reader found no answer in these pages.", answer.citations);
-    renderCitations(answer.citations);
-  } catch (err) {
-    clearInterval(tick);
-    setStatus(err.message, { error: true });
-  } finally {
-    $("ask").disabled = false;
-  }
+  $("found").replaceChildren();
+  $("ask").hidden = true;
+  $("stop").hidden = false;
+  const live = new LiveAnswer();
+  asking = chrome.runtime.connect({ name: "ask" });
+  asking.onMessage.addListener((message) => {
+    if (message.event) live.on(message.event);
+    if (message.error) live.fail(message.error);
+    if (message.done && !live.done) live.fail("The server ended the answer early.");
+    if (message.error || message.done) endAsking();
+  });
+  asking.onDisconnect.addListener(() => { if (!live.done) live.fail("The connection to the extension was lost."); endAsking(); });
+  asking.postMessage({ question, scope, url: tab ? tab.url : "" });
+  $("stop").onclick = () => { live.fail(`Stopped after ${live.seconds()} s.`); endAsking(); };
 }
 
 // ---------------------------------------------------------------- saved pages
