@@ -96,7 +96,7 @@ def chained_parts(question: str) -> bool:
 def looks_multi_hop(question: str) -> bool:
     """A cheap guess: does answering need one fact to find another (a bridge entity)?"""
     q = question.strip()
-    if chained_parts(q) or _ZH_ROLE.search(q) or hops_needed(q) > 1:
+    if chained_parts(q) or _ZH_ROLE.search(q) or max(hops_needed(p) for p in question_parts(q)) > 1:
         return True
     relatives = list(_RELATIVE.finditer(q))
     if len(q.split()) >= 7:

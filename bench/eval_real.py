@@ -75,7 +75,7 @@ def recall_at_k(library: Any, doc_id: str, text: str, q: Question, k: int = RECA
 def evidence_recall(library: Any, doc_id: str, text: str, q: Question) -> float:
     """Share of the gold lines inside the evidence Level 1 shows the model (its packing and sentence focus,
     with the question's own query: no model keywords)."""
-    from lector.retrieval.focus import sentence_windows
+    from lector.retrieval.focus import quoting, sentence_windows
     from lector.retrieval.keywords import question_keywords
     from lector.retrieval.level1 import Level1Config
     from lector.retrieval.packing import HEADER_TOKENS, pack
@@ -84,7 +84,9 @@ def evidence_recall(library: Any, doc_id: str, text: str, q: Question) -> float:
     keywords = question_keywords(q.question)
     hits = library.search(keywords.query, k=config.k, doc_ids=[doc_id])
     evidence = pack(hits, config.max_evidence_tokens or 2000, lambda c: c.tokens + HEADER_TOKENS)
-    evidence = sentence_windows(evidence, keywords.focus_terms, config.focus_sentences or 8)
+    radius = 2 if keywords.phrases else 1
+    evidence = quoting(sentence_windows(evidence, keywords.focus_terms, config.focus_sentences or 8, radius=radius),
+                       keywords.phrases)
     return covered(gold_spans(text, q), [(e.start, e.end) for e in evidence])
 
 

@@ -80,3 +80,11 @@ def sentence_windows(
         for run in runs:
             out.append(_piece(e, spans[i][run[0]][0], spans[i][run[-1]][1]))
     return out
+
+
+def quoting(items: Sequence[Evidence], phrases: Iterable[str]) -> list[Evidence]:
+    """The items that hold one of the quoted phrases (of two words or more), or all of them when none does: a
+    line found as quoted is the evidence, and a small model answers from it instead of from its neighbours."""
+    patterns = [p for phrase in phrases if len(phrase_words(phrase)) > 1 and (p := phrase_text_pattern(phrase))]
+    holding = [e for e in items if any(p.search(e.text) for p in patterns)]
+    return holding or list(items)

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from lector.retrieval.answer_prompt import answer_from_evidence
 from lector.retrieval.context import ReadingContext
-from lector.retrieval.focus import sentence_windows
+from lector.retrieval.focus import quoting, sentence_windows
 from lector.retrieval.keywords import Keywords, detect_languages, generate_keywords, question_keywords
 from lector.retrieval.levels import Level
 from lector.retrieval.packing import chunk_cost, evidence_budget, pack
@@ -62,7 +62,8 @@ async def level1(ctx: ReadingContext, question: str, config: Level1Config | None
     evidence = pack(hits, budget, chunk_cost(ctx.backend))
     if config.focus_sentences:
         radius = 2 if keywords.phrases else 1  # who speaks or writes a quoted line is often named lines before it
-        evidence = sentence_windows(evidence, keywords.focus_terms, config.focus_sentences, radius=radius)
+        evidence = quoting(sentence_windows(evidence, keywords.focus_terms, config.focus_sentences, radius=radius),
+                           keywords.phrases)
     top_score = hits[0].score if hits else 0.0
     details = {
         "query": keywords.query,

@@ -72,3 +72,8 @@ async def test_an_answer_to_one_part_escalates_to_level2(tmp_path) -> None:  # t
     answer = await aask(lib, CAT, backend=ScriptedBackend(default=reply), keyword_cache=KeywordCache())
     assert answer.level == 2 and answer.escalated_from == [1]
     assert "Smudge" in answer.answer and "grey" in answer.answer and answer.level1_answer == "Smudge [1]"
+
+
+def test_each_part_of_a_compound_question_is_weighed_for_hops() -> None:
+    assert not looks_multi_hop("What is the default value of `a` in `pkg.f`, and what is the default of `b`?")
+    assert looks_multi_hop("What is the default of `a` in the first See Also entry of `pkg.f`, and what is `b`?")

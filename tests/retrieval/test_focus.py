@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lector.retrieval.focus import sentence_windows
+from lector.retrieval.focus import quoting, sentence_windows
 from lector.retrieval.reading_types import Evidence
 from lector.retrieval.types import Chunk
 
@@ -32,3 +32,10 @@ def test_windows_merge_adjacent_matches_and_fall_back_to_whole_items() -> None:
     merged = sentence_windows(items, ["Sentence 3 ", "Sentence 4 "], sentences=2)
     assert len(merged) == 1 and "Sentence 2 " in merged[0].text and "Sentence 5 " in merged[0].text
     assert sentence_windows(items, ["zzyzx"]) == items
+
+
+def test_a_quoted_line_found_in_the_evidence_is_the_evidence() -> None:
+    items = [item(FILLER, 1, 0), item("Then LET it be, my lord.", 2, 1000), item("Let us see it be done.", 3, 2000)]
+    assert [e.chunk.chunk_id for e in quoting(items, ["let it be"])] == [2]
+    assert quoting(items, ["not in there"]) == items
+    assert quoting(items, ["weather"]) == items, "a single word is no quoted line"
