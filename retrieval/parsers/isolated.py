@@ -44,7 +44,7 @@ class ParseOutcome:
     error: DocumentError | None
     seconds: float
     peak_rss: int
-    """Peak resident memory of the child, in bytes (of this process, for a parse done here)."""
+    """Peak resident memory of the child, in bytes (0 when it died before it could say)."""
 
 
 def parse_bounded(
@@ -64,6 +64,7 @@ def parse_bounded(
 def parse_in_child(
     data: bytes, source: str, fmt: str | None, budget: ParseBudget, max_bytes: int | None = None
 ) -> ParseOutcome:
+    """Parse in a fresh child process within `budget`: its document or its reason, never an exception."""
     started = time.monotonic()
     child = _SPARES.take()
     request = {"source": source, "format": fmt, "max_bytes": max_bytes, "budget": dataclasses.asdict(budget)}
