@@ -64,7 +64,7 @@ def parse_bounded(
 def parse_in_child(
     data: bytes, source: str, fmt: str | None, budget: ParseBudget, max_bytes: int | None = None
 ) -> ParseOutcome:
-    """Parse in a fresh child process within `budget`: its document or its reason, never an exception."""
+    """Parse in a fresh child process within `budget`: the document, or the reason it was refused."""
     started = time.monotonic()
     child = _SPARES.take()
     request = {"source": source, "format": fmt, "max_bytes": max_bytes, "budget": dataclasses.asdict(budget)}
