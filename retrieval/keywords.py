@@ -93,6 +93,11 @@ def named_arguments(terms: list[str]) -> list[str]:
     return [t for t in out if not is_identifier(t) or "_" in t]
 
 
+def question_phrases(question: str) -> list[str]:
+    """The question's quoted spans, less the code names (`numpy.fft.fft`): those are searched as identifiers."""
+    return [span for span in quoted_spans(question) if not is_identifier(span.removesuffix("()"))]
+
+
 def signature_terms(terms: Iterable[str]) -> list[str]:
     """ "::name(" for each identifier among `terms` (its last dotted part): tokenized, the terms of the line that
     calls it and of the one that defines it (see retrieval.bm25_terms)."""
@@ -306,7 +311,7 @@ def parse_keywords(text: str, languages: list[str]) -> Keywords | None:
 def question_keywords(question: str) -> Keywords:
     """The query made of the question alone (no model): its terms and quoted phrases."""
     terms = question_terms(question)
-    phrases = quoted_spans(question)
+    phrases = question_phrases(question)
     return Keywords(question_terms=terms or ([] if phrases else [question]), phrases=phrases, fallback=True)
 
 
@@ -323,7 +328,7 @@ async def generate_keywords(
     cache = cache if cache is not None else DEFAULT_CACHE
     key = KeywordCache.key(backend.name, question, languages)
     terms = question_terms(question)
-    phrases = quoted_spans(question)
+    phrases = question_phrases(question)
     cached = cache.get(key)
     if cached is not None:  # the model's words are cached; the question's own part is made as this code makes it
         return cached if cached.fallback else cached.model_copy(update={"question_terms": terms, "phrases": phrases})
