@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,11 @@ def _normal(text: str) -> str:
 
 
 def correct(answer: str, expected: Sequence[str]) -> bool:
-    """Every expected value appears in the answer as a whole (not inside a longer word or number)."""
+    """Every expected value appears in the answer as a whole (not inside a longer word or number), a value
+    expected twice (two parts with the same default) twice."""
     said = f" {_normal(answer)} "
-    for value in expected:
-        want = _normal(value)
-        if not want or not re.search(rf"(?<![\w.]){re.escape(want)}(?![\w])", said):
+    for value, times in Counter(_normal(v) for v in expected).items():
+        if not value or len(re.findall(rf"(?<![\w.]){re.escape(value)}(?![\w])", said)) < times:
             return False
     return True
 
