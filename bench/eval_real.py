@@ -193,6 +193,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.table:
         rows = [json.loads(line) for line in Path(args.table).read_text(encoding="utf-8").splitlines() if line]
+        for row in rows:  # scored again, as this version scores
+            row["correct"] = correct(row["answer"], row["expected"])
     else:
         rows = asyncio.run(run(args))
     print("\n".join(table(rows)))
