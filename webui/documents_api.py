@@ -132,7 +132,10 @@ def attach(sid: str, body: AttachIn, request: Request) -> dict[str, Any]:
     state = state_of(request)
     session_or_404(state, sid)
     for did in body.document_ids:
-        document_or_404(state, did)
+        doc = document_or_404(state, did)
+        if doc["status"] != "ready":
+            why = "could not be read" if doc["status"] == "error" else "is still being read"
+            raise HTTPException(409, f"{doc['filename']} {why}; a chat can use a document once it is ready")
     for pid in body.page_ids:
         if state.store.get_page(pid) is None:
             raise HTTPException(404, f"no page {pid!r}")
@@ -155,9 +158,8 @@ async def remove_document(sid: str, did: str, request: Request) -> None:
         raise HTTPException(409, f"{doc['filename']} is still being read; remove it once it is ready or failed")
     state.store.delete_document(did)
     others = state.store.documents()
-    if doc["doc_id"] and not any(d["doc_id"] == doc["doc_id"] for d in others) and doc["doc_id"] not in {
-        p["doc_id"] for p in state.store.list_pages(limit=1_000_000)
-    }:
+    indexed_elsewhere = [d["doc_id"] for d in others] + [p["doc_id"] for p in state.store.list_pages(limit=1_000_000)]
+    if doc["doc_id"] and doc["doc_id"] not in indexed_elsewhere:
         async with state.library_lock:
             state.library.remove(doc["doc_id"])
     if not any(d["path"] == doc["path"] for d in others):

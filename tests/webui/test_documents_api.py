@@ -202,6 +202,12 @@ def test_documents_and_saved_pages_are_reused_in_another_chat_and_removed(server
     assert final["citations"][0]["source"] == "otters.txt"
     missing = httpx.post(f"{server}/api/sessions/{second}/documents/attach", json={"page_ids": ["nope"]}, headers=AUTH)
     assert missing.status_code == 404
+    broken = upload(server, first, "tool.exe", b"MZ\x00\x01")
+    assert broken["status"] == "error"
+    unready = httpx.post(f"{server}/api/sessions/{second}/documents/attach", json={"document_ids": [broken["id"]]},
+                         headers=AUTH)
+    assert unready.status_code == 409 and "tool.exe could not be read" in unready.json()["error"]["message"]
+    assert httpx.delete(f"{server}/api/sessions/{first}/documents/{broken['id']}", headers=AUTH).status_code == 204
 
     copy = body["documents"][0]
     assert httpx.delete(f"{server}/api/sessions/{first}/documents/{copy['id']}", headers=AUTH).status_code == 404

@@ -1291,7 +1291,7 @@ function chatSources(library) {
   const pages = (session.pages || []).map((p) => libraryItem(pageLink(p), `saved page · ${p.status}`, p.status,
     button("icon delete", "✕", `Stop this chat reading ${p.title || p.url}`, () => leaveChat(`pages/${p.id}`))));
   const here = new Set(docs.map((d) => `${d.sha256}/${d.filename}`));
-  const others = library.filter((d) => !here.has(`${d.sha256}/${d.filename}`) && here.add(`${d.sha256}/${d.filename}`));
+  const others = library.filter((d) => d.status === "ready" && !here.has(`${d.sha256}/${d.filename}`) && here.add(`${d.sha256}/${d.filename}`));
   const elsewhere = others.map((d) => libraryItem(d.filename, `another chat · ${sizeOf(d.size)}${when(d.created)} · ${d.status}`, d.status,
     button("use", "Use in this chat", `Let this chat read ${d.filename}`, () => useInChat({ document_ids: [d.id] }))));
   return [...own, ...pages, ...elsewhere];
