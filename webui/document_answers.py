@@ -8,17 +8,20 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from lector.agent.events import Final, StopReason
-from lector.agent.reader import ReaderConfig
-from lector.agent.stepwise import AnswerReady, ChunkRead, LevelChosen, ReaderEvent, SubAnswer, SubQuestion
+from lector.agent.reader import CLASSIFY_SCHEMA, ReaderConfig
+from lector.agent.stepwise import PLAN_SCHEMA, AnswerReady, ChunkRead, LevelChosen, ReaderEvent, SubAnswer, SubQuestion
 from lector.llm.backend import Backend, ChatOptions, Delta, Usage
 from lector.llm.messages import Message, ToolSpec
+from lector.retrieval.answer_prompt import ANSWER_SCHEMA
 from lector.retrieval.levels import Level
 from lector.retrieval.reading_types import Citation
+from lector.webui.answer_draft import Draft
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
+Written = Callable[[str], Awaitable[None]]
 
 LEVEL_STEPS = {
     Level.DIRECT: "Reading the whole of {names} and writing the answer…",
@@ -28,13 +31,20 @@ LEVEL_STEPS = {
 }
 
 
+class CallWatcher(Protocol):
+    async def call_started(self, options: ChatOptions | None) -> Written | None:
+        """Hears that a model call starts; returns what hears each piece of text it writes, if anything does."""
+
+
 class MeteredBackend(Backend):
-    """The model, counting the calls and tokens of one answer, so that a stopped answer can say what it cost.
+    """The model, counting the calls and tokens of one answer, so that a stopped answer can say what it cost, and
+    telling `watcher` of each call and what it writes.
 
     A call cut off before its last piece is counted from what it was sent and what it wrote."""
 
-    def __init__(self, inner: Backend) -> None:
+    def __init__(self, inner: Backend, watcher: CallWatcher | None = None) -> None:
         self.inner = inner
+        self.watcher = watcher
         self.name = inner.name
         self.context_size = inner.context_size
         self.native_tools = inner.native_tools
@@ -51,10 +61,13 @@ class MeteredBackend(Backend):
         self.calls += 1
         reported: Usage | None = None
         written: list[str] = []
+        hear = await self.watcher.call_started(options) if self.watcher is not None else None
         try:
             async for delta in self.inner.astream(messages, tools, options):
                 reported = delta.usage or reported
                 written.append(delta.text)
+                if hear is not None and delta.text:
+                    await hear(delta.text)
                 yield delta
         finally:
             if reported is None:
@@ -80,20 +93,61 @@ def cited(citations: Sequence[Citation], library: Any, doc_ids: Sequence[str]) -
     return out
 
 
+CALL_STEPS = [
+    (CLASSIFY_SCHEMA, "Deciding whether your question takes several steps…"),
+    (PLAN_SCHEMA, "Planning the next question to ask {names}…"),
+    (ANSWER_SCHEMA, "Writing the answer from what was found…"),
+]
+
+
+def call_step(options: ChatOptions | None) -> str | None:
+    """What a model call is doing, in words, from the reply it must give."""
+    schema = options.json_schema if options is not None else None
+    if not schema:
+        return None
+    if any(name.startswith("keywords_") for name in schema.get("properties", {})):
+        return "Choosing the words to search {names} for…"
+    return next((step for known, step in CALL_STEPS if schema == known), None)
+
+
 @dataclass
 class Progress:
-    """Turns the reader's events into the events a page shows, remembering what was found on the way."""
+    """Turns the reader's events into the events a page shows, remembering what was found on the way; as a
+    CallWatcher it says what each model call is for and streams the answer as a `draft` while it is written."""
 
     library: Any
     doc_ids: Sequence[str]
     config: ReaderConfig
+    emit: Emit
     read: int = 0
     quotes: list[tuple[str, str]] = field(default_factory=list)
     sub_answers: list[SubAnswer] = field(default_factory=list)
+    in_sub_question: bool = False
+    drafted: bool = False
 
     @property
     def names(self) -> str:
         return names_of([self.library.document(d).source for d in self.doc_ids if d in self.library])
+
+    async def call_started(self, options: ChatOptions | None) -> Written | None:
+        step = call_step(options)
+        if self.in_sub_question:
+            return None  # Level 2 answering a sub-question: its answer comes as a sub_answer
+        if step is not None:
+            await self.emit({"type": "status", "text": step.format(names=self.names)})
+        if options is None or options.json_schema != ANSWER_SCHEMA:
+            return None
+        draft = Draft()
+        reset = self.drafted
+
+        async def hear(piece: str) -> None:
+            nonlocal reset
+            new, replace = draft.advance(piece)
+            if new or replace or reset:
+                await self.emit({"type": "draft", "text": new, "reset": replace or reset})
+                self.drafted, reset = True, False
+
+        return hear
 
     def events(self, event: ReaderEvent) -> list[dict[str, Any]]:
         shown = event.model_dump(mode="json")
@@ -104,10 +158,14 @@ class Progress:
             return [shown]
         if isinstance(event, LevelChosen):
             step = LEVEL_STEPS.get(event.level)
-            return [shown, *([{"type": "status", "text": step.format(names=self.names)}] if step else [])]
+            dropped = [{"type": "draft", "text": "", "reset": True}] if self.drafted else []  # another level answers
+            self.drafted = False
+            return [*dropped, shown, *([{"type": "status", "text": step.format(names=self.names)}] if step else [])]
         if isinstance(event, SubQuestion):
+            self.in_sub_question = True
             return [shown, {"type": "status", "text": f"Reading {self.names} for sub-question {event.index}…"}]
         if isinstance(event, SubAnswer):
+            self.in_sub_question = False
             self.sub_answers.append(event)
             shown["citations"] = cited(event.citations, self.library, self.doc_ids)
             return [shown, {"type": "status", "text": "Planning the next step…"}]
@@ -152,8 +210,8 @@ async def read_documents(
     from lector.agent.reader import ask_events
 
     config = ReaderConfig()
-    metered = MeteredBackend(backend)
-    progress = Progress(library, doc_ids, config)
+    progress = Progress(library, doc_ids, config, emit)
+    metered = MeteredBackend(backend, progress)
     await emit({"type": "status", "text": f"Looking in {progress.names} for what answers your question…"})
     reader = ask_events(library, question, level, metered, doc_ids=doc_ids, config=config)
     reading = asyncio.ensure_future(_follow(reader, progress, emit))

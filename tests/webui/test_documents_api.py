@@ -18,9 +18,12 @@ import pytest
 from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
+from lector.retrieval.answer_prompt import ANSWER_SCHEMA
+from lector.retrieval.keywords import keyword_schema
 from lector.retrieval.level2 import READ_SCHEMA
 from lector.webui.app import create_app
 from lector.webui.config import ServerConfig
+from lector.webui.document_answers import call_step
 from tests.webui.live_server import TOKEN, free_port, serve_app
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -232,6 +235,12 @@ def test_a_document_answer_shows_each_passage_read_with_its_number(server: str) 
     assert [r["index"] for r in reads] == list(range(1, len(reads) + 1)) and len(reads) > 1
     assert all(r["total"] == 12 and r["source"] == "otters.txt" for r in reads)
     assert any(OTTERS in q for r in reads for q in r["quotes"])
+    statuses = [e["text"] for e in events if e["type"] == "status"]
+    assert statuses[-1] == "Writing the answer from what was found…"
+    drafts = [e for e in events if e["type"] == "draft"]
+    assert len(drafts) > 3 and not any(d["reset"] for d in drafts)  # the answer streamed as it was written
+    assert "".join(d["text"] for d in drafts) == "They hold hands so as not to drift apart."
+    assert kinds.index("status", kinds.index("chunk_read")) < kinds.index("draft") < kinds.index("text")
     final = next(e for e in events if e["type"] == "final")
     assert final["message"]["content"].startswith("They hold hands") and final["usage"]["prompt_tokens"] > 0
 
@@ -257,3 +266,11 @@ def test_a_stopped_document_answer_keeps_what_was_found_and_says_what_it_cost(
     assert final["usage"]["prompt_tokens"] > 0 and final["usage"]["completion_tokens"] > 0
     stored = httpx.get(url, headers=AUTH).json()["messages"][-1]
     assert OTTERS in stored["content"] and stored["extra"]["usage"]["llm_calls"] >= 2
+
+
+def test_each_model_call_of_a_document_answer_is_named_by_what_it_is_for() -> None:
+    keywords = ChatOptions(json_schema=keyword_schema(["en", "zh"]))
+    assert call_step(keywords) == "Choosing the words to search {names} for…"
+    assert call_step(ChatOptions(json_schema=ANSWER_SCHEMA)) == "Writing the answer from what was found…"
+    assert call_step(ChatOptions(json_schema=READ_SCHEMA)) is None  # each passage read is a chunk_read event
+    assert call_step(ChatOptions()) is None and call_step(None) is None

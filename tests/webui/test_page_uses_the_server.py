@@ -128,3 +128,22 @@ def test_the_first_answer_says_the_model_is_loading(loading_page: tuple[Any, Slo
     tab.press("#input", "Enter")
     expect(tab.locator(".msg.assistant .usage")).to_have_count(1, timeout=30_000)
     assert any("Loading the model" in s for s in tab.evaluate("window.__statuses"))
+
+
+def test_a_document_answer_is_shown_while_written_then_replaced_by_the_final_text(page: Any) -> None:
+    final = "They hold hands so as not to drift apart [1]."
+    events = [
+        {"type": "level", "level": 1, "reason": "retrieve"},
+        {"type": "draft", "text": "A first ", "reset": False},
+        {"type": "draft", "text": "guess", "reset": False},
+        {"type": "draft", "text": "", "reset": True},  # Auto escalated: another level answers
+        {"type": "level", "level": 2, "reason": "escalated from Level 1"},
+        {"type": "draft", "text": "They hold hands ", "reset": False},
+        {"type": "draft", "text": "so as not to drift apart.", "reset": False},
+        {"type": "text", "text": final},
+        final_event(final),
+    ]
+    fake_stream(page, events)
+    answer = ask(page, "Why do otters hold hands?")
+    assert answer.locator(".text").count() == 1
+    assert answer.locator(".text").inner_text().strip() == final

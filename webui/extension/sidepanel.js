@@ -128,11 +128,21 @@ class LiveAnswer {
         for (const quote of event.quotes) $("found").append(el("li", {}, `“${quote}”`));
       },
       sub_question: () => this.set(`Sub-question ${event.index}: ${event.question}`),
-      text: () => { this.text += event.text; $("answer").textContent = this.text; },
+      draft: () => this.write(event.text, event.reset, true),
+      text: () => this.write(event.text, this.drafted, false),
       final: () => this.finish(event),
       error: () => this.fail(event.message),
     };
     if (steps[event.type]) steps[event.type]();
+  }
+
+  // The answer's text as it comes: a draft while the reader writes it, replaced by the final text.
+  write(text, replace, draft) {
+    if (replace) this.text = "";
+    this.drafted = draft;
+    this.text += text;
+    $("answer").textContent = this.text;
+    if (draft) this.set("Writing the answer…");
   }
 
   finish(final) {

@@ -597,6 +597,22 @@ class AnswerView {
     if (!this.renderTimer) this.renderTimer = setTimeout(() => this.flush(), 40);
   }
 
+  // A document answer while it is written (the chat stream sends it in `draft` pieces); the final text replaces it.
+  draft(event) {
+    if (event.reset) this.resetText();
+    this.drafted = true;
+    if (event.text) this.appendText(event.text);
+  }
+
+  resetText() {
+    clearTimeout(this.renderTimer);
+    this.renderTimer = 0;
+    if (this.textNode) this.textNode.remove();
+    this.textNode = null;
+    this.buffer = "";
+    this.fullText = "";
+  }
+
   // `complete`: the text so far is all this part will get, so render it in full (with highlighted code).
   flush(complete = false) {
     clearTimeout(this.renderTimer);
@@ -705,7 +721,11 @@ const EVENT_HANDLERS = {
     if (!view.firstStep) view.firstStep = performance.now();
     view.setActivity(e.final ? "Writing the final answer…" : `Thinking (step ${e.step})…`);
   },
-  text: (view, e) => view.appendText(e.text),
+  text: (view, e) => {
+    if (view.drafted) { view.resetText(); view.drafted = false; }
+    view.appendText(e.text);
+  },
+  draft: (view, e) => view.draft(e),
   tool_call_started: (view, e) => view.startTool(e),
   tool_call_finished: (view, e) => view.finishTool(e),
   level: (view, e) => {
