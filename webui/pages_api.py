@@ -20,6 +20,8 @@ from lector.webui.sse import SSE_HEADERS, sse
 from lector.webui.state import AppState
 
 router = APIRouter(prefix="/pages", tags=["pages"])
+ANSWERING: set[asyncio.Task[None]] = set()
+"""Streamed answers still running (the event loop keeps only weak references to tasks)."""
 
 
 class PageIn(BaseModel):
@@ -150,10 +152,11 @@ async def stream_answer(state: AppState, question: str, level: Level, doc_ids: l
             await queue.put(None)
 
     task = asyncio.create_task(answer())
+    ANSWERING.add(task)
+    task.add_done_callback(ANSWERING.discard)
     try:
         while (event := await queue.get()) is not None:
             yield sse(event)
         yield sse({"type": "done"})
     finally:
-        cancel.set()
-        await task
+        cancel.set()  # a reader that hung up: the answer stops and its task ends on its own
