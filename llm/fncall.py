@@ -102,7 +102,11 @@ PARALLEL_NOTE = (
 )
 """A worked example in the prompt: without one, the default Coder-1.5B answers a query about two things with one
 call (measured on BFCL's live_parallel)."""
-NO_CALL_NOTE = "If none of the functions fits the query, call none: answer in plain text instead."
+ARGUMENTS_NOTE = "Leave out an optional argument unless the user gave its value."
+NO_CALL_NOTE = (
+    "Call a function only when the user asks for what it does and gives the values its required arguments need. "
+    "Otherwise call none: answer in plain text, or ask for what is missing."
+)
 
 
 def render_tools_prompt(tools: list[ToolSpec], tool_choice: ToolChoiceArg = "auto") -> str:
@@ -120,7 +124,7 @@ def render_tools_prompt(tools: list[ToolSpec], tool_choice: ToolChoiceArg = "aut
         "For each function call, return a json object with function name and arguments within "
         "<tool_call></tool_call> XML tags:\n"
         '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
-        f"\n\n{PARALLEL_NOTE}"
+        f"\n\n{PARALLEL_NOTE}\n\n{ARGUMENTS_NOTE}"
     )
     if tool_choice == "auto":
         text += f"\n\n{NO_CALL_NOTE}"

@@ -221,7 +221,7 @@ def test_json_repair_raises_value_error_only(bad: str) -> None:
 def test_the_prompt_allows_parallel_calls_and_a_plain_answer_when_no_tool_fits() -> None:
     auto = render_tools_prompt(TOOLS, "auto")
     assert "one <tool_call> block for each" in auto and auto.count("<tool_call>\n{") >= 3
-    assert "answer in plain text" in auto
+    assert "answer in plain text" in auto and "Leave out an optional argument" in auto
     for forced in ("required", "calculator"):
         text = render_tools_prompt(TOOLS, forced)
         assert "one <tool_call> block for each" in text and "answer in plain text" not in text
