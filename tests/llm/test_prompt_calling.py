@@ -25,6 +25,7 @@ from lector.llm.fncall import forced_call_schema
 from lector.llm.messages import Message, ToolCall, ToolSpec
 from lector.llm.openai_http import OpenAIBackend
 from lector.llm.prompt_calling import RawChunk, ReplyReader
+from lector.llm.threads import ThreadChoice
 from lector.llm.transformers_backend import TransformersBackend
 from lector.llm.vllm_backend import VLLMBackend
 from lector.tools.base import tool
@@ -88,9 +89,16 @@ class HTTPHarness:
 def embedded_backend(script: Script) -> EmbeddedBackend:
     """An EmbeddedBackend whose llama.cpp engine is SCRIPTED: nothing is loaded."""
     backend = EmbeddedBackend("scripted.gguf", lazy=True, progress=False)
-    config = EngineConfig(path="scripted.gguf", n_ctx=8192, n_parallel=1, n_threads=None, n_batch=512, cache_ram_mib=0)
+    config = EngineConfig(path="scripted.gguf", n_ctx=8192, n_parallel=1, n_batch=512, cache_ram_mib=0)
+    threads = ThreadChoice(threads=1, batch_threads=1, poll=0, reason="scripted")
     backend._engine = _Engine(
-        config=config, server=ScriptedLlamaServer(script), address="", api_key="", http=httpx.Client(), users=1
+        config=config,
+        threads=threads,
+        server=ScriptedLlamaServer(script),
+        address="",
+        api_key="",
+        http=httpx.Client(),
+        users=1,
     )
     return backend
 
