@@ -8,7 +8,7 @@ import json
 import pytest
 
 from lector.llm.scripted import ScriptedBackend
-from lector.retrieval.answer_prompt import SHORTER_TAIL, answer_from_evidence
+from lector.retrieval.answer_prompt import QUOTED_TAIL, SHORTER_TAIL, answer_from_evidence, answer_messages
 from lector.retrieval.answer_reply import reply_text
 from lector.retrieval.citations import compose
 from lector.retrieval.reading_types import Evidence, UsageMeter
@@ -66,3 +66,9 @@ def test_only_the_evidence_the_answer_uses_is_cited() -> None:
     composed = compose("The default is 50 [1], [2], [3], [4], [5], [6]", items, question="What is the default of num?")
     assert [c.text for c in composed.citations] == [SIGNATURE]
     assert composed.text == "The default is 50 [1]" and composed.grounded
+
+
+def test_a_quoted_line_in_the_evidence_is_pointed_out() -> None:
+    items = evidence(["Then let it be, my lord, said Ophelia."])
+    assert answer_messages('Who says "let it be"?', items)[-1].content.count(QUOTED_TAIL.strip()) == 1
+    assert QUOTED_TAIL.strip() not in answer_messages('Who says "so be it"?', items)[-1].content
