@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from lector.llm.backend import Backend, ChatOptions
+from lector.llm.errors import LLMError
 from lector.llm.factory import make_backend
 from lector.llm.messages import Message, ToolSpec
 from lector.llm.prompt_calling import PromptCallingBackend, PromptRequest, RawChunk
@@ -198,7 +199,19 @@ async def run_case(
     specs, originals = tool_specs(bfcl, case["function"])
     messages = [Message.from_openai(m) for m in case["question"][0]]
     started = time.perf_counter()
-    result = await backend.achat(messages, specs, options)
+    try:
+        result = await backend.achat(messages, specs, options)
+    except LLMError as exc:  # e.g. a prompt over the context window: the case counts as failed
+        return CaseResult(
+            id=case["id"],
+            category=category,
+            correct=False,
+            seconds=time.perf_counter() - started,
+            prompt_tokens=0,
+            completion_tokens=0,
+            error=f"backend error: {exc}",
+            raw=recorder.take(),
+        )
     seconds = time.perf_counter() - started
     calls = decoded_calls(result.message, originals)
     correct, why = verdict(bfcl, case, answer, category, calls)
