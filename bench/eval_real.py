@@ -101,7 +101,7 @@ async def answer_row(level: str, library: Any, doc_id: str, backend: Any, q: Que
         "expected": q.expected, "answer": answer.answer, "correct": correct(answer.answer, q.expected),
         "citations": len(answer.citations), "llm_calls": answer.usage.llm_calls,
         "prompt_tokens": answer.usage.prompt_tokens, "seconds": round(time.perf_counter() - started, 1),
-        "escalated_from": [int(x) for x in answer.escalated_from] or None,
+        "escalated_from": [int(x) for x in answer.escalated_from] or None, "level1_answer": answer.level1_answer,
     }  # fmt: skip
 
 
