@@ -8,7 +8,7 @@ from typing import Any
 from lector.llm.backend import Backend, ChatOptions
 from lector.llm.messages import Message
 from lector.retrieval.answer_reply import reply_text
-from lector.retrieval.citations import Composed, compose
+from lector.retrieval.citations import Composed, compose, recited
 from lector.retrieval.cjk import has_cjk
 from lector.retrieval.compound import parts_instruction
 from lector.retrieval.keywords import question_phrases
@@ -98,7 +98,8 @@ async def answer_from_evidence(
     notes: str = "",
     allow_not_found: bool = True,
 ) -> Composed:
-    """The model's cited answer. A reply cut at `max_tokens` before any answer text is asked again, shorter."""
+    """The model's cited answer. A reply cut at `max_tokens` before any answer text is asked again, shorter; an
+    answer whose citations do not hold its words is cited where they are (the line that holds the value)."""
     messages = answer_messages(question, items, notes, allow_not_found)
     messages[-1].content += JSON_TAIL
     options = ChatOptions(temperature=0.0, max_tokens=max_tokens, json_schema=ANSWER_SCHEMA)
@@ -106,4 +107,4 @@ async def answer_from_evidence(
     if reply.cut and not reply.text:
         messages[-1].content += SHORTER_TAIL
         reply = reply_text((await meter.chat(backend, messages, options)).message.content)
-    return compose(reply.text, items, question=question)
+    return recited(compose(reply.text, items, question=question), items, question)

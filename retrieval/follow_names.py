@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from lector.retrieval.answer_prompt import answer_from_evidence
-from lector.retrieval.citations import recited
 from lector.retrieval.context import ReadingContext
 from lector.retrieval.focus import ranked_sentences, sentence_windows
 from lector.retrieval.keywords import STOP_WORDS
@@ -87,7 +86,6 @@ async def follow_names(ctx: ReadingContext, question: str, config: BridgeConfig 
     composed = await answer_from_evidence(
         ctx.backend, question, evidence, ctx.meter, max_tokens=config.max_answer_tokens
     )
-    composed = recited(composed, evidence, question)
     return composed.to_answer(Level.STEPWISE, ctx.meter.snapshot(), elapsed_s=time.perf_counter() - started,
                               details=details)
 

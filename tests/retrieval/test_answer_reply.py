@@ -72,3 +72,10 @@ def test_a_quoted_line_in_the_evidence_is_pointed_out() -> None:
     items = evidence(["Then let it be, my lord, said Ophelia."])
     assert answer_messages('Who says "let it be"?', items)[-1].content.count(QUOTED_TAIL.strip()) == 1
     assert QUOTED_TAIL.strip() not in answer_messages('Who says "so be it"?', items)[-1].content
+
+
+async def test_a_value_cited_from_the_wrong_item_is_cited_where_it_is_written() -> None:
+    items = evidence(["The linspace function returns evenly spaced samples.", SIGNATURE])
+    backend = ScriptedBackend([json.dumps({"answer": "50", "evidence": [1]})])
+    composed = await answer_from_evidence(backend, "What is the default of num?", items, UsageMeter())
+    assert [c.text for c in composed.citations] == [SIGNATURE] and composed.grounded
