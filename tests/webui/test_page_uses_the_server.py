@@ -132,7 +132,7 @@ def test_the_first_answer_says_the_model_is_loading(loading_page: tuple[Any, Slo
 
 def test_a_document_answer_is_shown_while_written_then_replaced_by_the_final_text(page: Any) -> None:
     final = "They hold hands so as not to drift apart [1]."
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "level", "level": 1, "reason": "retrieve"},
         {"type": "draft", "text": "A first ", "reset": False},
         {"type": "draft", "text": "guess", "reset": False},
