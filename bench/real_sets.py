@@ -206,6 +206,7 @@ class PyFunction:
         return {
             p.name: repr(p.default) for p in self.signature.parameters.values()
             if p.default is not inspect.Parameter.empty and len(repr(p.default)) <= 24 and p.name != "backend"
+            and not repr(p.default).startswith("<")  # a sentinel such as <no value>: no text writes it
         }
 
     def see_also_line(self) -> str:

@@ -11,10 +11,29 @@ _PIECE_SEPARATOR = re.compile(r"\s*(?:[,;]|\band\b|\bwhile\b|\bbut\b|[，；、]
 _CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 
 
+_ASKS = re.compile(
+    rf"^\s*(?:{_WH}|(?:is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b)", re.IGNORECASE
+)
+
+
+def _questions(pieces: list[str]) -> list[str]:
+    """Pieces that ask something; a leading clause that does not ("In the manual, what is X?") joins the next."""
+    out: list[str] = []
+    lead = ""
+    for piece in pieces:
+        if not _ASKS.match(piece) and not out:
+            lead = f"{lead}{piece}, "
+            continue
+        out.append(lead + piece if not out else piece)
+        lead = ""
+    return out
+
+
 def question_parts(question: str) -> list[str]:
-    """The questions a compound question joins ("A, and what B?" gives "A?" and "what B?"); one part otherwise."""
+    """The questions a compound question joins ("A, and what B?" gives "A?" and "what B?"); one part otherwise.
+    A framing clause before the first question word belongs to the first part."""
     text = question.strip()
-    pieces = [p.strip(" ,;") for p in _JOIN.split(text)]
+    pieces = _questions([p.strip(" ,;") for p in _JOIN.split(text)])
     pieces = [p for p in pieces if len(p.split()) >= 2]
     if len(pieces) < 2:
         return [text]

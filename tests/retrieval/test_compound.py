@@ -28,6 +28,8 @@ FACT = "The cat was called Smudge, and its fur was a dusty grey."
                                                                             "what is the default of `b`?"]),
         ("Which words and phrases does it use?", ["Which words and phrases does it use?"]),
         ("What colour was the cat?", ["What colour was the cat?"]),
+        ("In the kernel docs, what does `f()` return?", ["In the kernel docs, what does `f()` return?"]),
+        ("In the manual, what is `a`, and what is `b`?", ["In the manual, what is `a`?", "what is `b`?"]),
     ],
 )
 def test_question_parts(question: str, parts: list[str]) -> None:
