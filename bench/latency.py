@@ -15,8 +15,8 @@ Engines: `lector` (threads from the free cores, no busy-polling: `llm.threads`) 
 defaults: every core, polling 50). Each result is appended as a JSON line to `--out`; `--table` prints
 what the file holds side by side.
 
-    .venv/bin/python -m bench.latency --engine lector --burners 0 --parts ttft,tool,chat2,l0,l1,tps
-    .venv/bin/python -m bench.latency --engine llamacpp --burners 1 --parts l2,l3
+    .venv/bin/python -m bench.latency --engine lector --burners 0,1 --parts ttft,tool,chat2,l0,l1,tps
+    .venv/bin/python -m bench.latency --engine llamacpp --burners 1,2 --parts l2,l3 --part-timeout 60
     .venv/bin/python -m bench.latency --table
 """
 
@@ -49,9 +49,14 @@ LLAMACPP_DEFAULT = ThreadChoice(threads=2, batch_threads=2, poll=50, reason="lla
 Result = dict[str, Any]
 
 
+_LECTOR_THREADS = embedded.resolve_threads
+
+
 def use_engine(engine: str) -> None:
     if engine == "llamacpp":
         embedded.resolve_threads = lambda requested=None: LLAMACPP_DEFAULT  # type: ignore[assignment]
+    else:
+        embedded.resolve_threads = _LECTOR_THREADS
 
 
 async def first_token(backend: EmbeddedBackend) -> Result:
@@ -72,12 +77,13 @@ async def tool_turn(backend: EmbeddedBackend) -> Result:
     from lector.agent.events import Final, ToolCallStarted
 
     bot = Assistant(backend, tools=["calculator"], system=SYSTEM)
+    a, b = random.randrange(10000, 99999), random.randrange(1000, 9999)  # a new prompt: nothing cached
     start, called, answer = time.perf_counter(), 0, ""
-    async for event in bot.astream("What is 48613 * 9277? Use the calculator."):
+    async for event in bot.astream(f"What is {a} * {b}? Use the calculator."):
         called += isinstance(event, ToolCallStarted)
         if isinstance(event, Final):
             answer = event.text
-    correct = "450982801" in answer.replace(",", "")
+    correct = str(a * b) in answer.replace(",", "")
     return {"total_s": time.perf_counter() - start, "tool_calls": called, "correct": correct}
 
 
@@ -101,18 +107,22 @@ async def second_turn(backend: EmbeddedBackend) -> Result:
 
 
 class Documents:
-    """A short document for Level 0 and a ~30k-token one with invented facts for Levels 1-3."""
+    """A short document for Level 0 and a ~30k-token one with invented facts for Levels 1-3.
 
-    def __init__(self, folder: Path) -> None:
+    Each `seed` gives other text, names and values of the same sizes, so a run repeated on one engine
+    finds neither its prompts nor its keywords cached.
+    """
+
+    def __init__(self, folder: Path, seed: int = 13) -> None:
         from lector.retrieval.library import Library
 
-        rng = random.Random(13)
+        rng = random.Random(seed)
         self.questions = eval_needles.make_questions(rng, 1, 1)
         long_text = eval_needles.place(eval_needles.haystack(30_000, rng), self.questions, rng)
-        short_q = eval_needles.make_questions(random.Random(14), 1, 0)[0]
+        short_q = eval_needles.make_questions(random.Random(seed + 1000), 1, 0)[0]
         short_text = eval_needles.place(eval_needles.haystack(1_500, rng), [short_q], rng)
         self.short_question = short_q
-        self.library = Library(cache_dir=folder / "cache")
+        self.library = Library(cache_dir=folder / f"cache-{seed}")
         self.long_id = self.library.add_text(long_text, "haystack.txt")
         self.short_id = self.library.add_text(short_text, "short.txt")
 
@@ -156,29 +166,49 @@ def part_runner(part: str, backend: EmbeddedBackend, docs: Documents) -> Callabl
     return lambda: runners[part](backend)
 
 
-def run(args: argparse.Namespace) -> None:
-    use_engine(args.engine)
-    parts = [p for p in args.parts.split(",") if p]
+def parse_parts(text: str) -> list[str]:
+    parts = [p for p in text.split(",") if p]
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise SystemExit(f"unknown parts: {', '.join(sorted(unknown))} (known: {', '.join(PARTS)})")
+    return parts
+
+
+async def timed_part(part: str, backend: EmbeddedBackend, docs: Documents, limit: float) -> Result:
+    """The part's figures, or how long it ran before it was stopped at `limit` seconds."""
+    try:
+        return await asyncio.wait_for(part_runner(part, backend, docs)(), limit)
+    except TimeoutError:
+        return {"total_s": limit, "timed_out": True}
+
+
+def run(args: argparse.Namespace) -> None:
+    """Per engine: load once, idle; then per burner count (burners start after the load), every part in turn."""
     with tempfile.TemporaryDirectory() as folder:
-        docs = Documents(Path(folder))
-        backend = EmbeddedBackend(args.model, n_ctx=8192, n_parallel=4, progress=False)
-        threads = backend.threads.describe() if backend.threads else ""
-        print(f"{args.engine}: {backend.name} on {threads}; {args.burners} burner(s)", flush=True)
-        asyncio.run(first_token(backend))  # warm-up
-        with burners(args.burners) as pids:
+        for engine in args.engine.split(","):
+            run_engine(args, engine, Path(folder))
+
+
+def run_engine(args: argparse.Namespace, engine: str, folder: Path) -> None:
+    use_engine(engine)
+    backend = EmbeddedBackend(args.model, n_ctx=8192, n_parallel=4, progress=False)
+    threads = backend.threads.describe() if backend.threads else ""
+    print(f"{engine}: {backend.name} on {threads}", flush=True)
+    asyncio.run(first_token(backend))  # warm-up
+    for count in (int(c) for c in args.burners.split(",")):
+        parts = parse_parts(args.loaded_parts if count and args.loaded_parts else args.parts)
+        docs = Documents(folder, seed=13 + count)  # the same documents for every engine, new ones per load
+        with burners(count) as pids:
             for part in parts:
                 meter = LoadMeter(pids)
                 meter.start()
-                result = asyncio.run(part_runner(part, backend, docs)())
-                row = {"engine": args.engine, "burners": args.burners, "part": part, "threads": threads,
+                result = asyncio.run(timed_part(part, backend, docs, args.part_timeout))
+                row = {"engine": engine, "burners": count, "part": part, "threads": threads,
                        "others": round(meter.stop(), 2), "at": time.strftime("%Y-%m-%dT%H:%M:%S"), **result}
                 print(json.dumps(row), flush=True)
                 with open(args.out, "a") as f:
                     f.write(json.dumps(row) + "\n")
-        backend.close()
+    backend.close()
 
 
 COLUMNS = [
@@ -216,9 +246,11 @@ def table(path: Path) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--engine", choices=["lector", "llamacpp"], default="lector")
-    ap.add_argument("--burners", type=int, default=0, help="busy processes started after the model loads")
+    ap.add_argument("--engine", default="lector", help="lector, llamacpp, or both comma-separated (run in turn)")
+    ap.add_argument("--burners", default="0", help="busy processes started after the model loads; counts, e.g. 0,1,2")
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
+    ap.add_argument("--loaded-parts", default="", help="the parts run under burners (default: --parts)")
+    ap.add_argument("--part-timeout", type=float, default=150.0, help="seconds before a part is stopped")
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--table", action="store_true", help="print the table of what --out holds, run nothing")
