@@ -79,14 +79,31 @@ class ModelServer:
     def __init__(self, model: str, port: int, parallel: int, ctx: int, logfile: Path) -> None:
         self.token = secrets.token_urlsafe(24)
         self.base = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "lector", "serve-model", "--model", model, "--port", str(port),
-               "--token", self.token, "--parallel", str(parallel), "--ctx", str(ctx), "--record-prompts",
-               "--no-prompt-cache",
-               "--rate-per-minute", "100000"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "lector",
+            "serve-model",
+            "--model",
+            model,
+            "--port",
+            str(port),
+            "--token",
+            self.token,
+            "--parallel",
+            str(parallel),
+            "--ctx",
+            str(ctx),
+            "--record-prompts",
+            "--no-prompt-cache",
+            "--rate-per-minute",
+            "100000",
+        ]
         self.log = open(logfile, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        self.http = httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {self.token}"},
-                                 timeout=60, trust_env=False)
+        self.http = httpx.Client(
+            base_url=self.base, headers={"Authorization": f"Bearer {self.token}"}, timeout=60, trust_env=False
+        )
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -140,8 +157,15 @@ def qwen_agent(job: dict[str, Any], workspace: Path, timeout: float) -> dict[str
     env = {**os.environ, "QWEN_AGENT_DEFAULT_WORKSPACE": str(workspace), "PYTHONPATH": ""}
     python = QA_VENV / "bin" / "python"
     try:
-        done = subprocess.run([str(python), str(RUNNER)], input=json.dumps(job), capture_output=True, text=True,
-                              env=env, timeout=timeout, cwd=workspace)
+        done = subprocess.run(
+            [str(python), str(RUNNER)],
+            input=json.dumps(job),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            cwd=workspace,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -202,8 +226,10 @@ def first_answers(report: dict[str, Any]) -> list[str]:
                 continue
             ingest = float(entry.get("qwen_agent_s") or 0) if system.startswith("qa") else float(entry["lector_s"])
             first = rows[0]
-            lines.append(f"| {entry['size']} | {SYSTEMS[system]} | {ingest:.2f} | {first['seconds']:.0f} | "
-                         f"{ingest + first['seconds']:.0f} | {first['correct']} |")
+            lines.append(
+                f"| {entry['size']} | {SYSTEMS[system]} | {ingest:.2f} | {first['seconds']:.0f} | "
+                f"{ingest + first['seconds']:.0f} | {first['correct']} |"
+            )
     return lines
 
 
@@ -239,8 +265,10 @@ async def main_async(args: argparse.Namespace) -> int:
     singles, multis = [q for q in questions if q.hops == 1], [q for q in questions if q.hops > 1]
     # alternate the sets, so a run cut short still has both (the generator's order and facts are kept)
     questions = [q for pair in itertools.zip_longest(singles, multis) for q in pair if q is not None]
-    cap = (f"Qwen-Agent ParallelDocQA runs on sizes {sorted(qa2_sizes & set(sizes)) or 'none'}, on the first "
-           f"{args.qa2_questions} question(s) of each (it reads every ~1000-token chunk of the document)")
+    cap = (
+        f"Qwen-Agent ParallelDocQA runs on sizes {sorted(qa2_sizes & set(sizes)) or 'none'}, on the first "
+        f"{args.qa2_questions} question(s) of each (it reads every ~1000-token chunk of the document)"
+    )
     if pair_only & set(sizes):
         cap += f"; on {sorted(pair_only & set(sizes))} only ParallelDocQA and Lector level 2 run, on those questions"
     if "qa2" not in systems:
@@ -254,10 +282,19 @@ async def main_async(args: argparse.Namespace) -> int:
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "model": args.model,
         "settings": {
-            "seed": args.seed, "sizes": sizes, "questions": args.questions, "multihop": args.multihop,
-            "systems": systems, "parallel": args.parallel, "ctx": args.ctx,
-            "qwen_agent": {"version": "0.0.34", "max_input_tokens": args.max_input_tokens,
-                           "max_ref_token": args.max_ref_token, "file_type": "forced txt"},
+            "seed": args.seed,
+            "sizes": sizes,
+            "questions": args.questions,
+            "multihop": args.multihop,
+            "systems": systems,
+            "parallel": args.parallel,
+            "ctx": args.ctx,
+            "qwen_agent": {
+                "version": "0.0.34",
+                "max_input_tokens": args.max_input_tokens,
+                "max_ref_token": args.max_ref_token,
+                "file_type": "forced txt",
+            },
             "l3_multihop_only": args.l3_multihop_only,
         },
         "cap": cap,
@@ -273,8 +310,9 @@ async def main_async(args: argparse.Namespace) -> int:
     log(f"starting lector serve-model ({args.model}) ...")
     server = ModelServer(args.model, args.port, args.parallel, args.ctx, work / "serve-model.log")
     base_v1 = server.base + "/v1"
-    backend = make_backend(f"openai:{base_v1}#{server.model_id}", api_key=server.token,
-                           parallel_slots=args.parallel, timeout=3600)
+    backend = make_backend(
+        f"openai:{base_v1}#{server.model_id}", api_key=server.token, parallel_slots=args.parallel, timeout=3600
+    )
     try:
         for size in sizes:
             size_rng = random.Random(f"{args.seed}-{size}")
@@ -287,11 +325,16 @@ async def main_async(args: argparse.Namespace) -> int:
             doc_id = library.add_file(path)
             lector_ingest = time.perf_counter() - started
             tokens = library.total_tokens([doc_id])
-            entry: dict[str, Any] = {"size": size, "tokens": tokens, "lector_s": round(lector_ingest, 3),
-                                     "lector_chunks": library.document(doc_id).chunks}
+            entry: dict[str, Any] = {
+                "size": size,
+                "tokens": tokens,
+                "lector_s": round(lector_ingest, 3),
+                "lector_chunks": library.document(doc_id).chunks,
+            }
             if any(s.startswith("qa") for s in systems):
-                qa_ingest = qwen_agent({"mode": "ingest", "file": str(path)}, work / f"qa-workspace-{size}",
-                                       args.qa_timeout)
+                qa_ingest = qwen_agent(
+                    {"mode": "ingest", "file": str(path)}, work / f"qa-workspace-{size}", args.qa_timeout
+                )
                 entry["qwen_agent_s"] = round(float(qa_ingest.get("seconds") or 0), 2)
                 entry["qwen_agent_chunks"] = qa_ingest.get("chunks")
                 entry["qwen_agent_error"] = qa_ingest.get("error")
@@ -301,7 +344,9 @@ async def main_async(args: argparse.Namespace) -> int:
 
             # question by question, every system on it, so a run cut short still compares like with like
             plan = [
-                (q, system) for i, q in enumerate(questions) for system in systems
+                (q, system)
+                for i, q in enumerate(questions)
+                for system in systems
                 if not (system == "lector3" and args.l3_multihop_only and q.hops == 1)
                 and not (system == "qa2" and (size not in qa2_sizes or i >= args.qa2_questions))
                 and not (size in pair_only and (system not in ("qa2", "lector2") or i >= args.qa2_questions))
@@ -311,10 +356,16 @@ async def main_async(args: argparse.Namespace) -> int:
                 mark = server.mark()
                 started = time.perf_counter()
                 if system.startswith("qa"):
-                    job = {"mode": "assistant" if system == "qa1" else "parallel", "file": str(path),
-                           "question": q.question, "model": server.model_id, "model_server": base_v1,
-                           "api_key": server.token, "max_input_tokens": args.max_input_tokens,
-                           "max_ref_token": args.max_ref_token}
+                    job = {
+                        "mode": "assistant" if system == "qa1" else "parallel",
+                        "file": str(path),
+                        "question": q.question,
+                        "model": server.model_id,
+                        "model_server": base_v1,
+                        "api_key": server.token,
+                        "max_input_tokens": args.max_input_tokens,
+                        "max_ref_token": args.max_ref_token,
+                    }
                     got = qwen_agent(job, work / f"qa-workspace-{size}", args.qa_timeout)
                 else:
                     level = {"lector1": "1", "lector2": "2", "lector3": "3", "auto": "auto"}[system]
@@ -325,9 +376,16 @@ async def main_async(args: argparse.Namespace) -> int:
                 seconds = time.perf_counter() - started
                 answer = str(got.get("answer") or "")
                 row = {
-                    "size": size, "set": "single" if q.hops == 1 else "multi-hop", "system": system,
-                    "qid": q.qid, "hops": q.hops, "question": q.question, "expected": q.answer,
-                    "answer": answer, "correct": correct(answer, q.answer), "seconds": round(seconds, 1),
+                    "size": size,
+                    "set": "single" if q.hops == 1 else "multi-hop",
+                    "system": system,
+                    "qid": q.qid,
+                    "hops": q.hops,
+                    "question": q.question,
+                    "expected": q.answer,
+                    "answer": answer,
+                    "correct": correct(answer, q.answer),
+                    "seconds": round(seconds, 1),
                     **cost(server.since(mark), q),
                 }
                 for key in ("used_level", "level1_answer", "error"):
@@ -343,8 +401,10 @@ async def main_async(args: argparse.Namespace) -> int:
     print("cap: " + cap)
     print("\n| size | tokens | Lector ingest s (chunks) | Qwen-Agent ingest s (chunks) |\n|---|---|---|---|")
     for e in report["ingest"]:
-        print(f"| {e['size']} | {e['tokens']:,} | {e['lector_s']} ({e['lector_chunks']}) | "
-              f"{e.get('qwen_agent_s', '–')} ({e.get('qwen_agent_chunks', '–')}) |")
+        print(
+            f"| {e['size']} | {e['tokens']:,} | {e['lector_s']} ({e['lector_chunks']}) | "
+            f"{e.get('qwen_agent_s', '–')} ({e.get('qwen_agent_chunks', '–')}) |"
+        )
     print()
     print("\n".join(report["summary"]))
     print()
@@ -364,11 +424,18 @@ def main() -> int:
     parser.add_argument("--model", default=default_spec(), help="model served (default: the default embedded one)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: " + ", ".join(SYSTEMS))
     parser.add_argument("--qa2-sizes", default="32k", help="sizes where Qwen-Agent ParallelDocQA runs (default 32k)")
-    parser.add_argument("--l2-pair-only-sizes", default="32k",
-                        help="sizes where only the level-2 pair runs, on the --qa2-questions (default 32k)")
+    parser.add_argument(
+        "--l2-pair-only-sizes",
+        default="32k",
+        help="sizes where only the level-2 pair runs, on the --qa2-questions (default 32k)",
+    )
     parser.add_argument("--qa2-questions", type=int, default=1, help="questions ParallelDocQA answers per size")
-    parser.add_argument("--l3-multihop-only", action=argparse.BooleanOptionalAction, default=True,
-                        help="Lector level 3 only on the multi-hop questions (default)")
+    parser.add_argument(
+        "--l3-multihop-only",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Lector level 3 only on the multi-hop questions (default)",
+    )
     parser.add_argument("--max-input-tokens", type=int, default=7500, help="Qwen-Agent generate_cfg.max_input_tokens")
     parser.add_argument("--max-ref-token", type=int, default=3000, help="Qwen-Agent RAG max_ref_token")
     parser.add_argument("--qa-timeout", type=float, default=4 * 3600, help="seconds per Qwen-Agent question")

@@ -1,10 +1,10 @@
 """Build a backend from a short spec, so commands and configs can name a model in one string.
 
-  qwen2.5-coder-1.5b | qwen2.5-coder-0.5b        embedded GGUF model (the default is the 1.5B)
-  embedded:NAME_OR_PATH.gguf                      embedded engine on any GGUF file
-  openai:BASE_URL[#MODEL]                         any OpenAI-compatible server (vLLM, llama.cpp, Ollama)
-  transformers:PATH_OR_GGUF                       Hugging Face transformers, in process
-  vllm:MODEL                                      vLLM in process (needs a GPU and `pip install vllm`)
+qwen2.5-coder-1.5b | qwen2.5-coder-0.5b        embedded GGUF model (the default is the 1.5B)
+embedded:NAME_OR_PATH.gguf                      embedded engine on any GGUF file
+openai:BASE_URL[#MODEL]                         any OpenAI-compatible server (vLLM, llama.cpp, Ollama)
+transformers:PATH_OR_GGUF                       Hugging Face transformers, in process
+vllm:MODEL                                      vLLM in process (needs a GPU and `pip install vllm`)
 """
 
 from __future__ import annotations

@@ -58,8 +58,20 @@ QWEN_STOPS = ("✿RESULT✿", "✿RETURN✿")
 QWEN_MARKERS = (QWEN_FUNCTION, QWEN_ARGS, *QWEN_STOPS, "✿THOUGHT✿")
 _QWEN_ENDERS = (QWEN_FUNCTION, *QWEN_STOPS)
 CALL_FENCE_LANGS = frozenset(
-    {"", "json", "json5", "jsonc", "tool_call", "tool_calls", "tool_code", "tool", "function",
-     "functions", "function_call", "toolcall"}
+    {
+        "",
+        "json",
+        "json5",
+        "jsonc",
+        "tool_call",
+        "tool_calls",
+        "tool_code",
+        "tool",
+        "function",
+        "functions",
+        "function_call",
+        "toolcall",
+    }
 )
 MAX_FENCE_INFO = 40
 MAX_CALLS = 64
@@ -370,9 +382,7 @@ class StreamingToolCallParser:
         if not self._finished:
             self._run(out, final=True)
             self._finished = True
-        return ParseResult(
-            text="".join(out), calls=list(self.calls), error="; ".join(self.errors) or None
-        )
+        return ParseResult(text="".join(out), calls=list(self.calls), error="; ".join(self.errors) or None)
 
     # --- the state machine
 
@@ -410,7 +420,7 @@ class StreamingToolCallParser:
         else:
             stripped = self._pending_ws + stripped
         out.append(stripped)
-        self._pending_ws = text[len(text.rstrip()):]
+        self._pending_ws = text[len(text.rstrip()) :]
 
     def _consume(self, n: int) -> None:
         self._buf = self._buf[n:]
@@ -522,7 +532,7 @@ class StreamingToolCallParser:
                 self._buf = ""
                 return False
             keep = _partial_suffix(self._buf, THINK_CLOSE)
-            self._buf = self._buf[len(self._buf) - keep:] if keep else ""
+            self._buf = self._buf[len(self._buf) - keep :] if keep else ""
             return False
         self._cut(i + len(THINK_CLOSE))
         self._state = "text"
@@ -840,7 +850,7 @@ class StreamingToolCallParser:
         if args_at < 0:
             self._record(name, {})
             return
-        args_text = block[args_at + len(QWEN_ARGS):].lstrip().removeprefix(":")
+        args_text = block[args_at + len(QWEN_ARGS) :].lstrip().removeprefix(":")
         if not args_text.strip():
             self._record(name, {})
             return
@@ -877,7 +887,7 @@ def _xml_value(raw: str, declared: Any) -> Any:
 def _strip_inner_fence(body: str) -> str:
     if body.startswith(FENCE):
         nl = body.find("\n")
-        body = body[nl + 1:] if nl >= 0 else ""
+        body = body[nl + 1 :] if nl >= 0 else ""
         if body.rstrip().endswith(FENCE):
             body = body.rstrip()[: -len(FENCE)]
     return body.strip()

@@ -21,8 +21,16 @@ _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _WS = re.compile(r"\s*")
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
 _VALID_ESCAPES = frozenset('"\\/bfnrtu')
-_WORD_VALUES = {"True": "true", "False": "false", "None": "null", "true": "true", "false": "false",
-                "null": "null", "NaN": "NaN", "Infinity": "Infinity"}
+_WORD_VALUES = {
+    "True": "true",
+    "False": "false",
+    "None": "null",
+    "true": "true",
+    "false": "false",
+    "null": "null",
+    "NaN": "NaN",
+    "Infinity": "Infinity",
+}
 _CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 MAX_DEPTH = 200
 PairsHook = Callable[[list[tuple[str, Any]]], Any]
@@ -234,7 +242,7 @@ def load_prefix(text: str, start: int = 0, *, object_pairs_hook: PairsHook | Non
     if start >= len(text):
         raise ValueError("no JSON value found (empty text)")
     if text[start] not in "{[\"'-.0123456789#/":
-        raise ValueError(f"expected a JSON object, found {text[start:start + 30]!r}")
+        raise ValueError(f"expected a JSON object, found {text[start : start + 30]!r}")
     try:
         return json.JSONDecoder(object_pairs_hook=object_pairs_hook).raw_decode(text, start)
     except (json.JSONDecodeError, RecursionError):

@@ -89,7 +89,12 @@ def test_the_wheel_installs_beside_llm_and_tools_and_uninstalls_cleanly(wheel: P
 
     assert "serve" in run(target / "bin" / "lector", "--help")
     page, script, docs, vendored = serve_and_fetch(
-        target / "bin" / "lector", tmp_path / "data", "/", "/static/app.js", "/docs", "/static/vendor/swagger/swagger-ui.css"
+        target / "bin" / "lector",
+        tmp_path / "data",
+        "/",
+        "/static/app.js",
+        "/docs",
+        "/static/vendor/swagger/swagger-ui.css",
     )
     assert "<html" in page.lower() and len(script) > 1000
     assert "swagger-ui" in docs and len(vendored) > 1000, "nested static folders are package data"

@@ -48,4 +48,3 @@ def _available(module: str) -> bool:
 def builtin_tools() -> dict[str, Callable[[], Tool]]:
     """Factories of the built-in tools present in this installation, by tool name."""
     return {name: factory for name, (module, factory) in _BUILTINS.items() if _available(module)}
-

@@ -27,6 +27,7 @@ from lector.webui.state import AppState, Turn
 
 router = APIRouter(prefix="/api", tags=["chat"])
 
+
 class SessionIn(BaseModel):
     title: ValidText = Field("", max_length=200)
     settings: ChatSettings = Field(default_factory=ChatSettings)
@@ -180,15 +181,18 @@ async def answer_with_tools(
 
 
 async def answer_from_documents(
-    state: AppState, sid: str, level: Level, model: str | None, doc_ids: list[str], turn: Turn,
+    state: AppState,
+    sid: str,
+    level: Level,
+    model: str | None,
+    doc_ids: list[str],
+    turn: Turn,
     queue: asyncio.Queue[Any],
 ) -> None:
     """The long-document reader over the session's documents, at the level chosen in the settings; on Stop, what
     was found so far is kept."""
     question = state.store.messages(sid)[-1]["content"]
-    reply = await read_documents(
-        state.library, question, level, state.backend(model), doc_ids, queue.put, turn.cancel
-    )
+    reply = await read_documents(state.library, question, level, state.backend(model), doc_ids, queue.put, turn.cancel)
     message = Message.assistant(reply.text)
     persist(state, sid, message, reply.extra)
     await queue.put(TextDelta(text=reply.text))

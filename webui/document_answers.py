@@ -203,7 +203,12 @@ class DocumentReply:
 
 
 async def read_documents(
-    library: Any, question: str, level: Level, backend: Backend, doc_ids: Sequence[str], emit: Emit,
+    library: Any,
+    question: str,
+    level: Level,
+    backend: Backend,
+    doc_ids: Sequence[str],
+    emit: Emit,
     cancel: asyncio.Event,
 ) -> DocumentReply:
     """Answer `question` from the documents, sending each progress event to `emit`, until done or `cancel`."""

@@ -18,8 +18,17 @@ from lector.webui.state import AppState
 router = APIRouter(prefix="/api", tags=["documents"])
 
 INLINE_TYPES = {"application/pdf", "text/plain", "image/png", "image/jpeg", "image/gif", "image/webp"}
-AS_TEXT = {"text/markdown", "text/csv", "text/x-rst", "text/html", "image/svg+xml", "application/xhtml+xml",
-           "text/xml", "application/xml", "application/json"}
+AS_TEXT = {
+    "text/markdown",
+    "text/csv",
+    "text/x-rst",
+    "text/html",
+    "image/svg+xml",
+    "application/xhtml+xml",
+    "text/xml",
+    "application/xml",
+    "application/json",
+}
 """Shown as plain text: a file that a browser would run as a page (HTML, SVG, XML) must not run on this origin."""
 CONTEXT_CHARS = 600
 """Characters of the document shown on either side of a cited passage."""

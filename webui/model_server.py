@@ -43,7 +43,11 @@ class APIError(Exception):
     """An OpenAI-style error response."""
 
     def __init__(
-        self, status: int, message: str, code: str | None = None, param: str | None = None,
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
         kind: str = "invalid_request_error",
     ) -> None:
         super().__init__(message)
@@ -115,9 +119,7 @@ class UsageLog:
         self.requests += 1
         record.seq = self.requests
         self.errors += record.error is not None
-        self.usage = self.usage + Usage(
-            prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens
-        )
+        self.usage = self.usage + Usage(prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens)
         self.records.append(record)
         while len(self.records) > self.keep:
             self.records.popleft()
@@ -231,8 +233,10 @@ class ModelServer:
     def check_model(self, model: str) -> None:
         if model not in self.accepted:
             raise APIError(
-                404, f"the model {model!r} does not exist; this server offers {self.model_id!r}",
-                "model_not_found", "model",
+                404,
+                f"the model {model!r} does not exist; this server offers {self.model_id!r}",
+                "model_not_found",
+                "model",
             )
 
     def models(self) -> dict[str, Any]:
@@ -253,8 +257,14 @@ class ModelServer:
         options = parse_options(body, tools)
         done = Completion(openai_wire.CompletionId("chatcmpl-" + uuid.uuid4().hex, int(time.time()), self.model_id))
         record = RequestRecord(
-            seq=0, started=time.time(), elapsed_s=0.0, prompt_tokens=0, completion_tokens=0, finish_reason=None,
-            stream=body.stream, tools=len(tools or []),
+            seq=0,
+            started=time.time(),
+            elapsed_s=0.0,
+            prompt_tokens=0,
+            completion_tokens=0,
+            finish_reason=None,
+            stream=body.stream,
+            tools=len(tools or []),
             prompt=prompt_text(messages) if self.log.record_prompts else None,
         )
         deltas = self.backend.astream(messages, tools, options)

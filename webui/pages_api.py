@@ -128,8 +128,9 @@ async def ask_pages(body: AskIn, request: Request) -> dict[str, Any] | Streaming
         raise HTTPException(409, "none of these pages is indexed yet; try again when their status is 'ready'")
     level = body.level
     if body.stream:
-        return StreamingResponse(stream_answer(state, body.question, level, doc_ids), media_type="text/event-stream",
-                                 headers=SSE_HEADERS)
+        return StreamingResponse(
+            stream_answer(state, body.question, level, doc_ids), media_type="text/event-stream", headers=SSE_HEADERS
+        )
     from lector.agent.reader import aask
 
     answer = await aask(state.library, body.question, level, state.backend(), doc_ids=doc_ids)

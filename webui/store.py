@@ -170,9 +170,7 @@ class Store:
             if title is not None:
                 db.execute("UPDATE sessions SET title=?, updated=? WHERE id=?", (title, time.time(), sid))
             if settings is not None:
-                db.execute(
-                    "UPDATE sessions SET settings=?, updated=? WHERE id=?", (_dumps(settings), time.time(), sid)
-                )
+                db.execute("UPDATE sessions SET settings=?, updated=? WHERE id=?", (_dumps(settings), time.time(), sid))
 
     def delete_session(self, sid: str) -> bool:
         with self._tx() as db:
@@ -243,8 +241,17 @@ class Store:
             db.execute(
                 "INSERT INTO documents(id, session_id, filename, path, sha256, doc_id, status, error, created)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",
-                (copy, sid, doc["filename"], doc["path"], doc["sha256"], doc["doc_id"], doc["status"], doc["error"],
-                 time.time()),
+                (
+                    copy,
+                    sid,
+                    doc["filename"],
+                    doc["path"],
+                    doc["sha256"],
+                    doc["doc_id"],
+                    doc["status"],
+                    doc["error"],
+                    time.time(),
+                ),
             )
         return self.get_document(copy)
 
@@ -323,8 +330,9 @@ class Store:
 
     def session_pages(self, sid: str) -> list[dict[str, Any]]:
         """The saved pages attached to a session, without their content."""
-        cols = ", ".join(f"p.{c}" for c in ("id", "url", "title", "content_hash", "format", "doc_id", "status", "error",
-                                             "created"))
+        cols = ", ".join(
+            f"p.{c}" for c in ("id", "url", "title", "content_hash", "format", "doc_id", "status", "error", "created")
+        )
         return self._query(
             f"SELECT {cols} FROM pages p JOIN session_pages s ON s.page_id = p.id WHERE s.session_id=?"
             " ORDER BY p.created",

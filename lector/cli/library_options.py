@@ -12,7 +12,6 @@ def add_library_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-tokens", type=int, default=512, help="target chunk size in tokens (default 512)")
 
 
-
 def library_from(args: argparse.Namespace) -> Any:
     from lector.retrieval.library import Library
 

@@ -35,8 +35,7 @@ def _state(status: Any) -> str:
 
 def _print_table(statuses: list[Any]) -> None:
     rows = [
-        (("* " if s.default else "  ") + s.name, f"{s.size / 2**20:,.0f} MiB", _state(s), str(s.path))
-        for s in statuses
+        (("* " if s.default else "  ") + s.name, f"{s.size / 2**20:,.0f} MiB", _state(s), str(s.path)) for s in statuses
     ]
     header = ("  MODEL", "SIZE", "STATE", "CACHED FILE")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]

@@ -10,9 +10,7 @@ from lector.llm.embedded import EmbeddedBackend
 
 
 def test_real_model_calls_the_calculator_and_answers(small_model: EmbeddedBackend) -> None:
-    bot = Assistant(
-        small_model, tools=["calculator"], options=ChatOptions(temperature=0.0, seed=0, max_tokens=160)
-    )
+    bot = Assistant(small_model, tools=["calculator"], options=ChatOptions(temperature=0.0, seed=0, max_tokens=160))
     events = list(bot.stream("What is 12345 * 6789? Use the calculator."))
 
     started = [e for e in events if isinstance(e, ToolCallStarted)]

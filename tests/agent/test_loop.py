@@ -108,8 +108,13 @@ async def test_tool_call_result_goes_back_and_model_answers() -> None:
     events = await collect(run_agent(model, messages, ToolRegistry([add])))
     kinds = [type(e).__name__ for e in events]
     assert kinds == [
-        "StepStarted", "TextDelta", "ToolCallStarted", "ToolCallFinished",
-        "StepStarted", "TextDelta", "Final",
+        "StepStarted",
+        "TextDelta",
+        "ToolCallStarted",
+        "ToolCallFinished",
+        "StepStarted",
+        "TextDelta",
+        "Final",
     ]
     started = next(e for e in events if isinstance(e, ToolCallStarted))
     finished = next(e for e in events if isinstance(e, ToolCallFinished))
@@ -285,11 +290,13 @@ async def test_feeding_a_tool_its_own_result_counts_as_a_repeat() -> None:
         """Evaluates."""
         return {"12345*6789": "83810205"}.get(expression, expression)
 
-    model = ScriptedBackend([
-        Message.assistant("", [call("calculator", {"expression": "12345*6789"})]),
-        Message.assistant("", [call("calculator", {"expression": "83810205"})]),
-        "83810205",
-    ])
+    model = ScriptedBackend(
+        [
+            Message.assistant("", [call("calculator", {"expression": "12345*6789"})]),
+            Message.assistant("", [call("calculator", {"expression": "83810205"})]),
+            "83810205",
+        ]
+    )
     events = await collect(run_agent(model, QUESTION, ToolRegistry([calculator])))
     assert sum(isinstance(e, ToolCallStarted) for e in events) == 1
     assert model.requests[-1]["messages"][-1].content == REPEAT_NOTE
@@ -309,11 +316,13 @@ async def test_passing_a_result_to_another_tool_is_not_a_repeat() -> None:
         """Reads a page."""
         return f"text of {page}"
 
-    model = ScriptedBackend([
-        Message.assistant("", [call("find", {"topic": "x"})]),
-        Message.assistant("", [call("read", {"page": "page-1"})]),
-        "done",
-    ])
+    model = ScriptedBackend(
+        [
+            Message.assistant("", [call("find", {"topic": "x"})]),
+            Message.assistant("", [call("read", {"page": "page-1"})]),
+            "done",
+        ]
+    )
     events = await collect(run_agent(model, QUESTION, ToolRegistry([find, read])))
     assert [e.name for e in events if isinstance(e, ToolCallFinished)] == ["find", "read"]
     assert final_of(events).stopped_reason == "done"
@@ -404,8 +413,10 @@ async def test_forced_tool_choice_applies_to_first_step_only() -> None:
 
 async def test_repeated_call_ids_are_made_unique() -> None:
     """SCRIPTED model that gives two calls the same id: the results still pair up one to one."""
-    twins = [ToolCall(id="same", name="add", arguments='{"a": 1, "b": 1}'),
-             ToolCall(id="same", name="add", arguments='{"a": 2, "b": 2}')]
+    twins = [
+        ToolCall(id="same", name="add", arguments='{"a": 1, "b": 1}'),
+        ToolCall(id="same", name="add", arguments='{"a": 2, "b": 2}'),
+    ]
     model = ScriptedBackend([Message.assistant("", twins), "ok"])
     events = await collect(run_agent(model, QUESTION, ToolRegistry([add])))
     ids = [e.call_id for e in events if isinstance(e, ToolCallStarted)]
@@ -479,9 +490,7 @@ async def test_tool_timeout_override_bounds_a_tool_that_ignores_cancellation() -
         return "late"
 
     model = ScriptedBackend([Message.assistant("", [call("block")]), "gave up"])
-    events = await asyncio.wait_for(
-        collect(run_agent(model, QUESTION, ToolRegistry([block]), tool_timeout=0.1)), 30
-    )
+    events = await asyncio.wait_for(collect(run_agent(model, QUESTION, ToolRegistry([block]), tool_timeout=0.1)), 30)
     finished = next(e for e in events if isinstance(e, ToolCallFinished))
     assert finished.error and "did not finish within 0.1 s" in finished.content
     assert 0.1 <= finished.elapsed < 1.0, "the loop stopped waiting before the tool returned"

@@ -47,8 +47,11 @@ def test_ask_json_is_the_stable_shape(tmp_path, monkeypatch, capsys) -> None:  #
     assert list(cite) == ["source", "chunk_id", "start", "end", "page", "text"]
     assert cite["source"] == path and FACT in cite["text"]
     assert open(path, encoding="utf-8").read()[cite["start"] : cite["end"]] == cite["text"]
-    assert data["usage"] == {"llm_calls": 1, "prompt_tokens": data["usage"]["prompt_tokens"], "completion_tokens":
-                             data["usage"]["completion_tokens"]}
+    assert data["usage"] == {
+        "llm_calls": 1,
+        "prompt_tokens": data["usage"]["prompt_tokens"],
+        "completion_tokens": data["usage"]["completion_tokens"],
+    }
 
 
 def test_ask_text_output_and_levels(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -62,14 +65,21 @@ def test_ask_text_output_and_levels(tmp_path, monkeypatch, capsys) -> None:  # t
     assert main(["ask", str(tmp_path / "missing.txt"), "-q", "x", "--cache-dir", str(tmp_path)]) == 1
 
 
-def test_ask_end_to_end_with_the_real_small_model(
-    tmp_path, monkeypatch, capsys, small_model: Any
-) -> None:  # type: ignore[no-untyped-def]
+def test_ask_end_to_end_with_the_real_small_model(tmp_path, monkeypatch, capsys, small_model: Any) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr("lector.llm.factory.make_backend", lambda spec=None, **kw: small_model)
     monkeypatch.setattr(small_model, "close", lambda: None)  # the session fixture closes it
     path = small_document(tmp_path)
-    code = main(["ask", path, "-q", "What is the name of the cat on the Albatross?", "--json",
-                 "--cache-dir", str(tmp_path / "c")])
+    code = main(
+        [
+            "ask",
+            path,
+            "-q",
+            "What is the name of the cat on the Albatross?",
+            "--json",
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ]
+    )
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert "marmalade" in data["answer"].lower()

@@ -76,9 +76,22 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     doc = tmp_path / "big.txt"
     doc.write_text("\n\n".join(f"Line {i}: the lighthouse keeper logged a ship." for i in range(4000)), "utf-8")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lector", "search", str(doc), "-q", "lighthouse keeper", "-k", "200",
-         "--cache-dir", str(tmp_path / "c")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "lector",
+            "search",
+            str(doc),
+            "-q",
+            "lighthouse keeper",
+            "-k",
+            "200",
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.readline()

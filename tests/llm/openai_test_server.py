@@ -155,9 +155,7 @@ class OpenAITestServer:
         usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         if scenario == "auth" and request.headers.get("authorization") != f"Bearer {API_KEY}":
-            return _error(
-                401, "Incorrect API key provided", type="invalid_request_error", code="invalid_api_key"
-            )
+            return _error(401, "Incorrect API key provided", type="invalid_request_error", code="invalid_api_key")
         if scenario == "nosuch":
             return JSONResponse(
                 {"object": "error", "message": f"The model `{model}` does not exist.", "code": 404}, 404
@@ -193,9 +191,7 @@ class OpenAITestServer:
                 n_ctx=8192,
             )
         if scenario == "overflow-openai":
-            return _error(
-                400, "Input is too large.", type="invalid_request_error", code="context_length_exceeded"
-            )
+            return _error(400, "Input is too large.", type="invalid_request_error", code="context_length_exceeded")
         if scenario == "bad-request":
             return _error(400, "temperature must be non-negative", type="invalid_request_error")
         if scenario in ("no-tools", "no-tools-json") and "tools" in body:
@@ -248,9 +244,7 @@ class OpenAITestServer:
         elif scenario == "no-tools-json":
             pieces = [FORCED_CALL_REPLY[i : i + 6] for i in range(0, len(FORCED_CALL_REPLY), 6)]
         elif scenario == "stream-error":
-            yield event(
-                {"error": {"message": "This model's maximum context length is 4096 tokens", "code": 400}}
-            )
+            yield event({"error": {"message": "This model's maximum context length is 4096 tokens", "code": 400}})
             return
         else:
             pieces = TEXT_PIECES

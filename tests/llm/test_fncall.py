@@ -29,9 +29,7 @@ def _names_args(calls: list[ToolCall]) -> list[tuple[str, dict[str, Any]]]:
     return [(c.name, json.loads(c.arguments)) for c in calls]
 
 
-@pytest.mark.parametrize(
-    ("output", "calls", "text", "error"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize(("output", "calls", "text", "error"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_parse_table(output: str, calls: list[Any], text: str, error: str | None, request: Any) -> None:
     tools = None if request.node.callspec.id.endswith("-notools") else TOOLS
     result = parse_tool_calls(output, tools)
@@ -68,7 +66,7 @@ def test_streaming_char_by_char_matches_whole(output: str, calls: Any, text: str
 
 @pytest.mark.parametrize("size", [1, 3, 7, 64])
 def test_streaming_any_chunking(size: int) -> None:
-    output = "Let me check.\n" + TC + "\nand\n```json\n{\"name\": \"web_fetch\", \"arguments\": {\"url\": \"u\"}}\n```"
+    output = "Let me check.\n" + TC + '\nand\n```json\n{"name": "web_fetch", "arguments": {"url": "u"}}\n```'
     parser = StreamingToolCallParser(TOOLS)
     shown = "".join(parser.feed(output[i : i + size]) for i in range(0, len(output), size))
     rest = parser.finish()
@@ -77,10 +75,38 @@ def test_streaming_any_chunking(size: int) -> None:
 
 
 FUZZ_PARTS = [
-    "<tool_call>", "</tool_call>", "<think>", "</think>", "```", "```json\n", "```python\n", "✿FUNCTION✿: calculator\n",
-    "✿ARGS✿: ", "✿RESULT✿", "✿", '{"name": "calculator", "arguments": {"expression": "1"}}', '{"name": "x"}', "{",
-    "}", "[", "]", '"', "'", "\n", " ", "  \n\n ", "hello", "<", "<tool", "`", "\\", ",", ":", '"name"',
-    "<tool_response>", "<function=calculator><parameter=expression>2</parameter></function>",
+    "<tool_call>",
+    "</tool_call>",
+    "<think>",
+    "</think>",
+    "```",
+    "```json\n",
+    "```python\n",
+    "✿FUNCTION✿: calculator\n",
+    "✿ARGS✿: ",
+    "✿RESULT✿",
+    "✿",
+    '{"name": "calculator", "arguments": {"expression": "1"}}',
+    '{"name": "x"}',
+    "{",
+    "}",
+    "[",
+    "]",
+    '"',
+    "'",
+    "\n",
+    " ",
+    "  \n\n ",
+    "hello",
+    "<",
+    "<tool",
+    "`",
+    "\\",
+    ",",
+    ":",
+    '"name"',
+    "<tool_response>",
+    "<function=calculator><parameter=expression>2</parameter></function>",
 ]
 
 
@@ -101,7 +127,9 @@ def test_streaming_matches_whole_on_random_mixtures(seed: int) -> None:
                 i += step
             rest = parser.finish()
             assert (shown + rest.text, _names_args_raw(rest.calls), rest.error) == (
-                whole.text, _names_args_raw(whole.calls), whole.error
+                whole.text,
+                _names_args_raw(whole.calls),
+                whole.error,
             ), text
 
 
@@ -195,7 +223,7 @@ def test_streaming_big_reply_in_small_chunks_is_not_quadratic() -> None:
         ('{"p": "C:\\dir"}', {"p": "C:\\dir"}),
         ('{"x": .5, "y": 1.}', {"x": 0.5, "y": 1.0}),
         ('{"a": [1, 2}', {"a": [1, 2]}),
-        ("# note\n{\"a\": 1}", {"a": 1}),
+        ('# note\n{"a": 1}', {"a": 1}),
     ],
 )
 def test_json_repair(damaged: str, expected: Any) -> None:
@@ -352,8 +380,9 @@ def test_forced_schema_none_for_auto_and_none() -> None:
 def test_parse_forced_calls() -> None:
     (call,) = parse_forced_calls('{"name": "calculator", "arguments": {"expression": "6*7"}}')
     assert call.name == "calculator" and json.loads(call.arguments) == {"expression": "6*7"}
-    two = parse_forced_calls('[{"name": "calculator", "arguments": {"expression": "1"}}, {"name": "web_fetch", '
-                             '"arguments": {"url": "u"}}]')
+    two = parse_forced_calls(
+        '[{"name": "calculator", "arguments": {"expression": "1"}}, {"name": "web_fetch", "arguments": {"url": "u"}}]'
+    )
     assert _names_args(two) == [("calculator", {"expression": "1"}), ("web_fetch", {"url": "u"})]
     with pytest.raises(ValueError):
         parse_forced_calls("no call here")

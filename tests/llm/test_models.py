@@ -21,9 +21,7 @@ from lector.llm.models import (
 )
 
 
-def fake_model(
-    tmp_path: Path, chunks: list[bytes], *, sha256: str | None = None
-) -> tuple[ModelSpec, list[Path]]:
+def fake_model(tmp_path: Path, chunks: list[bytes], *, sha256: str | None = None) -> tuple[ModelSpec, list[Path]]:
     parts = []
     for i, chunk in enumerate(chunks, 1):
         part = tmp_path / "parts" / f"part{i:02d}.bin"

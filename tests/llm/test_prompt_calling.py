@@ -171,11 +171,23 @@ FORCED: list[tuple[str, str, str, list[tuple[str, Any]], str, str | None]] = [
     ("named", "calculator", CALL_JSON, [("calculator", E)], "", None),
     ("required", "required", CALL_JSON, [("calculator", E)], "", None),
     ("required-tagged", "required", TC, [("calculator", E)], "", None),
-    ("cut-short-is-repaired", "calculator", '{"name": "calculator", "arguments": {"expression": "2+',
-     [("calculator", {"expression": "2+"})], "", None),
+    (
+        "cut-short-is-repaired",
+        "calculator",
+        '{"name": "calculator", "arguments": {"expression": "2+',
+        [("calculator", {"expression": "2+"})],
+        "",
+        None,
+    ),
     ("grammar-ignored", "required", "I think it is 4.", [], "I think it is 4.", "a tool call was required"),
-    ("other-tool", "calculator", '<tool_call>{"name": "web_fetch", "arguments": {"url": "u"}}</tool_call>', [], "",
-     "a call to calculator was required, but the reply has calls to web_fetch only"),
+    (
+        "other-tool",
+        "calculator",
+        '<tool_call>{"name": "web_fetch", "arguments": {"url": "u"}}</tool_call>',
+        [],
+        "",
+        "a call to calculator was required, but the reply has calls to web_fetch only",
+    ),
     ("unreadable", "required", "<tool_call>calculator 2+2</tool_call>", [], "", "tool call 1 is not valid JSON"),
     ("none-is-plain-text", "none", TC, [], TC, None),
 ]
@@ -270,8 +282,11 @@ def test_native_calls_get_valid_unicode_and_their_declared_types() -> None:
     ]
     reader.feed(RawChunk(tool_calls=calls))
     delta = reader.finish()
-    assert [(c.id, c.name) for c in delta.tool_calls] == [("call_1", "web_fetch"), ("call_2", "calculator"),
-                                                         ("call_3", "calculator")]
+    assert [(c.id, c.name) for c in delta.tool_calls] == [
+        ("call_1", "web_fetch"),
+        ("call_2", "calculator"),
+        ("call_3", "calculator"),
+    ]
     assert delta.tool_calls[0].parsed_arguments() == {"url": "https://a.org", "max_chars": 200}
     assert delta.tool_calls[1].parsed_arguments() == {"expression": "\ufffd"}
     assert delta.tool_calls[2].arguments == "not json", "left for the tool's validation to report"

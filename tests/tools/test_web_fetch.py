@@ -112,8 +112,9 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"ok")
         elif path == "/download":
-            self.send(200, PDF, "application/octet-stream",
-                      Content_Disposition='attachment; filename="../../escape.pdf"')
+            self.send(
+                200, PDF, "application/octet-stream", Content_Disposition='attachment; filename="../../escape.pdf"'
+            )
         elif path == "/missing":
             self.send(404, b"<html><body>No such page</body></html>", "text/html")
         else:
@@ -137,8 +138,10 @@ def base_url(srv: ThreadingHTTPServer) -> str:
 
 def make(srv: ThreadingHTTPServer, tmp_path: Path, **kw: object) -> WebFetch:
     options: dict[str, object] = {
-        "allow_hosts": {f"127.0.0.1:{srv.server_address[1]}"}, "policy": "off",
-        "download_dir": tmp_path, "timeout": 5.0,
+        "allow_hosts": {f"127.0.0.1:{srv.server_address[1]}"},
+        "policy": "off",
+        "download_dir": tmp_path,
+        "timeout": 5.0,
     }
     options.update(kw)
     return WebFetch(**options)  # type: ignore[arg-type]
@@ -205,9 +208,7 @@ async def test_redirect_chain_is_followed_hop_by_hop(server: ThreadingHTTPServer
     assert too_many.error and "too many redirects (3 > 2)" in too_many.content
 
 
-async def test_redirect_to_private_or_loopback_name_is_refused(
-    server: ThreadingHTTPServer, tmp_path: Path
-) -> None:
+async def test_redirect_to_private_or_loopback_name_is_refused(server: ThreadingHTTPServer, tmp_path: Path) -> None:
     tool = make(server, tmp_path)
     result = await fetch(tool, base_url(server) + "/to-private")
     assert result.error and "10.0.0.1 is a private address" in result.content
@@ -261,9 +262,7 @@ async def test_loopback_is_refused_without_the_allowlist(server: ThreadingHTTPSe
     assert Handler.seen == []
 
 
-async def test_connection_is_pinned_to_the_validated_address(
-    server: ThreadingHTTPServer, tmp_path: Path
-) -> None:
+async def test_connection_is_pinned_to_the_validated_address(server: ThreadingHTTPServer, tmp_path: Path) -> None:
     """pinned.test exists in no DNS: the fetch works only because it connects to the address
     the injected resolver gave (once), while sending the real Host header."""
     calls: list[str] = []
@@ -290,9 +289,27 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Threa
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=pinned.test",
-         "-addext", "subjectAltName=DNS:pinned.test", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=pinned.test",
+            "-addext",
+            "subjectAltName=DNS:pinned.test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -353,9 +370,7 @@ async def test_policy_refuses_urls_not_in_the_conversation(server: ThreadingHTTP
     assert "only URLs the user gave or links from fetched pages" in refused.content
 
 
-async def test_policy_allows_user_urls_then_links_of_fetched_pages(
-    server: ThreadingHTTPServer, tmp_path: Path
-) -> None:
+async def test_policy_allows_user_urls_then_links_of_fetched_pages(server: ThreadingHTTPServer, tmp_path: Path) -> None:
     tool = make(server, tmp_path, policy="conversation")
     page = base_url(server) + "/page.html"
     ctx = ToolContext(user_texts=[f"Please read ({page}), thanks."])

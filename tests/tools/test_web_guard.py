@@ -61,7 +61,11 @@ class FakeNet(httpcore.AsyncNetworkBackend):
         self.connects: list[tuple[str, int]] = []
 
     async def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
         socket_options: Iterable[object] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         self.connects.append((host, port))
@@ -199,7 +203,10 @@ HOSTILE: list[tuple[str, str]] = [
 def make_tool(net: FakeNet, resolver: object = None, **kw: object) -> WebFetch:
     return WebFetch(
         resolver=resolver or dict_resolver(DNS),  # type: ignore[arg-type]
-        policy="off", network_backend=net, timeout=5, **{"allow_hosts": (), **kw},  # type: ignore[arg-type]
+        policy="off",
+        network_backend=net,
+        timeout=5,
+        **{"allow_hosts": (), **kw},  # type: ignore[arg-type]
     )
 
 

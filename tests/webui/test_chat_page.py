@@ -349,7 +349,7 @@ def test_rename_search_and_delete_chats(page: Any) -> None:
     current.locator("button.delete").click()
     expect(page.locator("#sessions li")).to_have_count(1)
     assert page.locator(".msg").count() == 0 and "chat=" not in page.url
-    assert page.inner_text("#sessions") .strip() == "Greetings"
+    assert page.inner_text("#sessions").strip() == "Greetings"
 
 
 def test_settings_are_plain_words_and_kept_per_chat(page: Any) -> None:

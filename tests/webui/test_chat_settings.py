@@ -79,8 +79,9 @@ def test_bad_settings_get_a_clear_422(server: str) -> None:
     unknown = httpx.post(server + "/api/sessions", json={"settings": {"temperature": 2}}, headers=AUTH)
     assert unknown.status_code == 422 and "settings.temperature" in unknown.json()["error"]["message"]
     sid = httpx.post(server + "/api/sessions", json={}, headers=AUTH).json()["id"]
-    chat = httpx.post(f"{server}/api/sessions/{sid}/chat", json={"content": "hi", "settings": {"level": "x"}},
-                      headers=AUTH)
+    chat = httpx.post(
+        f"{server}/api/sessions/{sid}/chat", json={"content": "hi", "settings": {"level": "x"}}, headers=AUTH
+    )
     assert chat.status_code == 422 and "unknown level 'x'" in chat.json()["error"]["message"]
 
 
@@ -97,8 +98,13 @@ def test_settings_are_stored_merged_and_read_at_the_chosen_level(server: str, tm
     while httpx.get(f"{server}/api/sessions/{sid}", headers=AUTH).json()["documents"][0]["status"] != "ready":
         assert time.monotonic() < deadline, f"document {doc['id']} was not indexed in time"
         time.sleep(0.05)
-    with httpx.stream("POST", f"{server}/api/sessions/{sid}/chat", headers=AUTH, timeout=30,
-                      json={"content": "What is the cat called?", "settings": {"level": "1"}}) as response:
+    with httpx.stream(
+        "POST",
+        f"{server}/api/sessions/{sid}/chat",
+        headers=AUTH,
+        timeout=30,
+        json={"content": "What is the cat called?", "settings": {"level": "1"}},
+    ) as response:
         events = sse_events(response)
     assert [e["level"] for e in events if e["type"] == "level"] == [1]
     final = next(e for e in events if e["type"] == "final")

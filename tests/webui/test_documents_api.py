@@ -144,8 +144,9 @@ def test_a_cited_passage_comes_with_the_text_around_it(server: str) -> None:
         server + "/api/passage", params={"source": "otters.txt", "start": start, "end": start + 10}, headers=AUTH
     ).json()
     assert by_name["text"] == "Sea otters" and by_name["after"].startswith(" hold hands")
-    outside = httpx.get(server + "/api/passage", params={"source": "otters.txt", "start": 0, "end": 10**7},
-                        headers=AUTH)
+    outside = httpx.get(
+        server + "/api/passage", params={"source": "otters.txt", "start": 0, "end": 10**7}, headers=AUTH
+    )
     assert outside.status_code == 422
     unknown = httpx.get(server + "/api/passage", params={"source": "/etc/passwd", "start": 0, "end": 1}, headers=AUTH)
     assert unknown.status_code == 404
@@ -189,17 +190,22 @@ def test_chats_are_searched_by_title_and_by_what_was_said(server: str) -> None:
 def test_documents_and_saved_pages_are_reused_in_another_chat_and_removed(server: str, tmp_path: Path) -> None:
     first = new_chat(server, level="1")
     doc = upload(server, first, "otters.txt", (OTTERS + " ").encode() * 3)
-    page = httpx.post(server + "/pages", json={"url": "https://ex.org/lamps", "text": "Lamps burn oil."},
-                      headers=AUTH).json()
+    page = httpx.post(
+        server + "/pages", json={"url": "https://ex.org/lamps", "text": "Lamps burn oil."}, headers=AUTH
+    ).json()
     second = new_chat(server, level="1")
-    attached = httpx.post(f"{server}/api/sessions/{second}/documents/attach",
-                          json={"document_ids": [doc["id"]], "page_ids": [page["id"]]}, headers=AUTH)
+    attached = httpx.post(
+        f"{server}/api/sessions/{second}/documents/attach",
+        json={"document_ids": [doc["id"]], "page_ids": [page["id"]]},
+        headers=AUTH,
+    )
     assert attached.status_code == 200, attached.text
     body = attached.json()
     assert [d["filename"] for d in body["documents"]] == ["otters.txt"] and body["documents"][0]["status"] == "ready"
     assert [p["id"] for p in body["pages"]] == [page["id"]]
-    again = httpx.post(f"{server}/api/sessions/{second}/documents/attach", json={"document_ids": [doc["id"]]},
-                       headers=AUTH).json()
+    again = httpx.post(
+        f"{server}/api/sessions/{second}/documents/attach", json={"document_ids": [doc["id"]]}, headers=AUTH
+    ).json()
     assert len(again["documents"]) == 1
     final = next(e for e in chat(server, second, "Why do otters hold hands?") if e["type"] == "final")
     assert final["citations"][0]["source"] == "otters.txt"
@@ -207,8 +213,9 @@ def test_documents_and_saved_pages_are_reused_in_another_chat_and_removed(server
     assert missing.status_code == 404
     broken = upload(server, first, "tool.exe", b"MZ\x00\x01")
     assert broken["status"] == "error"
-    unready = httpx.post(f"{server}/api/sessions/{second}/documents/attach", json={"document_ids": [broken["id"]]},
-                         headers=AUTH)
+    unready = httpx.post(
+        f"{server}/api/sessions/{second}/documents/attach", json={"document_ids": [broken["id"]]}, headers=AUTH
+    )
     assert unready.status_code == 409 and "tool.exe could not be read" in unready.json()["error"]["message"]
     assert httpx.delete(f"{server}/api/sessions/{first}/documents/{broken['id']}", headers=AUTH).status_code == 204
 
@@ -253,8 +260,9 @@ def test_a_stopped_document_answer_keeps_what_was_found_and_says_what_it_cost(
     upload(server, sid, "otters.txt", (OTTERS + " " + " ".join(FILLER)).encode())
     url = f"{server}/api/sessions/{sid}"
     events: list[dict[str, Any]] = []
-    with httpx.stream("POST", url + "/chat", json={"content": "Why do otters hold hands?"}, headers=AUTH,
-                      timeout=60) as response:
+    with httpx.stream(
+        "POST", url + "/chat", json={"content": "Why do otters hold hands?"}, headers=AUTH, timeout=60
+    ) as response:
         for line in response.iter_lines():
             if line.startswith("data: "):
                 events.append(json.loads(line[6:]))

@@ -72,7 +72,7 @@ def test_a_chunked_upload_over_the_limit_is_413(server: str) -> None:
     sid = httpx.post(f"{server}/api/sessions", json={}, headers=AUTH).json()["id"]
 
     def chunks() -> Iterator[bytes]:
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.txt\"\r\n\r\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n\r\n'
         for _ in range(50):
             yield b"x" * 10_000
         yield b"\r\n--b--\r\n"
@@ -117,7 +117,6 @@ def test_a_session_stored_with_an_escaped_lone_surrogate_still_opens(server: str
     assert session.status_code == 200
     message = session.json()["messages"][-1]
     assert message["tool_calls"][0]["arguments"] == "\ufffd" and message["extra"]["note"] == "\ufffd"
-
 
 
 def test_a_page_posted_with_invalid_unicode_is_kept(server: str) -> None:

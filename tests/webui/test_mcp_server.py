@@ -173,8 +173,21 @@ async def test_the_sdk_client_with_a_wrong_token_fails_to_connect(http_server: s
 
 async def test_lector_mcp_http_command(tmp_path: Path, document: Path) -> None:
     port = free_port()
-    command = [sys.executable, "-m", "lector", "mcp", "--http", "--port", str(port), "--token", TOKEN,
-               "--cache-dir", str(tmp_path / "cache"), "--data-dir", str(tmp_path / "data")]
+    command = [
+        sys.executable,
+        "-m",
+        "lector",
+        "mcp",
+        "--http",
+        "--port",
+        str(port),
+        "--token",
+        TOKEN,
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60

@@ -54,8 +54,15 @@ def test_a_pdf_citation_opens_the_documents_own_file(page: Any, tmp_path: Path) 
     upload(page, tmp_path / "keeper.pdf")
     doc_id = page.evaluate("state.session.documents[0].doc_id")
     quote = "Every evening the keeper lit the lamp of the Vesterby."
-    citation = {"source": "keeper.pdf", "doc_id": doc_id, "chunk_id": 0, "start": 0, "end": 10, "page": 2,
-                "text": quote}
+    citation = {
+        "source": "keeper.pdf",
+        "doc_id": doc_id,
+        "chunk_id": 0,
+        "start": 0,
+        "end": 10,
+        "page": 2,
+        "text": quote,
+    }
     answer = "The keeper [1]."
     fake_stream(page, [{"type": "text", "text": answer}, final_event(answer, citations=[citation])])
     files: list[str] = []

@@ -138,9 +138,17 @@ def test_tool_history_round_trips(base: str, scripted: ScriptedBackend) -> None:
     scripted.replies = ["It is sunny in Oslo."]
     messages = [
         {"role": "user", "content": "Weather in Oslo?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}
-        ]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
     ]
     reply = post(base, {"model": "scripted", "messages": messages, "tools": [WEATHER]})
@@ -156,8 +164,10 @@ def test_tool_history_round_trips(base: str, scripted: ScriptedBackend) -> None:
         ({"messages": [{"content": "no role"}]}, "messages[0]"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0]"),
         ({"messages": USER, "tools": [{"type": "function"}]}, "tools"),
-        ({"messages": USER, "tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "x"}}},
-         "tool_choice"),
+        (
+            {"messages": USER, "tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "x"}}},
+            "tool_choice",
+        ),
         ({"messages": USER, "n": 3}, "n"),
     ],
 )
@@ -169,8 +179,12 @@ def test_bad_requests_are_400(base: str, body: dict[str, Any], param: str) -> No
 
 
 def test_invalid_json_is_400(base: str) -> None:
-    reply = httpx.post(base + "/v1/chat/completions", content=b"{nope", timeout=10,
-                       headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    reply = httpx.post(
+        base + "/v1/chat/completions",
+        content=b"{nope",
+        timeout=10,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
     assert reply.status_code == 400
 
 
@@ -307,12 +321,12 @@ def real_base(small_model: Any) -> Iterator[str]:
 def test_real_model_streamed_and_not(real_base: str) -> None:
     client = client_for(real_base)
     question = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
-    reply = client.chat.completions.create(model="qwen2.5-coder-0.5b", messages=question, max_tokens=8,
-                                           temperature=0)
+    reply = client.chat.completions.create(model="qwen2.5-coder-0.5b", messages=question, max_tokens=8, temperature=0)
     assert "paris" in (reply.choices[0].message.content or "").lower()
     assert reply.usage is not None and reply.usage.prompt_tokens > 10
-    stream = client.chat.completions.create(model="qwen2.5-coder-0.5b", messages=question, max_tokens=8,
-                                            temperature=0, stream=True)
+    stream = client.chat.completions.create(
+        model="qwen2.5-coder-0.5b", messages=question, max_tokens=8, temperature=0, stream=True
+    )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert "paris" in text.lower()
 
@@ -349,8 +363,10 @@ def test_real_model_two_concurrent_requests(real_base: str) -> None:
 
     def ask(i: int) -> None:
         reply = client.chat.completions.create(
-            model="default", messages=[{"role": "user", "content": f"Count from {i} to {i + 3}."}],
-            max_tokens=16, temperature=0,
+            model="default",
+            messages=[{"role": "user", "content": f"Count from {i} to {i + 3}."}],
+            max_tokens=16,
+            temperature=0,
         )
         answers[i] = reply.choices[0].message.content or ""
 

@@ -453,4 +453,3 @@ class SandboxProcess:
         if self.cgroup.active:  # the last tasks can take a moment to leave; don't make the caller wait
             _PENDING.add(self.cgroup)
             threading.Thread(target=self.cgroup.remove, name="cgroup-cleanup", daemon=True).start()
-

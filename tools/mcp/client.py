@@ -598,4 +598,3 @@ class UnavailableServerTool(Tool):
 
     async def run(self, args: Args, ctx: ToolContext) -> ToolResult:
         return ToolResult.failure(f"Error: {self.error}")
-

@@ -101,8 +101,9 @@ class WebFetch(Tool):
         self.download_dir = Path(download_dir) if download_dir else default_dir
         self.fetcher = PinnedFetcher(
             self.guard,
-            FetchOptions(timeout=timeout, max_bytes=max_bytes, max_redirects=max_redirects,
-                         verify=verify, user_agent=user_agent),
+            FetchOptions(
+                timeout=timeout, max_bytes=max_bytes, max_redirects=max_redirects, verify=verify, user_agent=user_agent
+            ),
             network_backend=network_backend,
         )
         self.timeout = timeout + read_seconds + 5.0  # the fetch and the reading enforce their own limits
@@ -134,20 +135,29 @@ class WebFetch(Tool):
             snippet = re.sub(r"\s+", " ", text)[:500]
             return ToolResult(
                 content=f"{header}\nHTTP {result.status}: the server refused or failed.\n{snippet}".rstrip(),
-                error=True, source=result.url,
+                error=True,
+                source=result.url,
             )
         kind = kind_of(result.content_type, result.body)
-        cut_note = "" if result.complete else (
-            f"\n[cut: the response is larger than {human_bytes(self.max_bytes)}; read the first part only]"
+        cut_note = (
+            ""
+            if result.complete
+            else (f"\n[cut: the response is larger than {human_bytes(self.max_bytes)}; read the first part only]")
         )
         if kind == "document":
             if not result.complete:
-                return ToolResult(content=f"{header}\nresponse larger than {human_bytes(self.max_bytes)}",
-                                  error=True, source=result.url)
+                return ToolResult(
+                    content=f"{header}\nresponse larger than {human_bytes(self.max_bytes)}",
+                    error=True,
+                    source=result.url,
+                )
             return self._save_document(result, ctx, header)
         if looks_binary(result.body):
-            why = (f"response larger than {human_bytes(self.max_bytes)} (stopped reading), and binary"
-                   if not result.complete else f"the {result.content_type or 'response'} body is binary data")
+            why = (
+                f"response larger than {human_bytes(self.max_bytes)} (stopped reading), and binary"
+                if not result.complete
+                else f"the {result.content_type or 'response'} body is binary data"
+            )
             return ToolResult(content=f"{header}\n{why}, not text", error=True, source=result.url)
         if kind == "html":
             page = await self._read_page(decode_text(result.body, result.headers, html=True), result.url)

@@ -22,10 +22,7 @@ from lector.tools.web.guard import Blocked, NetGuard, Target
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_USER_AGENT = "Lector/0.1 (web_fetch tool; a reading assistant)"
-ACCEPT = (
-    "text/html,application/xhtml+xml,text/plain;q=0.9,application/json;q=0.9,"
-    "application/pdf;q=0.8,*/*;q=0.5"
-)
+ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,application/json;q=0.9,application/pdf;q=0.8,*/*;q=0.5"
 
 
 class FetchError(Exception):
@@ -175,7 +172,8 @@ class PinnedFetcher:
         if self._ssl_context is None:
             verify = self.options.verify
             self._ssl_context = (
-                verify if isinstance(verify, ssl.SSLContext)
+                verify
+                if isinstance(verify, ssl.SSLContext)
                 else httpx.create_ssl_context(verify=verify, trust_env=False)
             )
         return self._ssl_context
@@ -193,8 +191,12 @@ class PinnedFetcher:
         opts = self.options
         backend = PinnedBackend(self.network_backend)
         pool = httpcore.AsyncConnectionPool(
-            ssl_context=self.ssl_context(), http1=True, http2=False, retries=0,
-            max_connections=4, network_backend=backend,
+            ssl_context=self.ssl_context(),
+            http1=True,
+            http2=False,
+            retries=0,
+            max_connections=4,
+            network_backend=backend,
         )
         hops: list[str] = []
         current = url
@@ -213,9 +215,7 @@ class PinnedFetcher:
                     try:
                         headers = httpx.Headers(response.headers)
                         if sum(len(k) + len(v) for k, v in response.headers) > opts.max_header_bytes:
-                            raise FetchError(
-                                f"response headers larger than {human_bytes(opts.max_header_bytes)}"
-                            )
+                            raise FetchError(f"response headers larger than {human_bytes(opts.max_header_bytes)}")
                         location = headers.get("location")
                         if response.status in REDIRECT_CODES and location:
                             current = self._next_hop(target.url, location, hops)
