@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> None:
     """Per engine: load once, idle; then per burner count (burners start after the load), every part in turn."""
     with tempfile.TemporaryDirectory() as folder:
         for engine in args.engine.split(","):
-            run_engine(args, engine, Path(folder))
+            run_engine(args, engine, Path(folder) / engine)  # its own keyword cache: each engine does all calls
 
 
 def run_engine(args: argparse.Namespace, engine: str, folder: Path) -> None:
@@ -197,7 +197,7 @@ def run_engine(args: argparse.Namespace, engine: str, folder: Path) -> None:
     asyncio.run(first_token(backend))  # warm-up
     for count in (int(c) for c in args.burners.split(",")):
         parts = parse_parts(args.loaded_parts if count and args.loaded_parts else args.parts)
-        docs = Documents(folder, seed=13 + count)  # the same documents for every engine, new ones per load
+        docs = Documents(folder, seed=13 + count)  # the same documents for every engine, other ones per load
         with burners(count) as pids:
             for part in parts:
                 meter = LoadMeter(pids)
@@ -236,9 +236,10 @@ def table(path: Path) -> str:
     for part, key, label in COLUMNS:
         cells = []
         for engine, count in groups:
-            values = [r[key] for r in rows if (r["engine"], r["burners"], r["part"]) == (engine, count, part)
-                      and isinstance(r.get(key), int | float)]
-            cells.append(f"{statistics.median(values):.1f}" if values else "")
+            found = [r for r in rows if (r["engine"], r["burners"], r["part"]) == (engine, count, part)
+                     and isinstance(r.get(key), int | float)]
+            stopped = ">" if any(r.get("timed_out") for r in found) else ""  # stopped at the time limit
+            cells.append(f"{stopped}{statistics.median(r[key] for r in found):.1f}" if found else "")
         if any(cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
