@@ -95,5 +95,5 @@ _EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
 def parse_event(data: str | bytes | dict[str, Any]) -> Event:
     """An event from its JSON text or dict (the inverse of `event.model_dump_json()`)."""
     if isinstance(data, dict):
-        return _EVENT_ADAPTER.validate_python(data)  # type: ignore[no-any-return]
-    return _EVENT_ADAPTER.validate_json(data)  # type: ignore[no-any-return]
+        return _EVENT_ADAPTER.validate_python(data)
+    return _EVENT_ADAPTER.validate_json(data)

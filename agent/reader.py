@@ -71,9 +71,7 @@ _RELATIVE = re.compile(
     r"\b(?:the|a|an|this|that)\s+(?:[\w'-]+\s+){0,3}?(?:who|whom|whose|which|that|where)\s+(\w+)", re.I
 )
 _ROLE_OF = re.compile(rf"\b(?:the|his|her|their|its)\s+(?:{_ROLES})\s+of\b", re.I)
-_DIRECT_ROLE = re.compile(
-    rf"^\s*(?:who|what)\s+(?:is|was|were|are)\s+the\s+(?:{_ROLES})\s+of\s+[^,;]+\?*\s*$", re.I
-)
+_DIRECT_ROLE = re.compile(rf"^\s*(?:who|what)\s+(?:is|was|were|are)\s+the\s+(?:{_ROLES})\s+of\s+[^,;]+\?*\s*$", re.I)
 _CHAINED = re.compile(r"\b(?:and|then)\s+(?:what|where|when|who|which|how)\b", re.I)
 _ZH_ROLE = re.compile(
     r"的(?:创始人|妻子|丈夫|儿子|女儿|父亲|母亲|作者|老板|发明者|主人|首都|老师|学生).+(?:哪|谁|什么|几|多少)"
@@ -164,8 +162,9 @@ async def level2_events(
     queue: asyncio.Queue[ChunkRead] = asyncio.Queue()
 
     def progress(read: Reading) -> None:
-        queue.put_nowait(ChunkRead(source=read.chunk.source, chunk_id=read.chunk.chunk_id, quotes=read.quotes,
-                                   offered=read.offered))
+        queue.put_nowait(
+            ChunkRead(source=read.chunk.source, chunk_id=read.chunk.chunk_id, quotes=read.quotes, offered=read.offered)
+        )
 
     task = asyncio.ensure_future(level2(ctx, question, config, progress=progress))
     try:

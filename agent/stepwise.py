@@ -146,8 +146,9 @@ def parse_plan(text: str) -> tuple[str, str] | None:
 
 
 def _citation_evidence(c: Citation, score: float = 0.0) -> Evidence:
-    chunk = Chunk(doc_id=c.source, source=c.source, chunk_id=c.chunk_id, start=c.start, end=c.end,
-                  page=c.page, text=c.text)
+    chunk = Chunk(
+        doc_id=c.source, source=c.source, chunk_id=c.chunk_id, start=c.start, end=c.end, page=c.page, text=c.text
+    )
     return Evidence(chunk=chunk, text=c.text, start=c.start, end=c.end, score=score)
 
 
@@ -194,8 +195,9 @@ async def stepwise_events(
         yield SubQuestion(index=len(steps) + 1, question=text)
         sub = await level2(ctx, text, config.level2)
         chunks_read += [c for c in sub.details.get("chunks_read", []) if c not in chunks_read]
-        steps.append(SubAnswer(index=len(steps) + 1, question=text, answer=sub.answer, found=sub.found,
-                               citations=sub.citations))
+        steps.append(
+            SubAnswer(index=len(steps) + 1, question=text, answer=sub.answer, found=sub.found, citations=sub.citations)
+        )
         yield steps[-1]
     stopped = ctx.meter.spent()
     if stopped and not steps and chained is not None and chained.found:
@@ -247,7 +249,12 @@ async def compose_answer(
             details=details,
         )
     composed = await answer_from_evidence(
-        ctx.backend, question, evidence, ctx.meter, max_tokens=config.max_answer_tokens, notes=notes,
+        ctx.backend,
+        question,
+        evidence,
+        ctx.meter,
+        max_tokens=config.max_answer_tokens,
+        notes=notes,
         allow_not_found=False,
     )
     return composed.to_answer(Level.STEPWISE, ctx.meter.snapshot(), details=details)
@@ -262,8 +269,12 @@ def with_gaps(answer: Answer, steps: Sequence[SubAnswer], stopped: str, unfollow
     if not gaps:
         return answer
     note = "Could not establish: " + "; ".join(gaps) + "."
-    return answer.model_copy(update={"answer": f"{answer.answer.rstrip()}\n\n{note}",
-                                     "details": {**answer.details, "not_established": gaps, "budget": stopped}})
+    return answer.model_copy(
+        update={
+            "answer": f"{answer.answer.rstrip()}\n\n{note}",
+            "details": {**answer.details, "not_established": gaps, "budget": stopped},
+        }
+    )
 
 
 async def level3(ctx: ReadingContext, question: str, config: StepwiseConfig | None = None) -> Answer:

@@ -148,8 +148,11 @@ def main() -> int:
     args = ap.parse_args()
     path = str(resolve_model(args.model, progress=False))
     settings = parse_settings(args.settings)
-    print(f"{args.model}: ~450 prompt tokens, up to {args.gen} generated, {args.repeats} runs per setting "
-          f"(median / best); 'others' = cores busy with processes outside this bench", flush=True)
+    print(
+        f"{args.model}: ~450 prompt tokens, up to {args.gen} generated, {args.repeats} runs per setting "
+        f"(median / best); 'others' = cores busy with processes outside this bench",
+        flush=True,
+    )
     print(f"{'burners':>7} {'setting':>16} {'prompt tok/s':>14} {'gen tok/s':>12} {'others':>6}")
     nonce = 10000 + int(time.time()) % 80000  # five digits: the same prompt length every run
     for count in (int(c) for c in args.burners.split(",")):
@@ -158,9 +161,11 @@ def main() -> int:
             for setting in settings:
                 nonce += 10
                 runs = measure(path, setting, args, nonce, LoadMeter(pids))
-                print(f"{count:>7} {setting.label:>16} {_spread([r.prompt_tps for r in runs]):>14} "
-                      f"{_spread([r.gen_tps for r in runs]):>12} {statistics.median(r.others for r in runs):6.2f}",
-                      flush=True)
+                print(
+                    f"{count:>7} {setting.label:>16} {_spread([r.prompt_tps for r in runs]):>14} "
+                    f"{_spread([r.gen_tps for r in runs]):>12} {statistics.median(r.others for r in runs):6.2f}",
+                    flush=True,
+                )
     return 0
 
 

@@ -38,54 +38,113 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpora" / "brown.txt.xz"
 CHARS_PER_TOKEN = 4.74  # Brown corpus: 6.13M characters, ~1.29M Qwen2.5 tokens
 
-FIRST = ["Orvald", "Ilsabet", "Tamsin", "Corwen", "Ysolde", "Marek", "Fennick", "Liesl", "Osric", "Perrin",
-         "Quenna", "Bexley", "Aurelio", "Dagny", "Emrys", "Solveig", "Thaddeus", "Wilhelmina"]
-LAST = ["Vonnegrau", "Halvarsen", "Tollivar", "Quistrom", "Marrowby", "Pellingham", "Oderwald", "Saskin",
-        "Brenwick", "Ashcombe", "Fairholt", "Kettleby", "Lindqvist", "Morrigan", "Ravensdale", "Strand"]
+FIRST = [
+    "Orvald",
+    "Ilsabet",
+    "Tamsin",
+    "Corwen",
+    "Ysolde",
+    "Marek",
+    "Fennick",
+    "Liesl",
+    "Osric",
+    "Perrin",
+    "Quenna",
+    "Bexley",
+    "Aurelio",
+    "Dagny",
+    "Emrys",
+    "Solveig",
+    "Thaddeus",
+    "Wilhelmina",
+]
+LAST = [
+    "Vonnegrau",
+    "Halvarsen",
+    "Tollivar",
+    "Quistrom",
+    "Marrowby",
+    "Pellingham",
+    "Oderwald",
+    "Saskin",
+    "Brenwick",
+    "Ashcombe",
+    "Fairholt",
+    "Kettleby",
+    "Lindqvist",
+    "Morrigan",
+    "Ravensdale",
+    "Strand",
+]
 
 # (needle, question, values): {name} is a person, {v} the answer. Questions avoid the needle's words.
 SINGLE = [
-    ("{name} hid the tide charts inside a {v} chest under the chapel floor.",
-     "What material was the box that {name} used to conceal the ocean maps made of?",
-     ["copper", "cedar", "walnut", "pewter"]),
-    ("The yearly fee {name} paid to the river guild was exactly {v} silver marks.",
-     "How much did {name} owe the boatmen's association each year?",
-     ["forty-two", "seventeen", "ninety-one", "sixty-three"]),
-    ("Everyone in the parish knew that {name} was terrified of {v}.",
-     "What did {name} fear most?",
-     ["geese", "thunderstorms", "ladders", "church bells"]),
-    ("{name} travelled to the coast aboard a steamer called the {v}.",
-     "On which vessel did {name} make the journey to the seaside?",
-     ["Perpetua", "Gannet", "Lodestar", "Marigold"]),
-    ("The favourite dish of {name} was {v}, cooked slowly over an open fire.",
-     "Which food did {name} like to eat above all others?",
-     ["lentil stew", "roast quail", "barley porridge", "smoked eel"]),
-    ("{name} learned to play the {v} from a blind organist in Leeds.",
-     "Which instrument was {name} taught by the sightless musician?",
-     ["cello", "oboe", "harp", "concertina"]),
-    ("In the winter of 1911, {name} planted {v} apple trees behind the old mill.",
-     "How many fruit trees did {name} put in the ground?",
-     ["three hundred", "eighty", "twelve", "fifty-five"]),
-    ("The password to the archive vault that {name} guarded was {v}.",
-     "Which secret word opened the records room under the watch of {name}?",
-     ["Halcyon", "Brimstone", "Juniper", "Meridian"]),
+    (
+        "{name} hid the tide charts inside a {v} chest under the chapel floor.",
+        "What material was the box that {name} used to conceal the ocean maps made of?",
+        ["copper", "cedar", "walnut", "pewter"],
+    ),
+    (
+        "The yearly fee {name} paid to the river guild was exactly {v} silver marks.",
+        "How much did {name} owe the boatmen's association each year?",
+        ["forty-two", "seventeen", "ninety-one", "sixty-three"],
+    ),
+    (
+        "Everyone in the parish knew that {name} was terrified of {v}.",
+        "What did {name} fear most?",
+        ["geese", "thunderstorms", "ladders", "church bells"],
+    ),
+    (
+        "{name} travelled to the coast aboard a steamer called the {v}.",
+        "On which vessel did {name} make the journey to the seaside?",
+        ["Perpetua", "Gannet", "Lodestar", "Marigold"],
+    ),
+    (
+        "The favourite dish of {name} was {v}, cooked slowly over an open fire.",
+        "Which food did {name} like to eat above all others?",
+        ["lentil stew", "roast quail", "barley porridge", "smoked eel"],
+    ),
+    (
+        "{name} learned to play the {v} from a blind organist in Leeds.",
+        "Which instrument was {name} taught by the sightless musician?",
+        ["cello", "oboe", "harp", "concertina"],
+    ),
+    (
+        "In the winter of 1911, {name} planted {v} apple trees behind the old mill.",
+        "How many fruit trees did {name} put in the ground?",
+        ["three hundred", "eighty", "twelve", "fifty-five"],
+    ),
+    (
+        "The password to the archive vault that {name} guarded was {v}.",
+        "Which secret word opened the records room under the watch of {name}?",
+        ["Halcyon", "Brimstone", "Juniper", "Meridian"],
+    ),
 ]
 
 # (facts, question, values, named entities): {p1}/{p2} people, {x} an invented thing named in the question.
 CHAINS = [
-    (["The {x} Medal of 1952 was awarded to the engraver {p1}.",
-      "{p1} grew up in the hill village of {v}."],
-     "In what settlement did the recipient of the 1952 {x} Medal spend their childhood?",
-     ["Sorvek", "Elmbridge", "Kastellan", "Orrin Ford"], ["Quillon", "Tessaly", "Harrowgate", "Vantorre"]),
-    (["The lighthouse at {x} Point was built by the mason {p1}.",
-      "{p1} always walked with a cane carved from {v}."],
-     "What was the walking stick of the builder of the {x} Point lighthouse made of?",
-     ["whalebone", "black ebony", "driftwood", "ivory"], ["Gallows", "Skerrow", "Mornay", "Caddock"]),
-    (["The {x} Company was founded by {p1}.",
-      "{p1} was married to {p2}.",
-      "{p2} taught chemistry at the {v} Academy."],
-     "At which school did the spouse of the person who started the {x} Company give lessons?",
-     ["Wexford", "Aldermoor", "Pinecrest", "Harwell"], ["Zorblat", "Quintar", "Velloran", "Drummask"]),
+    (
+        ["The {x} Medal of 1952 was awarded to the engraver {p1}.", "{p1} grew up in the hill village of {v}."],
+        "In what settlement did the recipient of the 1952 {x} Medal spend their childhood?",
+        ["Sorvek", "Elmbridge", "Kastellan", "Orrin Ford"],
+        ["Quillon", "Tessaly", "Harrowgate", "Vantorre"],
+    ),
+    (
+        ["The lighthouse at {x} Point was built by the mason {p1}.", "{p1} always walked with a cane carved from {v}."],
+        "What was the walking stick of the builder of the {x} Point lighthouse made of?",
+        ["whalebone", "black ebony", "driftwood", "ivory"],
+        ["Gallows", "Skerrow", "Mornay", "Caddock"],
+    ),
+    (
+        [
+            "The {x} Company was founded by {p1}.",
+            "{p1} was married to {p2}.",
+            "{p2} taught chemistry at the {v} Academy.",
+        ],
+        "At which school did the spouse of the person who started the {x} Company give lessons?",
+        ["Wexford", "Aldermoor", "Pinecrest", "Harwell"],
+        ["Zorblat", "Quintar", "Velloran", "Drummask"],
+    ),
 ]
 
 
@@ -164,9 +223,13 @@ def chunk_regions(library: Any, doc_id: str, refs: list[Any]) -> list[tuple[int,
     return regions
 
 
-_UNITS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen".split())}
+_UNITS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen".split()
+    )
+}
 _TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 _NUMBER_WORDS = {*_UNITS, *_TENS, *_SCALES, "and"}
@@ -260,15 +323,21 @@ def bm25_only(library: Any, doc_id: str, q: Question, budget_tokens: int = 3500)
         regions.append((h.chunk.start, h.chunk.end))
     top12 = [(h.chunk.start, h.chunk.end) for h in hits[:12]]
     return {
-        "qid": q.qid, "hops": q.hops, "level": "bm25", "question": q.question,
+        "qid": q.qid,
+        "hops": q.hops,
+        "level": "bm25",
+        "question": q.question,
         "recall": covered(q.spans, regions) / len(q.spans),
         "recall_at_12": covered(q.spans, top12) / len(q.spans),
     }
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[str]:
-    lines = ["| size | level | questions | recall | cite recall | accuracy | calls/q | prompt tok/q | "
-             "completion tok/q | s/q |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| size | level | questions | recall | cite recall | accuracy | calls/q | prompt tok/q | "
+        "completion tok/q | s/q |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["size"], r["level"]), []).append(r)
@@ -279,8 +348,10 @@ def summarise(rows: list[dict[str, Any]]) -> list[str]:
             return sum(float(r.get(key, 0)) for r in rs) / n
 
         if level == "bm25":
-            lines.append(f"| {size} | BM25 only (question terms, 3.5k budget) | {n} | {mean('recall'):.2f} "
-                         f"| – | – | 0 | 0 | 0 | – |  (recall@12 {mean('recall_at_12'):.2f})")
+            lines.append(
+                f"| {size} | BM25 only (question terms, 3.5k budget) | {n} | {mean('recall'):.2f} "
+                f"| – | – | 0 | 0 | 0 | – |  (recall@12 {mean('recall_at_12'):.2f})"
+            )
             continue
         lines.append(
             f"| {size} | {level} | {n} | {mean('recall'):.2f} | {mean('cite_recall'):.2f} | "
@@ -323,8 +394,11 @@ async def main_async(args: argparse.Namespace) -> int:
             text = place(haystack(sizes[size_name.lower()], size_rng), questions, size_rng)
             library = Library(cache_dir=cache)
             doc_id = library.add_text(text, f"haystack-{size_name}.txt")
-            print(f"# {size_name}: {library.total_tokens([doc_id]):,} tokens, "
-                  f"{library.document(doc_id).chunks} chunks", file=sys.stderr, flush=True)
+            print(
+                f"# {size_name}: {library.total_tokens([doc_id]):,} tokens, {library.document(doc_id).chunks} chunks",
+                file=sys.stderr,
+                flush=True,
+            )
             for q in questions:
                 assert all(text[s:e] == f for (s, e), f in zip(q.spans, q.facts, strict=True))
             if args.no_model:
@@ -335,8 +409,9 @@ async def main_async(args: argparse.Namespace) -> int:
                 pool = [q for q in questions if level != "3" or q.hops > 1 or not args.l3_multihop_only]
                 if level in plan:
                     singles, multis = plan[level]
-                    pool = [q for q in questions if q.hops == 1][:singles] + [
-                        q for q in questions if q.hops > 1][:multis]
+                    pool = [q for q in questions if q.hops == 1][:singles] + [q for q in questions if q.hops > 1][
+                        :multis
+                    ]
                 for q in pool:
                     row = {"size": size_name, **await run_level(level, library, doc_id, backend, q, config)}
                     rows.append(row)
@@ -359,11 +434,16 @@ def main() -> int:
     parser.add_argument("--levels", default="1,2,3", help="comma-separated: 1, 2, 3, auto")
     parser.add_argument("--questions", type=int, default=6, help="single-fact questions")
     parser.add_argument("--multihop", type=int, default=2, help="multi-hop questions (2-3 facts)")
-    parser.add_argument("--plan", default=None,
-                        help="questions per level as LEVEL:SINGLES+MULTIHOP, e.g. 1:3+1,2:2+0,3:0+1")
+    parser.add_argument(
+        "--plan", default=None, help="questions per level as LEVEL:SINGLES+MULTIHOP, e.g. 1:3+1,2:2+0,3:0+1"
+    )
     parser.add_argument("--l2-max-chunks", type=int, default=12, help="Level 2 reading budget in chunks")
-    parser.add_argument("--l3-multihop-only", action=argparse.BooleanOptionalAction, default=True,
-                        help="Level 3 only on the multi-hop questions (default)")
+    parser.add_argument(
+        "--l3-multihop-only",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Level 3 only on the multi-hop questions (default)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model", default=None, help="model spec (default $LECTOR_MODEL or the 1.5B)")
     parser.add_argument("--ctx", type=int, default=8192)

@@ -86,8 +86,9 @@ def evidence_recall(library: Any, doc_id: str, text: str, q: Question) -> float:
     hits = library.search(keywords.query, k=config.k, doc_ids=[doc_id])
     evidence = pack(hits, config.max_evidence_tokens or 2000, lambda c: c.tokens + HEADER_TOKENS)
     radius = 2 if keywords.phrases else 1
-    evidence = quoting(sentence_windows(evidence, keywords.focus_terms, config.focus_sentences or 8, radius=radius),
-                       keywords.phrases)
+    evidence = quoting(
+        sentence_windows(evidence, keywords.focus_terms, config.focus_sentences or 8, radius=radius), keywords.phrases
+    )
     return covered(gold_spans(text, q), [(e.start, e.end) for e in evidence])
 
 
@@ -106,8 +107,10 @@ async def answer_row(level: str, library: Any, doc_id: str, backend: Any, q: Que
 
 
 def table(rows: Sequence[dict[str, Any]]) -> list[str]:
-    lines = ["| set | level | questions | recall@8 | accuracy | calls/q | prompt tok/q | median s | worst s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| set | level | questions | recall@8 | accuracy | calls/q | prompt tok/q | median s | worst s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["set"], r["level"]), []).append(r)
@@ -116,14 +119,18 @@ def table(rows: Sequence[dict[str, Any]]) -> list[str]:
         recall = statistics.fmean(r["recall"] for r in rs)
         if level == "bm25":
             shown = statistics.fmean(r["evidence"] for r in rs)
-            lines.append(f"| {name} | retrieval only (L1 evidence holds the line: {shown:.2f}) | {n} | {recall:.2f} "
-                         "| – | 0 | 0 | – | – |")
+            lines.append(
+                f"| {name} | retrieval only (L1 evidence holds the line: {shown:.2f}) | {n} | {recall:.2f} "
+                "| – | 0 | 0 | – | – |"
+            )
             continue
         secs = [r["seconds"] for r in rs]
         accuracy, calls = statistics.fmean(r["correct"] for r in rs), statistics.fmean(r["llm_calls"] for r in rs)
         prompt = statistics.fmean(r["prompt_tokens"] for r in rs)
-        lines.append(f"| {name} | {level} | {n} | {recall:.2f} | {accuracy:.2f} | {calls:.1f} | {prompt:.0f} "
-                     f"| {statistics.median(secs):.0f} | {max(secs):.0f} |")
+        lines.append(
+            f"| {name} | {level} | {n} | {recall:.2f} | {accuracy:.2f} | {calls:.1f} | {prompt:.0f} "
+            f"| {statistics.median(secs):.0f} | {max(secs):.0f} |"
+        )
     return lines
 
 
@@ -150,13 +157,24 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             doc_id = library.add_text(qset.text, qset.source)
             text = library.text(doc_id)
             pool = qset.questions[args.start : args.start + args.questions] if args.questions else qset.questions
-            print(f"# {qset.name}: {len(qset.questions)} questions, {library.total_tokens([doc_id]):,} tokens",
-                  file=sys.stderr, flush=True)
+            print(
+                f"# {qset.name}: {len(qset.questions)} questions, {library.total_tokens([doc_id]):,} tokens",
+                file=sys.stderr,
+                flush=True,
+            )
             for q in pool:
                 recall = recall_at_k(library, doc_id, text, q)
                 if backend is None:
-                    rows.append({"set": qset.name, "level": "bm25", "qid": q.qid, "kind": q.kind, "recall": recall,
-                                 "evidence": evidence_recall(library, doc_id, text, q)})
+                    rows.append(
+                        {
+                            "set": qset.name,
+                            "level": "bm25",
+                            "qid": q.qid,
+                            "kind": q.kind,
+                            "recall": recall,
+                            "evidence": evidence_recall(library, doc_id, text, q),
+                        }
+                    )
                     continue
                 for level in args.levels.split(","):
                     row = {"set": qset.name, "recall": recall, **await answer_row(level, library, doc_id, backend, q)}

@@ -151,9 +151,12 @@ async def throughput(backend: EmbeddedBackend) -> Result:
     messages = llm_overhead.messages_for(trial, "embedded", 12)
     ours = await asyncio.to_thread(llm_overhead.run_embedded, backend, messages, options)
     return {
-        "raw_prompt_tps": raw.prompt_tps, "raw_gen_tps": raw.gen_tps,
-        "prompt_tps": ours.prompt_tps, "gen_tps": ours.gen_tps,
-        "engine_prompt_tps": ours.engine_prompt_tps, "engine_gen_tps": ours.engine_gen_tps,
+        "raw_prompt_tps": raw.prompt_tps,
+        "raw_gen_tps": raw.gen_tps,
+        "prompt_tps": ours.prompt_tps,
+        "gen_tps": ours.gen_tps,
+        "engine_prompt_tps": ours.engine_prompt_tps,
+        "engine_gen_tps": ours.engine_gen_tps,
     }
 
 
@@ -161,7 +164,10 @@ def part_runner(part: str, backend: EmbeddedBackend, docs: Documents) -> Callabl
     if part.startswith("l"):
         return lambda: read_level(backend, docs, int(part[1:]))
     runners: dict[str, Callable[[EmbeddedBackend], Coroutine[Any, Any, Result]]] = {
-        "ttft": first_token, "tool": tool_turn, "chat2": second_turn, "tps": throughput,
+        "ttft": first_token,
+        "tool": tool_turn,
+        "chat2": second_turn,
+        "tps": throughput,
     }
     return lambda: runners[part](backend)
 
@@ -203,8 +209,15 @@ def run_engine(args: argparse.Namespace, engine: str, folder: Path) -> None:
                 meter = LoadMeter(pids)
                 meter.start()
                 result = asyncio.run(timed_part(part, backend, docs, args.part_timeout))
-                row = {"engine": engine, "burners": count, "part": part, "threads": threads,
-                       "others": round(meter.stop(), 2), "at": time.strftime("%Y-%m-%dT%H:%M:%S"), **result}
+                row = {
+                    "engine": engine,
+                    "burners": count,
+                    "part": part,
+                    "threads": threads,
+                    "others": round(meter.stop(), 2),
+                    "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    **result,
+                }
                 print(json.dumps(row), flush=True)
                 with open(args.out, "a") as f:
                     f.write(json.dumps(row) + "\n")
@@ -231,13 +244,19 @@ def table(path: Path) -> str:
     """Median of each figure per engine and burner count: one column per (engine, burners)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     groups = sorted({(r["engine"], r["burners"]) for r in rows})
-    lines = ["| figure | " + " | ".join(f"{e}, {b} burner(s)" for e, b in groups) + " |",
-             "|---|" + "---|" * len(groups)]
+    lines = [
+        "| figure | " + " | ".join(f"{e}, {b} burner(s)" for e, b in groups) + " |",
+        "|---|" + "---|" * len(groups),
+    ]
     for part, key, label in COLUMNS:
         cells = []
         for engine, count in groups:
-            found = [r for r in rows if (r["engine"], r["burners"], r["part"]) == (engine, count, part)
-                     and isinstance(r.get(key), int | float)]
+            found = [
+                r
+                for r in rows
+                if (r["engine"], r["burners"], r["part"]) == (engine, count, part)
+                and isinstance(r.get(key), int | float)
+            ]
             stopped = ">" if any(r.get("timed_out") for r in found) else ""  # stopped at the time limit
             cells.append(f"{stopped}{statistics.median(r[key] for r in found):.1f}" if found else "")
         if any(cells):

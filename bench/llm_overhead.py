@@ -95,8 +95,10 @@ def run_embedded(backend: EmbeddedBackend, messages: list[Message], options: Cha
     start = time.perf_counter()
     asyncio.run(consume())
     timings = backend.last_timings or {}
-    final = {"usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
-             "timings": timings}
+    final = {
+        "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
+        "timings": timings,
+    }
     return _run(start, marks, final)
 
 
@@ -139,8 +141,10 @@ def main() -> int:
         else:
             emb.append(run_embedded(backend, embedded_messages, options))
             raw.append(run_raw(backend, request))
-        print(f"trial {trial + 1}: raw {raw[-1].prompt_tps:6.1f} / {raw[-1].gen_tps:5.1f} tok/s, "
-              f"embedded {emb[-1].prompt_tps:6.1f} / {emb[-1].gen_tps:5.1f} tok/s (prompt / generation)")
+        print(
+            f"trial {trial + 1}: raw {raw[-1].prompt_tps:6.1f} / {raw[-1].gen_tps:5.1f} tok/s, "
+            f"embedded {emb[-1].prompt_tps:6.1f} / {emb[-1].gen_tps:5.1f} tok/s (prompt / generation)"
+        )
     backend.close()
 
     def med(runs: list[Run], attr: str) -> float:
@@ -154,8 +158,10 @@ def main() -> int:
         ("prompt: caller / engine speed", "prompt_efficiency"),
         ("generation: caller / engine speed", "gen_efficiency"),
     ]
-    print(f"\n{args.model}: {raw[0].prompt_tokens} prompt tokens, {raw[0].completion_tokens} generated, "
-          f"median of {args.trials} trials")
+    print(
+        f"\n{args.model}: {raw[0].prompt_tokens} prompt tokens, {raw[0].completion_tokens} generated, "
+        f"median of {args.trials} trials"
+    )
     print(f"{'metric':36} {'raw xllamacpp':>14} {'EmbeddedBackend':>16} {'ratio':>7}")
     ratios: dict[str, float] = {}
     for label, attr in rows:
@@ -165,10 +171,14 @@ def main() -> int:
         print(f"{label:36} {fmt.format(r)} {fmt.format(e):>16} {ratios[attr]:7.1%}")
     direct = min(ratios["prompt_tps"], ratios["gen_tps"])
     relative = min(ratios["prompt_efficiency"], ratios["gen_efficiency"])
-    print(f"\nEmbeddedBackend / raw tok/s, worst of prompt and generation: {direct:.1%} "
-          f"(noisy when the machine is shared)")
-    print(f"EmbeddedBackend / raw, caller-vs-engine speed, worst of the two: {relative:.1%} "
-          f"(target >= 95%: {'met' if relative >= 0.95 else 'NOT met'})")
+    print(
+        f"\nEmbeddedBackend / raw tok/s, worst of prompt and generation: {direct:.1%} "
+        f"(noisy when the machine is shared)"
+    )
+    print(
+        f"EmbeddedBackend / raw, caller-vs-engine speed, worst of the two: {relative:.1%} "
+        f"(target >= 95%: {'met' if relative >= 0.95 else 'NOT met'})"
+    )
     return 0
 
 

@@ -30,7 +30,13 @@ from pathlib import Path
 
 CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
 MANUAL_MODULES = (
-    "numpy", "numpy.linalg", "numpy.fft", "numpy.ma", "numpy.polynomial.polynomial", "networkx", "sympy",
+    "numpy",
+    "numpy.linalg",
+    "numpy.fft",
+    "numpy.ma",
+    "numpy.polynomial.polynomial",
+    "networkx",
+    "sympy",
 )
 
 
@@ -123,10 +129,15 @@ def brown_quotes(rng: random.Random, count: int = 44) -> QuestionSet:
             line = text[span[0][1] : words[i + length + 1][2]]
             if "\n" in line:
                 continue
-            questions.append(Question(
-                qid=f"bq{len(questions)}", kind="stop-word quote" if length <= 5 else "quote",
-                question=rng.choice(FRAMES).format(q=quote), expected=[" ".join(after)], gold=[line],
-            ))
+            questions.append(
+                Question(
+                    qid=f"bq{len(questions)}",
+                    kind="stop-word quote" if length <= 5 else "quote",
+                    question=rng.choice(FRAMES).format(q=quote),
+                    expected=[" ".join(after)],
+                    gold=[line],
+                )
+            )
             chosen += 1
             if chosen >= count // 2:
                 break
@@ -204,8 +215,11 @@ class PyFunction:
 
     def defaults(self) -> dict[str, str]:
         return {
-            p.name: repr(p.default) for p in self.signature.parameters.values()
-            if p.default is not inspect.Parameter.empty and len(repr(p.default)) <= 24 and p.name != "backend"
+            p.name: repr(p.default)
+            for p in self.signature.parameters.values()
+            if p.default is not inspect.Parameter.empty
+            and len(repr(p.default)) <= 24
+            and p.name != "backend"
             and not repr(p.default).startswith("<")  # a sentinel such as <no value>: no text writes it
         }
 

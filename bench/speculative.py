@@ -27,8 +27,11 @@ EVIDENCE = (
 PROMPTS = {
     "copying": [
         {"role": "system", "content": "Answer from the evidence only, quoting it, and cite it as [n]."},
-        {"role": "user", "content": EVIDENCE + "\nQuestion: what did the keeper do every evening, when was the "
-         "lamp converted, and how tall is the tower? Quote the evidence."},
+        {
+            "role": "user",
+            "content": EVIDENCE + "\nQuestion: what did the keeper do every evening, when was the "
+            "lamp converted, and how tall is the tower? Quote the evidence.",
+        },
     ],
     "free": [{"role": "user", "content": "Write a short paragraph about why lighthouses were built."}],
 }
@@ -69,8 +72,14 @@ def generate(server: Any, messages: list[dict[str, str]], gen: int) -> tuple[str
             timings.update(chunk.get("timings") or {})
         return False
 
-    request = {"messages": messages, "max_tokens": gen, "temperature": 0, "seed": 1, "stream": True,
-               "cache_prompt": False}
+    request = {
+        "messages": messages,
+        "max_tokens": gen,
+        "temperature": 0,
+        "seed": 1,
+        "stream": True,
+        "cache_prompt": False,
+    }
     start = time.perf_counter()
     server.handle_chat_completions(request, on_chunk)
     return "".join(pieces), time.perf_counter() - start, timings
@@ -93,9 +102,12 @@ def main() -> int:
         for name, messages in PROMPTS.items():
             text, _, timings = generate(server, messages, args.gen)
             reference.setdefault(name, text)
-            print(f"{draft:>13} {name:>8} {timings.get('predicted_per_second', 0.0):9.1f} "
-                  f"{timings.get('draft_n', 0):8} {timings.get('draft_n_accepted', 0):8} "
-                  f"{str(text == reference[name]):>11}", flush=True)
+            print(
+                f"{draft:>13} {name:>8} {timings.get('predicted_per_second', 0.0):9.1f} "
+                f"{timings.get('draft_n', 0):8} {timings.get('draft_n_accepted', 0):8} "
+                f"{str(text == reference[name]):>11}",
+                flush=True,
+            )
         del server
     return 0
 

@@ -20,10 +20,17 @@ _NO = object()
 """A conversion that does not apply."""
 
 
+_SCHEMA_WORDS = {"type", "properties", "required", "additionalProperties", "$schema", "title", "description"}
+
+
 def coerce_arguments(args: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
-    """`args` with every value the schema types converted to its declared type where that is lossless."""
+    """`args` with every value the schema types converted to its declared type where that is lossless, and the
+    schema's own keywords that a small model copies next to real arguments left out when none is a parameter."""
     if not schema:
         return args
+    declared = schema.get("properties") or {}
+    if isinstance(declared, dict) and any(k in declared for k in args):
+        args = {k: v for k, v in args.items() if k in declared or k not in _SCHEMA_WORDS}
     coerced = coerce_value(args, schema)
     return coerced if isinstance(coerced, dict) else args
 

@@ -127,7 +127,7 @@ class VLLMBackend(PromptCallingBackend):
 def _structured_output(schema: dict[str, Any]) -> dict[str, Any]:
     """The SamplingParams field that constrains output to `schema`, across vLLM versions."""
     try:
-        from vllm.sampling_params import StructuredOutputsParams  # type: ignore[attr-defined]
+        from vllm.sampling_params import StructuredOutputsParams
 
         return {"structured_outputs": StructuredOutputsParams(json=schema)}
     except ImportError:

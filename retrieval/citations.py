@@ -149,8 +149,15 @@ class Composed:
     """Found, and grounded in the cited evidence (see `grounded`)."""
 
     def to_answer(self, level: Level, usage: AnswerUsage, **fields: Any) -> Answer:
-        return Answer(answer=self.text, level=level, citations=self.citations, found=self.found,
-                      grounded=self.grounded, usage=usage, **fields)
+        return Answer(
+            answer=self.text,
+            level=level,
+            citations=self.citations,
+            found=self.found,
+            grounded=self.grounded,
+            usage=usage,
+            **fields,
+        )
 
 
 MAX_CITED = 3
@@ -184,8 +191,9 @@ def compose(text: str, items: Sequence[Evidence], quote_citations: bool = True, 
         else:
             citations.append(focused_citation(e, text, question))
     text = renumbered(text, renumber)
-    return Composed(text=text, citations=citations, found=found, cited=cited,
-                    grounded=found and grounded(text, question, cited))
+    return Composed(
+        text=text, citations=citations, found=found, cited=cited, grounded=found and grounded(text, question, cited)
+    )
 
 
 def recited(composed: Composed, items: Sequence[Evidence], question: str, limit: int = 2) -> Composed:

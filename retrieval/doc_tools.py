@@ -141,16 +141,14 @@ class AskDocumentsTool(_DocumentTool):
         lines = [answer.answer, ""]
         for i, c in enumerate(answer.citations, 1):
             page = f", page {c.page}" if c.page is not None else ""
-            lines.append(f"[{i}] {c.source}, chunk {c.chunk_id}{page}: \"{c.text.strip()[:300]}\"")
+            lines.append(f'[{i}] {c.source}, chunk {c.chunk_id}{page}: "{c.text.strip()[:300]}"')
         usage = answer.usage
         lines.append(f"(read with {usage.llm_calls} model calls, {usage.prompt_tokens} prompt tokens)")
         source = answer.citations[0].source if answer.citations else None
         return ToolResult(content="\n".join(lines).strip(), source=source)
 
 
-def document_tools(
-    library: Library, backend: Backend | None = None, config: Level2Config | None = None
-) -> list[Tool]:
+def document_tools(library: Library, backend: Backend | None = None, config: Level2Config | None = None) -> list[Tool]:
     """search_documents and read_document, plus ask_documents (Level 2) when a backend is given."""
     tools: list[Tool] = [SearchDocumentsTool(library), ReadDocumentTool(library)]
     if backend is not None:

@@ -31,8 +31,7 @@ def ranked_sentences(items: Sequence[Evidence], terms: Iterable[str]) -> list[Ev
 
 def _piece(e: Evidence, s: int, t: int) -> Evidence:
     """The text at `s:t` of `e`, as evidence of its own."""
-    return Evidence(chunk=e.chunk, text=e.text[s:t], start=e.start + s, end=e.start + t, score=e.score,
-                    quotes=e.quotes)
+    return Evidence(chunk=e.chunk, text=e.text[s:t], start=e.start + s, end=e.start + t, score=e.score, quotes=e.quotes)
 
 
 def _score_sentences(

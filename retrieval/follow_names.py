@@ -80,14 +80,16 @@ async def follow_names(ctx: ReadingContext, question: str, config: BridgeConfig 
     chain = _follow(ctx, question, keywords.focus_terms, config)
     details = {"query": keywords.query, "names_followed": chain.names_followed, "hops": chain.hops}
     if not chain.evidence:
-        return Answer.nothing_found(Level.STEPWISE, ctx.meter.snapshot(), time.perf_counter() - started,
-                                    details=details)
+        return Answer.nothing_found(
+            Level.STEPWISE, ctx.meter.snapshot(), time.perf_counter() - started, details=details
+        )
     evidence = _dedupe(chain.evidence)
     composed = await answer_from_evidence(
         ctx.backend, question, evidence, ctx.meter, max_tokens=config.max_answer_tokens
     )
-    return composed.to_answer(Level.STEPWISE, ctx.meter.snapshot(), elapsed_s=time.perf_counter() - started,
-                              details=details)
+    return composed.to_answer(
+        Level.STEPWISE, ctx.meter.snapshot(), elapsed_s=time.perf_counter() - started, details=details
+    )
 
 
 @dataclass

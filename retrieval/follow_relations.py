@@ -105,8 +105,10 @@ def _by_rule(hop: Hop, sentences: list[Evidence]) -> bool:
 
 async def _by_model(ctx: ReadingContext, hop: Hop, windows: list[Evidence], config: RelationConfig) -> None:
     question = f"What is the {hop.relation} of {hop.entity}?"
-    prompt = (f"Evidence:\n\n{format_evidence(windows)}\n\nQuestion: {question}\nCopy the name from the evidence. "
-              'Reply as JSON: {"name": "..."}, or {"name": ""} when the evidence does not say.')
+    prompt = (
+        f"Evidence:\n\n{format_evidence(windows)}\n\nQuestion: {question}\nCopy the name from the evidence. "
+        'Reply as JSON: {"name": "..."}, or {"name": ""} when the evidence does not say.'
+    )
     options = ChatOptions(temperature=0.0, max_tokens=config.extract_max_tokens, json_schema=NAME_SCHEMA)
     reply = (await ctx.meter.chat(ctx.backend, [Message.user(prompt)], options)).message.content
     try:
@@ -151,8 +153,9 @@ def relation_passage(ctx: ReadingContext, mention: Evidence, relation: str, conf
     return Evidence(chunk=chunk, text=piece, start=start + at, end=start + at + len(piece), score=mention.score)
 
 
-def passages(ctx: ReadingContext, sentences: list[Evidence], entity: str, relation: str,
-             config: RelationConfig) -> list[Evidence]:
+def passages(
+    ctx: ReadingContext, sentences: list[Evidence], entity: str, relation: str, config: RelationConfig
+) -> list[Evidence]:
     """What the model reads for a link no pattern gives: the best mentions of the entity (a name's definition
     `name(` first), each with the passage where the relation's words follow it."""
     name = bare_name(entity)
@@ -201,8 +204,11 @@ async def follow_relations(ctx: ReadingContext, question: str, config: RelationC
         entity = hops[-1].found
     answer = await _answer(ctx, question, chain, hops, config)
     answer.elapsed_s = time.perf_counter() - started
-    answer.details.update(relations=chain.relations, facts=[h.fact() for h in hops if h.found],
-                          not_established=[f"the {h.relation} of {h.entity}" for h in hops if not h.found])
+    answer.details.update(
+        relations=chain.relations,
+        facts=[h.fact() for h in hops if h.found],
+        not_established=[f"the {h.relation} of {h.entity}" for h in hops if not h.found],
+    )
     return answer
 
 
@@ -222,6 +228,7 @@ async def _answer(
     packed = pack(hits, config.evidence_tokens, chunk_cost(ctx.backend))
     evidence += sentence_windows(packed, question_keywords(final_question).focus_terms, 4)
     notes = "Found: " + "; ".join(h.fact() for h in hops) + "."
-    composed = await answer_from_evidence(ctx.backend, final_question, evidence, ctx.meter,
-                                          max_tokens=config.max_answer_tokens, notes=notes)
+    composed = await answer_from_evidence(
+        ctx.backend, final_question, evidence, ctx.meter, max_tokens=config.max_answer_tokens, notes=notes
+    )
     return composed.to_answer(Level.STEPWISE, ctx.meter.snapshot(), details={"final_question": final_question})

@@ -241,8 +241,10 @@ def keyword_schema(languages: list[str]) -> dict[str, Any]:
 
 def keyword_messages(question: str, languages: list[str]) -> list[Message]:
     names = " and ".join(LANGUAGE_NAMES.get(lang, lang) for lang in languages)
-    examples = {"zh": '["佐恩", "宫殿", "城堡", "建造", "修建", "落成"]',
-                "en": '["Zorn", "palace", "castle", "constructed", "erected", "completed"]'}
+    examples = {
+        "zh": '["佐恩", "宫殿", "城堡", "建造", "修建", "落成"]',
+        "en": '["Zorn", "palace", "castle", "constructed", "erected", "completed"]',
+    }
     example_keys = ", ".join(f'"keywords_{lang}": {examples.get(lang, examples["en"])}' for lang in languages)
     system = (
         "You write search keywords for finding the answer to a question in a document. "

@@ -62,8 +62,9 @@ async def level1(ctx: ReadingContext, question: str, config: Level1Config | None
     evidence = pack(hits, budget, chunk_cost(ctx.backend))
     if config.focus_sentences:
         radius = 2 if keywords.phrases else 1  # who speaks or writes a quoted line is often named lines before it
-        evidence = quoting(sentence_windows(evidence, keywords.focus_terms, config.focus_sentences, radius=radius),
-                           keywords.phrases)
+        evidence = quoting(
+            sentence_windows(evidence, keywords.focus_terms, config.focus_sentences, radius=radius), keywords.phrases
+        )
     top_score = hits[0].score if hits else 0.0
     details = {
         "query": keywords.query,
@@ -71,10 +72,16 @@ async def level1(ctx: ReadingContext, question: str, config: Level1Config | None
         "evidence": [list(ref) for ref in dict.fromkeys((e.chunk.source, e.chunk.chunk_id) for e in evidence)],
     }
     if not evidence:
-        return Answer.nothing_found(Level.RETRIEVE, ctx.meter.snapshot(), time.perf_counter() - started,
-                                    top_score=top_score, details=details)
+        return Answer.nothing_found(
+            Level.RETRIEVE, ctx.meter.snapshot(), time.perf_counter() - started, top_score=top_score, details=details
+        )
     composed = await answer_from_evidence(
         ctx.backend, question, evidence, ctx.meter, max_tokens=config.max_answer_tokens
     )
-    return composed.to_answer(Level.RETRIEVE, ctx.meter.snapshot(), elapsed_s=time.perf_counter() - started,
-                              top_score=top_score, details=details)
+    return composed.to_answer(
+        Level.RETRIEVE,
+        ctx.meter.snapshot(),
+        elapsed_s=time.perf_counter() - started,
+        top_score=top_score,
+        details=details,
+    )

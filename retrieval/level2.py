@@ -35,7 +35,6 @@ from lector.retrieval.types import Chunk, Hit
 log = logging.getLogger(__name__)
 
 
-
 class Level2Config(BaseModel):
     k: int = 8
     """BM25 hits that seed the candidates."""
@@ -205,7 +204,12 @@ def _term_set(text: str) -> set[str]:
 
 
 async def read_chunk(
-    backend: Backend, question: str, chunk: Chunk, bm25: float, terms: set[str], config: Level2Config,
+    backend: Backend,
+    question: str,
+    chunk: Chunk,
+    bm25: float,
+    terms: set[str],
+    config: Level2Config,
     meter: UsageMeter,
 ) -> Reading:
     reading = Reading(chunk=chunk, bm25=bm25)
@@ -231,9 +235,7 @@ async def read_chunk(
     return reading
 
 
-def candidates(
-    library: LibraryLike, hits: Sequence[Hit], config: Level2Config
-) -> list[tuple[Chunk, float]]:
+def candidates(library: LibraryLike, hits: Sequence[Hit], config: Level2Config) -> list[tuple[Chunk, float]]:
     """BM25 hits in rank order, the top few each followed by its neighbours (at a lower score)."""
     out: list[tuple[Chunk, float]] = []
     seen: set[tuple[str, int]] = set()
@@ -288,7 +290,12 @@ class Reader:
     """Reads chunks under the budget, remembering what it read."""
 
     def __init__(
-        self, backend: Backend, question: str, terms: set[str], config: Level2Config, meter: UsageMeter,
+        self,
+        backend: Backend,
+        question: str,
+        terms: set[str],
+        config: Level2Config,
+        meter: UsageMeter,
         progress: Progress | None = None,
     ) -> None:
         self.backend = backend
@@ -334,10 +341,7 @@ class Reader:
             for chunk, _ in wave:
                 self.tokens_read += self.cost(chunk) + self.overhead
             results = await asyncio.gather(
-                *(
-                    read_chunk(self.backend, self.question, c, s, self.terms, self.config, self.meter)
-                    for c, s in wave
-                )
+                *(read_chunk(self.backend, self.question, c, s, self.terms, self.config, self.meter) for c, s in wave)
             )
             for r in results:
                 self.readings[(r.chunk.doc_id, r.chunk.chunk_id)] = r
@@ -397,15 +401,17 @@ async def level2(
         "verified": verified,
     }
     if not evidence:
-        return Answer.nothing_found(Level.READ, ctx.meter.snapshot(), time.perf_counter() - started,
-                                    top_score=top_score, details=details)
+        return Answer.nothing_found(
+            Level.READ, ctx.meter.snapshot(), time.perf_counter() - started, top_score=top_score, details=details
+        )
     # Verified quotes the model itself chose are the evidence: offering a NOT FOUND exit there makes a
     # small model take it even when the answer is in a quote (seen with the 1.5B on reworded questions).
     composed = await answer_from_evidence(
         ctx.backend, question, evidence, ctx.meter, max_tokens=config.max_answer_tokens, allow_not_found=not verified
     )
-    return composed.to_answer(Level.READ, ctx.meter.snapshot(), elapsed_s=time.perf_counter() - started,
-                              top_score=top_score, details=details)
+    return composed.to_answer(
+        Level.READ, ctx.meter.snapshot(), elapsed_s=time.perf_counter() - started, top_score=top_score, details=details
+    )
 
 
 def quoted_evidence(backend: Backend, ranked: Sequence[Reading], budget: int, context_chars: int) -> list[Evidence]:

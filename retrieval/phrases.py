@@ -11,9 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-_QUOTED = re.compile(
-    r"\"([^\"]+)\"|“([^”]+)”|‘([^’]+)’|`([^`]+)`|(?<![\w'])'([^']+?)'(?![\w'])|``(.+?)''"
-)
+_QUOTED = re.compile(r"\"([^\"]+)\"|“([^”]+)”|‘([^’]+)’|`([^`]+)`|(?<![\w'])'([^']+?)'(?![\w'])|``(.+?)''")
 _PHRASE_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|[^\W_]+['’]", re.UNICODE)
 _BYTES_GAP = "[^a-z0-9]+"
 _TEXT_GAP = r"[\W_]+"

@@ -83,8 +83,14 @@ class Answer(BaseModel):
 
     @classmethod
     def nothing_found(cls, level: Level, usage: AnswerUsage, elapsed_s: float, **fields: Any) -> Answer:
-        return cls(answer="NOT FOUND: nothing in the documents matches the question.", level=level, found=False,
-                   usage=usage, elapsed_s=elapsed_s, **fields)
+        return cls(
+            answer="NOT FOUND: nothing in the documents matches the question.",
+            level=level,
+            found=False,
+            usage=usage,
+            elapsed_s=elapsed_s,
+            **fields,
+        )
 
     def to_json_dict(self) -> dict[str, Any]:
         """The stable `lector ask --json` shape."""

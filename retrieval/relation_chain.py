@@ -13,8 +13,12 @@ _TAIL = re.compile(rf"\bof\s+(?:the\s+)?({_ENTITY})\s*[?.!]*\s*$")
 _WORD = r"(?!(?:of|the|in|for)\b)[\w-]+"
 _LINK = re.compile(rf"(?:^|\s)the\s+((?:{_WORD}\s+){{0,5}}{_WORD})\s*$", re.IGNORECASE)
 _OF_END = re.compile(r"\s+of\s*$", re.IGNORECASE)
-_COMPOSED = {"grandfather": ["father", "father"], "grandmother": ["mother", "mother"], "grandson": ["son", "son"],
-             "granddaughter": ["daughter", "daughter"]}
+_COMPOSED = {
+    "grandfather": ["father", "father"],
+    "grandmother": ["mother", "mother"],
+    "grandson": ["son", "son"],
+    "granddaughter": ["daughter", "daughter"],
+}
 """Relations that are two others in a row (innermost first); the paternal line where the text does not say."""
 _TRIVIAL_OUTER = re.compile(r"(?:^|[,;:])\s*(?:who|what|which|whom)(?:\s+(?:is|was|were|are|be))?\s*$", re.IGNORECASE)
 """An outer question that only asks for the chain's end ("Who was", "In the manual, what is")."""
@@ -51,7 +55,7 @@ def relation_chain(question: str) -> RelationChain | None:
     tail = _TAIL.search(text)
     if tail is None:
         return None
-    entity = tail.group(1).strip("`\"")
+    entity = tail.group(1).strip('`"')
     rest = text[: tail.start()].rstrip()
     relations: list[str] = []
     while (link := _LINK.search(rest)) is not None:

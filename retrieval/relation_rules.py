@@ -37,10 +37,14 @@ def _rules(relation: str, entity: str) -> list[str]:
         "mother": [rf"(?P<name>{NAME})\s+{_GAP}{_MOTHERED}\s+{_BETWEEN}{e}\b"],
         "son": [rf"\b{e}\s+{_GAP}{_FATHERED}\s+(?P<name>{NAME})", child],
         "daughter": [rf"\b{e}\s+{_GAP}(?:{_FATHERED}|{_MOTHERED})\s+(?P<name>{NAME})", child],
-        "wife": [rf"\b{e}\s+(?:married|took\s+to\s+wife)\s+(?P<name>{NAME})",
-                 rf"(?P<name>{NAME}),?\s+(?:the\s+)?wife\s+of\s+{e}\b"],
-        "husband": [rf"(?P<name>{NAME})\s+(?:married|took\s+to\s+wife)\s+{e}\b",
-                    rf"\b{e},?\s+(?:the\s+)?wife\s+of\s+(?P<name>{NAME})"],
+        "wife": [
+            rf"\b{e}\s+(?:married|took\s+to\s+wife)\s+(?P<name>{NAME})",
+            rf"(?P<name>{NAME}),?\s+(?:the\s+)?wife\s+of\s+{e}\b",
+        ],
+        "husband": [
+            rf"(?P<name>{NAME})\s+(?:married|took\s+to\s+wife)\s+{e}\b",
+            rf"\b{e},?\s+(?:the\s+)?wife\s+of\s+(?P<name>{NAME})",
+        ],
     }
     return rules.get(relation.lower(), [])
 

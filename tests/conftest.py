@@ -24,7 +24,13 @@ MODULE_MARKS = {
     "tests/tools/test_code_interpreter.py": "sandbox",
     "tests/tools/test_sandbox_attacks.py": "sandbox",
 }
-FIXTURE_MARKS = {"small_model": "model", "small_tf": "model", "real_base": "model", "http_server": "model"}
+FIXTURE_MARKS = {
+    "default_model": "model",
+    "small_model": "model",
+    "small_tf": "model",
+    "real_base": "model",
+    "http_server": "model",
+}
 # Tests that start a real model some other way (a subprocess, a real llama.cpp server, joining the GGUF parts).
 NAME_MARKS = re.compile(r"real_(small_)?model|real_llamacpp|gguf_through_transformers")
 

@@ -30,7 +30,7 @@ def _function(target: str) -> Callable[..., Any]:
         fn = fn.__wrapped__
     if not callable(fn):
         raise ValueError(f"not a function: {target!r}")
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def _limit_cpu(seconds: float) -> None:

@@ -108,7 +108,7 @@ def create_app(
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     app.add_middleware(
-        Guard,  # type: ignore[arg-type]
+        Guard,
         token=state.token,
         allowed_hosts=config.host_allowlist(),
         max_body=config.max_body_bytes,

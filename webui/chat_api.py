@@ -39,7 +39,7 @@ class ChatIn(BaseModel):
 
 
 def state_of(request: Request) -> AppState:
-    return request.app.state.lector  # type: ignore[no-any-return]
+    return request.app.state.lector
 
 
 def session_or_404(state: AppState, sid: str) -> dict[str, Any]:

@@ -81,8 +81,11 @@ class Reader:
                 print(f"lector mcp: the model could not be loaded: {exc}", file=sys.stderr, flush=True)
                 return
             runtime = backend.runtime()
-            print(f"lector mcp: model {backend.name} ready{': ' + runtime if runtime else ''}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"lector mcp: model {backend.name} ready{': ' + runtime if runtime else ''}",
+                file=sys.stderr,
+                flush=True,
+            )
 
         thread = threading.Thread(target=run, name="lector-preload", daemon=True)
         thread.start()
@@ -236,4 +239,3 @@ def http_app(server: MCPServer[Any], config: ServerConfig) -> Any:
         rate_per_minute=config.rate_per_minute,
         burst=config.rate_burst,
     )
-

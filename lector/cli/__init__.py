@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _verbose_everywhere(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _verbose_everywhere(sub: argparse._SubParsersAction) -> None:
     """`-v` after the subcommand too; SUPPRESS keeps a subcommand from resetting a `-v` given before it."""
     for parser in sub.choices.values():
         parser.add_argument(

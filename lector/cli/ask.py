@@ -29,16 +29,13 @@ def register(subparsers: Any) -> None:
     )
     ask.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (folders are walked)")
     ask.add_argument("-q", "--question", required=True, help="the question")
-    ask.add_argument(
-        "--level", default=Level.AUTO, type=_level, metavar="{auto,direct,0,1,2,3}", help="reading level"
-    )
+    ask.add_argument("--level", default=Level.AUTO, type=_level, metavar="{auto,direct,0,1,2,3}", help="reading level")
     ask.add_argument("--json", action="store_true", help="print the stable JSON format")
-    ask.add_argument("--show-reading", dest="verbose_reading", action="store_true",
-                     help="print each chunk Level 2 reads (to stderr)")
-    ask.add_argument("--model", default=None, help="model spec (default $LECTOR_MODEL or the embedded 1.5B)")
     ask.add_argument(
-        "--cache-dir", default=None, help="cache folder (default $LECTOR_CACHE or ~/.cache/lector)"
+        "--show-reading", dest="verbose_reading", action="store_true", help="print each chunk Level 2 reads (to stderr)"
     )
+    ask.add_argument("--model", default=None, help="model spec (default $LECTOR_MODEL or the embedded 1.5B)")
+    ask.add_argument("--cache-dir", default=None, help="cache folder (default $LECTOR_CACHE or ~/.cache/lector)")
     add_threads_option(ask)
     ask.set_defaults(func=run_ask)
 

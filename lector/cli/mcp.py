@@ -25,8 +25,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--http", action="store_true", help="serve streamable HTTP at /mcp instead of stdio")
     p.add_argument("--host", default="127.0.0.1", help="address to bind with --http (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8766, help="port with --http (default 8766)")
-    p.add_argument("--token", default=None, help="bearer token for --http (default: $LECTOR_TOKEN, else the one "
-                   "kept in the data folder)")
+    p.add_argument(
+        "--token",
+        default=None,
+        help="bearer token for --http (default: $LECTOR_TOKEN, else the one kept in the data folder)",
+    )
     p.add_argument("--data-dir", type=Path, default=None, help="where the generated token lives (--http)")
     p.add_argument("--model", default=None, help="model spec for `ask` (default $LECTOR_MODEL or the embedded 1.5B)")
     p.add_argument("--cache-dir", default=None, help="document cache (default $LECTOR_CACHE or ~/.cache/lector)")

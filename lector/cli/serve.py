@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from lector.webui.state import ModelLoad
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="start the web UI and APIs")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765)
@@ -55,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
     shown = "localhost" if config.host in ("0.0.0.0", "::") else config.host
     print(f"Lector is running at http://{shown}:{config.port}/?token={token}", flush=True)
     print(f"Access token: {token}  (stored in {config.data_dir / 'token'})", flush=True)
-    print(f"Loading the model in the background ({config.model or 'default'}); the page shows when it is ready.",
-          flush=True)
+    print(
+        f"Loading the model in the background ({config.model or 'default'}); the page shows when it is ready.",
+        flush=True,
+    )
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=3)
     return 0
 
@@ -66,4 +68,3 @@ def _say_model_ready(model: ModelLoad) -> None:
         print(f"Model {model.name} ready{': ' + model.message if model.message else ''}", flush=True)
     else:
         print(f"Model {model.name} failed to load: {model.message}", flush=True)
-

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from lector.llm.backend import Backend
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve-model",
         help="serve the model as an OpenAI-compatible API (/v1/chat/completions, /v1/models)",
@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--record-prompts", action="store_true", help="keep each request's prompt text in GET /v1/usage (benchmarks)"
     )
     p.add_argument(
-        "--no-prompt-cache", action="store_true",
+        "--no-prompt-cache",
+        action="store_true",
         help="process every prompt from scratch, so repeated prompts are timed cold (benchmarks)",
     )
     p.set_defaults(func=run)
@@ -53,9 +54,7 @@ def make_model_backend(
     kind, _, rest = spec.partition(":")
     if rest and kind != "embedded":
         return make_backend(spec)
-    return make_backend(
-        spec, n_parallel=parallel, n_ctx=ctx, n_threads=threads, prompt_cache=prompt_cache, lazy=True
-    )
+    return make_backend(spec, n_parallel=parallel, n_ctx=ctx, n_threads=threads, prompt_cache=prompt_cache, lazy=True)
 
 
 def preload(backend: Backend) -> threading.Thread:
@@ -82,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     from lector.webui.config import ServerConfig
     from lector.webui.model_server import create_model_app
 
-    config = ServerConfig(host=args.host, port=args.port, model=args.model, token=args.token,
-                          allowed_hosts=args.allow_host)
+    config = ServerConfig(
+        host=args.host, port=args.port, model=args.model, token=args.token, allowed_hosts=args.allow_host
+    )
     if args.data_dir is not None:
         config.data_dir = args.data_dir
     config.check_binding()
@@ -103,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
     )
     shown = "localhost" if config.host in ("0.0.0.0", "::") else config.host
     model_id = args.served_name or backend.name
-    print(f"Serving {model_id} at http://{shown}:{config.port}/v1 ({backend.parallel_slots} parallel slots)",
-          flush=True)
+    print(
+        f"Serving {model_id} at http://{shown}:{config.port}/v1 ({backend.parallel_slots} parallel slots)", flush=True
+    )
     if args.token is None:
         print(f"Access token: {token}  (send 'Authorization: Bearer <token>')", flush=True)
     try:

@@ -93,8 +93,8 @@ def _from_excel(serial: float, epoch: dt.datetime | None) -> dt.datetime:
     from openpyxl.utils.datetime import from_excel
 
     if epoch is None:
-        return from_excel(serial)  # type: ignore[no-any-return]
-    return from_excel(serial, epoch)  # type: ignore[no-any-return]
+        return from_excel(serial)
+    return from_excel(serial, epoch)
 
 
 def _column(reference: str | None, position: int) -> int:

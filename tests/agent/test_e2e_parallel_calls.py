@@ -45,6 +45,7 @@ def default_model() -> Iterator[EmbeddedBackend]:
     backend.close()
 
 
+@pytest.mark.xfail(reason="issue 16: the default model does not yet chain a third call on two parallel results")
 def test_two_parallel_look_ups_then_a_call_on_their_results(default_model: EmbeddedBackend) -> None:
     bot = Assistant(
         default_model,

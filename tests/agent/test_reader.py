@@ -82,7 +82,7 @@ def test_multi_hop_heuristic(question: str, multi: bool) -> None:
     assert looks_multi_hop(question) is multi
 
 
-async def test_a_document_that_fits_is_read_directly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_document_that_fits_is_read_directly(tmp_path) -> None:
     lib = Library(cache_dir=tmp_path)
     doc = lib.add_text(text(40), "short.txt")
     backend = ScriptedBackend(default=scripted())
@@ -93,12 +93,16 @@ async def test_a_document_that_fits_is_read_directly(tmp_path) -> None:  # type:
     assert all(c.text.strip()[:40] in prompt for c in lib.chunks(doc))
 
 
-async def test_level1_answers_when_its_evidence_holds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_level1_answers_when_its_evidence_holds(tmp_path) -> None:
     lib = Library(cache_dir=tmp_path)
     lib.add_text(text(3000), "long.txt")
     backend = ScriptedBackend(default=scripted())
-    events = [e async for e in ask_events(lib, "What colour was the lighthouse painted?", backend=backend,
-                                          keyword_cache=KeywordCache())]
+    events = [
+        e
+        async for e in ask_events(
+            lib, "What colour was the lighthouse painted?", backend=backend, keyword_cache=KeywordCache()
+        )
+    ]
     assert [e.level for e in events if isinstance(e, LevelChosen)] == [1]
     final = events[-1]
     assert isinstance(final, AnswerReady)
@@ -113,14 +117,16 @@ async def test_level1_answers_when_its_evidence_holds(tmp_path) -> None:  # type
         ("It was painted purple [1].", "escalated from Level 1: the answer is not in the cited evidence"),
     ],
 )
-async def test_escalates_to_level2_when_level1_falls_short(  # type: ignore[no-untyped-def]
-    tmp_path, level1_reply: str, reason: str
-) -> None:
+async def test_escalates_to_level2_when_level1_falls_short(tmp_path, level1_reply: str, reason: str) -> None:
     lib = Library(cache_dir=tmp_path)
     lib.add_text(text(3000), "long.txt")
     backend = ScriptedBackend(default=scripted(level1_reply))
-    events = [e async for e in ask_events(lib, "What colour was the lighthouse painted?", backend=backend,
-                                          keyword_cache=KeywordCache())]
+    events = [
+        e
+        async for e in ask_events(
+            lib, "What colour was the lighthouse painted?", backend=backend, keyword_cache=KeywordCache()
+        )
+    ]
     levels = [e for e in events if isinstance(e, LevelChosen)]
     assert [e.level for e in levels] == [Level.RETRIEVE, Level.READ] and levels[1].reason == reason
     reads = [e for e in events if isinstance(e, ChunkRead)]
@@ -134,21 +140,31 @@ async def test_escalates_to_level2_when_level1_falls_short(  # type: ignore[no-u
     assert answer.usage.llm_calls == len(backend.requests)  # the Level 1 attempt is counted too
 
 
-async def test_multi_hop_questions_go_to_level3(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_multi_hop_questions_go_to_level3(tmp_path) -> None:
     lib = Library(cache_dir=tmp_path)
     lib.add_text(text(3000), "long.txt")
     backend = ScriptedBackend(default=scripted())
-    answer = await aask(lib, "What colour was the tower that the keeper Orvald Brenn looked after?",
-                        backend=backend, keyword_cache=KeywordCache())
+    answer = await aask(
+        lib,
+        "What colour was the tower that the keeper Orvald Brenn looked after?",
+        backend=backend,
+        keyword_cache=KeywordCache(),
+    )
     assert answer.level == 3 and "green" in answer.answer and answer.citations
 
 
-def test_sync_ask_over_paths_and_forced_levels(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sync_ask_over_paths_and_forced_levels(tmp_path) -> None:
     path = tmp_path / "long.txt"
     path.write_text(text(3000), encoding="utf-8")
     backend = ScriptedBackend(default=scripted())
-    answer = ask([path], "What colour was the lighthouse painted?", level=2, backend=backend,
-                 cache_dir=tmp_path / "cache", config=ReaderConfig())
+    answer = ask(
+        [path],
+        "What colour was the lighthouse painted?",
+        level=2,
+        backend=backend,
+        cache_dir=tmp_path / "cache",
+        config=ReaderConfig(),
+    )
     assert answer.level == 2 and answer.citations[0].source.endswith("long.txt")
     with pytest.raises(ValueError):
         ask([path], "What colour?", level="direct", backend=backend, cache_dir=tmp_path / "cache")
@@ -156,11 +172,18 @@ def test_sync_ask_over_paths_and_forced_levels(tmp_path) -> None:  # type: ignor
         ask([path], "What colour?", level="7", backend=backend, cache_dir=tmp_path / "cache")
 
 
-def _level1_answer(found: bool = True, cited: bool = True, grounded: bool = True, top_score: float | None = 5.0
-                   ) -> Answer:
+def _level1_answer(
+    found: bool = True, cited: bool = True, grounded: bool = True, top_score: float | None = 5.0
+) -> Answer:
     citations = [Citation(source="a.txt", chunk_id=0, start=0, end=5, text="green")] if cited else []
-    return Answer(answer="green [1]", level=Level.RETRIEVE, found=found, grounded=grounded, citations=citations,
-                  top_score=top_score)
+    return Answer(
+        answer="green [1]",
+        level=Level.RETRIEVE,
+        found=found,
+        grounded=grounded,
+        citations=citations,
+        top_score=top_score,
+    )
 
 
 @pytest.mark.parametrize(
@@ -173,8 +196,11 @@ def _level1_answer(found: bool = True, cited: bool = True, grounded: bool = True
         (_level1_answer(top_score=1.5), 2.0, "weak BM25 matches"),
         (_level1_answer(top_score=2.0), 2.0, ""),
         (_level1_answer(top_score=None), 2.0, ""),  # a level that did not search has no score to doubt
-        (_level1_answer(found=False, cited=False, top_score=0.0), 2.0,
-         "the model did not find the answer in the evidence"),  # the first reason wins
+        (
+            _level1_answer(found=False, cited=False, top_score=0.0),
+            2.0,
+            "the model did not find the answer in the evidence",
+        ),  # the first reason wins
     ],
 )
 def test_auto_escalates_past_level1_exactly_when_its_answer_falls_short(
@@ -183,22 +209,23 @@ def test_auto_escalates_past_level1_exactly_when_its_answer_falls_short(
     assert insufficient(answer, ReaderConfig(min_top_score=min_top_score)) == reason
 
 
-async def test_ask_walks_a_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_ask_walks_a_folder(tmp_path) -> None:
     folder = tmp_path / "notes"
     (folder / "deeper").mkdir(parents=True)
     (folder / "harbour.txt").write_text("The harbour master keeps a log of every boat.", encoding="utf-8")
     (folder / "deeper" / "lighthouse.txt").write_text(NEEDLE, encoding="utf-8")
     (folder / ".draft.txt").write_text("The tower was painted scarlet.", encoding="utf-8")
     backend = ScriptedBackend(default=scripted())
-    answer = await aask([folder], "What colour was the lighthouse painted?", backend=backend,
-                        cache_dir=tmp_path / "cache")
+    answer = await aask(
+        [folder], "What colour was the lighthouse painted?", backend=backend, cache_dir=tmp_path / "cache"
+    )
     prompt = backend.requests[0]["messages"][-1].content
     assert "harbour master" in prompt and NEEDLE in prompt and "scarlet" not in prompt  # hidden files are skipped
     assert answer.level == Level.DIRECT and "green" in answer.answer and answer.grounded
     assert [c.source for c in answer.citations] == [str(folder / "deeper" / "lighthouse.txt")]
 
 
-async def test_the_answer_budget_stops_level2_reading_but_still_answers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_the_answer_budget_stops_level2_reading_but_still_answers(tmp_path) -> None:
     lib = Library(cache_dir=tmp_path)
     lib.add_text(text(3000), "long.txt")
 
@@ -209,8 +236,14 @@ async def test_the_answer_budget_stops_level2_reading_but_still_answers(tmp_path
 
     def run(budget: Budget) -> Answer:
         backend = ScriptedBackend(default=never_relevant, parallel_slots=1)
-        return ask(lib, "What colour was the lighthouse painted?", level=2, backend=backend,
-                   config=ReaderConfig(budget=budget), keyword_cache=KeywordCache())
+        return ask(
+            lib,
+            "What colour was the lighthouse painted?",
+            level=2,
+            backend=backend,
+            config=ReaderConfig(budget=budget),
+            keyword_cache=KeywordCache(),
+        )
 
     unlimited, stopped = run(Budget()), run(Budget(max_calls=3))
     assert len(unlimited.details["chunks_read"]) > 2
@@ -218,7 +251,7 @@ async def test_the_answer_budget_stops_level2_reading_but_still_answers(tmp_path
     assert stopped.answer and stopped.usage.llm_calls == 4, "the final answer is still written"
 
 
-async def test_a_family_relation_is_read_off_its_sentence_before_level1(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_family_relation_is_read_off_its_sentence_before_level1(tmp_path) -> None:
     names = ["Orvald", "Brenna", "Tamsin", "Corwin"]
     paras = [f"In year {i} {names[i % 4]} and {names[(i + 1) % 4]} went to the mill." for i in range(2000)]
     paras.insert(900, "And Corwin lived many years, and begat Tamsin.")

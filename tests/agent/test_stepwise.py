@@ -32,7 +32,7 @@ FACT2 = "Jane Roe was born in the harbour town of Lisbon."
 QUESTION = "Where was the founder of the Zorblat Company born?"
 
 
-def library(tmp_path) -> Library:  # type: ignore[no-untyped-def]
+def library(tmp_path) -> Library:
     words = ["weather", "barley", "orchard", "harvest", "river", "market", "mill", "fence", "cattle", "road"]
     paras = [f"Paragraph {i} is about the {words[i % 10]} and the {words[(i * 7) % 10]}." for i in range(1500)]
     paras.insert(1200, FACT2)
@@ -81,13 +81,18 @@ PLANNER = StepwiseConfig(follow_names=None, budget=UNLIMITED)
 """The planner alone, without a budget: these tests are about its loop, not about following names first."""
 
 
-async def test_subquestions_and_answers_stream_then_a_cited_answer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_subquestions_and_answers_stream_then_a_cited_answer(tmp_path) -> None:
     lib = library(tmp_path)
-    backend = ScriptedBackend(default=scripted([ask("Who founded the Zorblat Company?"),
-                                                ask("Where was Jane Roe born?"),
-                                                json.dumps({"action": "answer", "text": "Lisbon"})]))
-    events = [e async for e in stepwise_events(reading(lib, backend), QUESTION,
-                                               PLANNER)]
+    backend = ScriptedBackend(
+        default=scripted(
+            [
+                ask("Who founded the Zorblat Company?"),
+                ask("Where was Jane Roe born?"),
+                json.dumps({"action": "answer", "text": "Lisbon"}),
+            ]
+        )
+    )
+    events = [e async for e in stepwise_events(reading(lib, backend), QUESTION, PLANNER)]
     kinds = [type(e).__name__ for e in events]
     assert kinds == ["SubQuestion", "SubAnswer", "SubQuestion", "SubAnswer", "AnswerReady"]
     first, second = events[1], events[3]
@@ -100,15 +105,22 @@ async def test_subquestions_and_answers_stream_then_a_cited_answer(tmp_path) -> 
     assert {c.text for c in answer.citations} == {FACT1, FACT2}
     assert answer.usage.llm_calls == len(backend.requests)
     assert [s["question"] for s in answer.details["sub_questions"]] == [
-        "Who founded the Zorblat Company?", "Where was Jane Roe born?"]
+        "Who founded the Zorblat Company?",
+        "Where was Jane Roe born?",
+    ]
 
 
-async def test_budget_caps_subquestions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_budget_caps_subquestions(tmp_path) -> None:
     lib = library(tmp_path)
-    backend = ScriptedBackend(default=scripted([ask("Who founded the Zorblat Company?"),
-                                                ask("Where was Jane Roe born?")]))
-    events = [e async for e in stepwise_events(reading(lib, backend), QUESTION,
-                                               StepwiseConfig(max_sub_questions=1, follow_names=None))]
+    backend = ScriptedBackend(
+        default=scripted([ask("Who founded the Zorblat Company?"), ask("Where was Jane Roe born?")])
+    )
+    events = [
+        e
+        async for e in stepwise_events(
+            reading(lib, backend), QUESTION, StepwiseConfig(max_sub_questions=1, follow_names=None)
+        )
+    ]
     assert sum(isinstance(e, SubQuestion) for e in events) == 1
     tiny = StepwiseConfig(budget=Budget(max_tokens=1), follow_names=None)
     backend = ScriptedBackend(default=scripted([ask("Who founded the Zorblat Company?")] * 3))
@@ -116,7 +128,7 @@ async def test_budget_caps_subquestions(tmp_path) -> None:  # type: ignore[no-un
     assert len(answer.details["sub_questions"]) == 1  # the first question spends the whole budget
 
 
-async def test_repeated_or_unusable_plans_end_the_loop(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_repeated_or_unusable_plans_end_the_loop(tmp_path) -> None:
     lib = library(tmp_path)
     backend = ScriptedBackend(default=scripted(["not json at all"]))
     answer = await level3(reading(lib, backend), "Where was Jane Roe born?", PLANNER)
@@ -129,7 +141,7 @@ async def test_repeated_or_unusable_plans_end_the_loop(tmp_path) -> None:  # typ
     assert len(answer.details["sub_questions"]) == 1
 
 
-async def test_following_names_answers_without_the_planner(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_following_names_answers_without_the_planner(tmp_path) -> None:
     lib = library(tmp_path)
     backend = ScriptedBackend(default=scripted([]))
     events = [e async for e in stepwise_events(reading(lib, backend), QUESTION)]
@@ -143,7 +155,7 @@ async def test_following_names_answers_without_the_planner(tmp_path) -> None:  #
     assert answer.usage.llm_calls == 2  # keywords and the answer
 
 
-async def test_an_unfound_chain_falls_back_to_the_planner(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_an_unfound_chain_falls_back_to_the_planner(tmp_path) -> None:
     lib = library(tmp_path)
     inner = scripted([ask("Who founded the Zorblat Company?"), ask("Where was Jane Roe born?")])
     chain_answered = False
@@ -159,7 +171,9 @@ async def test_an_unfound_chain_falls_back_to_the_planner(tmp_path) -> None:  # 
     answer = await level3(reading(lib, backend), QUESTION, StepwiseConfig(budget=UNLIMITED))
     assert "Lisbon" in answer.answer
     assert [s["question"] for s in answer.details["sub_questions"]] == [
-        "Who founded the Zorblat Company?", "Where was Jane Roe born?"]
+        "Who founded the Zorblat Company?",
+        "Where was Jane Roe born?",
+    ]
 
 
 def chain_not_found(inner: Callable[..., str]) -> Callable[..., str]:
@@ -176,7 +190,7 @@ def chain_not_found(inner: Callable[..., str]) -> Callable[..., str]:
     return reply
 
 
-async def test_past_its_call_budget_it_answers_and_says_what_it_could_not_establish(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_past_its_call_budget_it_answers_and_says_what_it_could_not_establish(tmp_path) -> None:
     lib = library(tmp_path)
     backend = ScriptedBackend(default=chain_not_found(scripted([ask("Who founded the Zorblat Company?")] * 3)))
     answer = await level3(reading(lib, backend), QUESTION, StepwiseConfig(budget=Budget(max_calls=2)))
@@ -185,21 +199,24 @@ async def test_past_its_call_budget_it_answers_and_says_what_it_could_not_establ
     assert answer.details["budget"] and answer.usage.llm_calls == 2
 
 
-async def test_a_time_budget_stops_the_planner_and_level2(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_time_budget_stops_the_planner_and_level2(tmp_path) -> None:
     lib = library(tmp_path)
     plans = [ask("Who founded the Zorblat Company?"), ask("Where was Jane Roe born?")]
     backend = ScriptedBackend(default=chain_not_found(scripted(plans)), delay=0.01, chunk_size=4)
     config = StepwiseConfig(budget=Budget(max_seconds=0.5), follow_names=None)
     started = time.perf_counter()
     answer = await level3(reading(lib, backend), QUESTION, config)
-    unlimited = await level3(reading(lib, ScriptedBackend(default=scripted(list(plans)), delay=0.01, chunk_size=4)),
-                             QUESTION, StepwiseConfig(budget=UNLIMITED, follow_names=None))
+    unlimited = await level3(
+        reading(lib, ScriptedBackend(default=scripted(list(plans)), delay=0.01, chunk_size=4)),
+        QUESTION,
+        StepwiseConfig(budget=UNLIMITED, follow_names=None),
+    )
     assert "0.5 seconds" in answer.answer and "Could not establish" in answer.answer
     assert answer.usage.llm_calls < unlimited.usage.llm_calls
     assert time.perf_counter() - started < 60
 
 
-async def test_a_link_no_text_states_is_named_in_the_answer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_link_no_text_states_is_named_in_the_answer(tmp_path) -> None:
     names = ["Orvald", "Brenna", "Tamsin", "Corwin"]
     paras = [f"In year {i} {names[i % 4]} and {names[(i + 1) % 4]} went to the mill." for i in range(2000)]
     paras.insert(700, "Orvald, son of Corwin, kept the mill.")

@@ -16,7 +16,7 @@ from lector.llm.scripted import ScriptedBackend
 FACT = "The ship's cat on the Albatross is called Marmalade."
 
 
-def small_document(tmp_path) -> str:  # type: ignore[no-untyped-def]
+def small_document(tmp_path) -> str:
     text = (
         "Harbour notes, spring.\n\n"
         "The Albatross is a fishing boat with a red hull. It leaves the harbour at dawn every day.\n\n"
@@ -34,7 +34,7 @@ def scripted_reply(messages: list[Message], tools: object, options: ChatOptions)
     return f"Marmalade [{hit}]"
 
 
-def test_ask_json_is_the_stable_shape(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_ask_json_is_the_stable_shape(tmp_path, monkeypatch, capsys) -> None:
     backend = ScriptedBackend(default=scripted_reply)
     monkeypatch.setattr("lector.llm.factory.make_backend", lambda spec=None, **kw: backend)
     path = small_document(tmp_path)
@@ -54,7 +54,7 @@ def test_ask_json_is_the_stable_shape(tmp_path, monkeypatch, capsys) -> None:  #
     }
 
 
-def test_ask_text_output_and_levels(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_ask_text_output_and_levels(tmp_path, monkeypatch, capsys) -> None:
     backend = ScriptedBackend(default=scripted_reply)
     monkeypatch.setattr("lector.llm.factory.make_backend", lambda spec=None, **kw: backend)
     path = small_document(tmp_path)
@@ -65,7 +65,7 @@ def test_ask_text_output_and_levels(tmp_path, monkeypatch, capsys) -> None:  # t
     assert main(["ask", str(tmp_path / "missing.txt"), "-q", "x", "--cache-dir", str(tmp_path)]) == 1
 
 
-def test_ask_end_to_end_with_the_real_small_model(tmp_path, monkeypatch, capsys, small_model: Any) -> None:  # type: ignore[no-untyped-def]
+def test_ask_end_to_end_with_the_real_small_model(tmp_path, monkeypatch, capsys, small_model: Any) -> None:
     monkeypatch.setattr("lector.llm.factory.make_backend", lambda spec=None, **kw: small_model)
     monkeypatch.setattr(small_model, "close", lambda: None)  # the session fixture closes it
     path = small_document(tmp_path)

@@ -20,8 +20,9 @@ SIGNATURE = ".. function:: linspace(start, stop, num=50, endpoint=True)"
 def evidence(texts: list[str]) -> list[Evidence]:
     out, at = [], 0
     for i, text in enumerate(texts):
-        out.append(Evidence.of_chunk(Chunk(doc_id="d", source="m.rst", chunk_id=i, start=at, end=at + len(text),
-                                           text=text)))
+        out.append(
+            Evidence.of_chunk(Chunk(doc_id="d", source="m.rst", chunk_id=i, start=at, end=at + len(text), text=text))
+        )
         at += len(text) + 2
     return out
 
@@ -46,8 +47,7 @@ def test_reply_text(reply: str, text: str, cut: bool) -> None:
 
 async def test_a_reply_cut_before_any_answer_is_asked_again_shorter() -> None:
     backend = ScriptedBackend(['{"answer', json.dumps({"answer": "50", "evidence": [1]})])
-    composed = await answer_from_evidence(backend, "What is the default of num?", evidence([SIGNATURE]),
-                                          UsageMeter())
+    composed = await answer_from_evidence(backend, "What is the default of num?", evidence([SIGNATURE]), UsageMeter())
     assert composed.text == "50 [1]" and composed.citations[0].text == SIGNATURE
     assert len(backend.requests) == 2
     assert backend.requests[1]["messages"][-1].content.endswith(SHORTER_TAIL)
@@ -55,14 +55,21 @@ async def test_a_reply_cut_before_any_answer_is_asked_again_shorter() -> None:
 
 async def test_a_cut_answer_is_shown_without_json_and_not_asked_again() -> None:
     backend = ScriptedBackend(['{"answer": "The default value of num is 50 [1]. Other values such as'])
-    composed = await answer_from_evidence(backend, "What is the default of num?", evidence([SIGNATURE]),
-                                          UsageMeter())
+    composed = await answer_from_evidence(backend, "What is the default of num?", evidence([SIGNATURE]), UsageMeter())
     assert composed.text == "The default value of num is 50 [1]." and len(backend.requests) == 1
 
 
 def test_only_the_evidence_the_answer_uses_is_cited() -> None:
-    items = evidence(["The linspace function returns samples.", SIGNATURE, "Other functions take a num too.",
-                      "See also arange.", "Examples follow.", "Notes on endpoints."])
+    items = evidence(
+        [
+            "The linspace function returns samples.",
+            SIGNATURE,
+            "Other functions take a num too.",
+            "See also arange.",
+            "Examples follow.",
+            "Notes on endpoints.",
+        ]
+    )
     composed = compose("The default is 50 [1], [2], [3], [4], [5], [6]", items, question="What is the default of num?")
     assert [c.text for c in composed.citations] == [SIGNATURE]
     assert composed.text == "The default is 50 [1]" and composed.grounded

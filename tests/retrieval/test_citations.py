@@ -14,8 +14,9 @@ ZH_FACT = "灯塔看守人把塔漆成了绿色。"
 
 
 def evidence(text: str, chunk_id: int = 0, start: int = 0) -> Evidence:
-    return Evidence.of_chunk(Chunk(doc_id="d", source="d.txt", chunk_id=chunk_id, start=start,
-                                   end=start + len(text), text=text))
+    return Evidence.of_chunk(
+        Chunk(doc_id="d", source="d.txt", chunk_id=chunk_id, start=start, end=start + len(text), text=text)
+    )
 
 
 @pytest.mark.parametrize(
@@ -91,8 +92,10 @@ def test_a_long_evidence_item_is_cited_at_its_best_sentence() -> None:
 
 
 def test_recited_moves_the_citation_to_the_evidence_holding_the_answer() -> None:
-    chain = [evidence("The Quillon Medal of 1952 went to Tamsin Vonnegrau.", 1),
-             evidence("Tamsin Vonnegrau grew up in Orrin Ford.", 2, 500)]
+    chain = [
+        evidence("The Quillon Medal of 1952 went to Tamsin Vonnegrau.", 1),
+        evidence("Tamsin Vonnegrau grew up in Orrin Ford.", 2, 500),
+    ]
     question = "Where did the recipient of the 1952 Quillon Medal grow up?"
     miscited = compose("Orrin Ford [1]", chain, question=question)
     assert not miscited.grounded

@@ -24,8 +24,10 @@ FACT = "The cat was called Smudge, and its fur was a dusty grey."
     "question, parts",
     [
         (CAT, ["What was the cat's name?", "what colour was it?"]),
-        ("What is the default of `a` in `f`; what is the default of `b`?", ["What is the default of `a` in `f`?",
-                                                                            "what is the default of `b`?"]),
+        (
+            "What is the default of `a` in `f`; what is the default of `b`?",
+            ["What is the default of `a` in `f`?", "what is the default of `b`?"],
+        ),
         ("Which words and phrases does it use?", ["Which words and phrases does it use?"]),
         ("What colour was the cat?", ["What colour was the cat?"]),
         ("In the kernel docs, what does `f()` return?", ["In the kernel docs, what does `f()` return?"]),
@@ -52,7 +54,7 @@ def test_a_compound_question_is_one_lookup_and_asks_for_every_part() -> None:
     assert "(1) What was the cat's name? (2) what colour was it? Answer every part." in prompt
 
 
-async def test_an_answer_to_one_part_escalates_to_level2(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_an_answer_to_one_part_escalates_to_level2(tmp_path) -> None:
     paras = [f"Paragraph {i} is about the barley and the mill." for i in range(3000)]
     paras.insert(1700, FACT)
     lib = Library(cache_dir=tmp_path)

@@ -17,7 +17,7 @@ from lector.tools.registry import ToolRegistry
 NEEDLE = "The lighthouse keeper Orvald Brenn painted the tower green in 1887."
 
 
-def attachment(tmp_path):  # type: ignore[no-untyped-def]
+def attachment(tmp_path):
     paras = [f"Paragraph {i} is about the harvest and the mill of the valley." for i in range(800)]
     paras.insert(500, NEEDLE)
     path = tmp_path / "valley.txt"
@@ -29,7 +29,7 @@ def call(name: str, **args: object) -> ToolCall:
     return ToolCall(name=name, arguments=json.dumps(args))
 
 
-async def test_search_and_read_attached_documents(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_search_and_read_attached_documents(tmp_path) -> None:
     library = Library(cache_dir=tmp_path / "cache")
     registry = ToolRegistry(document_tools(library))
     assert registry.names() == ["search_documents", "read_document"]
@@ -53,13 +53,13 @@ async def test_search_and_read_attached_documents(tmp_path) -> None:  # type: ig
     assert invalid.error and "query" in invalid.content
 
 
-async def test_no_attachments_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_no_attachments_is_a_clear_error(tmp_path) -> None:
     registry = ToolRegistry(document_tools(Library(cache_dir=tmp_path)))
     result = await registry.execute(call("search_documents", query="x"), ToolContext())
     assert result.error and "No documents" in result.content
 
 
-async def test_doc_ids_in_state_are_searchable(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_doc_ids_in_state_are_searchable(tmp_path) -> None:
     library = Library(cache_dir=tmp_path)
     doc = library.add_text(NEEDLE + "\n\nSomething else entirely.", "note.md", "md")
     registry = ToolRegistry(document_tools(library))
@@ -67,7 +67,7 @@ async def test_doc_ids_in_state_are_searchable(tmp_path) -> None:  # type: ignor
     assert "note.md" in result.content
 
 
-async def test_ask_documents_answers_with_quoted_citations(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_ask_documents_answers_with_quoted_citations(tmp_path) -> None:
     def reply(messages: list[Message], tools: object, options: ChatOptions) -> str:
         schema = options.json_schema or {}
         if "keywords_en" in schema.get("properties", {}):

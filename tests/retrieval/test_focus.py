@@ -11,8 +11,9 @@ NEEDLE = "The keeper Orvald Brenn painted the tower green."
 
 
 def item(text: str, chunk_id: int, start: int) -> Evidence:
-    return Evidence.of_chunk(Chunk(doc_id="d", source="d.txt", chunk_id=chunk_id, start=start,
-                                   end=start + len(text), text=text))
+    return Evidence.of_chunk(
+        Chunk(doc_id="d", source="d.txt", chunk_id=chunk_id, start=start, end=start + len(text), text=text)
+    )
 
 
 def test_windows_keep_the_matching_sentence_and_its_neighbours_at_exact_offsets() -> None:

@@ -28,7 +28,7 @@ def test_new_names_are_the_capitalised_ones_the_question_lacks() -> None:
     assert new_names("“Everyone knew it,” said the Quillon Medal committee.", "Quillon Medal") == []
 
 
-def haystack(tmp_path) -> tuple[Library, str]:  # type: ignore[no-untyped-def]
+def haystack(tmp_path) -> tuple[Library, str]:
     words = ["weather", "barley", "orchard", "harvest", "river", "market", "mill", "fence", "cattle", "road"]
     paras = [f"Paragraph {i} tells of the {words[i % 10]} and the {words[(i * 3) % 10]} school." for i in range(2400)]
     for at, fact in zip((1900, 200, 1100), FACTS, strict=True):
@@ -49,7 +49,7 @@ def reader(messages: list[Message], tools: object, options: ChatOptions) -> str:
     return json.dumps({"answer": "NOT FOUND", "evidence": []})
 
 
-async def test_three_hops_bring_every_fact_of_the_chain(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_three_hops_bring_every_fact_of_the_chain(tmp_path) -> None:
     lib, doc = haystack(tmp_path)
     backend = ScriptedBackend(default=reader)
     answer = await follow_names(ReadingContext(lib, backend, [doc]), QUESTION)
@@ -62,22 +62,23 @@ async def test_three_hops_bring_every_fact_of_the_chain(tmp_path) -> None:  # ty
     assert answer.usage.llm_calls == 2 and len(prompt) < 4000  # a few sentences, not chunks
 
 
-async def test_fewer_hops_miss_the_last_fact(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_fewer_hops_miss_the_last_fact(tmp_path) -> None:
     lib, doc = haystack(tmp_path)
     backend = ScriptedBackend(default=reader)
     answer = await follow_names(ReadingContext(lib, backend, [doc]), QUESTION, BridgeConfig(max_hops=2))
     assert not answer.found and FACTS[2] not in backend.requests[-1]["messages"][-1].content
 
 
-async def test_no_match_is_not_found_without_an_answer_call(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_no_match_is_not_found_without_an_answer_call(tmp_path) -> None:
     lib, doc = haystack(tmp_path)
     backend = ScriptedBackend(default=reader)
-    answer = await follow_names(ReadingContext(lib, backend, [doc]), "Who painted the xylophone quokka?",
-                                BridgeConfig(use_model_keywords=False))
+    answer = await follow_names(
+        ReadingContext(lib, backend, [doc]), "Who painted the xylophone quokka?", BridgeConfig(use_model_keywords=False)
+    )
     assert not answer.found and backend.requests == []
 
 
-async def test_a_miscited_chain_answer_is_cited_where_its_words_are(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_miscited_chain_answer_is_cited_where_its_words_are(tmp_path) -> None:
     lib, doc = haystack(tmp_path)
 
     def cites_the_first(messages: list[Message], tools: object, options: ChatOptions) -> str:
@@ -89,7 +90,7 @@ async def test_a_miscited_chain_answer_is_cited_where_its_words_are(tmp_path) ->
     assert [c.text for c in answer.citations] == [FACTS[2]] and answer.answer.endswith("[1]")
 
 
-async def test_an_answer_no_evidence_holds_stays_ungrounded(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_an_answer_no_evidence_holds_stays_ungrounded(tmp_path) -> None:
     lib, doc = haystack(tmp_path)
 
     def invents(messages: list[Message], tools: object, options: ChatOptions) -> str:

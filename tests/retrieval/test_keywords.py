@@ -52,7 +52,7 @@ async def test_model_failure_falls_back_and_is_not_cached() -> None:
     assert len(cache) == 0
 
 
-async def test_results_are_cached_by_model_question_and_languages(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_results_are_cached_by_model_question_and_languages(tmp_path) -> None:
     reply = json.dumps({"information": "x", "instruction": "", "keywords_en": ["vault"], "keywords_zh": ["金库"]})
     backend = ScriptedBackend(default=reply)
     cache = KeywordCache(tmp_path / "kw.json")
@@ -73,7 +73,7 @@ def test_detect_languages() -> None:
     assert detect_languages([mixed]) == ["en", "zh"]
 
 
-async def test_chinese_question_searches_a_chinese_document(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_chinese_question_searches_a_chinese_document(tmp_path) -> None:
     library = Library(cache_dir=tmp_path)
     filler = "".join(f"第{i}段讲的是天气、农田和山谷里的日常生活。" for i in range(400))
     text = filler + "\n\n灯塔看守人欧瓦德在一八八七年把塔身漆成了绿色。\n\n" + filler

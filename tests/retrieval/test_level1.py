@@ -31,7 +31,7 @@ def haystack(paragraphs: int = 1500) -> str:
     )
 
 
-def library_with_needle(tmp_path, at: float = 0.5) -> tuple[Library, str]:  # type: ignore[no-untyped-def]
+def library_with_needle(tmp_path, at: float = 0.5) -> tuple[Library, str]:
     text = haystack()
     cut = text.find("\n\n", int(len(text) * at))
     library = Library(cache_dir=tmp_path)
@@ -39,8 +39,9 @@ def library_with_needle(tmp_path, at: float = 0.5) -> tuple[Library, str]:  # ty
 
 
 def chunk(i: int, tokens: int = 500) -> Chunk:
-    return Chunk(doc_id="d", source="d.txt", chunk_id=i, start=i * 1000, end=i * 1000 + 900, text=f"c{i} " * 200,
-                 tokens=tokens)
+    return Chunk(
+        doc_id="d", source="d.txt", chunk_id=i, start=i * 1000, end=i * 1000 + 900, text=f"c{i} " * 200, tokens=tokens
+    )
 
 
 def test_pack_keeps_the_best_hits_in_document_order_within_budget() -> None:
@@ -71,11 +72,13 @@ def _answer_citing_needle(messages: list[Message], *_: object) -> str:
     return "NOT FOUND"
 
 
-async def test_level1_answers_with_a_citation_from_evidence_in_the_user_message(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_level1_answers_with_a_citation_from_evidence_in_the_user_message(tmp_path) -> None:
     library, doc = library_with_needle(tmp_path)
     backend = ScriptedBackend([_keyword_reply, _answer_citing_needle])
-    answer = await level1(ReadingContext(library, backend, keyword_cache=KeywordCache()),
-                          "What colour did the keeper paint the lighthouse?")
+    answer = await level1(
+        ReadingContext(library, backend, keyword_cache=KeywordCache()),
+        "What colour did the keeper paint the lighthouse?",
+    )
     assert answer.level == 1 and answer.found and "green" in answer.answer
     assert len(answer.citations) == 1
     cite = answer.citations[0]
@@ -92,19 +95,24 @@ async def test_level1_answers_with_a_citation_from_evidence_in_the_user_message(
     assert starts == sorted(starts) and len(starts) >= 2  # document order, several chunks
 
 
-async def test_level1_packs_up_to_the_window_when_uncapped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_level1_packs_up_to_the_window_when_uncapped(tmp_path) -> None:
     library, _ = library_with_needle(tmp_path)
     backend = ScriptedBackend([_keyword_reply, "green [1]"], context_size=8192)
     config = Level1Config(k=40, max_evidence_tokens=None, answer_reserve=512, focus_sentences=None)
-    await level1(ReadingContext(library, backend, keyword_cache=KeywordCache()),
-                 "What colour did the keeper paint the lighthouse?", config)
+    await level1(
+        ReadingContext(library, backend, keyword_cache=KeywordCache()),
+        "What colour did the keeper paint the lighthouse?",
+        config,
+    )
     prompt = sum(backend.count_tokens(m.content) for m in backend.requests[1]["messages"])
     assert 4000 < prompt <= 8192 - 512
 
 
 def test_answer_without_numbers_cites_the_best_supporting_evidence() -> None:
-    items = [Evidence.of_chunk(chunk(1)), Evidence.of_chunk(
-        Chunk(doc_id="d", source="d.txt", chunk_id=5, start=0, end=len(NEEDLE), text=NEEDLE))]
+    items = [
+        Evidence.of_chunk(chunk(1)),
+        Evidence.of_chunk(Chunk(doc_id="d", source="d.txt", chunk_id=5, start=0, end=len(NEEDLE), text=NEEDLE)),
+    ]
     composed = compose("Orvald Brenn painted it green.", items)
     assert [c.chunk_id for c in composed.citations] == [5]
     assert compose("The tower is green [2] [7].", items).citations[0].chunk_id == 5  # [7] is out of range
@@ -112,7 +120,7 @@ def test_answer_without_numbers_cites_the_best_supporting_evidence() -> None:
     assert compose("Green [2].", items).text == "Green [1]."  # [n] now points into the citation list
 
 
-async def test_level1_without_any_match_says_not_found(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_level1_without_any_match_says_not_found(tmp_path) -> None:
     library, _ = library_with_needle(tmp_path)
     backend = ScriptedBackend([json.dumps({"information": "", "instruction": "", "keywords_en": ["zzyzx"]})])
     answer = await level1(ReadingContext(library, backend, keyword_cache=KeywordCache()), "Where is Qwertyuiop?")

@@ -25,7 +25,7 @@ def paragraphs(start: int, count: int) -> list[str]:
     ]
 
 
-def build(tmp_path, inserts: dict[int, str], total: int = 2000) -> tuple[Library, str]:  # type: ignore[no-untyped-def]
+def build(tmp_path, inserts: dict[int, str], total: int = 2000) -> tuple[Library, str]:
     paras = paragraphs(0, total)
     for at, sentence in sorted(inserts.items(), reverse=True):
         paras.insert(at, sentence)
@@ -80,7 +80,7 @@ def test_verify_quote() -> None:
     assert verify_quote("“The keeper, Orvald Brenn, painted”", text.replace(",", ",")) != []
 
 
-async def test_fabricated_quotes_are_dropped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_fabricated_quotes_are_dropped(tmp_path) -> None:
     library, _ = build(tmp_path, {1000: "The lighthouse keeper Orvald Brenn painted the tower green in 1887."})
 
     def read(text: str) -> dict[str, object]:
@@ -88,8 +88,9 @@ async def test_fabricated_quotes_are_dropped(tmp_path) -> None:  # type: ignore[
         return {"relevant": True, "quotes": [*real, "The lighthouse was painted bright purple by the mayor."]}
 
     backend = ScriptedBackend(default=model(read, ["lighthouse", "painted"]))
-    answer = await level2(reading(library, backend), "What colour was the lighthouse painted?",
-                          Level2Config(max_chunks=6))
+    answer = await level2(
+        reading(library, backend), "What colour was the lighthouse painted?", Level2Config(max_chunks=6)
+    )
     assert answer.level == 2 and "Green" in answer.answer
     assert answer.details["verified_quotes"] == 1
     assert answer.details["offered_quotes"] >= 2 * answer.details["verified_quotes"]
@@ -98,7 +99,7 @@ async def test_fabricated_quotes_are_dropped(tmp_path) -> None:  # type: ignore[
         assert "purple" not in request["messages"][-1].content or request["options"].json_schema == READ_SCHEMA
 
 
-async def test_reading_is_bounded_by_the_budget(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_reading_is_bounded_by_the_budget(tmp_path) -> None:
     library, _ = build(tmp_path, {})
     backend = ScriptedBackend(default=model(lambda t: {"relevant": True, "quotes": []}, ["lighthouse"]))
     config = Level2Config(k=20, max_chunks=3, requery_k=4)
@@ -116,7 +117,7 @@ async def test_reading_is_bounded_by_the_budget(tmp_path) -> None:  # type: igno
     assert 1 <= len(answer.details["chunks_read"]) <= 3 and answer.details["read_tokens"] <= 1500
 
 
-async def test_reading_stops_early_once_enough_verified_quotes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_reading_stops_early_once_enough_verified_quotes(tmp_path) -> None:
     library, _ = build(tmp_path, {})
     backend = ScriptedBackend(default=model(first_sentence_with("lighthouse"), ["lighthouse"]), parallel_slots=2)
     config = Level2Config(k=20, max_chunks=12, enough_quotes=2, requery_k=1)
@@ -126,19 +127,25 @@ async def test_reading_stops_early_once_enough_verified_quotes(tmp_path) -> None
     assert len(reads) <= 3  # one wave of two, then at most one chunk from the re-query
 
 
-async def test_quotes_requery_bm25_and_find_evidence_the_question_missed(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    library, _ = build(tmp_path, {
-        300: "The lighthouse keeper of the cape was Orvald Brenn.",
-        1700: "Orvald Brenn painted everything he owned green.",
-    })
+async def test_quotes_requery_bm25_and_find_evidence_the_question_missed(tmp_path) -> None:
+    library, _ = build(
+        tmp_path,
+        {
+            300: "The lighthouse keeper of the cape was Orvald Brenn.",
+            1700: "Orvald Brenn painted everything he owned green.",
+        },
+    )
 
     def read(text: str) -> dict[str, object]:
         found = [s for s in re.split(r"(?<=\.)\s+", text) if "Orvald" in s]
         return {"relevant": bool(found), "quotes": found}
 
     backend = ScriptedBackend(default=model(read, ["lighthouse", "keeper"]))
-    answer = await level2(reading(library, backend), "What colour did the keeper of the lighthouse like?",
-                          Level2Config(k=3, max_chunks=8, enough_quotes=5))
+    answer = await level2(
+        reading(library, backend),
+        "What colour did the keeper of the lighthouse like?",
+        Level2Config(k=3, max_chunks=8, enough_quotes=5),
+    )
     texts = [c.text for c in answer.citations]
     assert "Orvald Brenn painted everything he owned green." in texts
     assert answer.details["requery"]
@@ -152,7 +159,7 @@ class Tracking(ScriptedBackend):
     live = 0
     peak = 0
 
-    async def astream(self, messages, tools=None, options=None):  # type: ignore[no-untyped-def, override]
+    async def astream(self, messages, tools=None, options=None):
         self.live += 1
         self.peak = max(self.peak, self.live)
         try:
@@ -162,10 +169,11 @@ class Tracking(ScriptedBackend):
             self.live -= 1
 
 
-async def test_chunks_are_read_in_parallel_up_to_the_backend_slots(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_chunks_are_read_in_parallel_up_to_the_backend_slots(tmp_path) -> None:
     library, _ = build(tmp_path, {})
-    backend = Tracking(default=model(lambda t: {"relevant": False, "quotes": []}, ["lighthouse"]),
-                       parallel_slots=3, delay=0.01)
+    backend = Tracking(
+        default=model(lambda t: {"relevant": False, "quotes": []}, ["lighthouse"]), parallel_slots=3, delay=0.01
+    )
     answer = await level2(reading(library, backend), "Where is the lighthouse?", Level2Config(k=12, max_chunks=9))
     assert len(answer.details["chunks_read"]) == 9
     assert backend.peak == 3

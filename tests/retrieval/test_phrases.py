@@ -47,19 +47,19 @@ def test_phrase_matching_is_lightly_normalised(phrase: str, text: bytes, found: 
     assert bool(list(find_phrase(text.lower(), pattern))) is found
 
 
-def test_a_stop_word_quote_ranks_first_despite_the_framing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_stop_word_quote_ranks_first_despite_the_framing(tmp_path) -> None:
     paras = [filler(i) for i in range(600)]
     paras.insert(417, "OPHELIA. Then let it be, my lord, the mill is quiet.")
     lib = Library(cache_dir=tmp_path)
     lib.add_text("\n\n".join(paras), "plays.txt")
-    question = "In Hamlet's works, which character speaks the line \"let it be\"?"
+    question = 'In Hamlet\'s works, which character speaks the line "let it be"?'
     query = question_keywords(question).query
     assert "OPHELIA" in lib.search(query, k=1)[0].chunk.text
     unquoted = " ".join(question_keywords(question).terms)
     assert all("OPHELIA" not in h.chunk.text for h in lib.search(unquoted, k=3)), "BM25 alone cannot find it"
 
 
-def test_a_phrase_found_everywhere_is_not_lifted(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_phrase_found_everywhere_is_not_lifted(tmp_path) -> None:
     paras = [filler(i) + (" The mill wheel turns." if (i // 40) % 2 else "") for i in range(3200)]
     paras.insert(20, "The sorghum crop was tardy; the wheel broke at the mill.")  # no paragraph near holds the phrase
     lib = Library(cache_dir=tmp_path)
@@ -71,17 +71,35 @@ def test_a_phrase_found_everywhere_is_not_lifted(tmp_path) -> None:  # type: ign
 
 def test_identifiers_are_terms_whole_and_in_parts() -> None:
     terms = tokenize("Call numpy.linalg.norm(x, ord=None) or getElementById; HTTPServer and pages_to_scan.")
-    for expected in ("numpy.linalg.norm", "linalg", "norm", "norm(", "getelementbyid", "element", "id",
-                     "httpserver", "http", "server", "pages_to_scan", "scan"):
+    for expected in (
+        "numpy.linalg.norm",
+        "linalg",
+        "norm",
+        "norm(",
+        "getelementbyid",
+        "element",
+        "id",
+        "httpserver",
+        "http",
+        "server",
+        "pages_to_scan",
+        "scan",
+    ):
         assert expected in terms
     assert tokenize("pi is 3.14 in v2.3") == ["pi", "3.14", "v2.3"], "numbers and versions stay whole"
 
 
-def test_a_dotted_name_finds_its_signature_under_a_module_heading(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    sections = [f"pkg.util{i}\n=========\n\n.. function:: helper{i}(value, method=None)\n\n   Uses the method "
-                f"of the {WORDS[i % 10]}; see pkg.mod.function_name for the default method." for i in range(300)]
-    sections.insert(120, "pkg.mod\n=======\n\n.. function:: function_name(arg, method='strongest')\n\n"
-                         "   Picks the strongest method available.")
+def test_a_dotted_name_finds_its_signature_under_a_module_heading(tmp_path) -> None:
+    sections = [
+        f"pkg.util{i}\n=========\n\n.. function:: helper{i}(value, method=None)\n\n   Uses the method "
+        f"of the {WORDS[i % 10]}; see pkg.mod.function_name for the default method."
+        for i in range(300)
+    ]
+    sections.insert(
+        120,
+        "pkg.mod\n=======\n\n.. function:: function_name(arg, method='strongest')\n\n"
+        "   Picks the strongest method available.",
+    )
     lib = Library(cache_dir=tmp_path)
     lib.add_text("\n\n".join(sections), "manual.rst")
     query = question_keywords("What is the default value of `method` in `pkg.mod.function_name`?").query

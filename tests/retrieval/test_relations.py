@@ -25,8 +25,12 @@ from lector.retrieval.relation_rules import related_by_rule
         ("Who was the father of Enoch's father?", "Enoch", ["father", "father"], ""),
         ("Who was the father of the father of Enoch?", "Enoch", ["father", "father"], ""),
         ("Who is the mother of the wife of King Lear?", "King Lear", ["wife", "mother"], ""),
-        ("What is the default value of `p` in the first See Also entry of `pkg.f`?", "pkg.f",
-         ["first See Also entry"], "What is the default value of `p` in"),
+        (
+            "What is the default value of `p` in the first See Also entry of `pkg.f`?",
+            "pkg.f",
+            ["first See Also entry"],
+            "What is the default value of `p` in",
+        ),
     ],
 )
 def test_relation_chain(question: str, entity: str, relations: list[str], outer: str) -> None:
@@ -55,11 +59,12 @@ def test_related_by_rule(relation: str, entity: str, text: str, name: str | None
     assert related_by_rule(relation, entity, text) == name
 
 
-def chronicle(tmp_path) -> Library:  # type: ignore[no-untyped-def]
+def chronicle(tmp_path) -> Library:
     """Each name recurs in dozens of sentences; each father is stated once, in a different wording."""
     names = ["Orvald", "Brenna", "Tamsin", "Corwin"]
-    paras = [f"In year {i} {names[i % 4]} and {names[(i + 1) % 4]} went to the market of the valley."
-             for i in range(2000)]
+    paras = [
+        f"In year {i} {names[i % 4]} and {names[(i + 1) % 4]} went to the market of the valley." for i in range(2000)
+    ]
     paras.insert(300, "And Corwin lived many years, and begat Tamsin.")
     paras.insert(1500, "Orvald, son of Tamsin, kept the mill.")
     lib = Library(cache_dir=tmp_path)
@@ -67,7 +72,7 @@ def chronicle(tmp_path) -> Library:  # type: ignore[no-untyped-def]
     return lib
 
 
-async def test_a_two_hop_family_chain_needs_no_model_call(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_two_hop_family_chain_needs_no_model_call(tmp_path) -> None:
     backend = ScriptedBackend()  # no reply scripted: any call fails the test
     ctx = ReadingContext(chronicle(tmp_path), backend, keyword_cache=KeywordCache())
     answer = await follow_relations(ctx, "Who was the father of Orvald's father?")
@@ -76,7 +81,7 @@ async def test_a_two_hop_family_chain_needs_no_model_call(tmp_path) -> None:  # 
     assert "begat Tamsin" in answer.citations[0].text and answer.usage.llm_calls == 0
 
 
-async def test_an_unstated_link_is_reported_not_guessed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_an_unstated_link_is_reported_not_guessed(tmp_path) -> None:
     backend = ScriptedBackend(default=json.dumps({"name": ""}))
     ctx = ReadingContext(chronicle(tmp_path), backend, keyword_cache=KeywordCache())
     answer = await follow_relations(ctx, "Who was the father of Corwin's father?")
@@ -84,9 +89,12 @@ async def test_an_unstated_link_is_reported_not_guessed(tmp_path) -> None:  # ty
     assert answer.details["not_established"] == ["the father of Corwin"]
 
 
-async def test_other_relations_are_read_by_the_model_then_the_outer_question(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    sections = [f".. function:: tool{i}(x, mode='m{i}')\n\n   Does step {i}.\n\n   See Also\n   --------\n"
-                f"   tool{i + 1} : the next step." for i in range(400)]
+async def test_other_relations_are_read_by_the_model_then_the_outer_question(tmp_path) -> None:
+    sections = [
+        f".. function:: tool{i}(x, mode='m{i}')\n\n   Does step {i}.\n\n   See Also\n   --------\n"
+        f"   tool{i + 1} : the next step."
+        for i in range(400)
+    ]
     lib = Library(cache_dir=tmp_path)
     lib.add_text("\n\n".join(sections), "manual.rst")
 

@@ -147,7 +147,7 @@ def make(srv: ThreadingHTTPServer, tmp_path: Path, **kw: object) -> WebFetch:
     return WebFetch(**options)  # type: ignore[arg-type]
 
 
-async def fetch(tool: WebFetch, url: str, ctx: ToolContext | None = None):  # type: ignore[no-untyped-def]
+async def fetch(tool: WebFetch, url: str, ctx: ToolContext | None = None):
     return await tool.run(tool.Args(url=url), ctx or ToolContext())
 
 

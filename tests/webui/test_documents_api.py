@@ -78,7 +78,7 @@ def upload(base: str, sid: str, name: str, data: bytes) -> dict[str, Any]:
         docs = httpx.get(f"{base}/api/sessions/{sid}", headers=AUTH).json()["documents"]
         doc = next(d for d in docs if d["id"] == did)
         if doc["status"] in ("ready", "error"):
-            return doc  # type: ignore[no-any-return]
+            return doc
         time.sleep(0.05)
     raise AssertionError(f"{name} was not indexed in time")
 

@@ -47,7 +47,7 @@ def _upload(base: str, sid: str, path: Path, name: str | None = None) -> httpx.R
 
 def _document(base: str, sid: str, did: str) -> dict[str, Any]:
     documents = httpx.get(f"{base}/api/sessions/{sid}", headers=AUTH).json()["documents"]
-    return next(d for d in documents if d["id"] == did)  # type: ignore[no-any-return]
+    return next(d for d in documents if d["id"] == did)
 
 
 def _wait(read: Any, timeout: float) -> tuple[dict[str, Any], float]:

@@ -60,7 +60,8 @@ def serve(tmp_path: Path, backend: ScriptedBackend, heard: list[ModelLoad]) -> A
 
 
 def test_status_shows_loading_then_ready(tmp_path: Path) -> None:
-    backend, heard = SlowLoading(), []
+    backend = SlowLoading()
+    heard: list[Any] = []
     with serve(tmp_path, backend, heard) as base:
         loading = wait_for_state(base, "loading")
         assert loading["name"] == "slow-scripted" and backend.loads == 1  # started at startup, before any message
@@ -72,7 +73,8 @@ def test_status_shows_loading_then_ready(tmp_path: Path) -> None:
 
 
 def test_a_failed_load_is_an_error_with_its_reason(tmp_path: Path) -> None:
-    backend, heard = SlowLoading(failure=RuntimeError("no such model file")), []
+    backend = SlowLoading(failure=RuntimeError("no such model file"))
+    heard: list[Any] = []
     with serve(tmp_path, backend, heard) as base:
         backend.release.set()
         failed = wait_for_state(base, "error")

@@ -31,7 +31,7 @@ def wait_ready(base: str, pid: str, timeout: float = 30) -> dict[str, object]:
     while time.monotonic() < deadline:
         page = httpx.get(f"{base}/pages/{pid}", headers=AUTH).json()
         if page["status"] in ("ready", "error"):
-            return page  # type: ignore[no-any-return]
+            return page
         time.sleep(0.05)
     raise AssertionError("page was not indexed in time")
 

@@ -47,7 +47,7 @@ class CappedStream(io.TextIOBase):
         self._name = name
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         return self._name
 
     @property
