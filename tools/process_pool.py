@@ -53,19 +53,25 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def spawn_python_child(module: str) -> subprocess.Popen[bytes]:
+    """`python -m module` in its own session (a Ctrl-C at the terminal is the host's to handle), talking over
+    stdin/stdout, with the host's import path."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=_child_env(),
+        close_fds=True,
+        start_new_session=True,
+    )
+
+
 class _Child:
     """One child process and the unread part of its replies."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", CHILD_MODULE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=_child_env(),
-            close_fds=True,
-            start_new_session=True,  # a Ctrl-C at the terminal is the host's to handle
-        )
+        self.proc = spawn_python_child(CHILD_MODULE)
         self.pid = self.proc.pid
         self._buffer = b""
 

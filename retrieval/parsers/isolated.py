@@ -17,7 +17,6 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from lector.retrieval.parsers import detect_format, parse_bytes
 from lector.retrieval.parsers.base import DocumentError, ParsedDocument, Segment, content_hash
 from lector.retrieval.parsers.budget import ParseBudget, memory_reason, time_reason
 from lector.retrieval.parsers.child import peak_rss
-from lector.tools.process_pool import PACKAGE_ROOT
+from lector.tools.process_pool import spawn_python_child
 
 CHILD_MODULE = "lector.retrieval.parsers.child"
 KILL_GRACE = 1.0
@@ -85,25 +84,11 @@ def parse_in_child(
     return ParseOutcome(document, None, seconds, peak)
 
 
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
-    return env
-
-
 class _Child:
     """One parse's process: the request goes in on stdin, a JSON line and the text's UTF-8 come out."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", CHILD_MODULE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=_child_env(),
-            close_fds=True,
-            start_new_session=True,
-        )
+        self.proc = spawn_python_child(CHILD_MODULE)
         self.timed_out = False
         self.status: int | None = None
         self.peak_rss = 0
