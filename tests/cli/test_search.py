@@ -43,10 +43,33 @@ def test_search_json_is_the_documented_shape(tmp_path: Path, doc: Path, capsys: 
     assert isinstance(payload["elapsed_ms"], float)
     assert len(payload["results"]) == 3
     for rank, result in enumerate(payload["results"], start=1):
-        assert list(result) == ["rank", "score", "source", "chunk_id", "start", "end", "page", "text"]
+        assert list(result) == ["rank", "score", "source", "chunk_id", "start", "end", "page", "text", "sentence"]
         assert result["rank"] == rank and result["source"] == str(doc) and result["page"] is None
         assert TEXT[result["start"] : result["end"]] == result["text"]
     assert "day 42." in payload["results"][0]["text"]
+    assert payload["results"][0]["sentence"] == "The lighthouse keeper logged the storm on day 42."
+
+
+def test_search_shows_the_matching_sentence_bold_on_a_terminal(
+    tmp_path: Path, doc: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = str(tmp_path / "cache")
+    code, out, _ = run(capsys, "search", str(doc), "-q", "lamp wick day 7", "-k", "1", "--cache-dir", cache)
+    assert code == 0
+    shown = out.splitlines()[1].strip()
+    assert shown == (
+        "Ships waited in the harbour until the fog lifted, and the keeper trimmed the lamp wick every evening. … "
+        "The lighthouse keeper logged the storm on day 7."
+    ), "the best sentence, then one that adds the query's other terms"
+    assert "\x1b" not in out, "plain when not on a terminal"
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    code, out, _ = run(capsys, "search", str(doc), "-q", "harbour fog", "-k", "1", "--cache-dir", cache)
+    assert code == 0
+    assert out.splitlines()[1] == (
+        "    Ships waited in the \x1b[1mharbour\x1b[22m until the \x1b[1mfog\x1b[22m lifted, and the keeper trimmed "
+        "the lamp wick every evening."
+    )
 
 
 def test_search_text_output_and_several_files(tmp_path: Path, doc: Path, capsys: pytest.CaptureFixture[str]) -> None:
