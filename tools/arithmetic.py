@@ -32,7 +32,9 @@ from lector.tools.calc_limits import (
     combine_cost,
     digits_of_bits,
     div_cost,
+    log2_comb,
     log2_factorial,
+    log2_perm,
     modpow_cost,
     mul_cost,
     power_cost,
@@ -139,7 +141,7 @@ def _guard_comb(n: Number, k: Number) -> float:
     m = min(k, n - k)
     if m <= 0:
         return result_cost(0)
-    bits = m * math.log2(n) - log2_factorial(m)  # C(n, m) <= n**m / m!
+    bits = log2_comb(n, m)
     check_bits(bits, "result of comb()")
     return result_cost(bits, m)
 
@@ -154,7 +156,7 @@ def _guard_perm(n: Number, k: Number | None = None) -> float:
     k = n if k is None else _int_arg(k, "perm")
     if not 0 < k <= n:
         return result_cost(0)
-    bits = min(k * math.log2(n), log2_factorial(n))  # n! / (n-k)! <= n**k
+    bits = log2_perm(n, k)
     check_bits(bits, "result of perm()")
     return result_cost(bits, k)
 

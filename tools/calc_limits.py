@@ -1,8 +1,9 @@
 """How big and how costly one step of a calculation would be, decided before the step runs.
 
 Size: an integer result over MAX_INT_BITS (about 3900 decimal digits) is refused; it is estimated from
-the operands (bits of the base times the exponent for **, lgamma for factorial/comb/perm, the sum of bit
-lengths for *).
+the operands (bits of the base times the exponent for **, the sum of bit lengths for *; for perm(n, k) the
+smaller of k * log2(n) and lgamma, comb(n, k) as perm(n, m) / m! with m = min(k, n - k), so a huge n with a
+small k passes: perm(n, 1) is n).
 
 Cost: every step is charged to a `Meter` before it runs, in work units of roughly a nanosecond of
 CPython's integer code (estimates from above). With d(x) the number of 30-bit digits CPython stores:
@@ -28,6 +29,8 @@ STEP = 100
 """Work units of one pass of a C loop over exponent bits, beyond its digit arithmetic."""
 DIGIT_BITS = 30
 LOG2_10 = math.log2(10)
+BEYOND_BITS = 2.0**1000
+"""A size in bits past any limit: what the estimates below give where a float could not hold the true one."""
 
 
 class CalculatorError(ValueError):
@@ -72,8 +75,9 @@ def digits_of_bits(bits: float) -> float:
 def check_bits(bits: float, what: str = "result") -> None:
     if bits > MAX_INT_BITS:
         count = math.ceil(bits / LOG2_10)
+        about = "more than" if bits >= BEYOND_BITS else "about"
         raise CalculatorError(
-            f"the {what} would have about {_approx(count)} digits, over the limit of "
+            f"the {what} would have {about} {_approx(count)} digits, over the limit of "
             f"{int(MAX_INT_BITS / LOG2_10)} digits"
         )
 
@@ -84,8 +88,42 @@ def _approx(count: float) -> str:
     return f"{count:.3g}"
 
 
+_LGAMMA_EXACT = 2**40
+"""Below this, lgamma's rounding error (relative to lgamma itself) is far under a bit of a difference of two."""
+
+
+def _bounded(x: int) -> float:
+    return float(x) if x.bit_length() < 1000 else BEYOND_BITS
+
+
 def log2_factorial(n: int) -> float:
+    """log2(n!); BEYOND_BITS where n is too large for a float (n! > 2**n there)."""
+    if n.bit_length() >= 1000:
+        return BEYOND_BITS
     return math.lgamma(n + 1) / math.log(2)
+
+
+def log2_perm(n: int, k: int) -> float:
+    """log2(n! / (n - k)!) for 0 <= k <= n, from above (or BEYOND_BITS).
+
+    n**k bounds it; where that is over the size limit and n is small enough for lgamma to tell the two
+    factorials apart, the lgamma difference is used (it matters when k is near n). For a larger n, n**k is
+    within a few percent of the truth while k <= n / 2, and both are far over the limit when k is larger.
+    """
+    if k == 0:
+        return 0.0
+    upper = min(_bounded(k) * math.log2(n), BEYOND_BITS)
+    if upper <= MAX_INT_BITS or n >= _LGAMMA_EXACT:
+        return upper
+    return (math.lgamma(n + 1) - math.lgamma(n - k + 1)) / math.log(2)
+
+
+def log2_comb(n: int, k: int) -> float:
+    """log2 of C(n, k) for 0 <= k <= n, from above while it is within the size limit."""
+    m = min(k, n - k)
+    if m > MAX_INT_BITS:
+        return _bounded(m)  # C(n, m) >= 2**m for m <= n / 2
+    return max(log2_perm(n, m) - log2_factorial(m), 0.0)
 
 
 # ---------------------------------------------------------------- costs of single steps

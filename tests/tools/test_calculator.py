@@ -267,6 +267,42 @@ def test_big_but_cheap_work_still_runs(expression: str, expected: int | None) ->
     assert isinstance(value, int)
 
 
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("perm(2**12000, 1)", 2**12000),
+        ("perm(2**6000, 2)", math.perm(2**6000, 2)),
+        ("perm(10**100, 3)", math.perm(10**100, 3)),
+        ("comb(2**12000, 1)", 2**12000),
+        ("comb(2**12000, 2**12000 - 1)", 2**12000),
+        ("comb(2**6000, 2)", math.comb(2**6000, 2)),
+        ("perm(2**12000, 0) + comb(2**12000, 0)", 2),
+        ("perm(1400)", math.factorial(1400)),
+    ],
+    ids=lambda x: x if isinstance(x, str) else "",
+)
+def test_perm_and_comb_of_a_huge_n_with_a_small_k_run(expression: str, expected: int) -> None:
+    assert evaluate(expression) == expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "about"),
+    [
+        ("perm(10**7, 10**6)", "e+06 digits"),
+        ("factorial(10**7)", "about 6.57e+07 digits"),
+        ("comb(2**12000, 2)", "about 7,225 digits"),
+        ("factorial(2**12000)", "more than"),
+        ("perm(2**12000)", "more than"),
+        ("perm(10**400, 10**399)", "more than"),
+        ("comb(10**400, 10**399)", "more than"),
+    ],
+)
+def test_results_too_big_for_a_float_estimate_are_refused_by_size(expression: str, about: str) -> None:
+    with pytest.raises(CalculatorError) as info:
+        evaluate(expression)
+    assert about in str(info.value) and "over the limit" in str(info.value)
+
+
 def test_many_big_arguments_to_gcd_and_lcm_are_cheap_enough() -> None:
     assert evaluate("gcd(" + ", ".join(["10**3900"] * 8) + ")") == 10**3900  # not quadratic in all 8 together
     assert evaluate("lcm(" + ", ".join(["2**100"] * 60) + ")") == 2**100
