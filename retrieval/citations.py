@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lector.retrieval.cjk import has_cjk
+from lector.retrieval.bm25_terms import CHINESE_STOP_WORDS
+from lector.retrieval.cjk import has_cjk, split_ideographs
 from lector.retrieval.levels import Level
 from lector.retrieval.reading_types import Answer, AnswerUsage, Citation, Evidence
 from lector.retrieval.sentences import sentence_spans
@@ -25,7 +26,7 @@ _NOT_FOUND = re.compile(
 )
 
 _WORD = re.compile(r"[\w'-]+")
-"""A run of word characters; a run of Chinese characters is one word."""
+"""A run of word characters (its ideographs are then cut into bigrams: `split_ideographs`)."""
 _SMALL_WORDS = frozenset(
     "a an the and or of to in on at by for with from is are was were be been it its this that as "
     "not found evidence answer".split()
@@ -37,9 +38,15 @@ def says_not_found(text: str) -> bool:
 
 
 def content_terms(text: str) -> set[str]:
-    """The words of `text` that carry meaning (no citation marks, small words or single letters)."""
+    """The words of `text` that carry meaning (no citation marks, small words or single letters); Chinese as
+    character bigrams, without those made of stop words ("的", "一个", "是的")."""
     words = (w.lower() for w in _WORD.findall(_CITE.sub(" ", text)))
-    return {w for w in words if w not in _SMALL_WORDS and (len(w) > 1 or has_cjk(w))}
+    terms = (t for w in words for t in (split_ideographs(w) if has_cjk(w) else [w]))
+    return {t for t in terms if t not in _SMALL_WORDS and (len(t) > 1 or has_cjk(t)) and not _stop_bigram(t)}
+
+
+def _stop_bigram(term: str) -> bool:
+    return term in CHINESE_STOP_WORDS or (has_cjk(term) and all(c in CHINESE_STOP_WORDS for c in term))
 
 
 def grounded(answer: str, question: str, cited: Sequence[Evidence]) -> bool:

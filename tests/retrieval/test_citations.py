@@ -11,6 +11,7 @@ from lector.retrieval.types import Chunk
 FACT = "The lighthouse keeper Orvald Brenn painted the tower green in 1887."
 OTHER = "Paragraph 12 is about the barley and the mill of the valley."
 ZH_FACT = "灯塔看守人把塔漆成了绿色。"
+ZH_TOWER = "这座塔由工程师古斯塔夫·埃菲尔设计，于1889年建成，位于法国巴黎的战神广场。"
 
 
 def evidence(text: str, chunk_id: int = 0, start: int = 0) -> Evidence:
@@ -35,6 +36,12 @@ def evidence(text: str, chunk_id: int = 0, start: int = 0) -> Evidence:
         ("In 1901 [1].", "When was the tower painted green?", [FACT], False),
         ("灯塔看守人把塔漆成了绿色。 [1]", "塔是什么颜色？", [ZH_FACT], True),
         ("蓝色 [1]", "塔是什么颜色？", [ZH_FACT], False),
+        ("塔被漆成了绿色 [1]", "塔是什么颜色？", [ZH_FACT], True),  # part of a run of ideographs
+        ("是工程师古斯塔夫·埃菲尔 [1]。", "这座塔是谁设计的？", [ZH_TOWER], True),
+        ("它建在巴黎的战神广场 [1]", "这座塔在哪里？", [ZH_TOWER], True),
+        ("它是一座红色的木制桥梁 [1]。", "这座塔是谁设计的？", [ZH_TOWER], False),  # unrelated
+        ("设计者是一位不知名的意大利建筑师 [1]", "这座塔是谁设计的？", [ZH_TOWER], False),
+        ("東京は日本の首都です [1]", "日本の首都は？", ["日本の首都は東京である。"], True),
     ],
 )
 def test_grounded(answer: str, question: str, cited: list[str], expected: bool) -> None:
@@ -67,6 +74,17 @@ def test_cited_numbers_in_first_cited_order_within_range() -> None:
 
 def test_content_terms_drop_citations_small_words_and_single_letters() -> None:
     assert content_terms("The tower [1] is a green one, x") == {"tower", "green", "one"}
+
+
+def test_content_terms_cut_chinese_into_bigrams_without_stop_words() -> None:
+    assert content_terms("绿色的塔 [1]，1889年") == {"绿色", "色的", "的塔", "1889", "年"}
+    assert content_terms("我们的") == set()
+
+
+def test_compose_grounds_a_chinese_answer_copying_part_of_its_evidence() -> None:
+    items = [evidence(OTHER, 1), evidence(ZH_TOWER, 2)]
+    composed = compose("设计者是工程师古斯塔夫·埃菲尔。", items, question="这座塔是谁设计的？")
+    assert composed.grounded and [c.chunk_id for c in composed.citations] == [2]
 
 
 def test_compose_renumbers_the_citations_and_judges_grounding() -> None:
