@@ -11,10 +11,8 @@ from lector.retrieval.answer_reply import reply_text
 from lector.retrieval.citations import Composed, compose, recited
 from lector.retrieval.cjk import has_cjk
 from lector.retrieval.compound import parts_instruction
-from lector.retrieval.keywords import question_phrases
-from lector.retrieval.phrases import phrase_text_pattern, phrase_words
+from lector.retrieval.pointers import named_lines, quoted_sentence
 from lector.retrieval.reading_types import Evidence, UsageMeter
-from lector.retrieval.sentences import sentence_spans
 
 ANSWER_SYSTEM = (
     "You answer questions using only the numbered evidence the user gives you. "
@@ -29,6 +27,8 @@ ANSWER_TAIL_ZH = "请用几个词写出答案，后面用方括号写上证据�
 SHORTER_TAIL = " Answer in at most 15 words."
 QUOTED_TAIL = " The quoted words are in the evidence: answer with what the text around them says, not with the quote."
 """Followed by the evidence number and the sentence that holds the quoted words."""
+NAMED_TAIL = "The evidence line for"
+"""Followed by a code name of the question and the evidence line that defines or calls it, under the question."""
 NOT_FOUND_TAIL = (
     " The evidence may use other words than the question. If no passage is about what the question asks, "
     "write NOT FOUND."
@@ -68,7 +68,10 @@ def answer_messages(
     body = f"Question: {question.strip()}\n\nEvidence:\n\n{format_evidence(items)}\n\n"
     if notes:
         body += f"{notes.strip()}\n\n"
-    body += f"Question: {question.strip()}\n{ANSWER_TAIL_ZH if zh else ANSWER_TAIL}"
+    body += f"Question: {question.strip()}\n"
+    if lines := named_lines(question, items):
+        body += "".join(f"{NAMED_TAIL} {line}\n" for line in lines)
+    body += ANSWER_TAIL_ZH if zh else ANSWER_TAIL
     if parts := parts_instruction(question):
         body += f" {parts}"
     if not zh and (where := quoted_sentence(question, items)):
@@ -76,18 +79,6 @@ def answer_messages(
     if allow_not_found:
         body += NOT_FOUND_TAIL_ZH if zh else NOT_FOUND_TAIL
     return [Message.system(system), Message.user(body)]
-
-
-def quoted_sentence(question: str, items: Sequence[Evidence]) -> str:
-    """Where the evidence holds a line the question quotes (two words or more): '[n]: "the sentence"', or ''."""
-    patterns = [p for q in question_phrases(question) if len(phrase_words(q)) > 1 and (p := phrase_text_pattern(q))]
-    for n, e in enumerate(items, 1):
-        for pattern in patterns:
-            if (found := pattern.search(e.text)) is not None:
-                spans = sentence_spans(e.text)
-                s, t = next(((s, t) for s, t in spans if s <= found.start() < t), found.span())
-                return f'[{n}]: "{" ".join(e.text[s:t].split())}"'
-    return ""
 
 
 def prompt_overhead(backend: Backend, question: str) -> int:
