@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 import re
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +64,9 @@ class Tool(ABC):
     parameters: dict[str, Any] = {"type": "object", "properties": {}}
     timeout: float = 60.0
     """Seconds the registry lets one call run before it reports a timeout to the model."""
+    stopped_by_timeout: bool = True
+    """Whether a timeout stops the call's work (cancelling it); False for a sync function run in a thread,
+    which runs on after the registry has answered."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -191,11 +196,13 @@ ISOLATED = ProcessPool()
 
 
 class FunctionTool(Tool):
-    """A tool made from a typed function; sync functions run in a worker thread.
+    """A tool made from a typed function; a sync function runs in a thread of its own per call.
 
+    A timeout cannot stop a thread: the registry answers at once that the call took too long, and the
+    thread runs on (a daemon thread, so it neither takes a thread of the shared executor nor holds up exit).
     An `isolated` function runs in a child process instead (process_pool.py), which the timeout really
-    stops and which never holds this process's GIL: for CPU-bound work. It must be a module-level sync
-    function without `ctx` that returns text or JSON values.
+    stops and which never holds this process's GIL: for CPU-bound work or work that may not end. It must be
+    a module-level sync function without `ctx` that returns text or JSON values.
     """
 
     def __init__(
@@ -209,6 +216,7 @@ class FunctionTool(Tool):
         if timeout is not None:
             self.timeout = timeout
         self.target = _isolated_target(fn, self.wants_ctx) if isolated else None
+        self.stopped_by_timeout = isolated or inspect.iscoroutinefunction(fn)
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult | str:
         if self.target is not None:
@@ -219,8 +227,27 @@ class FunctionTool(Tool):
         if inspect.iscoroutinefunction(self.fn):
             result = await self.fn(**kwargs)
         else:
-            result = await asyncio.to_thread(self.fn, **kwargs)
+            result = await self._in_thread(kwargs)
         return _as_result(result)
+
+    async def _in_thread(self, kwargs: dict[str, Any]) -> Any:
+        """`fn(**kwargs)` in a daemon thread; cancelling the await leaves the thread to finish alone."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        context = contextvars.copy_context()
+
+        def work() -> None:
+            try:
+                outcome: tuple[Any, BaseException | None] = (context.run(self.fn, **kwargs), None)
+            except BaseException as exc:  # handed to the awaiting coroutine, like to_thread would
+                outcome = (None, exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+            try:
+                loop.call_soon_threadsafe(_settle, future, *outcome)
+            except RuntimeError:  # the loop closed while the call ran: nobody waits for it
+                pass
+
+        threading.Thread(target=work, name=f"tool {self.name}", daemon=True).start()
+        return await future
 
     async def _run_isolated(self, target: str, kwargs: dict[str, Any]) -> ToolResult | str:
         """In a child process; the registry's timeout cancels this call, which kills the child."""
@@ -229,6 +256,15 @@ class FunctionTool(Tool):
         except WorkerFailed as exc:
             return ToolResult.failure(f"Error: {self.name} failed: {exc.kind or 'error'}: {exc}"[:500])
         return _as_result(result)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if future.done():  # cancelled by a timeout
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
 
 
 def _as_result(result: Any) -> ToolResult | str:
@@ -260,7 +296,12 @@ def tool(
 ) -> Any:
     """Decorator: turn a typed function with a docstring into a Tool. Usable bare or with arguments.
 
-    `isolated=True` runs it in a child process that its timeout really stops (see FunctionTool).
+    `timeout`: seconds a call may run (default `Tool.timeout`) before the model is told it took too long.
+    An async function is cancelled then. A sync function runs in a thread, which cannot be stopped: the
+    model gets the error at once but the thread runs on, so a sync tool that may loop or hang should be
+    `isolated=True`: it then runs in a child process that the timeout kills (see FunctionTool). That needs a
+    module-level function without `ctx` whose arguments and result are JSON values, and it does not share
+    this process's state (globals, caches, open clients); hence it is not the default.
     """
     if fn is None:
         return lambda f: FunctionTool(f, name=name, timeout=timeout, isolated=isolated)

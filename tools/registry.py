@@ -95,13 +95,25 @@ class ToolRegistry:
         try:
             result = await asyncio.wait_for(t.run(args, ctx or ToolContext()), timeout=t.timeout)
         except TimeoutError:
-            return ToolResult.failure(f"Error: {call.name} did not finish within {t.timeout:g} s and was stopped.")
+            return ToolResult.failure(timeout_message(t, call.name))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the model gets a line, the log gets the traceback
             log.exception("tool %s failed", call.name)
             return ToolResult.failure(f"Error: {call.name} failed: {type(exc).__name__}: {exc}"[:500])
         return result if isinstance(result, ToolResult) else ToolResult(content=str(result))
+
+
+def timeout_message(t: Tool, name: str) -> str:
+    """What the model and the person see when a call ran past the tool's timeout."""
+    if t.stopped_by_timeout:
+        return f"Error: {name} did not finish within {t.timeout:g} s and was stopped."
+    log.warning("tool %s ran past its %g s timeout and runs on in a thread; mark it isolated=True", name, t.timeout)
+    return (
+        f"Error: tool {name} took longer than {t.timeout:g} s; it was not stopped because it runs in-process "
+        "(a sync function in a thread) and may still be running. Mark it isolated=True to run it in a child "
+        "process that the timeout stops."
+    )
 
 
 def valid_result(result: ToolResult) -> ToolResult:

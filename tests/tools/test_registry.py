@@ -26,6 +26,7 @@ from lector.tools.base import (
 )
 from lector.tools.builtin import builtin_tools
 from lector.tools.registry import ToolRegistry, validation_error
+from tests.tools.loop_watch import longest_gap
 
 
 def search(query: str, limit: int = 5, mode: Literal["fast", "exact"] = "fast", tags: list[str] | None = None) -> str:
@@ -329,13 +330,35 @@ async def test_hanging_tool_times_out() -> None:
         return "done"
 
     registry = ToolRegistry([hang, hang_sync])
-    for name in ("hang", "hang_sync"):
-        result = await registry.execute(call(name))
-        assert result.error
-        assert result.content == f"Error: {name} did not finish within 0.2 s and was stopped."
+    result = await registry.execute(call("hang"))
+    assert result.error and result.content == "Error: hang did not finish within 0.2 s and was stopped."
     assert cancelled.is_set()  # the async tool's work was stopped
+    result = await registry.execute(call("hang_sync"))
+    assert result.error and "took longer than 0.2 s; it was not stopped" in result.content
+    assert "isolated=True" in result.content and "was stopped." not in result.content
     assert finished == []  # the registry answered while the sync tool still ran
     released.set()
+
+
+async def test_sync_tools_that_never_return_hold_no_shared_thread_nor_the_loop() -> None:
+    released = threading.Event()
+
+    @tool(timeout=0.1)
+    def spin() -> str:
+        """Loops until the test releases it."""
+        while not released.is_set():
+            released.wait(0.01)
+        return "done"
+
+    registry = ToolRegistry([spin])
+    try:
+        calls = asyncio.gather(*(registry.execute(call("spin")) for _ in range(40)))  # over any executor's size
+        results, gap = await longest_gap(calls)
+        assert all("took longer than 0.1 s" in r.content for r in results)
+        assert gap < 0.5, f"the event loop stalled {gap:.2f} s"
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), timeout=5) == "free"
+    finally:
+        released.set()
 
 
 async def test_cancellation_propagates() -> None:
