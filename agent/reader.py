@@ -6,7 +6,8 @@
   or its answer is not grounded in what it cited.
 
 Python API: `ask(library_or_paths, question, level="auto", backend=None) -> Answer`, `aask` (async) and
-`ask_events` (an async stream of LevelChosen / SubQuestion / SubAnswer events ending with AnswerReady).
+`ask_events` (an async stream of LevelChosen / SubQuestion / SubAnswer / PassagesReading / ChunkRead events ending
+with AnswerReady).
 `level` is a `Level` or what a person types for one ("auto", "direct", "0" to "3"; see `parse_level`).
 """
 
@@ -21,7 +22,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from lector.agent.stepwise import AnswerReady, ChunkRead, LevelChosen, ReaderEvent, StepwiseConfig, stepwise_events
+from lector.agent.stepwise import (
+    AnswerReady,
+    ChunkRead,
+    LevelChosen,
+    PassagesReading,
+    ReaderEvent,
+    StepwiseConfig,
+    stepwise_events,
+)
 from lector.llm.backend import Backend, ChatOptions, run_sync
 from lector.llm.messages import Message
 from lector.retrieval.answer_prompt import answer_from_evidence
@@ -31,7 +40,7 @@ from lector.retrieval.context import ReadingContext
 from lector.retrieval.follow_relations import follow_relations
 from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level1 import Level1Config, level1
-from lector.retrieval.level2 import Level2Config, Reading, level2
+from lector.retrieval.level2 import Level2Config, Passages, Reading, level2
 from lector.retrieval.levels import Level, parse_level
 from lector.retrieval.packing import chunk_cost, evidence_budget, pack_chunks
 from lector.retrieval.reading_types import Answer, LibraryLike
@@ -155,16 +164,30 @@ async def direct(ctx: ReadingContext, question: str, config: ReaderConfig) -> An
     return composed.to_answer(Level.DIRECT, ctx.meter.snapshot())
 
 
+def read_event(read: Reading | Passages) -> PassagesReading | ChunkRead:
+    """Level 2's progress as a reader event."""
+    if isinstance(read, Passages):
+        sources = list(dict.fromkeys(c.source for c in read.chunks))
+        return PassagesReading(first=read.first, last=read.last, total=read.total, sources=sources)
+    return ChunkRead(
+        source=read.chunk.source,
+        chunk_id=read.chunk.chunk_id,
+        quotes=read.quotes,
+        offered=read.offered,
+        index=read.index,
+        total=read.total,
+    )
+
+
 async def level2_events(
     ctx: ReadingContext, question: str, config: Level2Config
-) -> AsyncIterator[ChunkRead | AnswerReady]:
-    """Level 2, yielding a ChunkRead as each chunk is read and AnswerReady last."""
-    queue: asyncio.Queue[ChunkRead] = asyncio.Queue()
+) -> AsyncIterator[PassagesReading | ChunkRead | AnswerReady]:
+    """Level 2, yielding PassagesReading as each wave of passages starts, a ChunkRead as each is read, and
+    AnswerReady last."""
+    queue: asyncio.Queue[PassagesReading | ChunkRead] = asyncio.Queue()
 
-    def progress(read: Reading) -> None:
-        queue.put_nowait(
-            ChunkRead(source=read.chunk.source, chunk_id=read.chunk.chunk_id, quotes=read.quotes, offered=read.offered)
-        )
+    def progress(read: Reading | Passages) -> None:
+        queue.put_nowait(read_event(read))
 
     task = asyncio.ensure_future(level2(ctx, question, config, progress=progress))
     try:

@@ -86,6 +86,20 @@ class ChunkRead(BaseModel):
     chunk_id: int
     quotes: list[str] = Field(default_factory=list)
     offered: int = 0
+    index: int = 0
+    """Which passage it was (from 1), of the `total` Level 2 had chosen to read."""
+    total: int = 0
+
+
+class PassagesReading(BaseModel):
+    """Level 2 starts reading passages `first` to `last` (from 1) of the `total` it has chosen so far."""
+
+    type: Literal["reading"] = "reading"
+    first: int
+    last: int
+    total: int
+    sources: list[str] = Field(default_factory=list)
+    """The documents of those passages, each once."""
 
 
 class AnswerReady(BaseModel):
@@ -95,7 +109,7 @@ class AnswerReady(BaseModel):
     answer: Answer
 
 
-ReaderEvent = SubQuestion | SubAnswer | LevelChosen | ChunkRead | AnswerReady
+ReaderEvent = SubQuestion | SubAnswer | LevelChosen | PassagesReading | ChunkRead | AnswerReady
 
 PLAN_SCHEMA: dict[str, Any] = {
     "type": "object",

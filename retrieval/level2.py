@@ -150,14 +150,28 @@ class Reading:
     strong: int = 0
     """Verified quotes that share a word with the question or its keywords."""
     error: str | None = None
+    index: int = 0
+    """Which passage this was in reading order (from 1), of the `total` chosen when it was read."""
+    total: int = 0
 
     @property
     def score(self) -> float:
         return 2.0 * self.strong + 1.0 * len(self.quotes) + 0.25 * self.claimed_relevant + self.bm25
 
 
-Progress = Callable[[Reading], None]
-"""Told of each chunk as soon as it is read."""
+@dataclass(frozen=True)
+class Passages:
+    """Level 2 starts reading passages `first` to `last` (from 1) of the `total` it has chosen so far; a re-query
+    chooses more, so a later wave may name a larger total."""
+
+    first: int
+    last: int
+    total: int
+    chunks: tuple[Chunk, ...]
+
+
+Progress = Callable[[Reading | Passages], None]
+"""Told when a wave of passages starts being read, and of each chunk as soon as it is read."""
 
 
 _JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)("?)')
@@ -334,16 +348,21 @@ class Reader:
         """Read the affordable part of `pool` in waves of the backend's parallel slots."""
         todo = self.affordable(pool, limit)
         wave_size = max(1, int(self.backend.parallel_slots))
+        total = len(self.readings) + len(todo)
         for i in range(0, len(todo), wave_size):
             if (stop_early and self.enough()) or self.meter.spent():
                 break
             wave = todo[i : i + wave_size]
+            first = len(self.readings) + 1
+            if self.progress:
+                self.progress(Passages(first, first + len(wave) - 1, total, tuple(c for c, _ in wave)))
             for chunk, _ in wave:
                 self.tokens_read += self.cost(chunk) + self.overhead
             results = await asyncio.gather(
                 *(read_chunk(self.backend, self.question, c, s, self.terms, self.config, self.meter) for c, s in wave)
             )
-            for r in results:
+            for n, r in enumerate(results):
+                r.index, r.total = first + n, total
                 self.readings[(r.chunk.doc_id, r.chunk.chunk_id)] = r
                 if self.progress:
                     self.progress(r)

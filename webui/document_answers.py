@@ -119,7 +119,6 @@ class Progress:
     doc_ids: Sequence[str]
     config: ReaderConfig
     emit: Emit
-    read: int = 0
     quotes: list[tuple[str, str]] = field(default_factory=list)
     sub_answers: list[SubAnswer] = field(default_factory=list)
     in_sub_question: bool = False
@@ -152,9 +151,7 @@ class Progress:
     def events(self, event: ReaderEvent) -> list[dict[str, Any]]:
         shown = event.model_dump(mode="json")
         if isinstance(event, ChunkRead):
-            self.read += 1
             self.quotes += [(event.source, q) for q in event.quotes]
-            shown.update(index=self.read, total=self.config.level2.max_chunks)
             return [shown]
         if isinstance(event, LevelChosen):
             step = LEVEL_STEPS.get(event.level)

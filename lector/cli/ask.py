@@ -13,6 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from lector.cli.status_line import StatusLine, passages_text
 from lector.cli.threads_option import add_threads_option, apply_threads
 from lector.retrieval.levels import Level, parse_level
 
@@ -53,13 +54,19 @@ def _say(text: str) -> None:
 
 async def _ask(args: argparse.Namespace, library: LibraryLike, doc_ids: list[str]) -> Answer:
     from lector.agent.reader import ask_events
-    from lector.agent.stepwise import AnswerReady, ChunkRead, LevelChosen, SubAnswer, SubQuestion
+    from lector.agent.stepwise import AnswerReady, ChunkRead, LevelChosen, PassagesReading, SubAnswer, SubQuestion
     from lector.llm.factory import make_backend
 
     backend = make_backend(args.model)
+    status = StatusLine(sys.stderr, on=not args.json and sys.stderr.isatty())
     try:
         answer: Answer | None = None
         async for event in ask_events(library, args.question, args.level, backend, doc_ids=doc_ids):
+            if isinstance(event, PassagesReading):
+                status.show(passages_text(event.first, event.last, event.total, event.sources))
+                continue
+            if not isinstance(event, ChunkRead) or args.verbose_reading:
+                status.clear()
             if isinstance(event, AnswerReady):
                 answer = event.answer
             elif args.json:
@@ -76,6 +83,7 @@ async def _ask(args: argparse.Namespace, library: LibraryLike, doc_ids: list[str
             raise RuntimeError("the reader finished without an answer")
         return answer
     finally:
+        status.clear()
         backend.close()
 
 

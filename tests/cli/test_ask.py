@@ -88,3 +88,37 @@ def test_ask_end_to_end_with_the_real_small_model(tmp_path, monkeypatch, capsys,
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def reading_reply(messages: list[Message], tools: object, options: ChatOptions) -> str:
+    """SCRIPTED (not a language model): keywords, each passage read (quoting the cat's sentence), an answer."""
+    from lector.retrieval.level2 import READ_SCHEMA
+
+    schema = options.json_schema or {}
+    if "keywords_en" in schema.get("properties", {}):
+        return json.dumps({"information": "", "instruction": "", "keywords_en": ["cat", "Albatross"]})
+    if schema == READ_SCHEMA:
+        found = [FACT] if FACT in messages[-1].content else []
+        return json.dumps({"relevant": bool(found), "quotes": found})
+    return json.dumps({"answer": "Marmalade.", "evidence": [1]})
+
+
+def test_ask_on_a_terminal_says_which_passage_of_how_many_it_reads(tmp_path, monkeypatch, capsys) -> None:
+    backend = ScriptedBackend(default=reading_reply, parallel_slots=1)
+    monkeypatch.setattr("lector.llm.factory.make_backend", lambda spec=None, **kw: backend)
+    filler = [f"Boat {i} of the harbour carried nets, ropes and a cat basket to the quay." for i in range(400)]
+    path = tmp_path / "log.txt"
+    path.write_text("\n\n".join([*filler[:200], FACT, *filler[200:]]), encoding="utf-8")
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    code = main(["ask", str(path), "-q", "What is the cat called?", "--level", "2", "--cache-dir", str(tmp_path / "c")])
+    assert code == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("Marmalade.")
+    shown = re.findall(r"\r\x1b\[2K(reading passage[^\r]*)", err)
+    total = int(shown[0].split(" of ")[1].split(" ")[0])
+    assert shown == [f"reading passage {i} of {total} (log.txt)…" for i in range(1, len(shown) + 1)] and total > 1
+    assert err.split("\r\x1b[2K")[-1].startswith("(level 2;"), "the status line is cleared before the summary"
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    main(["ask", str(path), "-q", "What is the cat called?", "--level", "2", "--cache-dir", str(tmp_path / "c")])
+    assert "reading passage" not in capsys.readouterr().err, "no status line off a terminal"

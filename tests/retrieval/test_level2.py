@@ -11,7 +11,7 @@ from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
 from lector.retrieval.context import ReadingContext
 from lector.retrieval.keywords import KeywordCache
-from lector.retrieval.level2 import READ_SCHEMA, Level2Config, level2, verify_quote
+from lector.retrieval.level2 import READ_SCHEMA, Level2Config, Passages, Reading, level2, verify_quote
 from lector.retrieval.library import Library
 
 WORDS = ["weather", "barley", "orchard", "harvest", "river", "market", "mill", "fence", "cattle", "road"]
@@ -187,3 +187,42 @@ def test_a_reply_cut_by_the_token_cap_keeps_its_quotes() -> None:
     assert relevant and quotes == ["The keeper painted the tower green.", "He lived there from 18"]
     assert _parse_reading('{"relevant": false, "quotes": []}') == (False, [])
     assert _parse_reading("nonsense") == (False, [])
+
+
+async def test_progress_says_which_passages_of_how_many_are_being_read(tmp_path) -> None:
+    library, _ = build(tmp_path, {})
+    backend = ScriptedBackend(
+        default=model(lambda t: {"relevant": False, "quotes": []}, ["lighthouse"]), parallel_slots=2
+    )
+    told: list[Reading | Passages] = []
+    answer = await level2(
+        reading(library, backend), "Where is the lighthouse?", Level2Config(k=5, max_chunks=7), progress=told.append
+    )
+    waves = [t for t in told if isinstance(t, Passages)]
+    reads = [t for t in told if isinstance(t, Reading)]
+    read_count = len(answer.details["chunks_read"])
+    assert len(reads) == read_count > 2
+    assert [(w.first, w.last) for w in waves] == [(i, min(i + 1, read_count)) for i in range(1, read_count + 1, 2)]
+    assert all(w.total == read_count for w in waves), "the passages chosen for reading, exactly"
+    assert [(r.index, r.total) for r in reads] == [(i, read_count) for i in range(1, read_count + 1)]
+    assert told.index(waves[1]) == 3, "a wave is announced before it is read, after the one before it"
+    assert [c.chunk_id for w in waves for c in w.chunks] == [r.chunk.chunk_id for r in reads]
+
+
+async def test_a_requery_adds_its_passages_to_the_total(tmp_path) -> None:
+    library, _ = build(
+        tmp_path,
+        {300: "The lighthouse keeper of the cape was Orvald Brenn.", 1700: "Orvald Brenn painted everything green."},
+    )
+
+    def read(text: str) -> dict[str, object]:
+        found = [s for s in re.split(r"(?<=\.)\s+", text) if "Orvald" in s]
+        return {"relevant": bool(found), "quotes": found}
+
+    backend = ScriptedBackend(default=model(read, ["lighthouse", "keeper"]))
+    told: list[Reading | Passages] = []
+    config = Level2Config(k=3, max_chunks=8, enough_quotes=5)
+    await level2(reading(library, backend), "What colour did the keeper like?", config, progress=told.append)
+    waves = [t for t in told if isinstance(t, Passages)]
+    assert waves[0].total < waves[-1].total <= 8 and sorted(w.total for w in waves) == [w.total for w in waves]
+    assert [w.first for w in waves] == [1] + [w.last + 1 for w in waves[:-1]], "numbered on across the re-query"

@@ -123,8 +123,8 @@ class LiveAnswer {
     const steps = {
       status: () => this.set(event.text),
       level: () => this.set(`Reading level ${event.level} (${LEVEL_WORDS[event.level] || "reading"})…`),
+      reading: () => this.set(`Reading ${event.first === event.last ? `passage ${event.first}` : `passages ${event.first}–${event.last}`} of ${event.total}…`),
       chunk_read: () => {
-        this.set(`Reading passage ${event.index}${event.total ? ` of at most ${event.total}` : ""}…`);
         for (const quote of event.quotes) $("found").append(el("li", {}, `“${quote}”`));
       },
       sub_question: () => this.set(`Sub-question ${event.index}: ${event.question}`),

@@ -655,9 +655,8 @@ class AnswerView {
     found.count += 1;
     found.quotes += event.quotes.length;
     for (const quote of event.quotes) found.list.append(el("blockquote", {}, quote, el("cite", {}, ` — ${fileName(event.source)}`)));
-    found.summary.textContent = `Read ${found.count} passage${found.count > 1 ? "s" : ""}, ${found.quotes} verified quote${found.quotes === 1 ? "" : "s"}`;
     const of = event.total ? ` of ${event.total}` : "";
-    this.setActivity(`Reading passage ${event.index || found.count}${of} of ${fileName(event.source)}…`);
+    found.summary.textContent = `Read ${found.count}${of} passage${(event.total || found.count) > 1 ? "s" : ""}, ${found.quotes} verified quote${found.quotes === 1 ? "" : "s"}`;
   }
 
   subQuestion(event) {
@@ -701,6 +700,14 @@ class AnswerView {
   }
 }
 
+// "Reading passage 3 of 8 in keeper.txt…"; "passages 5–8" when the model reads several at once.
+function readingText(e) {
+  const which = e.first === e.last ? `passage ${e.first}` : `passages ${e.first}–${e.last}`;
+  const names = (e.sources || []).map(fileName);
+  const where = names.length === 1 ? ` in ${names[0]}` : names.length > 1 ? ` in ${names.length} documents` : "";
+  return `Reading ${which} of ${e.total}${where}…`;
+}
+
 const LEVEL_WORDS = { 0: "the whole document", 1: "quick look-up", 2: "careful reading", 3: "step by step" };
 
 const MODEL_WAIT = {
@@ -733,6 +740,7 @@ const EVENT_HANDLERS = {
     view.note(`Level ${e.level} (${how})${e.reason ? `: ${e.reason}` : ""}`);
     view.setActivity(`Reading your documents: ${how}…`);
   },
+  reading: (view, e) => view.setActivity(readingText(e)),
   chunk_read: (view, e) => view.chunkRead(e),
   sub_question: (view, e) => view.subQuestion(e),
   sub_answer: (view, e) => view.subAnswer(e),
