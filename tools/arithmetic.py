@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lector.tools.calc_limits import (
+    MAX_INT_BITS,
     WORK_BUDGET,
     CalculatorError,
     Meter,
@@ -178,13 +179,17 @@ def _guard_pow(base: Number, exp: Number, mod: Number | None = None) -> float:
 
 
 def _lcm(*xs: Number) -> int:
-    return math.lcm(*(_int_arg(abs(x), "lcm") for x in xs))
+    """The running lcm is checked after each argument: its size is unknown before the gcds are."""
+    result = 1
+    for x in xs:
+        result = math.lcm(result, _int_arg(abs(x), "lcm"))
+        check_bits(float(result.bit_length()), "result of lcm()")
+    return result
 
 
 def _guard_lcm(*xs: Number) -> float:
     ints = [_int_arg(abs(x), "lcm") for x in xs]
-    bits = float(sum(i.bit_length() for i in ints))
-    check_bits(bits)
+    bits = min(float(sum(i.bit_length() for i in ints)), MAX_INT_BITS)  # a larger one is refused on the way
     return combine_cost(list(ints), digits_of_bits(bits))
 
 

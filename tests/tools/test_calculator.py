@@ -303,6 +303,13 @@ def test_results_too_big_for_a_float_estimate_are_refused_by_size(expression: st
     assert about in str(info.value) and "over the limit" in str(info.value)
 
 
+def test_lcm_is_refused_by_its_real_size_not_the_product_of_its_arguments() -> None:
+    assert evaluate("lcm(2**7000, 2**7000, 2**6999)") == 2**7000
+    assert evaluate("lcm(" + ", ".join(["3**8000"] * 10) + ")") == 3**8000
+    with pytest.raises(CalculatorError, match="result of lcm"):
+        evaluate("lcm(2**7000, 3**4500)")
+
+
 def test_many_big_arguments_to_gcd_and_lcm_are_cheap_enough() -> None:
     assert evaluate("gcd(" + ", ".join(["10**3900"] * 8) + ")") == 10**3900  # not quadratic in all 8 together
     assert evaluate("lcm(" + ", ".join(["2**100"] * 60) + ")") == 2**100
