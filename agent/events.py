@@ -32,6 +32,15 @@ class TextDelta(BaseModel):
     step: int = 0
 
 
+class PromptProgress(BaseModel):
+    """The model is reading a long prompt before it writes: `done` of `total` tokens read."""
+
+    type: Literal["prompt_progress"] = "prompt_progress"
+    done: int
+    total: int
+    step: int = 0
+
+
 class ToolCallStarted(BaseModel):
     type: Literal["tool_call_started"] = "tool_call_started"
     call_id: str
@@ -85,7 +94,7 @@ class Final(BaseModel):
 
 
 Event = Annotated[
-    StepStarted | TextDelta | ToolCallStarted | ToolCallFinished | ErrorEvent | Final,
+    StepStarted | TextDelta | PromptProgress | ToolCallStarted | ToolCallFinished | ErrorEvent | Final,
     Field(discriminator="type"),
 ]
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
 from lector.agent.aio import Cancelled, Canceller, close_quietly, next_or_none
-from lector.agent.events import TextDelta
+from lector.agent.events import PromptProgress, TextDelta
 from lector.agent.stop_rules import Replied
 from lector.llm.backend import Backend, ChatOptions, Delta, Usage
 from lector.llm.errors import LLMError
@@ -81,9 +81,10 @@ class ModelCalls:
 
     async def stream(
         self, prompt: list[Message], reply: ModelReply, step: int, *, with_tools: bool
-    ) -> AsyncGenerator[TextDelta, None]:
-        """Stream one call into `reply`, yielding its text as it comes; raises ModelFailed when the backend
-        fails (what streamed so far stays in `reply`). Without tools the model is told to call none."""
+    ) -> AsyncGenerator[TextDelta | PromptProgress, None]:
+        """Stream one call into `reply`, yielding its text as it comes (and how far a long prompt has been read,
+        before); raises ModelFailed when the backend fails (what streamed so far stays in `reply`). Without tools
+        the model is told to call none."""
         tools, options = (self.tools, self.options) if with_tools else (None, self._options("none"))
         stream: AsyncIterator[Delta] | None = None
         error: Exception | None = None
@@ -93,6 +94,8 @@ class ModelCalls:
                 reply.add(delta)
                 if delta.text:
                     yield TextDelta(text=delta.text, step=step)
+                elif delta.prompt_read is not None:
+                    yield PromptProgress(done=delta.prompt_read.done, total=delta.prompt_read.total, step=step)
         except Cancelled:
             raise
         except Exception as exc:  # any backend failure

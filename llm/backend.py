@@ -32,6 +32,14 @@ class Usage(BaseModel):
         )
 
 
+class PromptRead(BaseModel):
+    """How far the engine has read a long prompt: `done` of the `total` tokens it has to read (a cached prefix
+    is not counted)."""
+
+    done: int
+    total: int
+
+
 class Delta(BaseModel):
     """One piece of a streamed reply.
 
@@ -45,6 +53,8 @@ class Delta(BaseModel):
     finish_reason: str | None = None
     tool_call_error: str | None = None
     """Why text that looked like a tool call could not be used (e.g. invalid JSON); the agent tells the model."""
+    prompt_read: PromptRead | None = None
+    """Set, on a delta without text, while the engine reads a long prompt (engines that report it)."""
 
 
 class ReplyTotal:

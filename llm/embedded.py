@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from lector.llm import openai_wire
-from lector.llm.backend import ChatOptions
+from lector.llm.backend import ChatOptions, PromptRead
 from lector.llm.errors import ContextOverflowError, LLMError
 from lector.llm.messages import Message, ToolSpec
 from lector.llm.models import DEFAULT_MODEL, resolve_model
@@ -147,6 +147,18 @@ def _error_from_engine(err: dict[str, Any]) -> LLMError:
     return LLMError(f"embedded engine error: {message}")
 
 
+def prompt_read(progress: Any, n_batch: int) -> PromptRead | None:
+    """The engine's report of how far it has read the prompt (`return_progress`: one report as it starts, then one
+    per batch), or None when there is none or the prompt left to read fits one batch, so is read in one go."""
+    if not isinstance(progress, dict):
+        return None
+    cached = int(progress.get("cache", 0))
+    todo = int(progress.get("total", 0)) - cached
+    if todo <= n_batch:
+        return None
+    return PromptRead(done=min(todo, max(0, int(progress.get("processed", 0)) - cached)), total=todo)
+
+
 class EmbeddedBackend(PromptCallingBackend):
     """A GGUF model in-process: a catalogue name (joined and verified on first use) or a .gguf path.
 
@@ -264,6 +276,7 @@ class EmbeddedBackend(PromptCallingBackend):
         body = openai_wire.request_body(request.messages, options)
         body["temperature"] = options.temperature if options.temperature is not None else self.temperature
         body["cache_prompt"] = self.prompt_cache
+        body["return_progress"] = True
         if request.schema is not None:
             body["json_schema"] = request.schema
         return body
@@ -275,7 +288,10 @@ class EmbeddedBackend(PromptCallingBackend):
                 if chunk.get("timings"):
                     self.last_timings = chunk["timings"]
                 content = openai_wire.read_chunk(chunk)
-                yield RawChunk(text=content.text, usage=content.usage, finish_reason=content.finish_reason)
+                read = prompt_read(chunk.get("prompt_progress"), self._settings["n_batch"])
+                yield RawChunk(
+                    text=content.text, usage=content.usage, finish_reason=content.finish_reason, prompt_read=read
+                )
 
     async def _chunks(self, request: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """Run one engine request in a thread; yield its chunks as they come. Closing stops generation."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lector.llm import fncall
-from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.backend import Backend, ChatOptions, Delta, PromptRead, Usage
 from lector.llm.errors import LLMError
 from lector.llm.messages import Message, ToolCall, ToolSpec
 
@@ -59,6 +59,8 @@ class RawChunk:
     finish_reason: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     """Complete calls a server returned natively (they win over calls written in the text)."""
+    prompt_read: PromptRead | None = None
+    """How far the engine has read the prompt, where it says."""
 
 
 def has_tool_history(messages: list[Message]) -> bool:
@@ -162,6 +164,8 @@ async def read_reply(
     reader = ReplyReader(parse_tools, tool_choice)
     async with contextlib.aclosing(chunks):
         async for chunk in chunks:
+            if chunk.prompt_read is not None:
+                yield Delta(prompt_read=chunk.prompt_read)
             visible = reader.feed(chunk)
             if visible:
                 yield Delta(text=visible)

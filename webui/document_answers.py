@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from lector.agent.events import Final, StopReason
 from lector.agent.reader import CLASSIFY_SCHEMA, ReaderConfig
 from lector.agent.stepwise import PLAN_SCHEMA, AnswerReady, ChunkRead, LevelChosen, ReaderEvent, SubAnswer, SubQuestion
-from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.backend import Backend, ChatOptions, Delta, PromptRead, Usage
 from lector.llm.messages import Message, ToolSpec
 from lector.retrieval.answer_prompt import ANSWER_SCHEMA
 from lector.retrieval.levels import Level
@@ -34,6 +34,9 @@ LEVEL_STEPS = {
 class CallWatcher(Protocol):
     async def call_started(self, options: ChatOptions | None) -> Written | None:
         """Hears that a model call starts; returns what hears each piece of text it writes, if anything does."""
+
+    async def prompt_read(self, read: PromptRead) -> None:
+        """Hears how far the model has read a long prompt."""
 
 
 class MeteredBackend(Backend):
@@ -66,6 +69,8 @@ class MeteredBackend(Backend):
             async for delta in self.inner.astream(messages, tools, options):
                 reported = delta.usage or reported
                 written.append(delta.text)
+                if delta.prompt_read is not None and self.watcher is not None:
+                    await self.watcher.prompt_read(delta.prompt_read)
                 if hear is not None and delta.text:
                     await hear(delta.text)
                 yield delta
@@ -147,6 +152,9 @@ class Progress:
                 self.drafted, reset = True, False
 
         return hear
+
+    async def prompt_read(self, read: PromptRead) -> None:
+        await self.emit({"type": "prompt_progress", "done": read.done, "total": read.total})
 
     def events(self, event: ReaderEvent) -> list[dict[str, Any]]:
         shown = event.model_dump(mode="json")

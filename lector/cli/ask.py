@@ -13,7 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from lector.cli.status_line import StatusLine, passages_text
+from lector.cli.status_line import PromptShown, StatusLine, passages_text
 from lector.cli.threads_option import add_threads_option, apply_threads
 from lector.retrieval.levels import Level, parse_level
 
@@ -61,7 +61,8 @@ async def _ask(args: argparse.Namespace, library: LibraryLike, doc_ids: list[str
     status = StatusLine(sys.stderr, on=not args.json and sys.stderr.isatty())
     try:
         answer: Answer | None = None
-        async for event in ask_events(library, args.question, args.level, backend, doc_ids=doc_ids):
+        shown = PromptShown(backend, status)
+        async for event in ask_events(library, args.question, args.level, shown, doc_ids=doc_ids):
             if isinstance(event, PassagesReading):
                 status.show(passages_text(event.first, event.last, event.total, event.sources))
                 continue

@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from lector.cli.status_line import StatusLine, prompt_text
 from lector.cli.terminal import printable
 from lector.cli.threads_option import add_threads_option, apply_threads
 
@@ -71,8 +72,10 @@ class Printer:
         self.color = err.isatty()
         self.at_line_start = True
         self.started = time.monotonic()
+        self.status = StatusLine(err)
 
     def note(self, line: str) -> None:
+        self.status.clear()
         if not self.at_line_start:
             self.out.write("\n")
             self.out.flush()
@@ -81,9 +84,12 @@ class Printer:
         self.err.flush()
 
     def show(self, event: Any) -> None:
-        from lector.agent.events import ErrorEvent, Final, TextDelta, ToolCallFinished, ToolCallStarted
+        from lector.agent.events import ErrorEvent, Final, PromptProgress, TextDelta, ToolCallFinished, ToolCallStarted
 
-        if isinstance(event, TextDelta):
+        if isinstance(event, PromptProgress) and self.at_line_start:
+            self.status.show(prompt_text(event.done, event.total))
+        elif isinstance(event, TextDelta):
+            self.status.clear()
             self.out.write(printable(event.text))
             self.out.flush()
             self.at_line_start = event.text.endswith("\n")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TextIO
 
 from lector.cli.terminal import printable
+from lector.llm.backend import Backend, ChatOptions, Delta
+from lector.llm.messages import Message, ToolSpec
 
 CLEAR_LINE = "\r\x1b[2K"
 
@@ -37,3 +40,31 @@ def passages_text(first: int, last: int, total: int, sources: list[str]) -> str:
     names = [s.rstrip("/").rsplit("/", 1)[-1] for s in sources]
     where = f" ({names[0]})" if len(names) == 1 else f" ({len(names)} documents)" if names else ""
     return f"reading {which} of {total}{where}…"
+
+
+def prompt_text(done: int, total: int) -> str:
+    """ "reading the prompt 40%": how far the model has read a long prompt before it writes."""
+    return f"reading the prompt {round(100 * done / max(1, total))}%…"
+
+
+class PromptShown(Backend):
+    """`inner`, showing on `status` how far it has read each long prompt."""
+
+    def __init__(self, inner: Backend, status: StatusLine) -> None:
+        self.inner = inner
+        self.status = status
+        self.name = inner.name
+        self.context_size = inner.context_size
+        self.native_tools = inner.native_tools
+        self.parallel_slots = inner.parallel_slots
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    async def astream(
+        self, messages: list[Message], tools: list[ToolSpec] | None = None, options: ChatOptions | None = None
+    ) -> AsyncIterator[Delta]:
+        async for delta in self.inner.astream(messages, tools, options):
+            if delta.prompt_read is not None:
+                self.status.show(prompt_text(delta.prompt_read.done, delta.prompt_read.total))
+            yield delta

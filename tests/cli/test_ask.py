@@ -122,3 +122,20 @@ def test_ask_on_a_terminal_says_which_passage_of_how_many_it_reads(tmp_path, mon
     monkeypatch.setattr("sys.stderr.isatty", lambda: False)
     main(["ask", str(path), "-q", "What is the cat called?", "--level", "2", "--cache-dir", str(tmp_path / "c")])
     assert "reading passage" not in capsys.readouterr().err, "no status line off a terminal"
+
+
+def test_ask_on_a_terminal_shows_how_far_a_long_prompt_is_read(tmp_path, monkeypatch, capsys) -> None:
+    from tests.llm.reading_slowly import SlowReading
+
+    backend = SlowReading(default=scripted_reply, total=3000, pause=0.0)
+    monkeypatch.setattr("lector.llm.factory.make_backend", lambda spec=None, **kw: backend)
+    path = small_document(tmp_path)
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    code = main(["ask", path, "-q", "What is the cat called?", "--cache-dir", str(tmp_path / "c")])
+    assert code == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("Marmalade")
+    shown = re.findall(r"\r\x1b\[2K(reading the prompt[^\r]*)", err)
+    assert shown == ["reading the prompt 0%…", "reading the prompt 33%…", "reading the prompt 67%…"]
+    assert err.split("\r\x1b[2K")[-1].startswith("(level 0;"), "cleared before the summary"

@@ -67,3 +67,26 @@ def test_a_failing_model_gives_exit_code_1(script: Script, capsys: pytest.Captur
     """SCRIPTED model with no replies left: the error is shown, the command fails cleanly."""
     assert main(["chat", "-q", "x"]) == 1
     assert "error: Model error" in capsys.readouterr().err
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_a_long_prompt_shows_how_far_it_is_read_then_makes_way_for_the_answer() -> None:
+    from lector.agent.events import PromptProgress, TextDelta
+    from lector.cli.chat import Printer
+
+    out, err = io.StringIO(), Terminal()
+    printer = Printer(out, err)
+    for done in (0, 400, 800):
+        printer.show(PromptProgress(done=done, total=1000, step=1))
+    printer.show(TextDelta(text="Hello."))
+    assert err.getvalue() == (
+        "\r\x1b[2Kreading the prompt 0%…\r\x1b[2Kreading the prompt 40%…\r\x1b[2Kreading the prompt 80%…\r\x1b[2K"
+    )
+    assert out.getvalue() == "Hello."
+    plain_err = io.StringIO()
+    Printer(io.StringIO(), plain_err).show(PromptProgress(done=1, total=2))
+    assert plain_err.getvalue() == "", "nothing off a terminal"

@@ -1,4 +1,5 @@
-"""What the chat page says while Level 2 reads: "Reading passage 3 of 8 in keeper.txt…", live, in Chromium.
+"""What the chat page says while Level 2 reads ("Reading passage 3 of 8 in keeper.txt…") and while the model reads
+a long prompt ("Reading the prompt: 40 %"), live, in Chromium.
 
 The model is SCRIPTED (not a language model) and slowed down so the page can be watched while it reads; the
 server, the indexing and Level 2's choice of passages are real."""
@@ -6,6 +7,7 @@ server, the indexing and Level 2's choice of passages are real."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +22,12 @@ from lector.llm.scripted import ScriptedBackend
 from lector.retrieval.level2 import READ_SCHEMA
 from lector.webui.app import create_app
 from lector.webui.config import ServerConfig
+from tests.llm.reading_slowly import SlowReading
 from tests.webui.live_server import TOKEN, free_port, serve_app
 from tests.webui.test_chat_page import CHROMIUM, RECORD_STATUS, shot
-from tests.webui.test_documents_api import FILLER, OTTERS, new_chat, upload
+from tests.webui.test_documents_api import FILLER, OTTERS, chat, new_chat, upload
 
+EXTENSION = Path(__file__).resolve().parents[2] / "webui" / "extension"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
 
 
@@ -75,3 +79,90 @@ def test_the_page_says_which_passage_of_how_many_it_is_reading(reading_page: tup
     summary = tab.locator(".msg.assistant .reading summary").inner_text()
     assert re.fullmatch(rf"Read {len(seen)} of {total} passages, [12] verified quotes?", summary), summary
     assert "drift apart" in tab.locator(".msg.assistant .text").inner_text()
+
+
+@pytest.fixture()
+def slow_prompt_page(tmp_path: Path) -> Iterator[tuple[Any, str]]:
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    backend = SlowReading(default=slow_reader, total=4000, pause=0.4, parallel_slots=1)
+    config = ServerConfig(data_dir=tmp_path / "data", port=port, token=TOKEN, tools=[], rate_burst=1000)
+    with serve_app(create_app(config, backend=backend), port) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        tab = browser.new_page(viewport={"width": 1100, "height": 600})
+        tab.goto(f"{base}/?token={TOKEN}")
+        yield tab, base
+        browser.close()
+
+
+def test_the_page_shows_how_far_the_model_has_read_a_long_prompt(slow_prompt_page: tuple[Any, str]) -> None:
+    tab, _ = slow_prompt_page
+    tab.evaluate(RECORD_STATUS)
+    tab.fill("#input", "hello")
+    tab.press("#input", "Enter")
+    expect(tab.locator(".live-status")).to_contain_text("Reading the prompt: 33 %", timeout=30_000)
+    shot(tab, "reading-the-prompt")
+    expect(tab.locator(".msg.assistant .usage")).to_have_count(1, timeout=30_000)
+    statuses = [s.split(" · ")[0] for s in tab.evaluate("window.__statuses")]
+    read = [s for s in statuses if s.startswith("Reading the prompt")]
+    assert list(dict.fromkeys(read)) == [
+        "Reading the prompt: 0 %",
+        "Reading the prompt: 33 %",
+        "Reading the prompt: 67 %",
+    ]
+    after = statuses[statuses.index(read[-1]) :]
+    assert after[-1] == statuses[statuses.index(read[0]) - 1], "what it was doing before comes back as it writes"
+
+
+def test_a_document_answer_streams_prompt_progress(tmp_path: Path) -> None:
+    port = free_port()
+    backend = SlowReading(default=slow_reader, total=4000, pause=0.0, parallel_slots=1)
+    config = ServerConfig(data_dir=tmp_path / "data", port=port, token=TOKEN, tools=[], rate_burst=1000)
+    with serve_app(create_app(config, backend=backend), port) as base:
+        sid = new_chat(base, level="1")
+        upload(base, sid, "otters.txt", (" ".join(FILLER) + " " + OTTERS).encode())
+        events = chat(base, sid, "Why do otters hold hands?")
+    kinds = [e["type"] for e in events]
+    progress = [e for e in events if e["type"] == "prompt_progress"]
+    assert {(e["done"], e["total"]) for e in progress} == {(0, 4000), (1333, 4000), (2666, 4000)}
+    assert kinds.index("prompt_progress") < kinds.index("draft") < kinds.index("final")
+
+
+CHROME_STUB = """window.chrome = {
+  runtime: { sendMessage: (message, reply) => reply({ ok: true, data: [] }) },
+  tabs: { query: async () => [] },
+};"""
+
+
+def test_the_side_panel_says_which_passage_and_how_far_the_prompt_is_read(tmp_path: Path) -> None:
+    """The side panel's own script on its own page; the service worker it talks to is a stub that has no pages."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        panel = browser.new_page(viewport={"width": 400, "height": 500})
+        panel.add_init_script(CHROME_STUB)
+        panel.goto((EXTENSION / "sidepanel.html").as_uri())
+        status = panel.locator("#status")
+        panel.evaluate("window.live = new LiveAnswer()")
+        panel.evaluate("live.on({ type: 'status', text: 'Choosing the passages to read…' })")
+        panel.evaluate("live.on({ type: 'reading', first: 3, last: 3, total: 8, sources: ['keeper.html'] })")
+        expect(status).to_contain_text("Reading passage 3 of 8…")
+        panel.evaluate("live.on({ type: 'reading', first: 5, last: 8, total: 8, sources: ['keeper.html'] })")
+        expect(status).to_contain_text("Reading passages 5–8 of 8…")
+        panel.evaluate("live.on({ type: 'status', text: 'Writing the answer from what was found…' })")
+        panel.evaluate("live.on({ type: 'prompt_progress', done: 1200, total: 3000 })")
+        expect(status).to_contain_text("Reading the prompt: 40 %")
+        panel.screenshot(path=str(shot_path("sidepanel-reading-the-prompt")))
+        panel.evaluate("live.on({ type: 'draft', text: 'Mira', reset: false })")
+        expect(status).to_contain_text("Writing the answer…")
+        expect(status).not_to_contain_text("Reading the prompt")
+        panel.evaluate("clearInterval(live.tick)")
+        browser.close()
+
+
+def shot_path(name: str) -> Path:
+    folder = Path(os.environ.get("LECTOR_SHOTS", "/tmp/lector-shots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.png"

@@ -116,7 +116,19 @@ class LiveAnswer {
 
   set(activity) {
     this.activity = activity;
+    this.beforePrompt = undefined;
     this.paint();
+  }
+
+  // While the model reads a long prompt; what it did before comes back once it writes.
+  promptProgress(e) {
+    const before = this.beforePrompt === undefined ? this.activity : this.beforePrompt;
+    this.set(`Reading the prompt: ${Math.round((100 * e.done) / Math.max(1, e.total))} %`);
+    this.beforePrompt = before;
+  }
+
+  promptRead() {
+    if (this.beforePrompt !== undefined) this.set(this.beforePrompt);
   }
 
   on(event) {
@@ -128,8 +140,9 @@ class LiveAnswer {
         for (const quote of event.quotes) $("found").append(el("li", {}, `“${quote}”`));
       },
       sub_question: () => this.set(`Sub-question ${event.index}: ${event.question}`),
-      draft: () => this.write(event.text, event.reset, true),
-      text: () => this.write(event.text, this.drafted, false),
+      prompt_progress: () => this.promptProgress(event),
+      draft: () => { this.promptRead(); this.write(event.text, event.reset, true); },
+      text: () => { this.promptRead(); this.write(event.text, this.drafted, false); },
       final: () => this.finish(event),
       error: () => this.fail(event.message),
     };

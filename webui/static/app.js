@@ -571,7 +571,19 @@ class AnswerView {
 
   setActivity(text) {
     this.activity = text;
+    this.beforePrompt = undefined;
     this.paintStatus();
+  }
+
+  // While the model reads a long prompt; what it did before comes back once it writes.
+  promptProgress(e) {
+    const before = this.beforePrompt === undefined ? this.activity : this.beforePrompt;
+    this.setActivity(`Reading the prompt: ${Math.round((100 * e.done) / Math.max(1, e.total))} %`);
+    this.beforePrompt = before;
+  }
+
+  promptRead() {
+    if (this.beforePrompt !== undefined) this.setActivity(this.beforePrompt);
   }
 
   paintStatus() {
@@ -723,16 +735,17 @@ const EVENT_HANDLERS = {
     if (state.modelLoaded === false) loadModelState();
   },
   status: (view, e) => view.setActivity(e.text || e.message || "Working…"),
-  prompt_progress: (view, e) => view.setActivity(`Reading the prompt: ${Math.round((100 * e.done) / Math.max(1, e.total))} %`),
+  prompt_progress: (view, e) => view.promptProgress(e),
   step: (view, e) => {
     if (!view.firstStep) view.firstStep = performance.now();
     view.setActivity(e.final ? "Writing the final answer…" : `Thinking (step ${e.step})…`);
   },
   text: (view, e) => {
+    view.promptRead();
     if (view.drafted) { view.resetText(); view.drafted = false; }
     view.appendText(e.text);
   },
-  draft: (view, e) => view.draft(e),
+  draft: (view, e) => { view.promptRead(); view.draft(e); },
   tool_call_started: (view, e) => view.startTool(e),
   tool_call_finished: (view, e) => view.finishTool(e),
   level: (view, e) => {
