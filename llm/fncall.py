@@ -103,17 +103,19 @@ class ParseResult(BaseModel):
 # ---------------------------------------------------------------- going in: the prompt
 
 PARALLEL_NOTE = (
-    "You may make several calls in one reply. When the query asks for several things (several places, items, "
-    "dates or actions), write one <tool_call> block for each of them, all in this reply. For example, for "
-    '"Convert 10 USD and 20 EUR to JPY" with a currency function, the reply is:\n'
-    + "\n".join(
-        '<tool_call>\n{"name": "<the currency function>", '
-        f'"arguments": {{"amount": {n}, "from": "{c}", "to": "JPY"}}}}\n</tool_call>'
+    "You may make several calls in one reply: write them all in one <tool_call> block as a JSON list, one object "
+    "per call. When the query asks for several things (several places, items, dates or actions), make one call for "
+    'each of them. For example, for "Convert 10 USD and 20 EUR to JPY" with a currency function, the reply is:\n'
+    "<tool_call>\n["
+    + ", ".join(
+        f'{{"name": "<the currency function>", "arguments": {{"amount": {n}, "from": "{c}", "to": "JPY"}}}}'
         for n, c in ((10, "USD"), (20, "EUR"))
     )
+    + "]\n</tool_call>"
 )
 """A worked example in the prompt: without one, the default Coder-1.5B answers a query about two things with one
-call (measured on BFCL's live_parallel)."""
+call. The list form matches what the engine's call grammar holds (`auto_call_grammar`): inside a list the model
+goes on to the next call, where after one `<tool_call>` block it stops (measured on BFCL's live_parallel_multiple)."""
 ARGUMENTS_NOTE = "Leave out an optional argument unless the user gave its value."
 NO_CALL_NOTE = (
     "Call a function only when the user asks for what it does and gives the values its required arguments need. "
@@ -959,6 +961,16 @@ def forced_call_schema(tools: list[ToolSpec] | None, tool_choice: ToolChoiceArg)
     offered = _offered_tools(tools, tool_choice)
     if not offered:
         raise ValueError(f"tool_choice names an unknown tool: {tool_choice!r}")
+    options, defs = _call_branches(offered)
+    call: dict[str, Any] = options[0] if len(options) == 1 else {"type": "object", "anyOf": options}
+    schema: dict[str, Any] = {"anyOf": [call, {"type": "array", "items": call, "minItems": 1}]}
+    if defs:
+        schema = {**schema, "$defs": defs}
+    return schema
+
+
+def _call_branches(offered: list[ToolSpec]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One `{"name", "arguments"}` object schema per tool, and the tools' `$defs` hoisted out of them."""
     defs: dict[str, Any] = {}
     options = []
     for t in offered:
@@ -972,11 +984,25 @@ def forced_call_schema(tools: list[ToolSpec] | None, tool_choice: ToolChoiceArg)
                 "additionalProperties": False,
             }
         )
+    return options, defs
+
+
+def auto_call_grammar(tools: list[ToolSpec] | None) -> str | None:
+    """A lazy grammar for tool_choice 'auto' (llguidance's Lark syntax, as llama.cpp takes it): the reply is free
+    text until the model writes `<tool_call>`; from there it is one block holding a JSON list of one or more
+    calls to the offered tools, with arguments of their declared types.
+
+    The list is what gets several calls out of a small model: asked for `<tool_call>` blocks it writes one and
+    stops, while inside a list it goes on to the next item (measured on BFCL's live_parallel_multiple)."""
+    if not tools:
+        return None
+    options, defs = _call_branches(list(tools))
     call: dict[str, Any] = options[0] if len(options) == 1 else {"type": "object", "anyOf": options}
-    schema: dict[str, Any] = {"anyOf": [call, {"type": "array", "items": call, "minItems": 1}]}
+    schema: dict[str, Any] = {"type": "array", "items": call, "minItems": 1, "maxItems": MAX_CALLS}
     if defs:
-        schema = {**schema, "$defs": defs}
-    return schema
+        schema["$defs"] = defs
+    body = json.dumps(schema, ensure_ascii=False)
+    return f'%llguidance {{}}\nstart: <tool_call> "\\n" calls "\\n" </tool_call>\ncalls: %json {body}\n'
 
 
 def parse_forced_calls(text: str) -> list[ToolCall]:

@@ -48,6 +48,9 @@ class PromptRequest:
     parse_tools: list[ToolSpec] | None
     """The tools whose calls are read out of the reply; None: the reply is plain text."""
     tool_choice: str
+    call_grammar: str | None = None
+    """For engines with lazy grammars and tool_choice 'auto': the grammar a call follows once the model starts
+    one (`fncall.auto_call_grammar`)."""
 
 
 @dataclass
@@ -95,7 +98,9 @@ def prepare(
     if not grammar and options.json_schema is not None and forced is None:
         note = "Reply with only a JSON value that matches this JSON schema:\n"
         messages = _with_system_note(messages, note + json.dumps(options.json_schema, ensure_ascii=False))
+    auto_grammar = grammar and use_tools and choice == "auto" and spec_tools is None and options.json_schema is None
     return PromptRequest(
+        call_grammar=fncall.auto_call_grammar(tools) if auto_grammar else None,
         messages=messages,
         template_tools=spec_tools,
         schema=schema if grammar else None,

@@ -107,3 +107,22 @@ def test_second_turn_reuses_the_cached_prefix(small_model: EmbeddedBackend) -> N
     small_model.chat([*first, reply, Message.user("Say bye.")], options=SHORT)
     timings = small_model.last_timings or {}
     assert timings.get("cache_n", 0) > 300  # the system prompt and first turn were not evaluated again
+
+
+def test_auto_choice_calls_follow_the_lazy_grammar_and_text_stays_free(small_model: EmbeddedBackend) -> None:
+    add = ToolSpec(
+        name="add",
+        description="Add two integers.",
+        parameters={
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "required": ["a", "b"],
+        },
+    )
+    options = ChatOptions(max_tokens=96, temperature=0, tool_choice="auto")
+    assert small_model.build_request([Message.user("hi")], [add], options)["grammar_lazy"] is True
+    result = small_model.chat([Message.user("Use the add tool: what is 2 plus 3, and 10 plus 20?")], [add], options)
+    calls = [json.loads(c.arguments) for c in result.message.tool_calls]
+    assert calls and all(c.keys() == {"a", "b"} and all(type(v) is int for v in c.values()) for c in calls)
+    chat = small_model.chat([Message.user("Say hello to Ada in one short sentence.")], [add], options)
+    assert chat.message.tool_calls == [] and "Ada" in chat.message.content

@@ -14,6 +14,7 @@ from lector.llm.fncall import (
     ParseResult,
     StreamingToolCallParser,
     apply_tool_choice,
+    auto_call_grammar,
     forced_call_schema,
     inject_tools,
     parse_forced_calls,
@@ -248,11 +249,13 @@ def test_json_repair_raises_value_error_only(bad: str) -> None:
 
 def test_the_prompt_allows_parallel_calls_and_a_plain_answer_when_no_tool_fits() -> None:
     auto = render_tools_prompt(TOOLS, "auto")
-    assert "one <tool_call> block for each" in auto and auto.count("<tool_call>\n{") >= 3
+    assert "in one <tool_call> block as a JSON list" in auto and "<tool_call>\n[{" in auto
+    example = auto.split("<tool_call>\n[", 1)[1].split("\n</tool_call>", 1)[0]
+    assert len(json.loads("[" + example)) == 2
     assert "answer in plain text" in auto and "Leave out an optional argument" in auto
     for forced in ("required", "calculator"):
         text = render_tools_prompt(TOOLS, forced)
-        assert "one <tool_call> block for each" in text and "answer in plain text" not in text
+        assert "in one <tool_call> block as a JSON list" in text and "answer in plain text" not in text
 
 
 def test_a_huge_name_is_refused_in_a_short_message() -> None:
@@ -416,3 +419,23 @@ def test_apply_tool_choice() -> None:
     assert named.calls == [fetch] and named.error is None
     only_other = apply_tool_choice(ParseResult(calls=[calc]), "web_fetch")
     assert only_other.calls == [] and only_other.error is not None and "calculator" in only_other.error
+
+
+def test_auto_call_grammar_holds_a_list_of_typed_calls() -> None:
+    grammar = auto_call_grammar(TOOLS)
+    assert grammar is not None and auto_call_grammar([]) is None
+    head, rule = grammar.splitlines()[:2]
+    assert head == "%llguidance {}"
+    assert rule == 'start: <tool_call> "\\n" calls "\\n" </tool_call>'
+    schema = json.loads(grammar.split("calls: %json ", 1)[1])
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(
+        [
+            {"name": "calculator", "arguments": {"expression": "1+1"}},
+            {"name": "web_fetch", "arguments": {"url": "https://x", "max_chars": 10}},
+        ],
+        schema,
+    )
+    for bad in ([], {"name": "calculator", "arguments": {"expression": "1"}}, [{"name": "web_fetch", "arguments": {}}]):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
