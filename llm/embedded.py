@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from lector.llm import fncall, openai_wire
+from lector.llm import call_parser, openai_wire
 from lector.llm.backend import ChatOptions, PromptRead
 from lector.llm.errors import ContextOverflowError, LLMError
 from lector.llm.messages import Message, ToolSpec
@@ -284,7 +284,7 @@ class EmbeddedBackend(PromptCallingBackend):
         elif request.call_grammar is not None:
             body["grammar"] = request.call_grammar
             body["grammar_lazy"] = True
-            body["grammar_triggers"] = [{"type": GRAMMAR_TRIGGER_WORD, "value": fncall.CALL_OPEN}]
+            body["grammar_triggers"] = [{"type": GRAMMAR_TRIGGER_WORD, "value": call_parser.CALL_OPEN}]
         return body
 
     async def raw_stream(self, request: PromptRequest, options: ChatOptions) -> AsyncGenerator[RawChunk, None]:

@@ -6,7 +6,7 @@ the reply to (the forced call's for tool_choice 'required' or a named tool, else
 json_schema). Where the engine has no grammar, both demands are spelled out in the system prompt.
 
 The transport sends that and yields the model's raw text as `RawChunk`s. `read_reply` turns them into
-deltas: calls are parsed out of the stream by `llm.fncall`'s parser; a forced reply is parsed the same
+deltas: calls are parsed out of the stream by `llm.call_parser`'s parser; a forced reply is parsed the same
 way, so when the grammar did not hold (a server that ignores `response_format`, a reply cut short) the
 model's text is still shown and a damaged call still repaired; then tool_choice is applied, and a call
 that could not be used, or a required call that is missing, is reported as `Delta.tool_call_error`,
@@ -24,7 +24,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from lector.llm import fncall
+from lector.llm import call_parser, forced_calls, tool_prompt
 from lector.llm.backend import Backend, ChatOptions, Delta, PromptRead, Usage
 from lector.llm.errors import LLMError
 from lector.llm.messages import Message, ToolCall, ToolSpec
@@ -50,7 +50,7 @@ class PromptRequest:
     tool_choice: str
     call_grammar: str | None = None
     """For engines with lazy grammars and tool_choice 'auto': the grammar a call follows once the model starts
-    one (`fncall.auto_call_grammar`)."""
+    one (`forced_calls.auto_call_grammar`)."""
 
 
 @dataclass
@@ -84,23 +84,23 @@ def prepare(
     choice = options.tool_choice
     use_tools = bool(tools) and choice != "none"
     try:
-        forced = fncall.forced_call_schema(tools, choice) if use_tools else None
+        forced = forced_calls.forced_call_schema(tools, choice) if use_tools else None
     except ValueError as exc:
         raise LLMError(str(exc)) from exc
     spec_tools: list[ToolSpec] | None = None
     if use_tools and template_tools and choice == "auto":
         spec_tools = list(tools or [])
     elif use_tools:
-        messages = fncall.inject_tools(messages, tools, choice)
+        messages = tool_prompt.inject_tools(messages, tools, choice)
     elif not template_tools and has_tool_history(messages):
-        messages = fncall.inject_tools(messages, None, "none")
+        messages = tool_prompt.inject_tools(messages, None, "none")
     schema = forced if forced is not None else options.json_schema
     if not grammar and options.json_schema is not None and forced is None:
         note = "Reply with only a JSON value that matches this JSON schema:\n"
         messages = _with_system_note(messages, note + json.dumps(options.json_schema, ensure_ascii=False))
     auto_grammar = grammar and use_tools and choice == "auto" and spec_tools is None and options.json_schema is None
     return PromptRequest(
-        call_grammar=fncall.auto_call_grammar(tools) if auto_grammar else None,
+        call_grammar=forced_calls.auto_call_grammar(tools) if auto_grammar else None,
         messages=messages,
         template_tools=spec_tools,
         schema=schema if grammar else None,
@@ -121,7 +121,7 @@ class ReplyReader:
     """Reads one reply's raw chunks: `feed` returns the text to show now, `finish` the last delta."""
 
     def __init__(self, parse_tools: list[ToolSpec] | None, tool_choice: str) -> None:
-        self.parser = fncall.StreamingToolCallParser(parse_tools) if parse_tools is not None else None
+        self.parser = call_parser.StreamingToolCallParser(parse_tools) if parse_tools is not None else None
         self.tools = parse_tools
         self.tool_choice = tool_choice
         self.usage: Usage | None = None
@@ -137,14 +137,14 @@ class ReplyReader:
             return chunk.text
         return self.parser.feed(chunk.text)
 
-    def result(self) -> fncall.ParseResult:
-        native = [fncall.coerce_call(c, self.tools) for c in self.native_calls]
+    def result(self) -> call_parser.ParseResult:
+        native = [call_parser.coerce_call(c, self.tools) for c in self.native_calls]
         if self.parser is None:
-            return fncall.ParseResult(calls=native)
+            return call_parser.ParseResult(calls=native)
         parsed = self.parser.finish()  # its text is what `feed` held back
         if native:
-            return fncall.ParseResult(text=parsed.text, calls=native)
-        return fncall.apply_tool_choice(parsed, self.tool_choice)
+            return call_parser.ParseResult(text=parsed.text, calls=native)
+        return forced_calls.apply_tool_choice(parsed, self.tool_choice)
 
     def finish(self) -> Delta:
         result = self.result()

@@ -1,6 +1,6 @@
 """The parser's case table: model outputs, with the calls, visible text and error each must give.
 
-Shared by the parser's own tests (test_fncall.py) and by every backend's prompt mode
+Shared by the parser's own tests (test_tool_calls.py) and by every backend's prompt mode
 (test_prompt_calling.py), so that all of them are held to the same answers.
 """
 

@@ -21,7 +21,7 @@ from lector.agent.stop_rules import CALL_ERROR_NOTE
 from lector.llm.backend import Backend, ChatOptions, Delta
 from lector.llm.embedded import EmbeddedBackend, EngineConfig, _Engine
 from lector.llm.errors import LLMError
-from lector.llm.fncall import forced_call_schema
+from lector.llm.forced_calls import forced_call_schema
 from lector.llm.messages import Message, ToolCall, ToolSpec
 from lector.llm.openai_http import OpenAIBackend
 from lector.llm.prompt_calling import RawChunk, ReplyReader, prepare

@@ -1,8 +1,6 @@
-"""Prompt-based function calling, for models without native tool calls.
+"""Prompt-based function calling, coming out: finding the calls in a model's text.
 
-Going in, `inject_tools` puts the tool specs and the call format into the system prompt and
-turns earlier calls and results into plain text. Coming out, one left-to-right scanner
-(`StreamingToolCallParser`) finds calls in the forms real models write:
+One left-to-right scanner (`StreamingToolCallParser`) finds calls in the forms real models write:
 
 - `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`, one block per call (a missing
   closing tag is tolerated);
@@ -31,6 +29,9 @@ removed. A call that cannot be understood becomes an `error` message, never an e
 `parse_tool_calls(text)` is the streaming parser fed the whole text at once, so streamed and
 whole-text parsing agree (one documented exception: a `</think>` with no opening tag, where
 the whole-text parse drops what came before it, which a stream has already shown).
+
+The prompt that asks for these calls is built in llm.tool_prompt; tool_choice is enforced in
+llm.forced_calls.
 """
 
 from __future__ import annotations
@@ -43,11 +44,8 @@ from pydantic import BaseModel, Field
 
 from lector.llm.arg_coercion import coerce_arguments
 from lector.llm.json_repair import load_prefix
-from lector.llm.messages import Message, ToolCall, ToolSpec, new_call_id
+from lector.llm.messages import ToolCall, ToolSpec, new_call_id
 from lector.llm.unicode import valid_json, valid_text
-
-ToolChoiceArg = str
-"""'auto', 'none', 'required', or the name of the one tool to call."""
 
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 RESPONSE_OPEN = "<tool_response>"
@@ -98,127 +96,6 @@ class ParseResult(BaseModel):
     calls: list[ToolCall] = Field(default_factory=list)
     error: str | None = None
     """One or more problems ('; '-joined) with calls that could not be understood, else None."""
-
-
-# ---------------------------------------------------------------- going in: the prompt
-
-PARALLEL_NOTE = (
-    "You may make several calls in one reply: write them all in one <tool_call> block as a JSON list, one object "
-    "per call. When the query asks for several things (several places, items, dates or actions), make one call for "
-    'each of them. For example, for "Convert 10 USD and 20 EUR to JPY" with a currency function, the reply is:\n'
-    "<tool_call>\n["
-    + ", ".join(
-        f'{{"name": "<the currency function>", "arguments": {{"amount": {n}, "from": "{c}", "to": "JPY"}}}}'
-        for n, c in ((10, "USD"), (20, "EUR"))
-    )
-    + "]\n</tool_call>"
-)
-"""A worked example in the prompt: without one, the default Coder-1.5B answers a query about two things with one
-call. The list form matches what the engine's call grammar holds (`auto_call_grammar`): inside a list the model
-goes on to the next call, where after one `<tool_call>` block it stops (measured on BFCL's live_parallel_multiple)."""
-ARGUMENTS_NOTE = "Leave out an optional argument unless the user gave its value."
-NO_CALL_NOTE = (
-    "Call a function only when the user asks for what it does and gives the values its required arguments need. "
-    "Otherwise call none: answer in plain text, or ask for what is missing."
-)
-
-
-def render_tools_prompt(tools: list[ToolSpec], tool_choice: ToolChoiceArg = "auto") -> str:
-    """System-prompt text that describes the tools and the exact call format."""
-    tools = _offered_tools(tools, tool_choice)
-    if not tools:
-        return ""
-    lines = "\n".join(json.dumps(t.to_openai(), ensure_ascii=False) for t in tools)
-    # Qwen2.5's own chat-template wording: small models call tools far more reliably with the text they
-    # were trained on (measured with Qwen2.5-Coder-1.5B: a looser paraphrase made it answer in bare JSON).
-    text = (
-        "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-        "You are provided with function signatures within <tools></tools> XML tags:\n"
-        f"<tools>\n{lines}\n</tools>\n\n"
-        "For each function call, return a json object with function name and arguments within "
-        "<tool_call></tool_call> XML tags:\n"
-        '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
-        f"\n\n{PARALLEL_NOTE}\n\n{ARGUMENTS_NOTE}"
-    )
-    if tool_choice == "auto":
-        text += f"\n\n{NO_CALL_NOTE}"
-    elif tool_choice == "required":
-        text += "\n\nYou must call at least one function now; do not answer directly."
-    elif tool_choice not in ("auto", "none"):
-        text += f"\n\nYou must call the function `{tool_choice}` now; do not answer directly."
-    return text
-
-
-def _offered_tools(tools: list[ToolSpec] | None, tool_choice: ToolChoiceArg) -> list[ToolSpec]:
-    if not tools or tool_choice == "none":
-        return []
-    if tool_choice in ("auto", "required"):
-        return list(tools)
-    return [t for t in tools if t.name == tool_choice]
-
-
-def render_call(call: ToolCall) -> str:
-    """One call as the text a model writes for it."""
-    body = json.dumps({"name": call.name, "arguments": call.arguments_or_text()}, ensure_ascii=False)
-    return f"{CALL_OPEN}\n{body}\n{CALL_CLOSE}"
-
-
-def inject_tools(
-    messages: list[Message], tools: list[ToolSpec] | None, tool_choice: ToolChoiceArg = "auto"
-) -> list[Message]:
-    """New messages for a model without native tools.
-
-    The tool prompt is appended to the first system message (one is created if missing);
-    earlier assistant calls become `<tool_call>` text; tool results become user messages of
-    `<tool_response>` blocks, consecutive results merged in the order of the calls.
-    With no tools or tool_choice 'none' no tool prompt is added.
-    """
-    prompt = render_tools_prompt(tools or [], tool_choice)
-    out: list[Message] = []
-    call_order: dict[str, int] = {}
-    pending: list[Message] = []
-    question = ""
-
-    def flush() -> None:
-        if not pending:
-            return
-        ordered = sorted(
-            enumerate(pending), key=lambda p: (call_order.get(p[1].tool_call_id or "", len(call_order)), p[0])
-        )
-        body = "\n".join(f"<tool_response>\n{m.content}\n</tool_response>" for _, m in ordered)
-        out.append(Message.user(body))
-        pending.clear()
-
-    for msg in messages:
-        if msg.role == "tool":
-            pending.append(msg)
-            continue
-        flush()
-        if msg.role == "user":
-            question = msg.content
-        if msg.role == "assistant" and msg.tool_calls:
-            call_order = {c.id: i for i, c in enumerate(msg.tool_calls)}
-            parts = [msg.content.strip()] if msg.content.strip() else []
-            parts += [render_call(c) for c in msg.tool_calls]
-            out.append(Message.assistant("\n".join(parts)))
-        else:
-            out.append(msg.model_copy(deep=True))
-    if pending and question:
-        # Small models often answer a bare tool response with small talk; restate what it is for.
-        flush()
-        out[-1] = Message.user(f"{out[-1].content}\n\nUse these results to answer: {question.strip()[:500]}")
-    flush()
-    if prompt:
-        first_system = next((i for i, m in enumerate(out) if m.role == "system"), None)
-        if first_system is None:
-            out.insert(0, Message.system(prompt))
-        else:
-            old = out[first_system].content.rstrip()
-            out[first_system] = Message.system(f"{old}\n\n{prompt}" if old else prompt)
-    return out
-
-
-# ---------------------------------------------------------------- coming out: call objects
 
 
 class _Object(dict[str, Any]):
@@ -942,96 +819,3 @@ def parse_tool_calls(text: str, tools: list[ToolSpec] | None = None) -> ParseRes
     shown = "".join(parser.feed(text[i : i + FEED_CHUNK]) for i in range(0, len(text), FEED_CHUNK))
     rest = parser.finish()
     return ParseResult(text=shown + rest.text, calls=rest.calls, error=rest.error)
-
-
-# ---------------------------------------------------------------- tool_choice
-
-
-def forced_call_schema(tools: list[ToolSpec] | None, tool_choice: ToolChoiceArg) -> dict[str, Any] | None:
-    """A JSON schema that only lets calls through, for grammar-constrained decoding: one call object, or a
-    list of one or more of them (parallel calls).
-
-    A call, for 'required': `{"name": one of the tools, "arguments": that tool's parameters}`, as one anyOf
-    branch per tool (no sibling keywords, which some grammar compilers ignore); for a tool's name: that
-    tool only. 'auto', 'none' or no tools: None. Raises ValueError for a tool_choice that names no offered
-    tool. `$defs` of the tools' schemas are hoisted to the top.
-    """
-    if not tools or tool_choice in ("auto", "none"):
-        return None
-    offered = _offered_tools(tools, tool_choice)
-    if not offered:
-        raise ValueError(f"tool_choice names an unknown tool: {tool_choice!r}")
-    options, defs = _call_branches(offered)
-    call: dict[str, Any] = options[0] if len(options) == 1 else {"type": "object", "anyOf": options}
-    schema: dict[str, Any] = {"anyOf": [call, {"type": "array", "items": call, "minItems": 1}]}
-    if defs:
-        schema = {**schema, "$defs": defs}
-    return schema
-
-
-def _call_branches(offered: list[ToolSpec]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """One `{"name", "arguments"}` object schema per tool, and the tools' `$defs` hoisted out of them."""
-    defs: dict[str, Any] = {}
-    options = []
-    for t in offered:
-        params = dict(t.parameters or {"type": "object"})
-        defs.update(params.pop("$defs", {}))
-        options.append(
-            {
-                "type": "object",
-                "properties": {"name": {"type": "string", "enum": [t.name]}, "arguments": params},
-                "required": ["name", "arguments"],
-                "additionalProperties": False,
-            }
-        )
-    return options, defs
-
-
-def auto_call_grammar(tools: list[ToolSpec] | None) -> str | None:
-    """A lazy grammar for tool_choice 'auto' (llguidance's Lark syntax, as llama.cpp takes it): the reply is free
-    text until the model writes `<tool_call>`; from there it is one block holding a JSON list of one or more
-    calls to the offered tools, with arguments of their declared types.
-
-    The list is what gets several calls out of a small model: asked for `<tool_call>` blocks it writes one and
-    stops, while inside a list it goes on to the next item (measured on BFCL's live_parallel_multiple)."""
-    if not tools:
-        return None
-    options, defs = _call_branches(list(tools))
-    call: dict[str, Any] = options[0] if len(options) == 1 else {"type": "object", "anyOf": options}
-    schema: dict[str, Any] = {"type": "array", "items": call, "minItems": 1, "maxItems": MAX_CALLS}
-    if defs:
-        schema["$defs"] = defs
-    body = json.dumps(schema, ensure_ascii=False)
-    return f'%llguidance {{}}\nstart: <tool_call> "\\n" calls "\\n" </tool_call>\ncalls: %json {body}\n'
-
-
-def parse_forced_calls(text: str) -> list[ToolCall]:
-    """The calls in output generated under `forced_call_schema`. Raises ValueError if there is none."""
-    result = parse_tool_calls(text)
-    if result.calls:
-        return result.calls
-    raise ValueError(result.error or f"no tool call in the forced output: {text[:200]!r}")
-
-
-def apply_tool_choice(result: ParseResult, tool_choice: ToolChoiceArg) -> ParseResult:
-    """Enforce tool_choice on parsed output.
-
-    'none' drops calls and call errors (the text stays); 'required' without a call sets an
-    error; a named tool keeps only calls to it (error when none remain); 'auto' changes nothing.
-    """
-    if tool_choice == "auto":
-        return result
-    if tool_choice == "none":
-        return ParseResult(text=result.text)
-    if tool_choice == "required":
-        if result.calls or result.error:
-            return result
-        return result.model_copy(update={"error": "a tool call was required, but the reply has none"})
-    kept = [c for c in result.calls if c.name == tool_choice]
-    error = result.error
-    if not kept and not error:
-        dropped = ", ".join(sorted({c.name for c in result.calls}))
-        error = f"a call to {tool_choice} was required, but the reply has " + (
-            f"calls to {dropped} only" if dropped else "none"
-        )
-    return ParseResult(text=result.text, calls=kept, error=error)

@@ -10,19 +10,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from lector.llm.fncall import (
-    ParseResult,
-    StreamingToolCallParser,
-    apply_tool_choice,
-    auto_call_grammar,
-    forced_call_schema,
-    inject_tools,
-    parse_forced_calls,
-    parse_tool_calls,
-    render_tools_prompt,
-)
+from lector.llm.call_parser import ParseResult, StreamingToolCallParser, parse_tool_calls
+from lector.llm.forced_calls import apply_tool_choice, auto_call_grammar, forced_call_schema, parse_forced_calls
 from lector.llm.json_repair import load_prefix, loads_lenient
 from lector.llm.messages import Message, ToolCall, ToolSpec
+from lector.llm.tool_prompt import inject_tools, render_tools_prompt
 from tests.llm.call_cases import CALC, CASES, TC, TOOLS
 
 
