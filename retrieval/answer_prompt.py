@@ -25,8 +25,9 @@ ANSWER_TAIL = (
 )
 ANSWER_TAIL_ZH = "请用几个词写出答案，后面用方括号写上证据编号。问的是数值、名称、数字或日期时，照证据原文写出。"
 SHORTER_TAIL = " Answer in at most 15 words."
-QUOTED_TAIL = " The quoted words are in the evidence: answer with what the text around them says, not with the quote."
-"""Followed by the evidence number and the sentence that holds the quoted words."""
+QUOTED_LINE = "The quoted words stand in"
+"""Under the question, followed by the evidence number and the sentence that holds the quoted words."""
+QUOTED_TAIL = " Answer with what the text around the quoted words says, not with the quote."
 NAMED_TAIL = "The evidence line for"
 """Followed by a code name of the question and the evidence line that defines or calls it, under the question."""
 NOT_FOUND_TAIL = (
@@ -71,11 +72,14 @@ def answer_messages(
     body += f"Question: {question.strip()}\n"
     if lines := named_lines(question, items):
         body += "".join(f"{NAMED_TAIL} {line}\n" for line in lines)
+    where = "" if zh else quoted_sentence(question, items)
+    if where:
+        body += f"{QUOTED_LINE} {where}\n"
     body += ANSWER_TAIL_ZH if zh else ANSWER_TAIL
     if parts := parts_instruction(question):
         body += f" {parts}"
-    if not zh and (where := quoted_sentence(question, items)):
-        body += f"{QUOTED_TAIL} They stand in {where}"
+    if where:
+        body += QUOTED_TAIL
     if allow_not_found:
         body += NOT_FOUND_TAIL_ZH if zh else NOT_FOUND_TAIL
     return [Message.system(system), Message.user(body)]

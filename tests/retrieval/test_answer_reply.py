@@ -79,7 +79,7 @@ def test_a_quoted_line_in_the_evidence_is_pointed_out() -> None:
     items = evidence(["Then let it be, my lord, said Ophelia."])
     prompt = answer_messages('Who says "let it be"?', items)[-1].content
     assert prompt.count(QUOTED_TAIL.strip()) == 1
-    assert 'They stand in [1]: "Then let it be, my lord, said Ophelia."' in prompt
+    assert 'The quoted words stand in [1]: "Then let it be, my lord, said Ophelia."\n' in prompt
     assert QUOTED_TAIL.strip() not in answer_messages('Who says "so be it"?', items)[-1].content
 
 
