@@ -21,6 +21,7 @@ MODULE_MARKS = {
     "tests/webui/test_chat_page.py": "browser",
     "tests/webui/test_extension.py": "browser",
     "tests/webui/test_docs_page.py": "browser",
+    "tests/webui/test_reading_progress_page.py": "browser",
     "tests/tools/test_code_interpreter.py": "sandbox",
     "tests/tools/test_sandbox_attacks.py": "sandbox",
 }

@@ -101,7 +101,10 @@ def test_the_page_shows_how_far_the_model_has_read_a_long_prompt(slow_prompt_pag
     tab.evaluate(RECORD_STATUS)
     tab.fill("#input", "hello")
     tab.press("#input", "Enter")
-    expect(tab.locator(".live-status")).to_contain_text("Reading the prompt: 33 %", timeout=30_000)
+    # Each step shows for a fraction of a second: wait on what the page recorded, not on a poll of the box.
+    tab.wait_for_function(
+        "() => (window.__statuses || []).some(s => s.startsWith('Reading the prompt: 33 %'))", timeout=30_000
+    )
     shot(tab, "reading-the-prompt")
     expect(tab.locator(".msg.assistant .usage")).to_have_count(1, timeout=30_000)
     statuses = [s.split(" · ")[0] for s in tab.evaluate("window.__statuses")]
