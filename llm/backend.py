@@ -156,6 +156,26 @@ class Backend(ABC):
         """Release engine resources; the default holds none."""
 
 
+class WrappedBackend(Backend):
+    """A backend around `inner`: its capabilities and tokenizer; `astream` passes through unless a subclass adds
+    to it."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.context_size = inner.context_size
+        self.native_tools = inner.native_tools
+        self.parallel_slots = inner.parallel_slots
+
+    def astream(
+        self, messages: list[Message], tools: list[ToolSpec] | None = None, options: ChatOptions | None = None
+    ) -> AsyncIterator[Delta]:
+        return self.inner.astream(messages, tools, options)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+
 _DONE = object()
 
 

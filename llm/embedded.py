@@ -172,6 +172,8 @@ class EmbeddedBackend(PromptCallingBackend):
     With `lazy=True` the model loads on first use, or when `load()` is called (from a thread, to preload).
     """
 
+    lazy_grammar = True
+
     def __init__(
         self,
         name_or_path: str | os.PathLike[str] = DEFAULT_MODEL,

@@ -28,16 +28,16 @@ def forced_call_schema(tools: list[ToolSpec] | None, tool_choice: ToolChoiceArg)
     offered = _offered_tools(tools, tool_choice)
     if not offered:
         raise ValueError(f"tool_choice names an unknown tool: {tool_choice!r}")
-    options, defs = _call_branches(offered)
-    call: dict[str, Any] = options[0] if len(options) == 1 else {"type": "object", "anyOf": options}
+    call, defs = _any_call(offered)
     schema: dict[str, Any] = {"anyOf": [call, {"type": "array", "items": call, "minItems": 1}]}
     if defs:
         schema = {**schema, "$defs": defs}
     return schema
 
 
-def _call_branches(offered: list[ToolSpec]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """One `{"name", "arguments"}` object schema per tool, and the tools' `$defs` hoisted out of them."""
+def _any_call(offered: list[ToolSpec]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The schema of a call to any of the tools (a `{"name", "arguments"}` object, one anyOf branch per tool), and
+    the tools' `$defs` hoisted out of it."""
     defs: dict[str, Any] = {}
     options = []
     for t in offered:
@@ -51,7 +51,7 @@ def _call_branches(offered: list[ToolSpec]) -> tuple[list[dict[str, Any]], dict[
                 "additionalProperties": False,
             }
         )
-    return options, defs
+    return (options[0] if len(options) == 1 else {"type": "object", "anyOf": options}), defs
 
 
 def auto_call_grammar(tools: list[ToolSpec] | None) -> str | None:
@@ -63,8 +63,7 @@ def auto_call_grammar(tools: list[ToolSpec] | None) -> str | None:
     stops, while inside a list it goes on to the next item (measured on BFCL's live_parallel_multiple)."""
     if not tools:
         return None
-    options, defs = _call_branches(list(tools))
-    call: dict[str, Any] = options[0] if len(options) == 1 else {"type": "object", "anyOf": options}
+    call, defs = _any_call(list(tools))
     schema: dict[str, Any] = {"type": "array", "items": call, "minItems": 1, "maxItems": MAX_CALLS}
     if defs:
         schema["$defs"] = defs

@@ -77,8 +77,10 @@ def prepare(
     *,
     grammar: bool = True,
     template_tools: bool = False,
+    lazy_grammar: bool = False,
 ) -> PromptRequest:
-    """The request to send. `grammar`: the engine can hold a reply to a JSON schema; `template_tools`:
+    """The request to send. `grammar`: the engine can hold a reply to a JSON schema; `lazy_grammar`: it takes a
+    lazy grammar for calls in tool_choice 'auto' (`call_grammar`); `template_tools`:
     its chat template renders tool specs and tool history itself (used for tool_choice 'auto' only,
     since a forced choice needs the demand spelled out). Raises LLMError for a tool_choice naming no tool."""
     choice = options.tool_choice
@@ -98,9 +100,9 @@ def prepare(
     if not grammar and options.json_schema is not None and forced is None:
         note = "Reply with only a JSON value that matches this JSON schema:\n"
         messages = _with_system_note(messages, note + json.dumps(options.json_schema, ensure_ascii=False))
-    auto_grammar = grammar and use_tools and choice == "auto" and spec_tools is None and options.json_schema is None
+    free_calls = use_tools and choice == "auto" and spec_tools is None and options.json_schema is None
     return PromptRequest(
-        call_grammar=forced_calls.auto_call_grammar(tools) if auto_grammar else None,
+        call_grammar=forced_calls.auto_call_grammar(tools) if lazy_grammar and free_calls else None,
         messages=messages,
         template_tools=spec_tools,
         schema=schema if grammar else None,
@@ -181,12 +183,13 @@ class PromptCallingBackend(Backend):
     """A backend without native tool calls. Subclasses implement `raw_stream`, their transport.
 
     `grammar`: the engine holds replies to `PromptRequest.schema`; `template_tools`: its chat template
-    renders tool specs itself.
+    renders tool specs itself; `lazy_grammar`: it takes `PromptRequest.call_grammar`.
     """
 
     native_tools = False
     grammar: bool = True
     template_tools: bool = False
+    lazy_grammar: bool = False
 
     @abstractmethod
     def raw_stream(self, request: PromptRequest, options: ChatOptions) -> AsyncGenerator[RawChunk, None]:
@@ -195,7 +198,14 @@ class PromptCallingBackend(Backend):
     def prompt_request(
         self, messages: list[Message], tools: list[ToolSpec] | None, options: ChatOptions
     ) -> PromptRequest:
-        return prepare(messages, tools, options, grammar=self.grammar, template_tools=self.template_tools)
+        return prepare(
+            messages,
+            tools,
+            options,
+            grammar=self.grammar,
+            template_tools=self.template_tools,
+            lazy_grammar=self.lazy_grammar,
+        )
 
     async def astream(
         self,

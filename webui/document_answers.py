@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from lector.agent.events import Final, StopReason
 from lector.agent.reader import CLASSIFY_SCHEMA, ReaderConfig
 from lector.agent.stepwise import PLAN_SCHEMA, AnswerReady, ChunkRead, LevelChosen, ReaderEvent, SubAnswer, SubQuestion
-from lector.llm.backend import Backend, ChatOptions, Delta, PromptRead, Usage
+from lector.llm.backend import Backend, ChatOptions, Delta, PromptRead, Usage, WrappedBackend
 from lector.llm.messages import Message, ToolSpec
 from lector.retrieval.answer_prompt import ANSWER_SCHEMA
 from lector.retrieval.levels import Level
@@ -39,24 +39,17 @@ class CallWatcher(Protocol):
         """Hears how far the model has read a long prompt."""
 
 
-class MeteredBackend(Backend):
+class MeteredBackend(WrappedBackend):
     """The model, counting the calls and tokens of one answer, so that a stopped answer can say what it cost, and
     telling `watcher` of each call and what it writes.
 
     A call cut off before its last piece is counted from what it was sent and what it wrote."""
 
     def __init__(self, inner: Backend, watcher: CallWatcher | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.watcher = watcher
-        self.name = inner.name
-        self.context_size = inner.context_size
-        self.native_tools = inner.native_tools
-        self.parallel_slots = inner.parallel_slots
         self.calls = 0
         self.usage = Usage()
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
 
     async def astream(
         self, messages: list[Message], tools: list[ToolSpec] | None = None, options: ChatOptions | None = None

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import TextIO
 
 from lector.cli.terminal import printable
-from lector.llm.backend import Backend, ChatOptions, Delta
+from lector.llm.backend import Backend, ChatOptions, Delta, WrappedBackend
 from lector.llm.messages import Message, ToolSpec
 
 CLEAR_LINE = "\r\x1b[2K"
@@ -47,19 +47,12 @@ def prompt_text(done: int, total: int) -> str:
     return f"reading the prompt {round(100 * done / max(1, total))}%…"
 
 
-class PromptShown(Backend):
+class PromptShown(WrappedBackend):
     """`inner`, showing on `status` how far it has read each long prompt."""
 
     def __init__(self, inner: Backend, status: StatusLine) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.status = status
-        self.name = inner.name
-        self.context_size = inner.context_size
-        self.native_tools = inner.native_tools
-        self.parallel_slots = inner.parallel_slots
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
 
     async def astream(
         self, messages: list[Message], tools: list[ToolSpec] | None = None, options: ChatOptions | None = None

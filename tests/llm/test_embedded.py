@@ -46,18 +46,20 @@ async def test_concurrent_requests_both_complete(small_model: EmbeddedBackend) -
     assert all(r.message.content.strip() and r.usage.completion_tokens > 0 for r in results)
 
 
+ADD_INTEGERS = ToolSpec(
+    name="add",
+    description="Add two integers.",
+    parameters={
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "required": ["a", "b"],
+    },
+)
+
+
 def test_forced_tool_choice_yields_a_valid_call(small_model: EmbeddedBackend) -> None:
-    add = ToolSpec(
-        name="add",
-        description="Add two integers.",
-        parameters={
-            "type": "object",
-            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-            "required": ["a", "b"],
-        },
-    )
     options = ChatOptions(max_tokens=48, temperature=0, tool_choice="add")
-    result = small_model.chat([Message.user("What is 2 plus 3?")], [add], options)
+    result = small_model.chat([Message.user("What is 2 plus 3?")], [ADD_INTEGERS], options)
     assert [c.name for c in result.message.tool_calls] == ["add"]
     args = json.loads(result.message.tool_calls[0].arguments)
     assert isinstance(args["a"], int) and isinstance(args["b"], int)
@@ -110,19 +112,11 @@ def test_second_turn_reuses_the_cached_prefix(small_model: EmbeddedBackend) -> N
 
 
 def test_auto_choice_calls_follow_the_lazy_grammar_and_text_stays_free(small_model: EmbeddedBackend) -> None:
-    add = ToolSpec(
-        name="add",
-        description="Add two integers.",
-        parameters={
-            "type": "object",
-            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-            "required": ["a", "b"],
-        },
-    )
     options = ChatOptions(max_tokens=96, temperature=0, tool_choice="auto")
-    assert small_model.build_request([Message.user("hi")], [add], options)["grammar_lazy"] is True
-    result = small_model.chat([Message.user("Use the add tool: what is 2 plus 3, and 10 plus 20?")], [add], options)
+    assert small_model.build_request([Message.user("hi")], [ADD_INTEGERS], options)["grammar_lazy"] is True
+    ask = [Message.user("Use the add tool: what is 2 plus 3, and 10 plus 20?")]
+    result = small_model.chat(ask, [ADD_INTEGERS], options)
     calls = [json.loads(c.arguments) for c in result.message.tool_calls]
     assert calls and all(c.keys() == {"a", "b"} and all(type(v) is int for v in c.values()) for c in calls)
-    chat = small_model.chat([Message.user("Say hello to Ada in one short sentence.")], [add], options)
+    chat = small_model.chat([Message.user("Say hello to Ada in one short sentence.")], [ADD_INTEGERS], options)
     assert chat.message.tool_calls == [] and "Ada" in chat.message.content

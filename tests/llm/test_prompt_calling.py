@@ -24,7 +24,7 @@ from lector.llm.errors import LLMError
 from lector.llm.forced_calls import forced_call_schema
 from lector.llm.messages import Message, ToolCall, ToolSpec
 from lector.llm.openai_http import OpenAIBackend
-from lector.llm.prompt_calling import RawChunk, ReplyReader, prepare
+from lector.llm.prompt_calling import PromptCallingBackend, RawChunk, ReplyReader, prepare
 from lector.llm.threads import ThreadChoice
 from lector.llm.transformers_backend import TransformersBackend
 from lector.llm.vllm_backend import VLLMBackend
@@ -293,11 +293,12 @@ def test_native_calls_get_valid_unicode_and_their_declared_types() -> None:
     assert delta.finish_reason == "tool_calls"
 
 
-def test_a_lazy_call_grammar_only_for_auto_choice_without_a_json_schema() -> None:
+def test_a_lazy_call_grammar_only_for_engines_that_take_one_and_auto_choice_without_a_json_schema() -> None:
     ask = [Message.user("2+2?")]
-    assert prepare(ask, TOOLS, ChatOptions(tool_choice="auto")).call_grammar is not None
+    assert prepare(ask, TOOLS, ChatOptions(tool_choice="auto"), lazy_grammar=True).call_grammar is not None
     for options in (ChatOptions(tool_choice="required"), ChatOptions(tool_choice="none")):
-        assert prepare(ask, TOOLS, options).call_grammar is None
+        assert prepare(ask, TOOLS, options, lazy_grammar=True).call_grammar is None
     with_schema = ChatOptions(tool_choice="auto", json_schema={"type": "object"})
-    assert prepare(ask, TOOLS, with_schema).call_grammar is None
-    assert prepare(ask, TOOLS, ChatOptions(), grammar=False).call_grammar is None
+    assert prepare(ask, TOOLS, with_schema, lazy_grammar=True).call_grammar is None
+    assert prepare(ask, TOOLS, ChatOptions()).call_grammar is None
+    assert EmbeddedBackend.lazy_grammar and not PromptCallingBackend.lazy_grammar
