@@ -167,29 +167,40 @@ def _reap() -> None:
             return
 
 
+def _kill_others() -> bool:
+    """SIGKILL every process in this pid namespace but us and bwrap's init; False when there was none."""
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except OSError:  # ESRCH: nothing to signal
+        return False
+    return True
+
+
 def _stop_background() -> str:
     """Kill every process in the sandbox but this kernel and bwrap's init, so nothing a cell starts
-    outlives it (daemons in their own session included), then reap them. A fork bomb forks while we
-    kill: repeat until nothing is left alive three passes in a row."""
-    left = [pid for pid in _other_processes() if _alive(pid)]
-    if not left:
+    outlives it (daemons in their own session included), then reap them.
+
+    The kill itself says whether anything was there: a listing of /proc taken first can miss a grandchild
+    forked just after it by a child that then exits. A fork bomb forks while we kill: repeat until the
+    kill finds nothing three passes in a row."""
+    _reap()
+    seen = {pid for pid in _other_processes() if _alive(pid)}
+    if not _kill_others():
         return ""
     clean_passes = 0
     for _ in range(500):
-        try:
-            os.kill(-1, signal.SIGKILL)  # every process we may signal in this pid namespace, but us and init
-        except OSError:
-            pass
         _reap()
-        if any(_alive(pid) for pid in _other_processes()):
+        seen.update(pid for pid in _other_processes() if _alive(pid))
+        if _kill_others():
             clean_passes = 0
             continue
         clean_passes += 1
         if clean_passes >= 3:
             break
         time.sleep(0.002)
-    plural = "processes" if len(left) > 1 else "process"
-    return f"[the cell left {len(left)} {plural} running in the background: all were killed when it ended]"
+    count = max(len(seen), 1)
+    plural = "processes" if count > 1 else "process"
+    return f"[the cell left {count} {plural} running in the background: all were killed when it ended]"
 
 
 def run_cell(namespace: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
