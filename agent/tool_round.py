@@ -12,7 +12,7 @@ from lector.agent.aio import Cancelled, Canceller, cancel_and_wait
 from lector.agent.events import Event, ToolCallFinished, ToolCallStarted
 from lector.llm.messages import Message, ToolCall, new_call_id
 from lector.tools.base import ToolContext, ToolResult
-from lector.tools.registry import ToolRegistry
+from lector.tools.registry import ToolRegistry, timeout_message
 
 CANCELLED_TOOL = "Error: cancelled before it finished."
 TIMEOUT_GRACE = 2.0
@@ -105,7 +105,7 @@ class ToolRunner:
                 result = ToolResult.failure(f"Error: {call.name} failed: {type(exc).__name__}: {exc}"[:500])
         else:
             task.cancel()
-            result = ToolResult.failure(f"Error: {call.name} did not finish within {limit:g} s and was stopped.")
+            result = ToolResult.failure(timeout_message(self.registry.get(call.name), call.name, limit))
         return result, time.monotonic() - started
 
     async def run(

@@ -203,7 +203,12 @@ class FunctionTool(Tool):
     An `isolated` function runs in a child process instead (process_pool.py), which the timeout really
     stops and which never holds this process's GIL: for CPU-bound work or work that may not end. It must be
     a module-level sync function without `ctx` that returns text or JSON values.
+
+    At most `max_threads` calls of one sync tool run at a time, so calls that never end cannot pile up
+    threads without bound: past that, a call is refused with a message.
     """
+
+    max_threads: ClassVar[int] = 32
 
     def __init__(
         self, fn: Callable[..., Any], name: str | None = None, timeout: float | None = None, isolated: bool = False
@@ -217,6 +222,8 @@ class FunctionTool(Tool):
             self.timeout = timeout
         self.target = _isolated_target(fn, self.wants_ctx) if isolated else None
         self.stopped_by_timeout = isolated or inspect.iscoroutinefunction(fn)
+        self._threads = 0
+        self._threads_lock = threading.Lock()
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult | str:
         if self.target is not None:
@@ -235,12 +242,23 @@ class FunctionTool(Tool):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         context = contextvars.copy_context()
+        with self._threads_lock:
+            if self._threads >= self.max_threads:
+                return ToolResult.failure(
+                    f"Error: {self.name} is already running {self._threads} calls (earlier ones may be stuck past "
+                    "their timeout), so this one was not started. Try again later; a tool that may hang should be "
+                    "marked isolated=True so its timeout stops it."
+                )
+            self._threads += 1
 
         def work() -> None:
             try:
                 outcome: tuple[Any, BaseException | None] = (context.run(self.fn, **kwargs), None)
             except BaseException as exc:  # handed to the awaiting coroutine, like to_thread would
                 outcome = (None, exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+            finally:
+                with self._threads_lock:
+                    self._threads -= 1
             try:
                 loop.call_soon_threadsafe(_settle, future, *outcome)
             except RuntimeError:  # the loop closed while the call ran: nobody waits for it

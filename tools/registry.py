@@ -104,13 +104,14 @@ class ToolRegistry:
         return result if isinstance(result, ToolResult) else ToolResult(content=str(result))
 
 
-def timeout_message(t: Tool, name: str) -> str:
-    """What the model and the person see when a call ran past the tool's timeout."""
-    if t.stopped_by_timeout:
-        return f"Error: {name} did not finish within {t.timeout:g} s and was stopped."
-    log.warning("tool %s ran past its %g s timeout and runs on in a thread; mark it isolated=True", name, t.timeout)
+def timeout_message(t: Tool | None, name: str, limit: float | None = None) -> str:
+    """What the model and the person see when a call ran past its time limit (the tool's timeout by default)."""
+    seconds = (t.timeout if t is not None else 0) if limit is None else limit
+    if t is None or t.stopped_by_timeout:
+        return f"Error: {name} did not finish within {seconds:g} s and was stopped."
+    log.warning("tool %s ran past its %g s limit and runs on in a thread; mark it isolated=True", name, seconds)
     return (
-        f"Error: tool {name} took longer than {t.timeout:g} s; it was not stopped because it runs in-process "
+        f"Error: tool {name} took longer than {seconds:g} s; it was not stopped because it runs in-process "
         "(a sync function in a thread) and may still be running. Mark it isolated=True to run it in a child "
         "process that the timeout stops."
     )
