@@ -7,10 +7,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from lector.llm.backend import Backend
@@ -18,22 +17,11 @@ from lector.tools.base import Tool
 from lector.webui import chat_api, documents_api, openai_api, pages_api
 from lector.webui.config import ServerConfig
 from lector.webui.guard import Guard
+from lector.webui.http_errors import install_error_handlers
 from lector.webui.ingest import Ingester
 from lector.webui.state import AppState, ModelLoad
 
 STATIC = Path(__file__).parent / "static"
-
-
-def error_body(status: int, message: str) -> dict[str, Any]:
-    return {"error": {"status": status, "message": message}}
-
-
-def describe_validation(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
-    return "invalid request: " + "; ".join(parts)
 
 
 def create_app(
@@ -73,15 +61,7 @@ def create_app(
     )
     app.state.lector = state
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse(error_body(exc.status_code, str(exc.detail)), status_code=exc.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        if any(e.get("type") == "json_invalid" for e in exc.errors()):
-            return JSONResponse(error_body(400, "request body is not valid JSON"), status_code=400)
-        return JSONResponse(error_body(422, describe_validation(exc)), status_code=422)
+    install_error_handlers(app)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

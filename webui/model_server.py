@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -30,6 +29,7 @@ from lector.llm.backend import Backend, ChatOptions, Delta, ReplyTotal, Usage
 from lector.llm.errors import BackendUnavailableError, ContextOverflowError, LLMError
 from lector.llm.messages import Message, ToolSpec
 from lector.webui.guard import Guard
+from lector.webui.http_errors import install_error_handlers
 from lector.webui.sse import SSE_HEADERS
 
 ALIASES = ("default", "lector-embedded")
@@ -401,16 +401,7 @@ def create_model_app(
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status)
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return JSONResponse(APIError(400, "request body is not valid JSON").body(), status_code=400)
-        parts = []
-        for err in errors[:5]:
-            where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
-            parts.append(f"{where}: {err.get('msg', 'invalid')}")
-        return JSONResponse(APIError(400, "invalid request: " + "; ".join(parts)).body(), status_code=400)
+    install_error_handlers(app, lambda status, message: APIError(status, message).body(), validation_status=400)
 
     @app.get("/health")
     def health() -> dict[str, str]:

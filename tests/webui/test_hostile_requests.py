@@ -125,3 +125,27 @@ def test_a_page_posted_with_invalid_unicode_is_kept(server: str) -> None:
     assert response.status_code in (200, 201), response.text
     page = httpx.get(f"{server}/pages/{response.json()['id']}", headers=AUTH).json()
     assert page["title"] == "t\ufffd"
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b'{"content":' * 50_000 + b"1" + b"}" * 50_000, "nested too deeply"),
+        (b'{"content": "\xff\xfe"}', "not valid UTF-8"),
+        (b'{"content": "x", "n": 1' + b"0" * 5000 + b"}", "too many digits"),
+    ],
+)
+def test_an_unreadable_body_gets_the_reason_in_a_sentence(server: str, content: bytes, says: str) -> None:
+    sid = httpx.post(f"{server}/api/sessions", json={}, headers=AUTH, timeout=10).json()["id"]
+    for path in (f"/api/sessions/{sid}/chat", "/v1/chat/completions"):
+        reply = httpx.post(
+            server + path, content=content, headers={**AUTH, "Content-Type": "application/json"}, timeout=10
+        )
+        assert reply.status_code == 400 and says in reply.json()["error"]["message"], reply.text
+
+
+def test_an_unknown_route_is_a_sentence_not_framework_json(server: str) -> None:
+    reply = httpx.get(f"{server}/api/nothing", headers=AUTH, timeout=10)
+    assert reply.status_code == 404 and reply.json() == {
+        "error": {"status": 404, "message": "no such route on this server"}
+    }

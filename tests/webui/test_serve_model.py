@@ -381,3 +381,26 @@ def test_real_model_two_concurrent_requests(real_base: str) -> None:
 def test_cli_registers_serve_model() -> None:
     args = build_parser().parse_args(["serve-model", "--port", "8123", "--parallel", "2"])
     assert isinstance(args, argparse.Namespace) and args.port == 8123 and args.parallel == 2
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"messages": "\xff\xfe"}', "not valid UTF-8"),
+        (b'{"n": 1' + b"0" * 5000 + b"}", "too many digits"),
+    ],
+)
+def test_an_unreadable_body_is_400_with_the_reason(base: str, content: bytes, says: str) -> None:
+    reply = httpx.post(
+        base + "/v1/chat/completions",
+        content=content,
+        timeout=10,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    assert reply.status_code == 400 and says in reply.json()["error"]["message"], reply.text
+
+
+def test_an_unknown_route_is_an_openai_style_404(base: str) -> None:
+    reply = httpx.get(base + "/v1/nothing", timeout=10, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert reply.status_code == 404 and reply.json()["error"]["message"] == "no such route on this server"
