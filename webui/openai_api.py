@@ -9,11 +9,12 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from lector.agent.assistant import default_system_prompt
 from lector.agent.events import Final
 from lector.agent.loop import run_agent
+from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
 from lector.llm.openai_wire import SSE_DONE, CompletionId
 from lector.tools.base import ToolContext
@@ -28,10 +29,30 @@ class ChatCompletionIn(BaseModel):
     model: str = MODEL_ID
     messages: list[dict[str, Any]] = Field(..., min_length=1)
     stream: bool = False
-    temperature: float | None = None
-    max_tokens: int | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int = Field(1, ge=1, le=1, description="one choice per request")
 
     model_config = {"extra": "allow"}
+
+    def options(self) -> ChatOptions:
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop
+        limit = self.max_completion_tokens or self.max_tokens
+        return ChatOptions(temperature=self.temperature, top_p=self.top_p, max_tokens=limit, seed=self.seed, stop=stop)
+
+
+CLIENT_TOOLS = ("tools", "tool_choice", "functions", "function_call")
+"""Fields of a request that would hand the model the client's own tools, which this endpoint does not run."""
+
+
+def one_line(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in exc.errors()[:3])
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 @router.get("/models")
@@ -43,17 +64,26 @@ def models() -> dict[str, Any]:
 async def chat_completions(body: ChatCompletionIn, request: Request) -> Any:
     if body.model != MODEL_ID:
         raise HTTPException(404, f"unknown model {body.model!r}; this server offers {MODEL_ID!r}")
+    given = [name for name in CLIENT_TOOLS if (body.model_extra or {}).get(name) not in (None, [], "auto", "none")]
+    if given:
+        raise HTTPException(
+            400,
+            f"this endpoint runs Lector's own tools and cannot call yours ({', '.join(given)}); "
+            "send tool requests to `lector serve-model`, whose /v1/chat/completions returns tool_calls",
+        )
     state = state_of(request)
     try:
         messages = [Message.from_openai(m) for m in body.messages]
     except Exception as exc:
-        raise HTTPException(400, f"messages are not valid chat messages: {exc}") from exc
+        raise HTTPException(400, f"messages are not valid chat messages: {one_line(exc)}") from exc
     if messages[0].role != "system":
         messages.insert(0, Message.system(default_system_prompt()))
     ctx = ToolContext(
         conversation_id="openai-" + uuid.uuid4().hex, user_texts=[m.content for m in messages if m.role == "user"]
     )
-    events = run_agent(state.backend(), messages, state.registry, ctx=ctx, max_steps=state.config.max_steps)
+    events = run_agent(
+        state.backend(), messages, state.registry, ctx=ctx, max_steps=state.config.max_steps, options=body.options()
+    )
     ident = CompletionId("chatcmpl-" + uuid.uuid4().hex, int(time.time()), MODEL_ID)
 
     if not body.stream:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -57,3 +58,26 @@ def test_errors_are_clear(client: openai.OpenAI, tmp_path: Path) -> None:
     bad = openai.OpenAI(base_url=str(client.base_url), api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.models.list()
+
+
+def test_sampling_settings_reach_the_model(client: openai.OpenAI, backend: ScriptedBackend) -> None:
+    backend.replies = ["Settled."]
+    client.chat.completions.create(
+        model="lector", messages=[{"role": "user", "content": "x"}], temperature=0.3, max_tokens=64, stop="END", seed=7
+    )
+    options = backend.requests[0]["options"]
+    assert (options.temperature, options.max_tokens, options.stop, options.seed) == (0.3, 64, ["END"], 7)
+
+
+def test_what_the_endpoint_cannot_honour_is_refused_in_a_sentence(client: openai.OpenAI) -> None:
+    user: Any = [{"role": "user", "content": "x"}]
+    weather: Any = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+    wizard: Any = [{"role": "wizard", "content": "x"}]
+    with pytest.raises(openai.BadRequestError, match="cannot call yours \\(tools\\).*serve-model"):
+        client.chat.completions.create(model="lector", messages=user, tools=[weather])
+    for bad in ({"max_tokens": -1}, {"n": 2}, {"temperature": 9}):
+        with pytest.raises(openai.UnprocessableEntityError):
+            client.chat.completions.create(model="lector", messages=user, **bad)  # type: ignore[call-overload]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="lector", messages=wizard)
+    assert "\n" not in caught.value.message and "role" in caught.value.message
