@@ -2,8 +2,10 @@
 (bench/real_sets.py says how each set is made), answered at the chosen levels.
 
 Per set and level it reports:
-  recall@8     share of the gold lines (one per hop) inside the 8 best chunks for the question's own query
-               (no model: quoted phrases, terms and identifiers, as the levels search before model keywords);
+  recall@8     share of the gold lines inside the 8 best chunks for the question's own query (no model: quoted
+               phrases, terms and identifiers, as the levels search before model keywords); for a chain of
+               relations, each hop's gold line inside the 8 best of that hop's own search (from the gold entity
+               of the hop before), as retrieval/follow_relations.py searches;
                with --no-model also the share inside the evidence Level 1 would show the model
   accuracy     every expected value appears in the answer (case, quotes and backticks aside)
   calls, prompt tokens, median and worst seconds per question
@@ -73,6 +75,31 @@ def recall_at_k(library: Any, doc_id: str, text: str, q: Question, k: int = RECA
     return covered(gold_spans(text, q), [(h.chunk.start, h.chunk.end) for h in hits])
 
 
+def hop_queries(q: Question) -> list[str]:
+    """The searches a chain of relations makes (bench: retrieval/follow_relations.py), each from the gold entity
+    of the hop before: one per relation, then the question about the chain's end."""
+    from lector.retrieval.follow_relations import code_entity, final_name, hop_query
+    from lector.retrieval.keywords import question_keywords
+    from lector.retrieval.relation_chain import relation_chain
+
+    chain = relation_chain(q.question)
+    if chain is None or len(q.chain) != len(chain.relations) + 1:
+        raise ValueError(f"{q.qid}: the question's chain does not match its entities")
+    entities = [q.chain[0], *(code_entity(chain, e) for e in q.chain[1:])]
+    queries = [hop_query(e, r) for e, r in zip(entities, chain.relations, strict=False)]
+    return [*queries, question_keywords(chain.final_question(final_name(chain, q.chain[-1]))).query]
+
+
+def hop_recall(library: Any, doc_id: str, text: str, q: Question, k: int = RECALL_K) -> float:
+    """Share of the gold lines (one per hop) inside the 8 best chunks of that hop's own search."""
+    spans = gold_spans(text, q)
+    found = 0
+    for span, query in zip(spans, hop_queries(q), strict=True):
+        hits = library.search(query, k=k, doc_ids=[doc_id])
+        found += covered([span], [(h.chunk.start, h.chunk.end) for h in hits]) == 1
+    return found / len(spans)
+
+
 def evidence_recall(library: Any, doc_id: str, text: str, q: Question) -> float:
     """Share of the gold lines inside the evidence Level 1 shows the model (its packing and sentence focus,
     with the question's own query: no model keywords)."""
@@ -80,15 +107,17 @@ def evidence_recall(library: Any, doc_id: str, text: str, q: Question) -> float:
     from lector.retrieval.keywords import question_keywords
     from lector.retrieval.level1 import Level1Config
     from lector.retrieval.packing import HEADER_TOKENS, pack
+    from lector.retrieval.pointers import with_defining_lines
 
     config = Level1Config()
     keywords = question_keywords(q.question)
     hits = library.search(keywords.query, k=config.k, doc_ids=[doc_id])
-    evidence = pack(hits, config.max_evidence_tokens or 2000, lambda c: c.tokens + HEADER_TOKENS)
+    packed = pack(hits, config.max_evidence_tokens or 2000, lambda c: c.tokens + HEADER_TOKENS)
     radius = 2 if keywords.phrases else 1
     evidence = quoting(
-        sentence_windows(evidence, keywords.focus_terms, config.focus_sentences or 8, radius=radius), keywords.phrases
+        sentence_windows(packed, keywords.focus_terms, config.focus_sentences or 8, radius=radius), keywords.phrases
     )
+    evidence = with_defining_lines(q.question, evidence, packed)
     return covered(gold_spans(text, q), [(e.start, e.end) for e in evidence])
 
 
@@ -163,7 +192,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 flush=True,
             )
             for q in pool:
-                recall = recall_at_k(library, doc_id, text, q)
+                recall = hop_recall(library, doc_id, text, q) if q.chain else recall_at_k(library, doc_id, text, q)
                 if backend is None:
                     rows.append(
                         {

@@ -3,6 +3,8 @@
 - brown-quotes: lines quoted from the Brown corpus (../shared/corpora/brown.txt.xz); half of them spans made
   mostly of stop words, each found once in the corpus. Asked: which words follow the line. Expected: the next
   two words of the text.
+- brown-speakers: spoken lines of the Brown corpus whose speaker the next words name (`` ... '' , Pratt said);
+  each line found once in the corpus. Asked: who says the line. Expected: the name.
 - linux-signatures: `.. c:function::` signatures of the Linux 6.1 Documentation/ reST
   (../shared/corpora/linux_docs.txt.xz). Asked: a function's return type or a parameter's type.
 - manual-defaults: a reST manual made from the installed numpy's, networkx's and sympy's own signatures and
@@ -62,6 +64,9 @@ class Question:
     gold: list[str] = field(default_factory=list)
     """Exact lines of the document that hold the answer (each needed: one per hop)."""
     hops: int = 1
+    chain: list[str] = field(default_factory=list)
+    """For a chain of relations: the entity each lookup starts from (the question's, then each hop's gold
+    answer), so that each hop's own search can be scored on its own."""
 
 
 @dataclass
@@ -142,6 +147,41 @@ def brown_quotes(rng: random.Random, count: int = 44) -> QuestionSet:
             if chosen >= count // 2:
                 break
     return QuestionSet("brown-quotes", "brown.txt", text, questions)
+
+
+SPEAKER_FRAMES = (
+    'Who says "{q}"?',
+    'In these samples of American English from 1961, which person speaks the line "{q}"?',
+    'According to the documents, who is quoted as saying "{q}"?',
+    'Someone quotes "{q}". Who said it?',
+)
+_SPEECH_VERBS = "said|asked|replied|cried|called|answered|whispered|shouted|added|explained|insisted|declared"
+_ATTRIBUTED = re.compile(
+    rf"`` (?P<q>[^`'\n]+?) '' , (?:(?P<a>[A-Z][a-z]+) (?:{_SPEECH_VERBS})|(?:{_SPEECH_VERBS}) (?P<b>[A-Z][a-z]+))"
+    r"(?= [.,])"
+)
+_NOT_NAMES = frozenset("He She They We It I You Mr Mrs Dr Miss Ms Mother Father".split())
+
+
+def brown_speakers(rng: random.Random, count: int = 44) -> QuestionSet:
+    text = read_corpus("brown.txt.xz")
+    found = list(_ATTRIBUTED.finditer(text))
+    rng.shuffle(found)
+    questions: list[Question] = []
+    for m in found:
+        name, words = m.group("a") or m.group("b"), m.group("q").split()
+        if name in _NOT_NAMES or len(words) < 4:
+            continue
+        quote = " ".join(words[:10])
+        if text.count(quote) != 1 or any(not any(c.isalpha() for c in w) for w in (words[0], words[-1])):
+            continue
+        frame = rng.choice(SPEAKER_FRAMES)
+        line = text[m.start() : m.end()]
+        asked = re.sub(r" ([,.;:?!])(?= |$)", r"\1", quote)  # "Sit down , sit down" as "Sit down, sit down"
+        questions.append(Question(f"bs{len(questions)}", "speaker", frame.format(q=asked), [name], [line]))
+        if len(questions) >= count:
+            break
+    return QuestionSet("brown-speakers", "brown.txt", text, questions)
 
 
 # --- linux-signatures -----------------------------------------------------------------------------------------
@@ -304,7 +344,8 @@ def _hop_question(chain: list[PyFunction], rng: random.Random, qid: str) -> Ques
         subject = f"the first See Also entry of {subject}"
     q = f"What is the default value of `{param}` in {subject}?"
     gold = [f"{f.line}{GOLD_AFTER}{f.see_also_line()}" for f in chain[:-1]] + [last.line]
-    return Question(qid, f"{len(chain) - 1}-hop", q, [last.defaults()[param]], gold, hops=len(chain) - 1)
+    entities = [chain[0].path, *(f.name for f in chain[1:])]
+    return Question(qid, f"{len(chain) - 1}-hop", q, [last.defaults()[param]], gold, len(chain) - 1, entities)
 
 
 def numpy_hops(rng: random.Random, count: int = 40) -> QuestionSet:
@@ -338,6 +379,7 @@ def numpy_compound(rng: random.Random, count: int = 40) -> QuestionSet:
 
 BUILDERS = {
     "brown-quotes": brown_quotes,
+    "brown-speakers": brown_speakers,
     "linux-signatures": linux_signatures,
     "manual-defaults": numpy_defaults,
     "manual-hops": numpy_hops,

@@ -11,8 +11,9 @@ from lector.retrieval.answer_reply import reply_text
 from lector.retrieval.citations import Composed, compose, recited
 from lector.retrieval.cjk import has_cjk
 from lector.retrieval.compound import parts_instruction
-from lector.retrieval.pointers import named_lines, quoted_sentence
+from lector.retrieval.pointers import QuotedPlace, named_lines, parameter_lines, quoted_place
 from lector.retrieval.reading_types import Evidence, UsageMeter
+from lector.retrieval.speakers import asks_who
 
 ANSWER_SYSTEM = (
     "You answer questions using only the numbered evidence the user gives you. "
@@ -25,8 +26,14 @@ ANSWER_TAIL = (
 )
 ANSWER_TAIL_ZH = "请用几个词写出答案，后面用方括号写上证据编号。问的是数值、名称、数字或日期时，照证据原文写出。"
 SHORTER_TAIL = " Answer in at most 15 words."
+PARAMETER_TAIL = "The signature writes the parameter of"
+"""Followed by the function's name, the evidence number and `param=value` as its signature writes it."""
 QUOTED_LINE = "The quoted words stand in"
 """Under the question, followed by the evidence number and the sentence that holds the quoted words."""
+QUOTED_AFTER = "Right after the quoted words, [{n}] goes on:"
+"""Followed by the rest of the sentence after the quoted words (what comes next in the text)."""
+QUOTED_SPEAKER = "The speech with the quoted words is headed by the speaker's line"
+"""Followed by the evidence number and a play's speaker tag, when the question asks who says the line."""
 QUOTED_TAIL = " Answer with what the text around the quoted words says, not with the quote."
 NAMED_TAIL = "The evidence line for"
 """Followed by a code name of the question and the evidence line that defines or calls it, under the question."""
@@ -72,17 +79,30 @@ def answer_messages(
     body += f"Question: {question.strip()}\n"
     if lines := named_lines(question, items):
         body += "".join(f"{NAMED_TAIL} {line}\n" for line in lines)
-    where = "" if zh else quoted_sentence(question, items)
-    if where:
-        body += f"{QUOTED_LINE} {where}\n"
+    if lines := parameter_lines(question, items):
+        body += "".join(f"{PARAMETER_TAIL} {line}\n" for line in lines)
+    place = None if zh else quoted_place(question, items)
+    if place:
+        body += quoted_lines(question, place)
     body += ANSWER_TAIL_ZH if zh else ANSWER_TAIL
     if parts := parts_instruction(question):
         body += f" {parts}"
-    if where:
+    if place:
         body += QUOTED_TAIL
     if allow_not_found:
         body += NOT_FOUND_TAIL_ZH if zh else NOT_FOUND_TAIL
     return [Message.system(system), Message.user(body)]
+
+
+def quoted_lines(question: str, place: QuotedPlace) -> str:
+    """The lines under the question that point at a quoted line: its sentence, what follows it and, for a
+    question asking who says it, the speaker's line that heads its speech."""
+    out = f'{QUOTED_LINE} [{place.item}]: "{place.sentence}"\n'
+    if place.after:
+        out += f'{QUOTED_AFTER.format(n=place.item)} "{place.after}"\n'
+    if place.speaker and asks_who(question):
+        out += f'{QUOTED_SPEAKER} [{place.item}]: "{place.speaker}"\n'
+    return out
 
 
 def prompt_overhead(backend: Backend, question: str) -> int:

@@ -81,12 +81,19 @@ def bare_name(entity: str) -> str:
     return entity.rsplit(".", 1)[-1].removesuffix("()") if is_identifier(entity) else entity
 
 
+def code_entity(chain: RelationChain, name: str) -> str:
+    """A name a hop found, as the next hop looks it up: a chain that starts from a code name (`numpy.cross`)
+    leads to code names, written `name()` so that they are searched as one ("take" is a word too)."""
+    return f"{name}()" if is_identifier(chain.entity) and not is_identifier(name) else name
+
+
 def hop_query(entity: str, relation: str) -> str:
-    """The search for the sentence that states the entity's relation: as phrases and as terms."""
+    """The search for the sentence that states the entity's relation: as phrases and as terms (a code name also
+    as called and as defined, `::name(`)."""
     name = bare_name(entity)
     forms = [*_PHRASES.get(relation.lower(), ()), f"{relation} of {name}"]
     phrases = " ".join(f'"{f.format(e=name)}"' for f in forms)
-    call = f"{name}(" if is_identifier(entity) else ""
+    call = f"::{name}(" if is_identifier(entity) else ""
     return " ".join([phrases, entity, name, call, relation, *SYNONYMS.get(relation.lower(), ())])
 
 
@@ -201,7 +208,7 @@ async def follow_relations(ctx: ReadingContext, question: str, config: RelationC
         hops.append(await resolve(ctx, entity, relation, config))
         if hops[-1].found is None:
             break
-        entity = hops[-1].found
+        entity = code_entity(chain, hops[-1].found)
     answer = await _answer(ctx, question, chain, hops, config)
     answer.elapsed_s = time.perf_counter() - started
     answer.details.update(
@@ -210,6 +217,12 @@ async def follow_relations(ctx: ReadingContext, question: str, config: RelationC
         not_established=[f"the {h.relation} of {h.entity}" for h in hops if not h.found],
     )
     return answer
+
+
+def final_name(chain: RelationChain, found: str) -> str:
+    """The chain's end as the question about it names it: a code name as `name()`, searched as called and as
+    defined."""
+    return f"`{bare_name(found)}()`" if is_identifier(code_entity(chain, found)) else found
 
 
 async def _answer(
@@ -223,7 +236,7 @@ async def _answer(
     if not chain.outer:  # the chain's end is the answer, and the sentences that state it are the citations
         cites = "".join(f"[{i}]" for i in range(1, len(evidence) + 1))
         return compose(f"{final} {cites}", evidence, question=question).to_answer(Level.STEPWISE, ctx.meter.snapshot())
-    final_question = chain.final_question(final)
+    final_question = chain.final_question(final_name(chain, final))
     hits = ctx.library.search(question_keywords(final_question).query, k=config.k, doc_ids=ctx.doc_ids)
     packed = pack(hits, config.evidence_tokens, chunk_cost(ctx.backend))
     evidence += sentence_windows(packed, question_keywords(final_question).focus_terms, 4)

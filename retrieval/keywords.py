@@ -66,8 +66,9 @@ def _latin_terms(text: str) -> list[str]:
     out = []
     for raw in _LATIN_TERM.findall(text):
         word = raw.strip("'’-")
-        if is_identifier(word):
-            out.append(word.removesuffix("()"))
+        if is_identifier(word):  # "name()" keeps its parentheses where they alone make it code ("sin()")
+            bare = word.removesuffix("()")
+            out.append(bare if is_identifier(bare) else word)
             continue
         word = word.lower()
         if word.endswith(("'s", "’s")):

@@ -13,6 +13,7 @@ from lector.retrieval.focus import quoting, sentence_windows
 from lector.retrieval.keywords import Keywords, detect_languages, generate_keywords, question_keywords
 from lector.retrieval.levels import Level
 from lector.retrieval.packing import chunk_cost, evidence_budget, pack
+from lector.retrieval.pointers import with_defining_lines
 from lector.retrieval.reading_types import Answer, LibraryLike
 
 
@@ -59,12 +60,14 @@ async def level1(ctx: ReadingContext, question: str, config: Level1Config | None
     keywords = await find_keywords(ctx, question, config.use_model_keywords)
     hits = ctx.library.search(keywords.query, k=config.k, doc_ids=ctx.doc_ids)
     budget = evidence_budget(ctx.backend, question, config.answer_reserve, config.max_evidence_tokens)
-    evidence = pack(hits, budget, chunk_cost(ctx.backend))
+    packed = pack(hits, budget, chunk_cost(ctx.backend))
+    evidence = packed
     if config.focus_sentences:
         radius = 2 if keywords.phrases else 1  # who speaks or writes a quoted line is often named lines before it
         evidence = quoting(
-            sentence_windows(evidence, keywords.focus_terms, config.focus_sentences, radius=radius), keywords.phrases
+            sentence_windows(packed, keywords.focus_terms, config.focus_sentences, radius=radius), keywords.phrases
         )
+        evidence = with_defining_lines(question, evidence, packed)
     top_score = hits[0].score if hits else 0.0
     details = {
         "query": keywords.query,

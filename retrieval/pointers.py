@@ -5,12 +5,15 @@ pointing at the one line that holds the name fixes that."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from lector.retrieval.keywords import is_identifier, question_phrases, question_terms
-from lector.retrieval.phrases import phrase_text_pattern, phrase_words
+from lector.retrieval.phrases import phrase_text_pattern, phrase_words, quoted_spans
 from lector.retrieval.reading_types import Evidence
 from lector.retrieval.sentences import sentence_spans
+from lector.retrieval.signature_values import argument_text
+from lector.retrieval.speakers import speaker_line
 
 MAX_LINE_CHARS = 240
 _DIRECTIVE = re.compile(r"::|^\s*(?:def|class|function|fn|func|sub|proc|procedure|macro)\b")
@@ -21,16 +24,47 @@ def _signature(name: str) -> re.Pattern[str]:
     return re.compile(rf"^\s*(?:[\w*&]+\s+){{0,3}}\**[\w.]*(?<![\w]){re.escape(name)}\s*\(.*\)\s*[;:]?\s*(?:->.*)?$")
 
 
-def quoted_sentence(question: str, items: Sequence[Evidence]) -> str:
-    """Where the evidence holds a line the question quotes (two words or more): '[n]: "the sentence"', or ''."""
+MAX_AFTER_CHARS = 160
+
+
+@dataclass
+class QuotedPlace:
+    """Where the evidence holds a line the question quotes."""
+
+    item: int
+    """1-based number of the evidence item."""
+    sentence: str
+    """The sentence that holds the quoted words."""
+    after: str
+    """What the text says right after the quoted words (the rest of their sentence, else the next one)."""
+    speaker: str
+    """The speaker's tag that heads the speech holding them, where the evidence is a play's; else ''."""
+
+
+def quoted_place(question: str, items: Sequence[Evidence]) -> QuotedPlace | None:
+    """The first evidence item holding a line the question quotes (two words or more), or None."""
     patterns = [p for q in question_phrases(question) if len(phrase_words(q)) > 1 and (p := phrase_text_pattern(q))]
     for n, e in enumerate(items, 1):
         for pattern in patterns:
             if (found := pattern.search(e.text)) is not None:
-                spans = sentence_spans(e.text)
-                s, t = next(((s, t) for s, t in spans if s <= found.start() < t), found.span())
-                return f'[{n}]: "{" ".join(e.text[s:t].split())}"'
-    return ""
+                return _place(n, e, found)
+    return None
+
+
+def _place(n: int, e: Evidence, found: re.Match[str]) -> QuotedPlace:
+    spans = sentence_spans(e.text)
+    s, t = next(((s, t) for s, t in spans if s <= found.start() < t), found.span())
+    after = _clip(e.text[found.end() : t])
+    if not any(ch.isalnum() for ch in after):
+        after = _clip(next((e.text[a:b] for a, b in spans if a >= t), ""))
+    at = e.start - e.chunk.start + found.start()
+    speaker = speaker_line(e.chunk.text, at) if 0 <= at < len(e.chunk.text) else None
+    return QuotedPlace(n, " ".join(e.text[s:t].split()), after, speaker[1] if speaker else "")
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split()).lstrip(",;:-— ")
+    return text if len(text) <= MAX_AFTER_CHARS else text[:MAX_AFTER_CHARS].rsplit(" ", 1)[0] + " …"
 
 
 def question_names(question: str) -> list[str]:
@@ -46,18 +80,77 @@ def _line_at(text: str, at: int) -> str:
     return line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS] + "…"
 
 
+def _line_span(text: str, at: int) -> tuple[int, int]:
+    end = text.find("\n", at)
+    return text.rfind("\n", 0, at) + 1, end if end >= 0 else len(text)
+
+
+def _lines_naming(name: str, text: str) -> Iterator[tuple[int, bool]]:
+    """Offsets in `text` where `name(` stands, each with whether its line defines `name` (a signature or a
+    directive) rather than calls it."""
+    signature = _signature(name)
+    for found in re.finditer(rf"(?<!\w){re.escape(name)}\s*\(", text):
+        s, t = _line_span(text, found.start())
+        line = text[s:t]
+        yield found.start(), bool(_DIRECTIVE.search(line) or signature.match(line))
+
+
 def _best_line(name: str, items: Sequence[Evidence]) -> tuple[int, str] | None:
     """The first line that defines `name` (a signature or directive), else the first that calls it."""
-    called = re.compile(rf"(?<!\w){re.escape(name)}\s*\(")
-    signature = _signature(name)
     first: tuple[int, str] | None = None
     for n, e in enumerate(items, 1):
-        for found in called.finditer(e.text):
-            line = _line_at(e.text, found.start())
-            if _DIRECTIVE.search(line) or signature.match(line):
-                return n, line
-            first = first or (n, line)
+        for at, defines in _lines_naming(name, e.text):
+            if defines:
+                return n, _line_at(e.text, at)
+            first = first or (n, _line_at(e.text, at))
     return first
+
+
+def with_defining_lines(question: str, items: Sequence[Evidence], pool: Sequence[Evidence]) -> list[Evidence]:
+    """`items` and, for each code name of the question that no item defines, the line of `pool` (the whole
+    chunks the items were cut from) that defines it, as evidence of its own in document order: sentence windows
+    around a name's many mentions often leave out the one signature that holds its defaults."""
+    out = list(items)
+    for name in question_names(question):
+        if any(defines for e in out for _, defines in _lines_naming(name, e.text)):
+            continue
+        found = next(((e, at) for e in pool for at, defines in _lines_naming(name, e.text) if defines), None)
+        if found is not None:
+            e, at = found
+            s, t = _line_span(e.text, at)
+            out.append(Evidence(e.chunk, e.text[s:t], e.start + s, e.start + t, e.score))
+    order = {doc: i for i, doc in enumerate(dict.fromkeys(e.chunk.doc_id for e in out))}
+    return sorted(out, key=lambda e: (order[e.chunk.doc_id], e.start)) if len(out) > len(items) else out
+
+
+def _defining_line(name: str, items: Sequence[Evidence]) -> tuple[int, str] | None:
+    """The first evidence line that defines `name`, whole (not clipped): (item number, line)."""
+    for n, e in enumerate(items, 1):
+        for at, defines in _lines_naming(name, e.text):
+            if defines:
+                s, t = _line_span(e.text, at)
+                return n, " ".join(e.text[s:t].split())
+    return None
+
+
+def _parameter_candidates(question: str) -> list[str]:
+    quoted = [s for s in quoted_spans(question) if re.fullmatch(r"\w+", s)]
+    return list(dict.fromkeys([*quoted, *(t for t in question_terms(question) if re.fullmatch(r"\w*_\w*", t))]))
+
+
+def parameter_lines(question: str, items: Sequence[Evidence]) -> list[str]:
+    """For each parameter the question names, what the signature of its function in the evidence writes for it:
+    '`name` [n]: param=value'."""
+    params = _parameter_candidates(question)
+    out = []
+    for name in question_names(question):
+        found = _defining_line(name, items) if params else None
+        if found is None:
+            continue
+        for param in params:
+            if param != name and (written := argument_text(found[1], param)):
+                out.append(f"`{name}` [{found[0]}]: {written}")
+    return out
 
 
 def named_lines(question: str, items: Sequence[Evidence]) -> list[str]:

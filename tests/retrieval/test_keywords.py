@@ -10,6 +10,7 @@ from lector.retrieval.keywords import (
     detect_languages,
     generate_keywords,
     keyword_schema,
+    question_keywords,
     question_terms,
 )
 from lector.retrieval.library import Library
@@ -86,3 +87,9 @@ async def test_chinese_question_searches_a_chinese_document(tmp_path) -> None:
     assert "keywords_zh" in backend.requests[0]["options"].json_schema["properties"]
     hits = library.search(kw.query, k=3, doc_ids=[doc])
     assert "欧瓦德" in hits[0].chunk.text
+
+
+def test_a_bare_name_with_parentheses_stays_code() -> None:
+    assert "sin()" in question_terms("What is the default of `where` in `sin()`?")
+    assert "::sin(" in question_keywords("What is the default of `where` in `sin()`?").query
+    assert "ktime_get" in question_terms("What does ktime_get() return?")  # a code name already: bare

@@ -12,8 +12,8 @@ from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
 from lector.retrieval.answer_prompt import ANSWER_SCHEMA
 from lector.retrieval.context import ReadingContext
-from lector.retrieval.follow_relations import NAME_SCHEMA, follow_relations
-from lector.retrieval.keywords import KeywordCache
+from lector.retrieval.follow_relations import NAME_SCHEMA, code_entity, final_name, follow_relations, hop_query
+from lector.retrieval.keywords import KeywordCache, question_keywords
 from lector.retrieval.library import Library
 from lector.retrieval.relation_chain import hops_needed, relation_chain
 from lector.retrieval.relation_rules import related_by_rule
@@ -102,7 +102,7 @@ async def test_other_relations_are_read_by_the_model_then_the_outer_question(tmp
         if options.json_schema == NAME_SCHEMA:
             return json.dumps({"name": "tool218"})
         assert options.json_schema == ANSWER_SCHEMA
-        assert "What is the default value of `mode` in tool218?" in messages[-1].content
+        assert "What is the default value of `mode` in `tool218()`?" in messages[-1].content
         return json.dumps({"answer": "'m218'", "evidence": [2]})
 
     ctx = ReadingContext(lib, ScriptedBackend(default=reply), keyword_cache=KeywordCache())
@@ -122,3 +122,14 @@ def test_composed_relations_and_relative_clauses() -> None:
 def test_framing_before_the_question_word_is_no_outer_question() -> None:
     chain = relation_chain("In the Linux kernel documentation, what is the return type of `ktime_get()`?")
     assert chain is not None and chain.outer == "" and hops_needed(chain.entity) == 1
+
+
+def test_names_a_code_chain_finds_are_looked_up_as_code() -> None:
+    chain = relation_chain("What is the default of `k` in the first See Also entry of `numpy.trace`?")
+    assert chain is not None
+    assert code_entity(chain, "diag") == "diag()" and code_entity(chain, "np.diag") == "np.diag"
+    assert final_name(chain, "diag") == "`diag()`"
+    assert "::diag(" in question_keywords(chain.final_question(final_name(chain, "diag"))).query
+    assert "::diag(" in hop_query(code_entity(chain, "diag"), "first See Also entry")
+    family = relation_chain("Who was the father of Enoch's father?")
+    assert family is not None and code_entity(family, "Jared") == "Jared" and final_name(family, "Jared") == "Jared"

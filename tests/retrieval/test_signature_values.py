@@ -1,0 +1,57 @@
+"""A parameter's value as its signature line writes it, and the pointers built on it."""
+
+from lector.retrieval.answer_prompt import PARAMETER_TAIL, answer_messages
+from lector.retrieval.pointers import parameter_lines, with_defining_lines
+from lector.retrieval.reading_types import Evidence
+from lector.retrieval.signature_values import argument_text
+from lector.retrieval.types import Chunk
+
+LAYOUT = (
+    ".. function:: spring_layout(G, k=None, pos=None, weight='weight', center=(0, 1), *, method='auto', gravity=1.0)"
+)
+
+
+def test_argument_text_as_written() -> None:
+    assert argument_text(LAYOUT, "weight") == "weight='weight'"
+    assert argument_text(LAYOUT, "center") == "center=(0, 1)"
+    assert argument_text(LAYOUT, "method") == "method='auto'"
+    assert argument_text(LAYOUT, "gravity") == "gravity=1.0"
+    assert argument_text(LAYOUT, "G") is None  # no default
+    assert argument_text(LAYOUT, "ravity") is None  # not part of a longer name
+    assert (
+        argument_text('def f(x, axes: tuple[int, int] = (0, 1), sep=",")', "axes") == "axes: tuple[int, int] = (0, 1)"
+    )
+    assert argument_text('def f(x, sep=",", end=")")', "sep") == 'sep=","'
+    assert argument_text('def f(x, sep=",", end=")")', "end") == 'end=")"'
+    assert argument_text("def f(k: int, j=3)", "k") is None
+
+
+def items(*texts: str) -> list[Evidence]:
+    out = []
+    for i, text in enumerate(texts):
+        chunk = Chunk(doc_id="d", chunk_id=i, text=text, start=1000 * i, end=1000 * i + len(text), source="m.rst")
+        out.append(Evidence.of_chunk(chunk))
+    return out
+
+
+QUESTION = "What is the default value of the `weight` parameter of `networkx.spring_layout`?"
+
+
+def test_the_parameter_of_the_named_function_is_pointed_out() -> None:
+    evidence = items(">>> pos = nx.spring_layout(G, weight='w')", f"{LAYOUT}\n\n   Position nodes.")
+    assert parameter_lines(QUESTION, evidence) == ["`spring_layout` [2]: weight='weight'"]
+    prompt = answer_messages(QUESTION, evidence)[-1].content
+    assert f"{PARAMETER_TAIL} `spring_layout` [2]: weight='weight'\n" in prompt
+    assert parameter_lines("What does `spring_layout` return?", evidence) == []
+    assert parameter_lines(QUESTION, items(">>> nx.spring_layout(G, weight='w')")) == []  # a call, not the signature
+
+
+def test_a_defining_line_left_out_by_the_windows_is_added_in_document_order() -> None:
+    whole = items("Intro.", f"Mentions spring_layout(G) twice.\n{LAYOUT}\n   Position nodes.")
+    window = whole[1]
+    shown = [whole[0], Evidence(window.chunk, window.text[:32], window.start, window.start + 32)]
+    out = with_defining_lines(QUESTION, shown, whole)
+    assert [e.text for e in out] == ["Intro.", "Mentions spring_layout(G) twice.", LAYOUT]
+    assert out[2].text == out[2].chunk.text[out[2].start - out[2].chunk.start : out[2].end - out[2].chunk.start]
+    assert with_defining_lines(QUESTION, whole, whole) == whole  # already shown
+    assert with_defining_lines("What is a graph?", shown, whole) == shown
