@@ -13,7 +13,6 @@ with AnswerReady).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import time
@@ -24,11 +23,10 @@ from pydantic import BaseModel, Field
 
 from lector.agent.stepwise import (
     AnswerReady,
-    ChunkRead,
     LevelChosen,
-    PassagesReading,
     ReaderEvent,
     StepwiseConfig,
+    level2_events,
     stepwise_events,
 )
 from lector.llm.backend import Backend, ChatOptions, run_sync
@@ -40,7 +38,7 @@ from lector.retrieval.context import ReadingContext
 from lector.retrieval.follow_relations import follow_relations
 from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level1 import Level1Config, level1
-from lector.retrieval.level2 import Level2Config, Passages, Reading, level2
+from lector.retrieval.level2 import Level2Config
 from lector.retrieval.levels import Level, parse_level
 from lector.retrieval.packing import chunk_cost, evidence_budget, pack_chunks
 from lector.retrieval.reading_types import Answer, LibraryLike
@@ -162,48 +160,6 @@ async def direct(ctx: ReadingContext, question: str, config: ReaderConfig) -> An
         ctx.backend, question, evidence, ctx.meter, max_tokens=config.level1.max_answer_tokens, allow_not_found=False
     )
     return composed.to_answer(Level.DIRECT, ctx.meter.snapshot())
-
-
-def read_event(read: Reading | Passages) -> PassagesReading | ChunkRead:
-    """Level 2's progress as a reader event."""
-    if isinstance(read, Passages):
-        sources = list(dict.fromkeys(c.source for c in read.chunks))
-        return PassagesReading(first=read.first, last=read.last, total=read.total, sources=sources)
-    return ChunkRead(
-        source=read.chunk.source,
-        chunk_id=read.chunk.chunk_id,
-        quotes=read.quotes,
-        offered=read.offered,
-        index=read.index,
-        total=read.total,
-    )
-
-
-async def level2_events(
-    ctx: ReadingContext, question: str, config: Level2Config
-) -> AsyncIterator[PassagesReading | ChunkRead | AnswerReady]:
-    """Level 2, yielding PassagesReading as each wave of passages starts, a ChunkRead as each is read, and
-    AnswerReady last."""
-    queue: asyncio.Queue[PassagesReading | ChunkRead] = asyncio.Queue()
-
-    def progress(read: Reading | Passages) -> None:
-        queue.put_nowait(read_event(read))
-
-    task = asyncio.ensure_future(level2(ctx, question, config, progress=progress))
-    try:
-        while not task.done():
-            getter = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                yield getter.result()
-            else:
-                getter.cancel()
-        while not queue.empty():
-            yield queue.get_nowait()
-        yield AnswerReady(answer=task.result())
-    finally:
-        if not task.done():
-            task.cancel()
 
 
 def insufficient(answer: Answer, config: ReaderConfig, question: str = "") -> str:

@@ -9,6 +9,7 @@ calls: with a 1.5B model that is the difference between a plan and a parse error
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -24,7 +25,7 @@ from lector.retrieval.cjk import has_cjk
 from lector.retrieval.context import ReadingContext
 from lector.retrieval.follow_names import BridgeConfig, follow_names
 from lector.retrieval.follow_relations import RelationConfig, follow_relations
-from lector.retrieval.level2 import Level2Config, level2
+from lector.retrieval.level2 import Level2Config, Passages, Reading, level2
 from lector.retrieval.levels import Level
 from lector.retrieval.reading_types import Answer, Citation, Evidence
 from lector.retrieval.types import Chunk
@@ -111,6 +112,49 @@ class AnswerReady(BaseModel):
 
 ReaderEvent = SubQuestion | SubAnswer | LevelChosen | PassagesReading | ChunkRead | AnswerReady
 
+
+def read_event(read: Reading | Passages) -> PassagesReading | ChunkRead:
+    """Level 2's progress as a reader event."""
+    if isinstance(read, Passages):
+        sources = list(dict.fromkeys(c.source for c in read.chunks))
+        return PassagesReading(first=read.first, last=read.last, total=read.total, sources=sources)
+    return ChunkRead(
+        source=read.chunk.source,
+        chunk_id=read.chunk.chunk_id,
+        quotes=read.quotes,
+        offered=read.offered,
+        index=read.index,
+        total=read.total,
+    )
+
+
+async def level2_events(
+    ctx: ReadingContext, question: str, config: Level2Config
+) -> AsyncIterator[PassagesReading | ChunkRead | AnswerReady]:
+    """Level 2, yielding PassagesReading as each wave of passages starts, a ChunkRead as each is read, and
+    AnswerReady last."""
+    queue: asyncio.Queue[PassagesReading | ChunkRead] = asyncio.Queue()
+
+    def progress(read: Reading | Passages) -> None:
+        queue.put_nowait(read_event(read))
+
+    task = asyncio.ensure_future(level2(ctx, question, config, progress=progress))
+    try:
+        while not task.done():
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                yield getter.result()
+            else:
+                getter.cancel()
+        while not queue.empty():
+            yield queue.get_nowait()
+        yield AnswerReady(answer=task.result())
+    finally:
+        if not task.done():
+            task.cancel()
+
+
 PLAN_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -174,7 +218,8 @@ async def stepwise_events(
     ctx: ReadingContext, question: str, config: StepwiseConfig | None = None
 ) -> AsyncIterator[ReaderEvent]:
     """Follow names; failing that, plan, ask Level 2, repeat within budget, then compose. Yields each
-    sub-question and sub-answer, and AnswerReady last."""
+    sub-question, the passages Level 2 reads for it (PassagesReading, ChunkRead), its sub-answer, and AnswerReady
+    last."""
     config = config or StepwiseConfig()
     started = time.perf_counter()
     ctx.meter.limit(config.budget)
@@ -207,7 +252,13 @@ async def stepwise_events(
             break
         asked.add(_normal(text))
         yield SubQuestion(index=len(steps) + 1, question=text)
-        sub = await level2(ctx, text, config.level2)
+        sub: Answer | None = None
+        async for read in level2_events(ctx, text, config.level2):  # the sub-question's passages, as it reads them
+            if isinstance(read, AnswerReady):
+                sub = read.answer
+            else:
+                yield read
+        assert sub is not None
         chunks_read += [c for c in sub.details.get("chunks_read", []) if c not in chunks_read]
         steps.append(
             SubAnswer(index=len(steps) + 1, question=text, answer=sub.answer, found=sub.found, citations=sub.citations)

@@ -21,7 +21,7 @@ from lector.llm.messages import Message, ToolCall
 from lector.llm.unicode import ValidText
 from lector.retrieval.levels import Level
 from lector.webui.chat_settings import ChatSettings
-from lector.webui.document_answers import read_documents
+from lector.webui.document_answers import failure_text, read_documents
 from lector.webui.sse import SSE_HEADERS, sse
 from lector.webui.state import AppState, Turn
 
@@ -148,7 +148,7 @@ async def run_turn(state: AppState, sid: str, settings: ChatSettings, turn: Turn
         else:
             await answer_with_tools(state, sid, settings, turn, queue)
     except Exception as exc:
-        await queue.put({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
+        await queue.put({"type": "error", "message": failure_text(exc)})
     finally:
         state.turns.pop(sid, None)
         await queue.put(None)

@@ -11,9 +11,20 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lector.agent.events import Final, StopReason
+from lector.agent.model_calls import ModelFailed
 from lector.agent.reader import CLASSIFY_SCHEMA, ReaderConfig
-from lector.agent.stepwise import PLAN_SCHEMA, AnswerReady, ChunkRead, LevelChosen, ReaderEvent, SubAnswer, SubQuestion
+from lector.agent.stepwise import (
+    PLAN_SCHEMA,
+    AnswerReady,
+    ChunkRead,
+    LevelChosen,
+    PassagesReading,
+    ReaderEvent,
+    SubAnswer,
+    SubQuestion,
+)
 from lector.llm.backend import Backend, ChatOptions, Delta, PromptRead, Usage, WrappedBackend
+from lector.llm.errors import LLMError
 from lector.llm.messages import Message, ToolSpec
 from lector.retrieval.answer_prompt import ANSWER_SCHEMA
 from lector.retrieval.levels import Level
@@ -74,6 +85,16 @@ class MeteredBackend(WrappedBackend):
             self.usage = self.usage + reported
 
 
+def failure_text(exc: BaseException) -> str:
+    """A failed answer in the words a person reads: the model's errors as the chat says them ("Model error: no
+    model server at ..."), a refused request (ValueError) by its reason alone, anything else with its kind."""
+    if isinstance(exc, LLMError):
+        return ModelFailed(exc).message
+    if isinstance(exc, ValueError) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def names_of(sources: Sequence[str]) -> str:
     short = [s.rstrip("/").rsplit("/", 1)[-1] or s for s in sources]
     return " and ".join(short) if len(short) <= 2 else f"{len(short)} documents"
@@ -120,6 +141,7 @@ class Progress:
     quotes: list[tuple[str, str]] = field(default_factory=list)
     sub_answers: list[SubAnswer] = field(default_factory=list)
     in_sub_question: bool = False
+    sub_index: int = 0
     drafted: bool = False
 
     @property
@@ -130,6 +152,9 @@ class Progress:
         step = call_step(options)
         if self.in_sub_question:
             return None  # Level 2 answering a sub-question: its answer comes as a sub_answer
+        if options is not None and options.json_schema == PLAN_SCHEMA and self.drafted:
+            await self.emit({"type": "draft", "text": "", "reset": True})  # Level 3 did not keep that answer
+            self.drafted = False
         if step is not None:
             await self.emit({"type": "status", "text": step.format(names=self.names)})
         if options is None or options.json_schema != ANSWER_SCHEMA:
@@ -151,6 +176,8 @@ class Progress:
 
     def events(self, event: ReaderEvent) -> list[dict[str, Any]]:
         shown = event.model_dump(mode="json")
+        if isinstance(event, ChunkRead | PassagesReading) and self.in_sub_question:
+            shown["sub"] = self.sub_index  # a passage read for that sub-question
         if isinstance(event, ChunkRead):
             self.quotes += [(event.source, q) for q in event.quotes]
             return [shown]
@@ -160,7 +187,7 @@ class Progress:
             self.drafted = False
             return [*dropped, shown, *([{"type": "status", "text": step.format(names=self.names)}] if step else [])]
         if isinstance(event, SubQuestion):
-            self.in_sub_question = True
+            self.in_sub_question, self.sub_index = True, event.index
             return [shown, {"type": "status", "text": f"Reading {self.names} for sub-question {event.index}…"}]
         if isinstance(event, SubAnswer):
             self.in_sub_question = False

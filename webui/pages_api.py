@@ -15,7 +15,7 @@ from lector.llm.messages import Message
 from lector.llm.unicode import ValidText
 from lector.retrieval.levels import Level, LevelInput
 from lector.webui.chat_api import state_of
-from lector.webui.document_answers import cited, read_documents
+from lector.webui.document_answers import Emit, cited, failure_text, read_documents
 from lector.webui.sse import SSE_HEADERS, sse
 from lector.webui.state import AppState
 
@@ -137,6 +137,18 @@ async def ask_pages(body: AskIn, request: Request) -> dict[str, Any] | Streaming
     return {**answer.to_json_dict(), "citations": cited(answer.citations, state.library, doc_ids)}
 
 
+MODEL_LOADING = "Loading the model (the first answer takes longer)…"
+
+
+async def wait_for_the_model(state: AppState, emit: Emit, cancel: asyncio.Event) -> None:
+    """While the server still loads the model (it starts loading as the server starts), say so and wait."""
+    if state.model.state != "loading":
+        return
+    await emit({"type": "status", "text": MODEL_LOADING})
+    while state.model.state == "loading" and not cancel.is_set():
+        await asyncio.sleep(0.1)
+
+
 async def stream_answer(state: AppState, question: str, level: Level, doc_ids: list[str]) -> AsyncIterator[bytes]:
     """The answer as SSE; a reader that hangs up stops the reading."""
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -144,11 +156,12 @@ async def stream_answer(state: AppState, question: str, level: Level, doc_ids: l
 
     async def answer() -> None:
         try:
+            await wait_for_the_model(state, queue.put, cancel)
             reply = await read_documents(state.library, question, level, state.backend(), doc_ids, queue.put, cancel)
             await queue.put({"type": "text", "text": reply.text})
             await queue.put(reply.final_event(Message.assistant(reply.text)))
         except Exception as exc:
-            await queue.put({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
+            await queue.put({"type": "error", "message": failure_text(exc)})
         finally:
             await queue.put(None)
 

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from lector.cli.status_line import StatusLine, prompt_text
+from lector.cli.status_line import StatusLine, WritingRate, prompt_text
 from lector.cli.terminal import printable
 from lector.cli.threads_option import add_threads_option, apply_threads
 
@@ -65,14 +65,17 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 class Printer:
-    """Writes events: answer text to `out`, everything else to `err` (dimmed on a terminal)."""
+    """Writes events: answer text to `out`, everything else to `err` (dimmed on a terminal). On a terminal, a
+    status line says what the model is doing (a step, a tool, reading the prompt) with a running clock until it
+    writes, and how fast it wrote; `tick` is how often the clock is repainted (None: only on events)."""
 
-    def __init__(self, out: TextIO, err: TextIO) -> None:
+    def __init__(self, out: TextIO, err: TextIO, tick: float | None = 0.5) -> None:
         self.out, self.err = out, err
         self.color = err.isatty()
         self.at_line_start = True
         self.started = time.monotonic()
-        self.status = StatusLine(err)
+        self.status = StatusLine(err, started=self.started, tick=tick)
+        self.rate = WritingRate()
 
     def note(self, line: str) -> None:
         self.status.clear()
@@ -84,17 +87,29 @@ class Printer:
         self.err.flush()
 
     def show(self, event: Any) -> None:
-        from lector.agent.events import ErrorEvent, Final, PromptProgress, TextDelta, ToolCallFinished, ToolCallStarted
+        from lector.agent.events import (
+            ErrorEvent,
+            Final,
+            PromptProgress,
+            StepStarted,
+            TextDelta,
+            ToolCallFinished,
+            ToolCallStarted,
+        )
 
         if isinstance(event, PromptProgress) and self.at_line_start:
             self.status.show(prompt_text(event.done, event.total))
+        elif isinstance(event, StepStarted) and self.at_line_start:
+            self.status.show("writing the answer…" if event.final else f"thinking (step {event.step})…")
         elif isinstance(event, TextDelta):
             self.status.clear()
+            self.rate.piece()
             self.out.write(printable(event.text))
             self.out.flush()
             self.at_line_start = event.text.endswith("\n")
         elif isinstance(event, ToolCallStarted):
             self.note(f"  → {event.name} {_short(event.arguments, 200)}")
+            self.status.show(f"running {event.name}…")
         elif isinstance(event, ToolCallFinished):
             mark = "error: " if event.error else ""
             extra = f", {len(event.images)} image(s)" if event.images else ""
@@ -104,11 +119,16 @@ class Printer:
         elif isinstance(event, Final):
             elapsed = time.monotonic() - self.started
             why = {"budget": " · step budget reached", "cancelled": " · stopped", "error": " · failed"}
+            rate = self.rate.per_second()
+            speed = f" · {rate:.1f} tok/s" if rate is not None else ""
             self.note(
                 f"  [{event.steps} step(s) · {event.usage.prompt_tokens} prompt + "
-                f"{event.usage.completion_tokens} completion tokens · {elapsed:.1f} s"
+                f"{event.usage.completion_tokens} completion tokens · {elapsed:.1f} s{speed}"
                 f"{why.get(event.stopped_reason, '')}]"
             )
+
+    def close(self) -> None:
+        self.status.close()
 
 
 def answer(bot: Any, question: str, out: TextIO, err: TextIO) -> bool:
@@ -126,6 +146,8 @@ def answer(bot: Any, question: str, out: TextIO, err: TextIO) -> bool:
     except KeyboardInterrupt:
         stream.close()
         printer.note("  [stopped]")
+    finally:
+        printer.close()
     return ok
 
 

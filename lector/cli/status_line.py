@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import AsyncIterator
 from typing import TextIO
 
@@ -14,24 +16,80 @@ CLEAR_LINE = "\r\x1b[2K"
 
 class StatusLine:
     """Shows the latest `show(text)` on one line of `stream`; `clear()` erases it before other output. Off (does
-    nothing) unless `stream` is a terminal."""
+    nothing) unless `stream` is a terminal.
 
-    def __init__(self, stream: TextIO, on: bool | None = None) -> None:
+    With `started` (a time.monotonic() value) the line ends in the seconds since then, and with `tick` it is
+    repainted that often (in a daemon thread) while it is shown, so the clock runs while nothing else happens."""
+
+    def __init__(
+        self, stream: TextIO, on: bool | None = None, started: float | None = None, tick: float | None = None
+    ) -> None:
         self.stream = stream
         self.on = stream.isatty() if on is None else on
         self.shown = False
+        self.started = started
+        self.tick = tick
+        self.text = ""
+        self.lock = threading.Lock()
+        self.ticker: threading.Thread | None = None
+        self.closed = threading.Event()
 
     def show(self, text: str) -> None:
-        if self.on:
-            self.stream.write(f"{CLEAR_LINE}{printable(text)}")
-            self.stream.flush()
+        if not self.on:
+            return
+        with self.lock:
+            self.text = text
+            self._paint()
             self.shown = True
+        if self.tick is not None and self.started is not None and self.ticker is None:
+            self.ticker = threading.Thread(target=self._run_clock, name="lector-status", daemon=True)
+            self.ticker.start()
+
+    def _paint(self) -> None:
+        line = self.text if self.started is None else f"{self.text} · {time.monotonic() - self.started:.1f} s"
+        self.stream.write(f"{CLEAR_LINE}{printable(line)}")
+        self.stream.flush()
+
+    def _run_clock(self) -> None:
+        assert self.tick is not None
+        while not self.closed.wait(self.tick):
+            with self.lock:
+                if self.shown:
+                    self._paint()
 
     def clear(self) -> None:
-        if self.shown:
-            self.stream.write(CLEAR_LINE)
-            self.stream.flush()
-            self.shown = False
+        with self.lock:
+            if self.shown:
+                self.stream.write(CLEAR_LINE)
+                self.stream.flush()
+                self.shown = False
+
+    def close(self) -> None:
+        """Erase the line and stop its clock."""
+        self.closed.set()
+        self.clear()
+
+
+class WritingRate:
+    """How fast an answer is written: pieces per second, counting only the time spent writing (a pause longer
+    than `gap` seconds is the model reading a prompt or a tool running). Each piece is about one token."""
+
+    def __init__(self, gap: float = 1.5) -> None:
+        self.gap = gap
+        self.last = 0.0
+        self.writing = 0.0
+        self.pieces = 0
+
+    def piece(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self.last and now - self.last < self.gap:
+            self.writing += now - self.last
+            self.pieces += 1
+        self.last = now
+
+    def per_second(self) -> float | None:
+        """Pieces per second, or None before there is a third of a second of writing to tell by."""
+        return self.pieces / self.writing if self.writing > 0.3 else None
 
 
 def passages_text(first: int, last: int, total: int, sources: list[str]) -> str:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from lector.agent.stepwise import (
     PLAN_SCHEMA,
     AnswerReady,
+    ChunkRead,
+    PassagesReading,
     StepwiseConfig,
     SubAnswer,
     SubQuestion,
@@ -94,8 +96,13 @@ async def test_subquestions_and_answers_stream_then_a_cited_answer(tmp_path) -> 
     )
     events = [e async for e in stepwise_events(reading(lib, backend), QUESTION, PLANNER)]
     kinds = [type(e).__name__ for e in events]
-    assert kinds == ["SubQuestion", "SubAnswer", "SubQuestion", "SubAnswer", "AnswerReady"]
-    first, second = events[1], events[3]
+    steps = [e for e in events if not isinstance(e, PassagesReading | ChunkRead)]
+    assert [type(e).__name__ for e in steps] == ["SubQuestion", "SubAnswer", "SubQuestion", "SubAnswer", "AnswerReady"]
+    for start, end in [(0, kinds.index("SubAnswer")), (kinds.index("SubQuestion", 1), len(kinds) - 2)]:
+        reads = [e for e in events[start + 1 : end] if isinstance(e, ChunkRead)]
+        assert kinds[start + 1] == "PassagesReading", "each sub-question says which passages it reads"
+        assert reads and [r.index for r in reads] == list(range(1, len(reads) + 1))
+    first, second = steps[1], steps[3]
     assert isinstance(first, SubAnswer) and "Jane Roe" in first.answer and first.citations[0].text == FACT1
     assert isinstance(second, SubAnswer) and "Lisbon" in second.answer
     final = events[-1]

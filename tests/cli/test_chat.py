@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+import time
 from typing import Any
 
 import pytest
@@ -79,14 +81,48 @@ def test_on_a_terminal_a_long_prompt_shows_how_far_it_is_read_then_makes_way_for
     from lector.cli.chat import Printer
 
     out, err = io.StringIO(), Terminal()
-    printer = Printer(out, err)
+    printer = Printer(out, err, tick=None)
     for done in (0, 400, 800):
         printer.show(PromptProgress(done=done, total=1000, step=1))
     printer.show(TextDelta(text="Hello."))
-    assert err.getvalue() == (
-        "\r\x1b[2Kreading the prompt 0%…\r\x1b[2Kreading the prompt 40%…\r\x1b[2Kreading the prompt 80%…\r\x1b[2K"
-    )
-    assert out.getvalue() == "Hello."
+    shown = re.findall(r"\r\x1b\[2K([^\r]*)", err.getvalue())
+    assert [re.sub(r" · \d+\.\d s$", "", s) for s in shown] == [
+        "reading the prompt 0%…",
+        "reading the prompt 40%…",
+        "reading the prompt 80%…",
+        "",
+    ]
+    assert err.getvalue().endswith("\r\x1b[2K") and out.getvalue() == "Hello."
     plain_err = io.StringIO()
     Printer(io.StringIO(), plain_err).show(PromptProgress(done=1, total=2))
     assert plain_err.getvalue() == "", "nothing off a terminal"
+
+
+def test_on_a_terminal_the_step_the_tool_a_running_clock_and_the_writing_speed_are_shown() -> None:
+    from lector.agent.events import Final, StepStarted, TextDelta, ToolCallFinished, ToolCallStarted
+    from lector.cli.chat import Printer
+    from lector.llm.backend import Usage
+
+    out, err = io.StringIO(), Terminal()
+    printer = Printer(out, err, tick=0.05)
+    printer.show(StepStarted(step=1))
+    time.sleep(0.3)  # the clock runs while the model thinks
+    printer.show(ToolCallStarted(call_id="c1", name="calculator", arguments='{"expression": "6*7"}', step=1))
+    printer.show(ToolCallFinished(call_id="c1", name="calculator", content="42", elapsed=0.01, step=1))
+    printer.show(StepStarted(step=2))
+    for piece in ["The ", "result ", "is ", "42", "."]:
+        printer.show(TextDelta(text=piece, step=2))
+        time.sleep(0.1)
+    printer.show(Final(message=Message.assistant("The result is 42."), usage=Usage(completion_tokens=5), steps=2))
+    printer.close()
+    lines = re.findall(r"\r\x1b\[2K([^\r\n]+)", err.getvalue())
+    clock = [float(m.group(1)) for line in lines if (m := re.match(r"thinking \(step 1\)… · (\d+\.\d) s$", line))]
+    assert len(clock) >= 3 and clock == sorted(clock) and clock[-1] >= 0.2, lines
+    assert any(line.startswith("running calculator… · ") for line in lines)
+    assert any(line.startswith("thinking (step 2)… · ") for line in lines)
+    speed = re.search(r"completion tokens · \d+\.\d s · (\d+\.\d) tok/s\]", err.getvalue())
+    assert speed is not None and 5 < float(speed.group(1)) < 15, err.getvalue()
+    assert out.getvalue() == "The result is 42.\n"
+    end = err.getvalue()
+    time.sleep(0.15)
+    assert err.getvalue() == end, "the clock stops when the answer is done"

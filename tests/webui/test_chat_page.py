@@ -474,7 +474,7 @@ def test_math_code_and_copy_buttons(page: Any) -> None:
     shot(page, "math-and-code")
 
 
-def test_keyboard_shift_enter_is_a_newline_and_escape_stops(page: Any) -> None:
+def test_keyboard_shift_enter_is_a_newline_escape_stops_and_ctrl_shift_o_starts_a_chat(page: Any) -> None:
     page.fill("#input", "first line")
     page.press("#input", "Shift+Enter")
     page.keyboard.type("second line")
@@ -488,6 +488,9 @@ def test_keyboard_shift_enter_is_a_newline_and_escape_stops(page: Any) -> None:
     page.wait_for_selector(".msg.assistant .usage", timeout=30_000)
     assert "cancelled" in page.inner_text(".msg.assistant .usage")
     assert "keeper walked" in page.inner_text(".msg.assistant .text")
+    page.keyboard.press("Control+Shift+O")  # a new chat
+    expect(page.locator(".msg")).to_have_count(0)
+    assert "chat=" not in page.url and page.evaluate("document.activeElement.id") == "input"
 
 
 def test_dark_mode_follows_the_system(page: Any) -> None:

@@ -289,3 +289,18 @@ def test_each_model_call_of_a_document_answer_is_named_by_what_it_is_for() -> No
     assert call_step(ChatOptions(json_schema=ANSWER_SCHEMA)) == "Writing the answer from what was found…"
     assert call_step(ChatOptions(json_schema=READ_SCHEMA)) is None  # each passage read is a chunk_read event
     assert call_step(ChatOptions()) is None and call_step(None) is None
+
+
+def test_a_document_answer_that_cannot_reach_the_model_says_so_in_plain_words(tmp_path: Path) -> None:
+    from lector.llm.errors import BackendUnavailableError
+
+    def unreachable(messages: list[Message], tools: object, options: ChatOptions) -> str:
+        raise BackendUnavailableError("no model server at http://127.0.0.1:9/v1 (connection refused)")
+
+    port = free_port()
+    config = ServerConfig(data_dir=tmp_path / "data", port=port, token=TOKEN, tools=[], rate_burst=1000)
+    with serve_app(create_app(config, backend=ScriptedBackend(default=unreachable)), port) as base:
+        sid = new_chat(base, level="1")
+        upload(base, sid, "otters.txt", OTTERS.encode())
+        errors = [e["message"] for e in chat(base, sid, "Why do otters hold hands?") if e["type"] == "error"]
+    assert errors == ["Model error: no model server at http://127.0.0.1:9/v1 (connection refused)"]

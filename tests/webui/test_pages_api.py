@@ -139,3 +139,26 @@ def test_ask_across_pages_can_stream_its_reading(server: str) -> None:
     assert final["message"]["content"] == "Otters hold hands while sleeping [1]." and final["level"] == 1
     assert final["citations"][0]["source"] == "https://ex.org/s" and final["citations"][0]["doc_id"]
     assert final["usage"]["prompt_tokens"] > 0
+
+
+def test_a_question_asked_while_the_model_loads_says_so_then_is_answered(tmp_path: Path) -> None:
+    from lector.webui.pages_api import MODEL_LOADING
+    from tests.webui.test_model_status import SlowLoading
+
+    port = free_port()
+    backend = SlowLoading()
+    config = ServerConfig(data_dir=tmp_path, port=port, token=TOKEN, tools=[], rate_burst=1000)
+    with serve_app(create_app(config, backend=backend), port) as base:
+        page = {"url": "https://ex.org/l", "title": "L", "html": HTML}
+        pid = httpx.post(base + "/pages", json=page, headers=AUTH).json()["id"]
+        wait_ready(base, pid)
+        question = {"question": "Why do otters hold hands?", "page_ids": [pid], "level": "1", "stream": True}
+        events: list[dict[str, Any]] = []
+        with httpx.stream("POST", base + "/pages/ask", json=question, headers=AUTH, timeout=60) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    backend.release.set()  # the model finishes loading once the page has been told
+    assert events[0] == {"type": "status", "text": MODEL_LOADING}
+    assert [e["type"] for e in events][-2:] == ["final", "done"]
+    assert events[-2]["message"]["content"] == "Loaded and answering."

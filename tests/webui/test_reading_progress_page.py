@@ -9,16 +9,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
+from lector.agent.stepwise import PLAN_SCHEMA
 from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
+from lector.retrieval.answer_prompt import ANSWER_SCHEMA
 from lector.retrieval.level2 import READ_SCHEMA
 from lector.webui.app import create_app
 from lector.webui.config import ServerConfig
@@ -79,6 +81,77 @@ def test_the_page_says_which_passage_of_how_many_it_is_reading(reading_page: tup
     summary = tab.locator(".msg.assistant .reading summary").inner_text()
     assert re.fullmatch(rf"Read {len(seen)} of {total} passages, [12] verified quotes?", summary), summary
     assert "drift apart" in tab.locator(".msg.assistant .text").inner_text()
+
+
+def test_stop_keeps_the_quotes_found_and_says_what_they_cost(reading_page: tuple[Any, str]) -> None:
+    tab, _ = reading_page
+    expect(tab.locator(".doc[data-status=ready]")).to_have_count(1)
+    tab.fill("#input", "Why do otters hold hands?")
+    tab.press("#input", "Enter")
+    expect(tab.locator(".msg.assistant .reading blockquote").first).to_contain_text("drift apart", timeout=30_000)
+    tab.click("#stop")
+    usage = tab.locator(".msg.assistant .usage")
+    expect(usage).to_have_count(1, timeout=30_000)
+    assert re.match(r"cancelled · [1-9]\d* prompt \+ [1-9]\d* completion tokens", usage.inner_text())
+    text = tab.locator(".msg.assistant .text").inner_text()
+    assert "Found so far" in text and "drift apart" in text and "otters.txt" in text
+    shot(tab, "stopped-keeps-what-was-found")
+    tab.reload()  # what was found is kept with the chat
+    expect(tab.locator(".msg.assistant .text")).to_contain_text("Found so far")
+
+
+def stepwise_reader() -> Callable[[list[Message], object, ChatOptions], str]:
+    """SCRIPTED Level 3: following names gives an answer the passages do not hold, so the planner asks one
+    sub-question (read as slow_reader reads), then answers."""
+    plans: list[str] = []
+
+    def reply(messages: list[Message], tools: object, options: ChatOptions) -> str:
+        schema = options.json_schema or {}
+        if schema == PLAN_SCHEMA:
+            plans.append("asked")
+            if len(plans) == 1:
+                return json.dumps({"action": "ask", "text": "Why do otters hold hands?"})
+            return json.dumps({"action": "answer", "text": "So as not to drift apart."})
+        if schema == ANSWER_SCHEMA and not plans:
+            return json.dumps({"answer": "Purple unicorns dance on the moon [1].", "evidence": [1]})
+        return slow_reader(messages, tools, options)
+
+    return reply
+
+
+def test_level_3_says_which_passage_each_sub_question_is_reading(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    backend = ScriptedBackend(default=stepwise_reader(), parallel_slots=1, delay=0.02)
+    config = ServerConfig(data_dir=tmp_path / "data", port=port, token=TOKEN, tools=[], rate_burst=1000)
+    with serve_app(create_app(config, backend=backend), port) as base, sync_playwright() as pw:
+        sid = new_chat(base, level="3")
+        upload(base, sid, "otters.txt", (" ".join(FILLER[:60]) + " " + OTTERS + " " + " ".join(FILLER[60:])).encode())
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        tab = browser.new_page(viewport={"width": 1100, "height": 700})
+        tab.goto(f"{base}/?token={TOKEN}&chat={sid}")
+        expect(tab.locator(".doc[data-status=ready]")).to_have_count(1)
+        tab.evaluate(RECORD_STATUS)
+        tab.fill("#input", "Why do otters hold hands?")
+        tab.press("#input", "Enter")
+        live = tab.locator(".live-status")
+        expect(live).to_contain_text(re.compile(r"Sub-question 1: reading passage 2 of \d+ in otters\.txt…"))
+        shot(tab, "level3-sub-question-reading")
+        assert "unicorns" not in tab.locator(".msg.assistant").inner_text(), "the answer Level 3 dropped is gone"
+        expect(tab.locator(".msg.assistant .usage")).to_have_count(1, timeout=60_000)
+        statuses = tab.evaluate("window.__statuses")
+        numbered = [m for s in statuses if (m := re.match(r"Sub-question 1: reading passage (\d+) of (\d+)", s))]
+        total = int(numbered[0].group(2))
+        assert sorted({int(m.group(1)) for m in numbered}) == list(range(1, len({m.group(1) for m in numbered}) + 1))
+        sub = tab.locator(".msg.assistant details.sub summary").inner_text()
+        counted = rf" · read \d of {total} passages, [12] verified quotes?"
+        assert re.fullmatch(r"Sub-question 1: Why do otters hold hands\?" + counted, sub), sub
+        answered = tab.locator(".msg.assistant details.sub .result")
+        assert "drift apart" in answered.inner_text() and answered.locator("button.cite-ref").inner_text() == "1"
+        assert "drift apart" in tab.locator(".msg.assistant .reading blockquote").first.inner_text()
+        shot(tab, "level3-sub-question-read")
+        browser.close()
 
 
 @pytest.fixture()
@@ -169,3 +242,38 @@ def shot_path(name: str) -> Path:
     folder = Path(os.environ.get("LECTOR_SHOTS", "/tmp/lector-shots"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{name}.png"
+
+
+WRITE_SLOWLY = """async () => {
+  for (const piece of ['Mira ', 'lit ', 'the ', 'lamp ', 'at ', 'dusk.']) {
+    live.on({ type: 'draft', text: piece, reset: false });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}"""
+
+
+def test_the_side_panel_shows_how_fast_the_answer_is_written(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        panel = browser.new_page(viewport={"width": 400, "height": 300})
+        panel.add_init_script(CHROME_STUB)
+        panel.goto((EXTENSION / "sidepanel.html").as_uri())
+        status = panel.locator("#status")
+        panel.evaluate("window.live = new LiveAnswer()")
+        panel.evaluate("live.on({ type: 'status', text: 'Loading the model (the first answer takes longer)…' })")
+        expect(status).to_contain_text("Loading the model")
+        panel.evaluate(WRITE_SLOWLY)
+        panel.evaluate("live.paint()")
+        expect(status).to_contain_text(re.compile(r"Writing the answer… · \d+\.\d s · ≈ \d+\.\d tok/s"))
+        rate = float(re.findall(r"≈ (\d+\.\d) tok/s", status.inner_text())[0])
+        assert 5 < rate < 15, "five pieces in about half a second"
+        final = {"type": "final", "message": {"content": "Mira lit the lamp at dusk."}, "level": 1}
+        final["usage"] = {"prompt_tokens": 120, "completion_tokens": 6}
+        panel.evaluate("(e) => live.on(e)", final)
+        expect(status).to_contain_text(
+            re.compile(r"Answered in \d+\.\d s · reading level 1 · 120 \+ 6 tokens · \d+\.\d tok/s")
+        )
+        panel.screenshot(path=str(shot_path("sidepanel-tokens-per-second")))
+        browser.close()

@@ -94,6 +94,8 @@ function answerSummary(final, seconds) {
   return `Answered in ${seconds} s${final.level !== undefined ? ` · reading level ${final.level}` : ""}${used}`;
 }
 
+const WRITING_GAP_MS = 1500;
+
 const LEVEL_WORDS = { 0: "the whole text", 1: "quick look-up", 2: "careful reading", 3: "step by step" };
 
 // One answer as it streams: the step it is at, a timer, the quotes found, then the answer with its citations.
@@ -102,6 +104,9 @@ class LiveAnswer {
     this.started = performance.now();
     this.activity = "Sending your question…";
     this.text = "";
+    this.writingMs = 0; // time spent writing: pauses longer than WRITING_GAP_MS are reading or tools
+    this.pieces = 0;
+    this.lastPiece = 0;
     this.tick = setInterval(() => this.paint(), 500);
     this.paint();
   }
@@ -110,8 +115,13 @@ class LiveAnswer {
     return ((performance.now() - this.started) / 1000).toFixed(1);
   }
 
+  // Pieces of the answer written per second (each is about one token), once there is enough to tell.
+  rate() {
+    return this.writingMs > 300 ? ` · ≈ ${(this.pieces / (this.writingMs / 1000)).toFixed(1)} tok/s` : "";
+  }
+
   paint() {
-    setStatus(`${this.activity} · ${this.seconds()} s`, { busy: true });
+    setStatus(`${this.activity} · ${this.seconds()} s${this.rate()}`, { busy: true });
   }
 
   set(activity) {
@@ -135,7 +145,7 @@ class LiveAnswer {
     const steps = {
       status: () => this.set(event.text),
       level: () => this.set(`Reading level ${event.level} (${LEVEL_WORDS[event.level] || "reading"})…`),
-      reading: () => this.set(`Reading ${event.first === event.last ? `passage ${event.first}` : `passages ${event.first}–${event.last}`} of ${event.total}…`),
+      reading: () => this.set(`${event.sub ? `Sub-question ${event.sub}: reading` : "Reading"} ${event.first === event.last ? `passage ${event.first}` : `passages ${event.first}–${event.last}`} of ${event.total}…`),
       chunk_read: () => {
         for (const quote of event.quotes) $("found").append(el("li", {}, `“${quote}”`));
       },
@@ -151,6 +161,12 @@ class LiveAnswer {
 
   // The answer's text as it comes: a draft while the reader writes it, replaced by the final text.
   write(text, replace, draft) {
+    const now = performance.now();
+    if (draft && this.lastPiece && now - this.lastPiece < WRITING_GAP_MS) {
+      this.writingMs += now - this.lastPiece;
+      this.pieces += 1;
+    }
+    if (draft) this.lastPiece = now;
     if (replace) this.text = "";
     this.drafted = draft;
     this.text += text;
@@ -161,7 +177,7 @@ class LiveAnswer {
   finish(final) {
     clearInterval(this.tick);
     const content = (final.message && final.message.content) || this.text;
-    setStatus(answerSummary(final, this.seconds()));
+    setStatus(answerSummary(final, this.seconds()) + this.rate().replace("≈ ", ""));
     renderAnswer(content || "The reader found no answer in these pages.", final.citations || []);
     renderCitations(final.citations || []);
     $("found").replaceChildren();

@@ -517,9 +517,10 @@ function finishTool(block, event) {
 
 function stepBlock(parent, title) {
   const result = el("div", { class: "result" }, "reading…");
-  const details = el("details", { class: "tool sub", open: "" }, el("summary", {}, title), result);
+  const summary = el("summary", {}, title);
+  const details = el("details", { class: "tool sub", open: "" }, summary, result);
   parent.append(details);
-  return { details, result };
+  return { details, result, summary, title, read: 0, quotes: 0 };
 }
 
 function askAgainButton(questionBox, question) {
@@ -527,17 +528,19 @@ function askAgainButton(questionBox, question) {
     onclick: () => askAgain(questionBox, question) }, "Ask again");
 }
 
-// `generatingMs`: the model's own time (from its first step, less the tools' time), 0 when unknown.
-function usageLine(final, elapsedMs, generatingMs) {
+// `rate`: how fast the model wrote (tokens/s while writing, not while it read prompts or ran tools), 0 when unknown.
+function usageLine(final, elapsedMs, rate) {
   const u = final.usage || {};
   const parts = [];
   if (final.stopped_reason && final.stopped_reason !== "done") parts.push(final.stopped_reason);
   if (u.prompt_tokens || u.completion_tokens) parts.push(`${u.prompt_tokens || 0} prompt + ${u.completion_tokens || 0} completion tokens`);
   if (elapsedMs) parts.push(seconds(elapsedMs));
-  const generating = generatingMs > 0 ? generatingMs : elapsedMs;
-  if (u.completion_tokens && generating > 0) parts.push(`${(u.completion_tokens / (generating / 1000)).toFixed(1)} tok/s`);
+  if (rate > 0) parts.push(`${rate.toFixed(1)} tok/s`);
   return el("div", { class: "usage" }, parts.join(" · ") || "no tokens counted");
 }
+
+// A pause between two pieces longer than this is the model reading a prompt or a tool running, not writing.
+const WRITING_GAP_MS = 1500;
 
 function emptyAnswerSentence(final, ranTools) {
   if (final.stopped_reason === "cancelled") return "Stopped before any answer was written.";
@@ -561,8 +564,9 @@ class AnswerView {
     this.deltas = 0;
     this.sent = performance.now();
     this.firstText = 0;
-    this.firstStep = 0;
-    this.toolMs = 0;
+    this.lastText = 0;
+    this.writingMs = 0;
+    this.gaps = 0;
     this.activity = "Sending your question…";
     this.renderTimer = 0;
     this.clock = setInterval(() => this.paintStatus(), 200);
@@ -589,8 +593,13 @@ class AnswerView {
   paintStatus() {
     const now = performance.now();
     const parts = [this.activity, seconds(now - this.sent)];
-    if (this.firstText && now - this.firstText > 300) parts.push(`≈ ${(this.deltas / ((now - this.firstText) / 1000)).toFixed(1)} tok/s`);
+    if (this.writingMs > 300) parts.push(`≈ ${this.rate().toFixed(1)} tok/s`);
     this.status.textContent = parts.join(" · ");
+  }
+
+  // Pieces written per second, counting only the time spent writing (each piece is about one token).
+  rate() {
+    return this.gaps / (this.writingMs / 1000);
   }
 
   appendText(text) {
@@ -599,7 +608,13 @@ class AnswerView {
       this.msg.body.append(this.textNode);
       this.buffer = "";
     }
-    if (!this.firstText) this.firstText = performance.now();
+    const now = performance.now();
+    if (!this.firstText) this.firstText = now;
+    if (this.lastText && now - this.lastText < WRITING_GAP_MS) {
+      this.writingMs += now - this.lastText;
+      this.gaps += 1;
+    }
+    this.lastText = now;
     this.deltas += 1;
     this.buffer += text;
     this.fullText += text;
@@ -644,7 +659,6 @@ class AnswerView {
   }
 
   finishTool(event) {
-    this.toolMs += 1000 * (event.elapsed || 0);
     const block = this.tools[event.call_id];
     if (block) finishTool(block, event);
     this.setActivity(event.error ? `${event.name} failed; the model is reading the error…` : "Reading the result…");
@@ -667,8 +681,15 @@ class AnswerView {
     found.count += 1;
     found.quotes += event.quotes.length;
     for (const quote of event.quotes) found.list.append(el("blockquote", {}, quote, el("cite", {}, ` — ${fileName(event.source)}`)));
-    const of = event.total ? ` of ${event.total}` : "";
-    found.summary.textContent = `Read ${found.count}${of} passage${(event.total || found.count) > 1 ? "s" : ""}, ${found.quotes} verified quote${found.quotes === 1 ? "" : "s"}`;
+    const sub = event.sub && this.tools[`sub-${event.sub}`];
+    if (sub) { // Level 3: each sub-question counts the passages read for it, of those it chose
+      sub.read += 1;
+      sub.quotes += event.quotes.length;
+      const of = event.total ? ` of ${event.total}` : "";
+      sub.summary.textContent = `${sub.title} · read ${sub.read}${of} passage${(event.total || sub.read) > 1 ? "s" : ""}, ${sub.quotes} verified quote${sub.quotes === 1 ? "" : "s"}`;
+    }
+    const of = event.total && !event.sub ? ` of ${event.total}` : "";
+    found.summary.textContent = `Read ${found.count}${of} passage${((!event.sub && event.total) || found.count) > 1 ? "s" : ""}, ${found.quotes} verified quote${found.quotes === 1 ? "" : "s"}`;
   }
 
   subQuestion(event) {
@@ -682,6 +703,7 @@ class AnswerView {
     const found = event.found !== false;
     block.result.textContent = found ? event.answer : `Not found: ${event.answer}`;
     if (!found) block.details.classList.add("error");
+    linkCitations(block.result, event.citations);
     renderCitations(block.details, event.citations);
   }
 
@@ -693,8 +715,7 @@ class AnswerView {
     if (!this.fullText.trim() && !this.failed) this.msg.body.append(el("p", { class: "empty-answer" }, emptyAnswerSentence(final, Object.keys(this.tools).length)));
     if (this.textNode) linkCitations(this.textNode, final.citations);
     renderCitations(this.msg.body, final.citations);
-    const generating = this.firstStep ? performance.now() - this.firstStep - this.toolMs : 0;
-    this.msg.body.append(usageLine(final, performance.now() - this.sent, generating));
+    this.msg.body.append(usageLine(final, performance.now() - this.sent, this.writingMs > 300 ? this.rate() : 0));
   }
 
   fail(message) {
@@ -709,6 +730,7 @@ class AnswerView {
     const text = this.fullText;
     if (text) this.msg.actions.append(copyButton(() => text));
     this.msg.actions.append(askAgainButton(this.questionBox, this.question));
+    scrollToEnd(); // what the end added (an error, the sources, the usage line) is seen without scrolling
   }
 }
 
@@ -737,7 +759,6 @@ const EVENT_HANDLERS = {
   status: (view, e) => view.setActivity(e.text || e.message || "Working…"),
   prompt_progress: (view, e) => view.promptProgress(e),
   step: (view, e) => {
-    if (!view.firstStep) view.firstStep = performance.now();
     view.setActivity(e.final ? "Writing the final answer…" : `Thinking (step ${e.step})…`);
   },
   text: (view, e) => {
@@ -753,7 +774,7 @@ const EVENT_HANDLERS = {
     view.note(`Level ${e.level} (${how})${e.reason ? `: ${e.reason}` : ""}`);
     view.setActivity(`Reading your documents: ${how}…`);
   },
-  reading: (view, e) => view.setActivity(readingText(e)),
+  reading: (view, e) => view.setActivity(e.sub ? `Sub-question ${e.sub}: ${readingText(e).replace(/^R/, "r")}` : readingText(e)),
   chunk_read: (view, e) => view.chunkRead(e),
   sub_question: (view, e) => view.subQuestion(e),
   sub_answer: (view, e) => view.subAnswer(e),
