@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from lector.cli.status_line import PromptShown, StatusLine, passages_text
@@ -58,13 +59,16 @@ async def _ask(args: argparse.Namespace, library: LibraryLike, doc_ids: list[str
     from lector.llm.factory import make_backend
 
     backend = make_backend(args.model)
-    status = StatusLine(sys.stderr, on=not args.json and sys.stderr.isatty())
+    status = StatusLine(sys.stderr, on=not args.json and sys.stderr.isatty(), started=time.monotonic(), tick=0.5)
     try:
         answer: Answer | None = None
+        steps = 0  # the sub-question being read, if any
         shown = PromptShown(backend, status)
+        status.show("looking for the answer…")
         async for event in ask_events(library, args.question, args.level, shown, doc_ids=doc_ids):
             if isinstance(event, PassagesReading):
-                status.show(passages_text(event.first, event.last, event.total, event.sources))
+                sub = f"sub-question {steps}: " if steps else ""
+                status.show(sub + passages_text(event.first, event.last, event.total, event.sources))
                 continue
             if not isinstance(event, ChunkRead) or args.verbose_reading:
                 status.clear()
@@ -74,17 +78,22 @@ async def _ask(args: argparse.Namespace, library: LibraryLike, doc_ids: list[str
                 continue
             elif isinstance(event, LevelChosen):
                 _say(f"level {event.level}: {event.reason}")
+                status.show(f"reading at level {int(event.level)}…")
             elif isinstance(event, SubQuestion):
                 _say(f"  sub-question {event.index}: {event.question}")
+                steps = event.index
+                status.show(f"sub-question {event.index}: reading…")
             elif isinstance(event, SubAnswer):
                 _say(f"  answer {event.index}: {event.answer}")
+                steps = 0
+                status.show("planning the next step…")
             elif isinstance(event, ChunkRead) and args.verbose_reading:
                 _say(f"    read {event.source} chunk {event.chunk_id}: {len(event.quotes)} verified quotes")
         if answer is None:
             raise RuntimeError("the reader finished without an answer")
         return answer
     finally:
-        status.clear()
+        status.close()
         backend.close()
 
 

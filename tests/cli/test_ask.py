@@ -115,7 +115,7 @@ def test_ask_on_a_terminal_says_which_passage_of_how_many_it_reads(tmp_path, mon
     assert code == 0
     out, err = capsys.readouterr()
     assert out.startswith("Marmalade.")
-    shown = re.findall(r"\r\x1b\[2K(reading passage[^\r]*)", err)
+    shown = re.findall(r"\r\x1b\[2K(reading passage[^\r]*?)(?: · \d+\.\d s)?(?=\r)", err)
     total = int(shown[0].split(" of ")[1].split(" ")[0])
     assert shown == [f"reading passage {i} of {total} (log.txt)…" for i in range(1, len(shown) + 1)] and total > 1
     assert err.split("\r\x1b[2K")[-1].startswith("(level 2;"), "the status line is cleared before the summary"
@@ -136,6 +136,6 @@ def test_ask_on_a_terminal_shows_how_far_a_long_prompt_is_read(tmp_path, monkeyp
     assert code == 0
     out, err = capsys.readouterr()
     assert out.startswith("Marmalade")
-    shown = re.findall(r"\r\x1b\[2K(reading the prompt[^\r]*)", err)
+    shown = re.findall(r"\r\x1b\[2K(reading the prompt[^\r]*?)(?: · \d+\.\d s)?(?=\r)", err)
     assert shown == ["reading the prompt 0%…", "reading the prompt 33%…", "reading the prompt 67%…"]
     assert err.split("\r\x1b[2K")[-1].startswith("(level 0;"), "cleared before the summary"

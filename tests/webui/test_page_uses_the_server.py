@@ -4,6 +4,8 @@ while the model loads. The model is SCRIPTED (not a language model); server, par
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,3 +156,18 @@ def test_a_document_answer_is_shown_while_written_then_replaced_by_the_final_tex
     answer = ask(page, "Why do otters hold hands?")
     assert answer.locator(".text").count() == 1
     assert answer.locator(".text").inner_text().strip() == final
+
+
+def test_a_document_being_read_says_so_with_a_running_clock(page: Any, tmp_path: Path) -> None:
+    held: list[Any] = []
+    page.route("**/api/documents/*/events", lambda route: held.append(route))  # still reading: no answer yet
+    (tmp_path / "otters.txt").write_text("Sea otters hold hands while they sleep.\n")
+    page.set_input_files("#file", str(tmp_path / "otters.txt"))
+    chip = page.locator(".doc", has_text="otters.txt")
+    expect(chip).to_have_attribute("data-status", "ingesting")
+    expect(chip).to_contain_text(re.compile(r"reading… · [2-9] s"), timeout=5_000)
+    shot(page, "ingesting-clock")
+    ready = {"type": "progress", "status": "ready", "progress": {"stage": "ready"}, "error": None}
+    held[0].fulfill(body=f"data: {json.dumps(ready)}\n\n", content_type="text/event-stream")
+    expect(chip).to_have_attribute("data-status", "ready")
+    assert chip.locator(".status").inner_text() == "ready", "the clock stops"

@@ -1190,15 +1190,30 @@ function renderDocuments(documents) {
   }
 }
 
+// The chip says what the server is doing with the document and, past a second, for how long.
 async function followIngest(view, did) {
-  setChip(view, "ingesting", "reading…");
-  const res = await request(`/api/documents/${did}/events`);
-  for await (const event of readSSE(res)) {
-    const p = event.progress || {};
-    const detail = p.chunks_total ? ` ${p.chunks_done || 0} of ${p.chunks_total} chunks` : p.stage ? ` ${p.stage}` : "";
-    if (event.status === "ready") setChip(view, "ready", "ready", 100);
-    else if (event.status === "error") setChip(view, "error", `failed: ${plainError(event.error || "")}`, 0);
-    else setChip(view, "ingesting", `reading…${detail}`, p.percent);
+  const started = performance.now();
+  let detail = "";
+  let percent;
+  const paint = () => {
+    const took = performance.now() - started;
+    setChip(view, "ingesting", `reading…${detail}${took >= 1000 ? ` · ${Math.floor(took / 1000)} s` : ""}`, percent);
+  };
+  paint();
+  const clock = setInterval(paint, 1000);
+  try {
+    const res = await request(`/api/documents/${did}/events`);
+    for await (const event of readSSE(res)) {
+      const p = event.progress || {};
+      detail = p.chunks_total ? ` ${p.chunks_done || 0} of ${p.chunks_total} chunks` : p.stage ? ` ${p.stage}` : "";
+      percent = p.percent;
+      if (event.status === "ready") setChip(view, "ready", "ready", 100);
+      else if (event.status === "error") setChip(view, "error", `failed: ${plainError(event.error || "")}`, 0);
+      else paint();
+      if (event.status === "ready" || event.status === "error") break;
+    }
+  } finally {
+    clearInterval(clock);
   }
 }
 
