@@ -309,7 +309,7 @@ async def compose_answer(
         return Answer(
             answer=draft or "NOT FOUND: the documents did not yield the facts this question needs.",
             level=Level.STEPWISE,
-            found=bool(draft),
+            found=bool(draft) and any(s.found for s in steps),  # a draft no sub-answer supports is a guess
             usage=ctx.meter.snapshot(),
             details=details,
         )

@@ -1,8 +1,11 @@
 """Level 2, read: the model reads candidate chunks in parallel and copies what helps; only quotes that really
 occur in a chunk count. Those quotes re-query BM25, and the answer comes from the verified evidence.
 
-The cost is bounded: candidates are BM25 hits plus their neighbours, under a budget of chunks and tokens,
-read in waves of the backend's parallel slots, stopping once enough verified evidence is in.
+The cost is bounded: candidates are BM25 hits plus their neighbours, under a budget of chunks and tokens. A CPU
+reads a prompt slowly and slows to a crawl generating several replies at once, so each read call shows a few
+chunks' best sentences (retrieval/read_passage.py) after the instructions and the question, which every call of
+one question shares (the engine reuses that cached prefix); calls go one at a time by default, and reading stops
+once enough verified evidence is in.
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ from lector.retrieval.context import ReadingContext
 from lector.retrieval.keywords import Keywords, question_terms
 from lector.retrieval.level1 import find_keywords
 from lector.retrieval.levels import Level
-from lector.retrieval.packing import chunk_cost, evidence_budget, in_document_order, pack, trim_overlaps
+from lector.retrieval.packing import (
+    HEADER_TOKENS,
+    chunk_cost,
+    evidence_budget,
+    in_document_order,
+    pack,
+    trim_overlaps,
+)
+from lector.retrieval.read_passage import focused_spans, passage_text
 from lector.retrieval.reading_types import Answer, Evidence, LibraryLike, UsageMeter
 from lector.retrieval.sentences import CJK_SENTENCE_END_MARKS, CLOSING_MARKS, SENTENCE_END_MARKS
 from lector.retrieval.types import Chunk, Hit
@@ -46,10 +57,22 @@ class Level2Config(BaseModel):
     max_read_tokens: int = 12_000
     """Reading budget: prompt tokens spent reading chunks."""
     enough_quotes: int = 2
-    """Stop reading once this many verified quotes that share words with the question are in."""
+    """Stop reading once this many verified quotes that share words with the question are in; a quote that
+    shares `decisive_terms` of them or more is enough on its own. With enough, no re-query is made."""
+    decisive_terms: int = 3
     requery_k: int = 4
     max_quotes: int = 3
     read_max_tokens: int = 220
+    passage_sentences: int | None = 4
+    """Show the model each chunk's best-matching sentences (each with `passage_radius` neighbours), not the
+    whole chunk (retrieval/read_passage.py): a CPU pays for every prompt token. None shows whole chunks."""
+    passage_radius: int = 1
+    max_passage_tokens: int = 320
+    passages_per_read: int = 4
+    """Passages one read call shows: the shared prompt and the reply are paid once for them all."""
+    parallel_reads: int = 1
+    """Read calls in flight at once, at most the backend's parallel slots. More help where the backend has a
+    GPU or cores to spare; on a CPU the engine's parallel replies share the same cores and slow each other."""
     context_chars: int = 160
     """Characters kept around each quote in the evidence the answer is written from."""
     answer_evidence_tokens: int = 2500
@@ -72,18 +95,22 @@ READ_SCHEMA: dict[str, Any] = {
 }
 
 READ_SYSTEM = (
-    "You read one passage of a long document and copy, word for word, the sentences of the passage that "
-    "help answer the question. Copy at most 3 sentences exactly as written. If nothing in the passage "
+    "You read passages of a long document and copy, word for word, the sentences of the passages that "
+    "help answer the question. Copy at most 3 sentences exactly as written. If nothing in the passages "
     'helps, reply {"relevant": false, "quotes": []}. Reply with JSON only.'
 )
 
 
-def read_messages(question: str, chunk: Chunk) -> list[Message]:
-    where = f"{chunk.source}, chunk {chunk.chunk_id}" + (f", page {chunk.page}" if chunk.page else "")
-    return [
-        Message.system(READ_SYSTEM),
-        Message.user(f"Passage ({where}):\n{chunk.text.strip()}\n\nQuestion: {question.strip()}"),
-    ]
+def read_messages(question: str, passages: Sequence[tuple[Chunk, str | None]]) -> list[Message]:
+    """The instructions and the question first, the same for every read of one question, so the engine reuses
+    their cached prefix; then each passage (its shown text, else the whole chunk) and the question again."""
+    q = question.strip()
+    shown = []
+    for chunk, text in passages:
+        where = f"{chunk.source}, chunk {chunk.chunk_id}" + (f", page {chunk.page}" if chunk.page else "")
+        shown.append(f"Passage ({where}):\n{text if text is not None else chunk.text.strip()}")
+    body = "\n\n".join(shown)
+    return [Message.system(READ_SYSTEM), Message.user(f"Question: {q}\n\n{body}\n\nQuestion: {q}")]
 
 
 def _normalise_with_map(text: str) -> tuple[str, list[int]]:
@@ -217,36 +244,54 @@ def _term_set(text: str) -> set[str]:
     return set(tokenize(" ".join(question_terms(text))))
 
 
-async def read_chunk(
+Passage = tuple[Chunk, float, str | None]
+"""A chunk to read, its BM25 score, and what the model is shown of it (None: the whole chunk)."""
+
+
+async def read_passages(
     backend: Backend,
     question: str,
-    chunk: Chunk,
-    bm25: float,
+    passages: Sequence[Passage],
     terms: set[str],
     config: Level2Config,
     meter: UsageMeter,
-) -> Reading:
-    reading = Reading(chunk=chunk, bm25=bm25)
+) -> list[Reading]:
+    """One read call over `passages`: each quote the model copies is verified against the whole chunks and kept
+    by the first chunk it occurs in."""
+    readings = [Reading(chunk=chunk, bm25=bm25) for chunk, bm25, _ in passages]
     options = ChatOptions(temperature=0.0, max_tokens=config.read_max_tokens, json_schema=READ_SCHEMA)
     try:
-        result = await meter.chat(backend, read_messages(question, chunk), options)
+        result = await meter.chat(backend, read_messages(question, [(c, t) for c, _, t in passages]), options)
     except Exception as exc:  # one failed read must not sink the others
-        log.warning("reading chunk %s failed: %s", chunk.chunk_id, exc)
-        reading.error = str(exc)
-        return reading
+        log.warning("reading chunks %s failed: %s", [c.chunk_id for c, _, _ in passages], exc)
+        for reading in readings:
+            reading.error = str(exc)
+        return readings
     relevant, offered = _parse_reading(result.message.content)
-    reading.claimed_relevant = relevant
-    reading.offered = len(offered)
+    readings[0].offered = len(offered)  # counted once per call
     for quote in offered[: config.max_quotes]:
-        for start, end in verify_quote(quote, chunk.text):
-            exact = chunk.text[start:end]
-            if exact in reading.quotes:
-                continue
-            reading.quotes.append(exact)
-            reading.spans.append((start, end))
-            if _term_set(exact) & terms:
-                reading.strong += 1
-    return reading
+        for reading in readings:
+            if _keep_quote(reading, quote, terms, config):
+                break
+    for reading in readings:
+        reading.claimed_relevant = relevant and (bool(reading.quotes) or len(readings) == 1)
+    return readings
+
+
+def _keep_quote(reading: Reading, quote: str, terms: set[str], config: Level2Config) -> bool:
+    """Add the parts of `quote` that occur in the reading's chunk; False when none does."""
+    text = reading.chunk.text
+    spans = verify_quote(quote, text)
+    for start, end in spans:
+        exact = text[start:end]
+        if exact in reading.quotes:
+            continue
+        reading.quotes.append(exact)
+        reading.spans.append((start, end))
+        shared = len(_term_set(exact) & terms)
+        if shared:
+            reading.strong += config.enough_quotes if shared >= config.decisive_terms else 1
+    return bool(spans)
 
 
 def candidates(library: LibraryLike, hits: Sequence[Hit], config: Level2Config) -> list[tuple[Chunk, float]]:
@@ -311,6 +356,7 @@ class Reader:
         config: Level2Config,
         meter: UsageMeter,
         progress: Progress | None = None,
+        focus: Sequence[str] = (),
     ) -> None:
         self.backend = backend
         self.question = question
@@ -318,10 +364,32 @@ class Reader:
         self.config = config
         self.meter = meter
         self.progress = progress
+        self.focus = list(focus)
+        """The terms a passage's sentences are chosen by (`config.passage_sentences`)."""
         self.readings: dict[tuple[str, int], Reading] = {}
         self.tokens_read = 0
-        self.cost = chunk_cost(backend)
-        self.overhead = sum(backend.count_tokens(m.content) for m in read_messages(question, _EMPTY)) + 8
+        self.shown: dict[tuple[str, int], str] = {}
+        """What the model is shown of each chunk chosen, when that is not the whole chunk."""
+        self.chunk_cost = chunk_cost(backend)
+        self.per_call = max(1, config.passages_per_read)
+        self.calls = max(1, min(config.parallel_reads, int(backend.parallel_slots)))
+        prompt = read_messages(question, [])
+        self.overhead = (sum(backend.count_tokens(m.content) for m in prompt) + 8) // self.per_call
+        """Prompt tokens of a read call besides its passages, per passage."""
+
+    def passage(self, chunk: Chunk, extra_focus: Sequence[str] = ()) -> str | None:
+        """The chunk's focused passage (None: the whole chunk is shown)."""
+        c = self.config
+        if not c.passage_sentences or not (self.focus or extra_focus):
+            return None
+        spans = focused_spans(
+            chunk, [*self.focus, *extra_focus], c.passage_sentences, c.passage_radius, c.max_passage_tokens
+        )
+        return passage_text(chunk.text, spans) if spans else None
+
+    def cost(self, chunk: Chunk) -> int:
+        shown = self.shown.get((chunk.doc_id, chunk.chunk_id))
+        return self.chunk_cost(chunk) if shown is None else self.backend.count_tokens(shown) + HEADER_TOKENS
 
     def strong_quotes(self) -> int:
         return sum(r.strong for r in self.readings.values())
@@ -329,14 +397,22 @@ class Reader:
     def enough(self) -> bool:
         return self.strong_quotes() >= self.config.enough_quotes
 
-    def affordable(self, pool: Sequence[tuple[Chunk, float]], limit: int) -> list[tuple[Chunk, float]]:
+    def affordable(
+        self, pool: Sequence[tuple[Chunk, float]], limit: int, extra_focus: Sequence[str] = ()
+    ) -> list[tuple[Chunk, float]]:
         chosen: list[tuple[Chunk, float]] = []
         tokens = self.tokens_read
         for chunk, score in pool:
-            if (chunk.doc_id, chunk.chunk_id) in self.readings:
+            key = (chunk.doc_id, chunk.chunk_id)
+            if key in self.readings:
                 continue
             if len(self.readings) + len(chosen) >= min(limit, self.config.max_chunks):
                 break
+            shown = self.passage(chunk, extra_focus)
+            if shown is None:
+                self.shown.pop(key, None)
+            else:
+                self.shown[key] = shown
             need = self.cost(chunk) + self.overhead
             if tokens + need > self.config.max_read_tokens:
                 continue
@@ -344,10 +420,17 @@ class Reader:
             chosen.append((chunk, score))
         return chosen
 
-    async def read(self, pool: Sequence[tuple[Chunk, float]], limit: int, stop_early: bool = True) -> None:
-        """Read the affordable part of `pool` in waves of the backend's parallel slots."""
-        todo = self.affordable(pool, limit)
-        wave_size = max(1, int(self.backend.parallel_slots))
+    async def read(
+        self,
+        pool: Sequence[tuple[Chunk, float]],
+        limit: int,
+        stop_early: bool = True,
+        extra_focus: Sequence[str] = (),
+    ) -> None:
+        """Read the affordable part of `pool` in waves of the backend's parallel slots; `extra_focus` adds
+        terms the passages' sentences are chosen by."""
+        todo = self.affordable(pool, limit, extra_focus)
+        wave_size = self.per_call * self.calls
         total = len(self.readings) + len(todo)
         for i in range(0, len(todo), wave_size):
             if (stop_early and self.enough()) or self.meter.spent():
@@ -358,10 +441,12 @@ class Reader:
                 self.progress(Passages(first, first + len(wave) - 1, total, tuple(c for c, _ in wave)))
             for chunk, _ in wave:
                 self.tokens_read += self.cost(chunk) + self.overhead
-            results = await asyncio.gather(
-                *(read_chunk(self.backend, self.question, c, s, self.terms, self.config, self.meter) for c, s in wave)
+            passages = [(c, s, self.shown.get((c.doc_id, c.chunk_id))) for c, s in wave]
+            batches = [passages[j : j + self.per_call] for j in range(0, len(passages), self.per_call)]
+            read = await asyncio.gather(
+                *(read_passages(self.backend, self.question, b, self.terms, self.config, self.meter) for b in batches)
             )
-            for n, r in enumerate(results):
+            for n, r in enumerate(r for readings in read for r in readings):
                 r.index, r.total = first + n, total
                 self.readings[(r.chunk.doc_id, r.chunk.chunk_id)] = r
                 if self.progress:
@@ -369,9 +454,6 @@ class Reader:
 
     def ranked(self) -> list[Reading]:
         return sorted((r for r in self.readings.values() if r.quotes), key=lambda r: -r.score)
-
-
-_EMPTY = Chunk(doc_id="", source="", chunk_id=0, start=0, end=0, text="")
 
 
 async def level2(
@@ -389,15 +471,16 @@ async def level2(
         keywords = await find_keywords(ctx, question, config.use_model_keywords)
     hits = ctx.library.search(keywords.query, k=config.k, doc_ids=ctx.doc_ids)
     terms = set(tokenize(" ".join([*keywords.question_terms, *keywords.keywords])))
-    reader = Reader(ctx.backend, question, terms, config, ctx.meter, progress)
+    reader = Reader(ctx.backend, question, terms, config, ctx.meter, progress, focus=keywords.focus_terms)
     await reader.read(candidates(ctx.library, hits, config), config.max_chunks)
 
     quotes = [q for r in reader.ranked()[:4] for q in r.quotes]
     requeried: list[Hit] = []
-    if quotes:
+    if quotes and not reader.enough():
         requeried = ctx.library.search(" ".join([keywords.query, *quotes]), k=config.requery_k, doc_ids=ctx.doc_ids)
         fresh = [(h.chunk, h.score / (requeried[0].score or 1.0)) for h in requeried]
-        await reader.read(fresh, config.max_chunks, stop_early=False)
+        quoted_terms = list(dict.fromkeys(t for q in quotes for t in question_terms(q)))
+        await reader.read(fresh, config.max_chunks, stop_early=False, extra_focus=quoted_terms)
 
     budget = min(
         config.answer_evidence_tokens,

@@ -15,7 +15,7 @@ from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
 from lector.retrieval.budget import Budget
 from lector.retrieval.keywords import KeywordCache
-from lector.retrieval.level2 import READ_SCHEMA
+from lector.retrieval.level2 import READ_SCHEMA, Level2Config
 from lector.retrieval.levels import Level
 from lector.retrieval.library import Library
 from lector.retrieval.reading_types import Answer, Citation
@@ -241,7 +241,7 @@ async def test_the_answer_budget_stops_level2_reading_but_still_answers(tmp_path
             "What colour was the lighthouse painted?",
             level=2,
             backend=backend,
-            config=ReaderConfig(budget=budget),
+            config=ReaderConfig(budget=budget, level2=Level2Config(passages_per_read=1)),  # a call per chunk
             keyword_cache=KeywordCache(),
         )
 

@@ -58,7 +58,8 @@ def scripted(plans: list[str]) -> Callable[..., str]:
         if "keywords_en" in schema.get("properties", {}):
             return json.dumps({"information": "", "instruction": "", "keywords_en": ["founded", "born"]})
         if schema == READ_SCHEMA:
-            found = [s for s in re.split(r"(?<=\.)\s+", user) if "Jane Roe" in s]
+            passages = user.split("\n\nPassage", 1)[1]  # after the question
+            found = [s for s in re.split(r"(?<=\.)\s+", passages) if "Jane Roe" in s]
             return json.dumps({"relevant": bool(found), "quotes": found[:1]})
         if schema == PLAN_SCHEMA:
             return plan_replies.pop(0) if plan_replies else json.dumps({"action": "answer", "text": "Lisbon"})

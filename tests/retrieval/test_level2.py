@@ -39,7 +39,9 @@ def reading(library: Library, backend: ScriptedBackend) -> ReadingContext:
 
 
 def passage(messages: list[Message]) -> str:
-    return messages[-1].content.split(":\n", 1)[1].rsplit("\n\nQuestion:", 1)[0]
+    """The text of the passages a read call shows, one paragraph each."""
+    body = messages[-1].content.rsplit("\n\nQuestion:", 1)[0]
+    return "\n\n".join(re.split(r"^Passage \([^)]*\):\n", body, flags=re.M)[1:])
 
 
 def model(read: Callable[[str], dict[str, object]], keywords: list[str]) -> Callable[..., str]:
@@ -58,6 +60,12 @@ def model(read: Callable[[str], dict[str, object]], keywords: list[str]) -> Call
         return "NOT FOUND"
 
     return reply
+
+
+def shown_passages(request: dict[str, object]) -> int:
+    messages = request["messages"]
+    assert isinstance(messages, list)
+    return str(messages[-1].content).count("\n\nPassage (")
 
 
 def first_sentence_with(word: str) -> Callable[[str], dict[str, object]]:
@@ -105,16 +113,40 @@ async def test_reading_is_bounded_by_the_budget(tmp_path) -> None:
     config = Level2Config(k=20, max_chunks=3, requery_k=4)
     answer = await level2(reading(library, backend), "Where is the lighthouse?", config)
     reads = [r for r in backend.requests if r["options"].json_schema == READ_SCHEMA]
-    assert len(reads) == 3 == len(answer.details["chunks_read"])
+    assert len(reads) == 1 and shown_passages(reads[0]) == 3 == len(answer.details["chunks_read"])
     assert answer.usage.llm_calls == len(backend.requests)
     assert answer.usage.prompt_tokens == sum(
         sum(backend.count_tokens(m.content) for m in r["messages"]) for r in backend.requests
     )
 
-    token_capped = Level2Config(k=20, max_chunks=50, max_read_tokens=1500)
+    whole_chunks = Level2Config(k=20, max_chunks=50, max_read_tokens=1500, passage_sentences=None)
     backend = ScriptedBackend(default=model(lambda t: {"relevant": True, "quotes": []}, ["lighthouse"]))
-    answer = await level2(reading(library, backend), "Where is the lighthouse?", token_capped)
+    answer = await level2(reading(library, backend), "Where is the lighthouse?", whole_chunks)
     assert 1 <= len(answer.details["chunks_read"]) <= 3 and answer.details["read_tokens"] <= 1500
+
+    focused = whole_chunks.model_copy(update={"passage_sentences": 2})
+    backend = ScriptedBackend(default=model(lambda t: {"relevant": True, "quotes": []}, ["lighthouse"]))
+    answer = await level2(reading(library, backend), "Where is the lighthouse?", focused)
+    assert len(answer.details["chunks_read"]) > 3 and answer.details["read_tokens"] <= 1500
+
+
+async def test_each_read_shows_the_sentences_around_the_terms_after_the_shared_question(tmp_path) -> None:
+    library, doc_id = build(tmp_path, {1000: "The lighthouse keeper Orvald Brenn painted the tower green in 1887."})
+    backend = ScriptedBackend(default=model(first_sentence_with("Orvald"), ["lighthouse", "keeper"]))
+    question = "Who kept the lighthouse?"
+    config = Level2Config(max_chunks=4, requery_k=0, passages_per_read=2)
+    answer = await level2(reading(library, backend), question, config)
+    reads = [r["messages"] for r in backend.requests if r["options"].json_schema == READ_SCHEMA]
+    assert len(reads) == 2
+    prefix = reads[0][0].content + reads[0][1].content.split("Passage (", 1)[0]
+    assert all(m[0].content + m[1].content.split("Passage (", 1)[0] == prefix for m in reads)
+    assert prefix.endswith(f"Question: {question}\n\n"), "the question comes before the passage"
+    assert all(m[1].content.endswith(f"Question: {question}") for m in reads), "and again after it"
+    chunk_texts = {c.chunk_id: c.text for c in library.chunks(doc_id)}
+    shown = [passage(m) for m in reads]
+    assert all(len(p) < len(max(chunk_texts.values(), key=len)) / 2 for p in shown)
+    assert any("Orvald Brenn painted the tower green" in p for p in shown)
+    assert [c.text for c in answer.citations] == ["The lighthouse keeper Orvald Brenn painted the tower green in 1887."]
 
 
 async def test_reading_stops_early_once_enough_verified_quotes(tmp_path) -> None:
@@ -174,9 +206,23 @@ async def test_chunks_are_read_in_parallel_up_to_the_backend_slots(tmp_path) -> 
     backend = Tracking(
         default=model(lambda t: {"relevant": False, "quotes": []}, ["lighthouse"]), parallel_slots=3, delay=0.01
     )
-    answer = await level2(reading(library, backend), "Where is the lighthouse?", Level2Config(k=12, max_chunks=9))
+    config = Level2Config(k=12, max_chunks=9, passages_per_read=2, parallel_reads=4)
+    answer = await level2(reading(library, backend), "Where is the lighthouse?", config)
     assert len(answer.details["chunks_read"]) == 9
-    assert backend.peak == 3
+    assert backend.peak == 3, "at most the backend's slots"
+    reads = [r for r in backend.requests if r["options"].json_schema == READ_SCHEMA]
+    assert [shown_passages(r) for r in reads] == [2, 2, 2, 2, 1]
+
+
+async def test_one_read_call_at_a_time_by_default(tmp_path) -> None:
+    library, _ = build(tmp_path, {})
+    backend = Tracking(
+        default=model(lambda t: {"relevant": False, "quotes": []}, ["lighthouse"]), parallel_slots=4, delay=0.01
+    )
+    answer = await level2(reading(library, backend), "Where is the lighthouse?", Level2Config(k=12, max_chunks=9))
+    reads = [r for r in backend.requests if r["options"].json_schema == READ_SCHEMA]
+    assert len(answer.details["chunks_read"]) == 9 and len(reads) == 3
+    assert backend.peak == 1
 
 
 def test_a_reply_cut_by_the_token_cap_keeps_its_quotes() -> None:
@@ -195,9 +241,8 @@ async def test_progress_says_which_passages_of_how_many_are_being_read(tmp_path)
         default=model(lambda t: {"relevant": False, "quotes": []}, ["lighthouse"]), parallel_slots=2
     )
     told: list[Reading | Passages] = []
-    answer = await level2(
-        reading(library, backend), "Where is the lighthouse?", Level2Config(k=5, max_chunks=7), progress=told.append
-    )
+    config = Level2Config(k=5, max_chunks=7, passages_per_read=1, parallel_reads=2)
+    answer = await level2(reading(library, backend), "Where is the lighthouse?", config, progress=told.append)
     waves = [t for t in told if isinstance(t, Passages)]
     reads = [t for t in told if isinstance(t, Reading)]
     read_count = len(answer.details["chunks_read"])
