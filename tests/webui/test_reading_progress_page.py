@@ -227,6 +227,11 @@ def test_the_side_panel_says_which_passage_and_how_far_the_prompt_is_read(tmp_pa
         expect(status).to_contain_text("Reading passage 3 of 8…")
         panel.evaluate("live.on({ type: 'reading', first: 5, last: 8, total: 8, sources: ['keeper.html'] })")
         expect(status).to_contain_text("Reading passages 5–8 of 8…")
+        quote = "Mira lit the lamp at dusk."
+        panel.evaluate("(q) => live.on({ type: 'chunk_read', source: 'keeper.html', chunk_id: 4, quotes: [q] })", quote)
+        expect(panel.locator("#found li")).to_have_text([f"“{quote}”"])  # each verified quote as it is found
+        panel.evaluate("live.on({ type: 'reading', first: 2, last: 2, total: 5, sources: [], sub: 1 })")
+        expect(status).to_contain_text("Sub-question 1: reading passage 2 of 5…")
         panel.evaluate("live.on({ type: 'status', text: 'Writing the answer from what was found…' })")
         panel.evaluate("live.on({ type: 'prompt_progress', done: 1200, total: 3000 })")
         expect(status).to_contain_text("Reading the prompt: 40 %")
