@@ -54,12 +54,21 @@ def quoted_place(question: str, items: Sequence[Evidence]) -> QuotedPlace | None
 def _place(n: int, e: Evidence, found: re.Match[str]) -> QuotedPlace:
     spans = sentence_spans(e.text)
     s, t = next(((s, t) for s, t in spans if s <= found.start() < t), found.span())
-    after = _clip(e.text[found.end() : t])
+    at = e.start - e.chunk.start  # the item's offset in its chunk, whose text goes on past a window's end
+    inside = 0 <= at and e.chunk.text[at : at + len(e.text)] == e.text
+    whole, at = (e.chunk.text, at) if inside else (e.text, 0)
+    speaker = speaker_line(whole, at + found.start())
+    return QuotedPlace(n, " ".join(e.text[s:t].split()), _after(whole, at + found.end()), speaker[1] if speaker else "")
+
+
+def _after(text: str, end: int) -> str:
+    """The rest of the sentence from `end` on, or the next sentence when nothing but punctuation is left."""
+    spans = sentence_spans(text)
+    t = next((t for s, t in spans if s <= end - 1 < t), end)
+    after = _clip(text[end:t])
     if not any(ch.isalnum() for ch in after):
-        after = _clip(next((e.text[a:b] for a, b in spans if a >= t), ""))
-    at = e.start - e.chunk.start + found.start()
-    speaker = speaker_line(e.chunk.text, at) if 0 <= at < len(e.chunk.text) else None
-    return QuotedPlace(n, " ".join(e.text[s:t].split()), after, speaker[1] if speaker else "")
+        after = _clip(next((text[a:b] for a, b in spans if a >= t), ""))
+    return after
 
 
 def _clip(text: str) -> str:

@@ -14,7 +14,7 @@ MIN_TAGS = 2
 _NAME_WORD = r"[A-Z][A-Z'’\-]+"
 _TAG = re.compile(
     rf"^[ \t]*(?P<name>{_NAME_WORD}(?:[ \t]+(?:{_NAME_WORD}|[A-Z]|OF|of|the|de|la|von|van))*)"
-    r"(?:[ \t]*[.:](?=\s|$)|[ \t]*$|[ \t]{2,}(?=\S))"
+    r"(?:[ \t]*[.:](?=\s|$)|[ \t]*$|\t|[ \t]{2,}(?=\S))"
 )
 _HEADING = re.compile(r"^[ \t]*(?:ACT|SCENE|PROLOGUE|EPILOGUE|CHAPTER|BOOK|PART|INDUCTION|THE END)\b")
 _ROMAN = re.compile(r"[IVXLCDM]+")

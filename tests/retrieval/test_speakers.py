@@ -34,6 +34,7 @@ def test_speaker_tags() -> None:
     assert speaker_tag("FIRST PLAYER.") == "FIRST PLAYER"
     assert speaker_tag("QUEEN: Good gentlemen") == "QUEEN"
     assert speaker_tag("LADY MACBETH  Out, damned spot!") == "LADY MACBETH"
+    assert speaker_tag("HAMLET\tTo be, or not to be") == "HAMLET"
     for line in ("SCENE II. A room in the castle.", "Enter the KING and QUEEN.", "I will, my lord.", "II.", "ACT I"):
         assert speaker_tag(line) is None, line
 
@@ -72,3 +73,10 @@ def test_what_follows_a_quote_at_a_sentence_end_is_the_next_sentence() -> None:
     place = quoted_place('What follows "There will be thousands"?', [evidence(text)])
     assert place is not None and place.after == "They will come."
     assert place.sentence == "There will be thousands."
+
+
+def test_what_follows_is_read_past_the_end_of_a_window() -> None:
+    text = "Intro here. There will be thousands who will thrill. Others stay."
+    window = evidence(text, 0, text.index(" who"))
+    place = quoted_place('What follows "There will be thousands"?', [window])
+    assert place is not None and place.after == "who will thrill."
