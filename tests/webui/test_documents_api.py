@@ -242,10 +242,11 @@ def test_a_document_answer_shows_each_passage_read_with_its_number(server: str) 
     assert [r["index"] for r in reads] == list(range(1, len(reads) + 1)) and len(reads) > 1
     assert all(r["source"] == "otters.txt" for r in reads)
     waves = [e for e in events if e["type"] == "reading"]
-    assert [(w["first"], w["last"]) for w in waves] == [(r["index"], r["index"]) for r in reads]  # one slot
     assert all(w["sources"] == ["otters.txt"] for w in waves)
-    for wave, read in zip(waves, reads, strict=True):
-        assert kinds.index("reading") <= events.index(wave) < events.index(read), "each says so before it reads"
+    assert waves[0]["first"] == 1 and all(b["first"] == a["last"] + 1 for a, b in zip(waves, waves[1:], strict=False))
+    for read in reads:  # a wave may read several passages in one call; it is announced before them
+        wave = next(w for w in waves if w["first"] <= read["index"] <= w["last"])
+        assert events.index(wave) < events.index(read), "each wave says so before it reads"
         assert wave["total"] == read["total"] >= read["index"]
     assert reads[-1]["index"] <= reads[-1]["total"] <= 12, "the passages chosen, not the budget's most"
     assert any(OTTERS in q for r in reads for q in r["quotes"])
