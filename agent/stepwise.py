@@ -135,8 +135,9 @@ async def level2_events(
     AnswerReady last."""
     queue: asyncio.Queue[PassagesReading | ChunkRead] = asyncio.Queue()
 
-    def progress(read: Reading | Passages) -> None:
-        queue.put_nowait(read_event(read))
+    async def progress(read: Reading | Passages) -> None:
+        await queue.put(read_event(read))
+        await queue.join()  # Level 2 goes on once whoever iterates has handled the event
 
     task = asyncio.ensure_future(level2(ctx, question, config, progress=progress))
     try:
@@ -145,10 +146,12 @@ async def level2_events(
             done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
             if getter in done:
                 yield getter.result()
+                queue.task_done()
             else:
                 getter.cancel()
         while not queue.empty():
             yield queue.get_nowait()
+            queue.task_done()
         yield AnswerReady(answer=task.result())
     finally:
         if not task.done():

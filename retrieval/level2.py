@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,8 +197,16 @@ class Passages:
     chunks: tuple[Chunk, ...]
 
 
-Progress = Callable[[Reading | Passages], None]
-"""Told when a wave of passages starts being read, and of each chunk as soon as it is read."""
+Progress = Callable[[Reading | Passages], Awaitable[None] | None]
+"""Told when a wave of passages starts being read, and of each chunk as soon as it is read. An async one is
+awaited, so that what it hears is shown before the reading goes on (before the answer's first words)."""
+
+
+async def tell(progress: Progress | None, event: Reading | Passages) -> None:
+    if progress is not None:
+        heard = progress(event)
+        if heard is not None:
+            await heard
 
 
 _JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)("?)')
@@ -437,8 +445,7 @@ class Reader:
                 break
             wave = todo[i : i + wave_size]
             first = len(self.readings) + 1
-            if self.progress:
-                self.progress(Passages(first, first + len(wave) - 1, total, tuple(c for c, _ in wave)))
+            await tell(self.progress, Passages(first, first + len(wave) - 1, total, tuple(c for c, _ in wave)))
             for chunk, _ in wave:
                 self.tokens_read += self.cost(chunk) + self.overhead
             passages = [(c, s, self.shown.get((c.doc_id, c.chunk_id))) for c, s in wave]
@@ -449,8 +456,7 @@ class Reader:
             for n, r in enumerate(r for readings in read for r in readings):
                 r.index, r.total = first + n, total
                 self.readings[(r.chunk.doc_id, r.chunk.chunk_id)] = r
-                if self.progress:
-                    self.progress(r)
+                await tell(self.progress, r)
 
     def ranked(self) -> list[Reading]:
         return sorted((r for r in self.readings.values() if r.quotes), key=lambda r: -r.score)
