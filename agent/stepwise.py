@@ -25,14 +25,16 @@ from lector.retrieval.cjk import has_cjk
 from lector.retrieval.context import ReadingContext
 from lector.retrieval.follow_names import BridgeConfig, follow_names
 from lector.retrieval.follow_relations import RelationConfig, follow_relations
+from lector.retrieval.keywords import Keywords, question_keywords
+from lector.retrieval.level1 import document_languages, find_keywords
 from lector.retrieval.level2 import Level2Config, Passages, Reading, level2
 from lector.retrieval.levels import Level
 from lector.retrieval.reading_types import Answer, Citation, Evidence
 from lector.retrieval.types import Chunk
 
 DEFAULT_BUDGET = Budget(max_calls=12, max_tokens=8_000, max_seconds=100)
-"""Level 3's budget before its final answer: a 1.5B model on two CPU cores reads a prompt at roughly a hundred
-tokens a second, so these keep the worst case, final answer included, under three minutes."""
+"""Level 3's budget before its final answer: a small model on a laptop's CPU reads prompts slowly, so these bound
+the worst case, final answer included, to a few minutes (bench/latency.py measures it)."""
 
 
 class StepwiseConfig(BaseModel):
@@ -129,7 +131,7 @@ def read_event(read: Reading | Passages) -> PassagesReading | ChunkRead:
 
 
 async def level2_events(
-    ctx: ReadingContext, question: str, config: Level2Config
+    ctx: ReadingContext, question: str, config: Level2Config, keywords: Keywords | None = None
 ) -> AsyncIterator[PassagesReading | ChunkRead | AnswerReady]:
     """Level 2, yielding PassagesReading as each wave of passages starts, a ChunkRead as each is read, and
     AnswerReady last."""
@@ -139,7 +141,7 @@ async def level2_events(
         await queue.put(read_event(read))
         await queue.join()  # Level 2 goes on once whoever iterates has handled the event
 
-    task = asyncio.ensure_future(level2(ctx, question, config, progress=progress))
+    task = asyncio.ensure_future(level2(ctx, question, config, keywords=keywords, progress=progress))
     try:
         while not task.done():
             getter = asyncio.ensure_future(queue.get())
@@ -256,7 +258,8 @@ async def stepwise_events(
         asked.add(_normal(text))
         yield SubQuestion(index=len(steps) + 1, question=text)
         sub: Answer | None = None
-        async for read in level2_events(ctx, text, config.level2):  # the sub-question's passages, as it reads them
+        keywords = await sub_question_keywords(ctx, text, config.level2.use_model_keywords)
+        async for read in level2_events(ctx, text, config.level2, keywords):  # its passages, as it reads them
             if isinstance(read, AnswerReady):
                 sub = read.answer
             else:
@@ -277,6 +280,15 @@ async def stepwise_events(
     answer.details["chunks_read"] = chunks_read
     answer.elapsed_s = time.perf_counter() - started
     yield AnswerReady(answer=answer)
+
+
+async def sub_question_keywords(ctx: ReadingContext, sub_question: str, use_model: bool) -> Keywords:
+    """A sub-question's query: its own terms where the documents are written in its language (the planner words
+    it with the names already found), else the model's keywords in the documents' languages (one call)."""
+    languages = document_languages(ctx.library, ctx.document_ids())
+    if not use_model or languages == (["zh"] if has_cjk(sub_question) else ["en"]):
+        return question_keywords(sub_question)
+    return await find_keywords(ctx, sub_question, use_model)
 
 
 async def next_plan(

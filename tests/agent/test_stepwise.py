@@ -246,3 +246,15 @@ async def test_a_link_no_text_states_is_named_in_the_answer(tmp_path) -> None:
     backend = ScriptedBackend(default=nothing_helps)
     answer = await level3(reading(lib, backend), "Who was the father of Orvald's father?")
     assert "Could not establish: the father of Corwin" in answer.answer
+
+
+async def test_a_sub_question_over_documents_in_its_language_is_searched_by_its_own_terms(tmp_path) -> None:
+    lib = library(tmp_path)
+    plans = [ask("Who founded the Zorblat Company?"), ask("Where was Jane Roe born?")]
+    backend = ScriptedBackend(default=scripted(plans))
+    answer = await level3(reading(lib, backend), QUESTION, PLANNER)
+    keyword_calls = [
+        r for r in backend.requests if "keywords_en" in (r["options"].json_schema or {}).get("properties", {})
+    ]
+    assert keyword_calls == [], "no keyword call per sub-question"
+    assert "Lisbon" in answer.answer and len(answer.details["sub_questions"]) == 2
