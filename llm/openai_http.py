@@ -34,6 +34,7 @@ import httpx
 
 from lector.llm import openai_wire, prompt_calling
 from lector.llm.backend import Backend, ChatOptions, Delta, Usage
+from lector.llm.embedded import prompt_read  # llama.cpp's `prompt_progress` reports, as the embedded engine gets them
 from lector.llm.errors import BackendUnavailableError, ContextOverflowError, LLMError, ModelNotFoundError
 from lector.llm.messages import Message, ToolCall, ToolSpec, to_openai
 
@@ -55,6 +56,9 @@ _CONTEXT_OVERFLOW_MARKERS = (
     "prompt is too long",
 )
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
+PROGRESS_BATCH = 512
+"""A prompt left to read of up to this many tokens is read in one go (llama.cpp's default micro-batch), so its
+progress is not shown."""
 _TOKEN_CACHE_SIZE = 4096
 
 
@@ -184,6 +188,9 @@ class OpenAIBackend(Backend):
         # Proxy variables are for the outside world; a loopback server is reached directly.
         self._trust_env = urlsplit(self.base_url).hostname not in ("127.0.0.1", "localhost", "::1")
         self._probed = False
+        self.llamacpp = False
+        """Whether the server is llama.cpp's (its /models says `owned_by: llamacpp`): then each stream asks for
+        `return_progress` and reports how far the prompt is read, as the embedded engine (the same code) does."""
         self._tokenize_style: str | None = None  # "llamacpp", "vllm" or "none" once known
         self._token_cache: OrderedDict[str, int] = OrderedDict()
         self._token_lock = threading.Lock()
@@ -244,7 +251,7 @@ class OpenAIBackend(Backend):
         )
 
     def _body(self, request: prompt_calling.PromptRequest, options: ChatOptions) -> dict[str, Any]:
-        return openai_wire.request_body(
+        body = openai_wire.request_body(
             request.messages,
             options,
             model=self.model or "default",
@@ -252,6 +259,9 @@ class OpenAIBackend(Backend):
             schema=request.schema,
             schema_name="tool_call" if request.forced else "response",
         )
+        if self.llamacpp:
+            body["return_progress"] = True  # llama.cpp only: other servers may refuse a field they do not know
+        return body
 
     async def _raw_stream(
         self, client: httpx.AsyncClient, body: dict[str, Any], request: prompt_calling.PromptRequest
@@ -269,7 +279,8 @@ class OpenAIBackend(Backend):
                     fragments.add(fragment)
                 text.append(content.text)
                 usage = content.usage or usage
-                yield prompt_calling.RawChunk(text=content.text, finish_reason=content.finish_reason)
+                read = prompt_read(chunk.get("prompt_progress"), PROGRESS_BATCH) if self.llamacpp else None
+                yield prompt_calling.RawChunk(text=content.text, finish_reason=content.finish_reason, prompt_read=read)
         calls = fragments.calls()
         if calls:
             log.debug("server %s returned %d native tool calls", self.base_url, len(calls))
@@ -475,6 +486,7 @@ class OpenAIBackend(Backend):
             models = response.json().get("data") or []
         except (ValueError, AttributeError):
             return
+        self.llamacpp = any(isinstance(m, dict) and m.get("owned_by") == "llamacpp" for m in models)
         entry = next((m for m in models if isinstance(m, dict) and m.get("id") == self.model), None)
         if entry is None and not self.model and models and isinstance(models[0], dict):
             entry = models[0]
