@@ -61,7 +61,8 @@ class Level2Config(BaseModel):
     shares `decisive_terms` of them or more is enough on its own. With enough, no re-query is made."""
     decisive_terms: int = 3
     requery_k: int = 4
-    max_quotes: int = 3
+    max_quotes: int = 6
+    """Quotes kept from one read call (its passages together)."""
     read_max_tokens: int = 220
     passage_sentences: int | None = 4
     """Show the model each chunk's best-matching sentences (each with `passage_radius` neighbours), not the
@@ -87,7 +88,7 @@ READ_SCHEMA: dict[str, Any] = {
         "quotes": {
             "type": "array",
             "items": {"type": "string", "minLength": 1, "maxLength": 400},
-            "maxItems": 3,
+            "maxItems": 6,
         },
     },
     "required": ["relevant", "quotes"],
@@ -96,7 +97,7 @@ READ_SCHEMA: dict[str, Any] = {
 
 READ_SYSTEM = (
     "You read passages of a long document and copy, word for word, the sentences of the passages that "
-    "help answer the question. Copy at most 3 sentences exactly as written. If nothing in the passages "
+    "help answer the question: at most 2 from each passage, exactly as written. If nothing in the passages "
     'helps, reply {"relevant": false, "quotes": []}. Reply with JSON only.'
 )
 
