@@ -288,6 +288,8 @@ async def main_async(args: argparse.Namespace) -> None:
     span = parse_span(args.cases) if args.cases else (0, args.limit)
     options = ChatOptions(tool_choice="auto", temperature=args.temperature, max_tokens=args.max_tokens)
     backend = make_backend(args.model) if args.model else make_backend()
+    if args.decide and isinstance(backend, PromptCallingBackend):
+        backend.decide_calls = True
     recorder = RawRecorder(backend)
     out = Path(args.out) if args.out else HERE / "results" / f"bfcl-{time.strftime('%Y-%m-%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -316,6 +318,9 @@ def main() -> None:
     ap.add_argument("--cases", default="", help="A:B, the cases A..B of each category in a fixed shuffled order")
     ap.add_argument("--temperature", type=float, default=0.0)
     ap.add_argument("--max-tokens", type=int, default=400)
+    ap.add_argument(
+        "--decide", action="store_true", help="a call / no-call decision before each reply (lazy-grammar engines)"
+    )
     ap.add_argument("--out", default="", help="where to write the per-case JSON")
     args = ap.parse_args()
     kept = [c for c in args.categories.split(",") if c in KEPT_BACK]

@@ -283,10 +283,11 @@ class EmbeddedBackend(PromptCallingBackend):
         body["return_progress"] = True
         if request.schema is not None:
             body["json_schema"] = request.schema
-        elif request.call_grammar is not None:
-            body["grammar"] = request.call_grammar
-            body["grammar_lazy"] = True
-            body["grammar_triggers"] = [{"type": GRAMMAR_TRIGGER_WORD, "value": call_parser.CALL_OPEN}]
+        elif request.grammar is not None:
+            body["grammar"] = request.grammar
+            if request.grammar_lazy:
+                body["grammar_lazy"] = True
+                body["grammar_triggers"] = [{"type": GRAMMAR_TRIGGER_WORD, "value": call_parser.CALL_OPEN}]
         return body
 
     async def raw_stream(self, request: PromptRequest, options: ChatOptions) -> AsyncGenerator[RawChunk, None]:

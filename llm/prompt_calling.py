@@ -21,7 +21,7 @@ import json
 import logging
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lector.llm import call_parser, forced_calls, tool_prompt
@@ -48,9 +48,14 @@ class PromptRequest:
     parse_tools: list[ToolSpec] | None
     """The tools whose calls are read out of the reply; None: the reply is plain text."""
     tool_choice: str
-    call_grammar: str | None = None
-    """For engines with lazy grammars and tool_choice 'auto': the grammar a call follows once the model starts
-    one (`forced_calls.auto_call_grammar`)."""
+    grammar: str | None = None
+    """For engines that take grammars (llguidance's Lark syntax), in tool_choice 'auto': the grammar a call follows
+    (`forced_calls.auto_call_grammar`), or after a "no call" decision `TEXT_GRAMMAR`."""
+    grammar_lazy: bool = True
+    """`grammar` holds the reply only from where the model writes `<tool_call>`; False: from the first token."""
+    decide: bool = False
+    """Ask the model first, in a one-word reply, whether to call (`decision_request`), then hold the reply to calls
+    or to text (`decided`)."""
 
 
 @dataclass
@@ -78,12 +83,16 @@ def prepare(
     grammar: bool = True,
     template_tools: bool = False,
     lazy_grammar: bool = False,
+    decide: bool = False,
 ) -> PromptRequest:
     """The request to send. `grammar`: the engine can hold a reply to a JSON schema; `lazy_grammar`: it takes a
     lazy grammar for calls in tool_choice 'auto' (`call_grammar`); `template_tools`:
     its chat template renders tool specs and tool history itself (used for tool_choice 'auto' only,
-    since a forced choice needs the demand spelled out). Raises LLMError for a tool_choice naming no tool."""
+    since a forced choice needs the demand spelled out); `decide`: with a lazy grammar, a reply to a user's
+    message is preceded by the call / no-call decision (`PromptRequest.decide`). Raises LLMError for a
+    tool_choice naming no tool."""
     choice = options.tool_choice
+    original = messages
     use_tools = bool(tools) and choice != "none"
     try:
         forced = forced_calls.forced_call_schema(tools, choice) if use_tools else None
@@ -100,9 +109,10 @@ def prepare(
     if not grammar and options.json_schema is not None and forced is None:
         note = "Reply with only a JSON value that matches this JSON schema:\n"
         messages = _with_system_note(messages, note + json.dumps(options.json_schema, ensure_ascii=False))
-    free_calls = use_tools and choice == "auto" and spec_tools is None and options.json_schema is None
+    lazy_calls = lazy_grammar and use_tools and choice == "auto" and spec_tools is None and options.json_schema is None
     return PromptRequest(
-        call_grammar=forced_calls.auto_call_grammar(tools) if lazy_grammar and free_calls else None,
+        grammar=forced_calls.auto_call_grammar(tools) if lazy_calls else None,
+        decide=lazy_calls and decide and bool(original) and original[-1].role == "user",
         messages=messages,
         template_tools=spec_tools,
         schema=schema if grammar else None,
@@ -117,6 +127,43 @@ def _with_system_note(messages: list[Message], note: str) -> list[Message]:
         first = messages[0].model_copy(update={"content": f"{messages[0].content}\n\n{note}".strip()})
         return [first, *messages[1:]]
     return [Message.system(note), *messages]
+
+
+DECISION_QUESTION = (
+    "Before you reply: does one of the functions in <tools> do what the user asks, and does the conversation give "
+    "the values of its required arguments? Answer yes or no."
+)
+DECISION_GRAMMAR = '%llguidance {}\nstart: "yes" | "no" | "Yes" | "No"\n'
+TEXT_GRAMMAR = "%llguidance {}\nstart: /(?s:.*)/\n"
+"""Plain text: a grammar lets special tokens through only where it names them, so `<tool_call>` cannot start."""
+
+
+def decision_request(request: PromptRequest) -> PromptRequest:
+    """The one-word question whether to call, asked after the conversation: the prompt up to it is the reply's
+    own, so an engine with prompt caching reads the reply's prompt only once."""
+    return PromptRequest(
+        messages=[*request.messages, Message.user(DECISION_QUESTION)],
+        template_tools=None,
+        schema=None,
+        forced=False,
+        parse_tools=None,
+        tool_choice="none",
+        grammar=DECISION_GRAMMAR,
+        grammar_lazy=False,
+    )
+
+
+def decision_options(options: ChatOptions) -> ChatOptions:
+    return options.model_copy(update={"max_tokens": 1, "temperature": 0.0, "stop": None, "json_schema": None})
+
+
+def decided(request: PromptRequest, answer: str) -> PromptRequest:
+    """The reply's request after the decision: "yes" holds it to calls from the first token (a list of one or more,
+    where a small model goes on to every call a query needs), "no" to plain text. What the reply holds is parsed as
+    ever, so a call written as bare JSON anyway still counts."""
+    if answer.strip().lower().startswith("yes"):
+        return replace(request, decide=False, grammar_lazy=False)
+    return replace(request, decide=False, grammar=TEXT_GRAMMAR, grammar_lazy=False)
 
 
 class ReplyReader:
@@ -190,6 +237,10 @@ class PromptCallingBackend(Backend):
     grammar: bool = True
     template_tools: bool = False
     lazy_grammar: bool = False
+    decide_calls: bool = False
+    """With `lazy_grammar`: decide whether to call before each reply to a user's message (`PromptRequest.decide`).
+    Off by default: the default Coder-1.5B answers the question "yes" to most requests no tool fits (see
+    bench/results/bfcl-session-2026-12-02c.md)."""
 
     @abstractmethod
     def raw_stream(self, request: PromptRequest, options: ChatOptions) -> AsyncGenerator[RawChunk, None]:
@@ -205,6 +256,7 @@ class PromptCallingBackend(Backend):
             grammar=self.grammar,
             template_tools=self.template_tools,
             lazy_grammar=self.lazy_grammar,
+            decide=self.decide_calls,
         )
 
     async def astream(
@@ -215,6 +267,16 @@ class PromptCallingBackend(Backend):
     ) -> AsyncIterator[Delta]:
         options = options or ChatOptions()
         request = self.prompt_request(messages, tools, options)
+        if request.decide:
+            answer: list[str] = []
+            chunks = self.raw_stream(decision_request(request), decision_options(options))
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    if chunk.prompt_read is not None:
+                        yield Delta(prompt_read=chunk.prompt_read)
+                    answer.append(chunk.text)
+            log.debug("call decision: %r", "".join(answer))
+            request = decided(request, "".join(answer))
         deltas = read_reply(self.raw_stream(request, options), request.parse_tools, request.tool_choice)
         async with contextlib.aclosing(deltas):
             async for delta in deltas:

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from lector.llm.prompt_calling import DECISION_GRAMMAR
+
 PIECE = 3
 """Characters per streamed piece: small, so that markup is split across pieces."""
 
@@ -37,6 +39,10 @@ class Script:
     replies: list[str] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
     schemas: list[dict[str, Any] | None] = field(default_factory=list)
+    decision: str = "yes"
+    """The answer to every call / no-call question (engines with grammars); it uses up no reply."""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    """The embedded engine's request bodies, decisions included."""
 
     def record(self, prompt: str, schema: dict[str, Any] | None) -> None:
         self.prompts.append(prompt)
@@ -56,7 +62,11 @@ class ScriptedLlamaServer:
         self.script = script
 
     def handle_chat_completions(self, request: dict[str, Any], on_chunk: Callable[[Any], bool]) -> None:
-        text = self.script.next(json.dumps(request["messages"], ensure_ascii=False), request.get("json_schema"))
+        self.script.requests.append(request)
+        if request.get("grammar") == DECISION_GRAMMAR:
+            text = self.script.decision
+        else:
+            text = self.script.next(json.dumps(request["messages"], ensure_ascii=False), request.get("json_schema"))
         for piece in pieces(text):
             if on_chunk({"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}):
                 return

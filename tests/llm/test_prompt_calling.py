@@ -18,13 +18,24 @@ import pytest
 from lector.agent.events import Final, ToolCallFinished
 from lector.agent.loop import run_agent
 from lector.agent.stop_rules import CALL_ERROR_NOTE
+from lector.llm import forced_calls
 from lector.llm.backend import Backend, ChatOptions, Delta
 from lector.llm.embedded import EmbeddedBackend, EngineConfig, _Engine
 from lector.llm.errors import LLMError
 from lector.llm.forced_calls import forced_call_schema
 from lector.llm.messages import Message, ToolCall, ToolSpec
 from lector.llm.openai_http import OpenAIBackend
-from lector.llm.prompt_calling import PromptCallingBackend, RawChunk, ReplyReader, prepare
+from lector.llm.prompt_calling import (
+    DECISION_GRAMMAR,
+    DECISION_QUESTION,
+    TEXT_GRAMMAR,
+    PromptCallingBackend,
+    RawChunk,
+    ReplyReader,
+    decided,
+    decision_options,
+    prepare,
+)
 from lector.llm.threads import ThreadChoice
 from lector.llm.transformers_backend import TransformersBackend
 from lector.llm.vllm_backend import VLLMBackend
@@ -295,10 +306,67 @@ def test_native_calls_get_valid_unicode_and_their_declared_types() -> None:
 
 def test_a_lazy_call_grammar_only_for_engines_that_take_one_and_auto_choice_without_a_json_schema() -> None:
     ask = [Message.user("2+2?")]
-    assert prepare(ask, TOOLS, ChatOptions(tool_choice="auto"), lazy_grammar=True).call_grammar is not None
+    assert prepare(ask, TOOLS, ChatOptions(tool_choice="auto"), lazy_grammar=True).grammar is not None
     for options in (ChatOptions(tool_choice="required"), ChatOptions(tool_choice="none")):
-        assert prepare(ask, TOOLS, options, lazy_grammar=True).call_grammar is None
+        assert prepare(ask, TOOLS, options, lazy_grammar=True).grammar is None
     with_schema = ChatOptions(tool_choice="auto", json_schema={"type": "object"})
-    assert prepare(ask, TOOLS, with_schema, lazy_grammar=True).call_grammar is None
-    assert prepare(ask, TOOLS, ChatOptions()).call_grammar is None
+    assert prepare(ask, TOOLS, with_schema, lazy_grammar=True).grammar is None
+    assert prepare(ask, TOOLS, ChatOptions()).grammar is None
     assert EmbeddedBackend.lazy_grammar and not PromptCallingBackend.lazy_grammar
+
+
+# ---------------------------------------------------------------- the call / no-call decision
+
+
+@pytest.mark.parametrize(("answer", "grammar_of_reply"), [("yes", "calls"), ("No", "text")])
+async def test_the_embedded_engine_decides_whether_to_call_then_holds_the_reply_to_that(
+    answer: str, grammar_of_reply: str
+) -> None:
+    script = Script(replies=[TC], decision=answer)
+    backend = embedded_backend(script)
+    backend.decide_calls = True
+    deltas = [d async for d in backend.astream(ASK, TOOLS, ChatOptions(tool_choice="auto", max_tokens=50))]
+    backend.close()
+    question, reply = script.requests
+    assert question["grammar"] == DECISION_GRAMMAR and question["max_tokens"] == 1 and question["temperature"] == 0
+    assert question["messages"][-1] == {"role": "user", "content": DECISION_QUESTION}
+    assert question["messages"][:-1] == reply["messages"], "the reply's prompt is the question's prefix"
+    assert "grammar_lazy" not in reply and reply["max_tokens"] == 50
+    assert reply["grammar"] == (forced_calls.auto_call_grammar(TOOLS) if grammar_of_reply == "calls" else TEXT_GRAMMAR)
+    assert [c.name for c in deltas[-1].tool_calls] == ["calculator"], "what the reply holds is parsed as ever"
+
+
+async def test_no_decision_after_tool_results_nor_where_no_call_is_free() -> None:
+    script = Script(replies=[TC, "It is 4.", "4", "4"], decision="no")
+    backend = embedded_backend(script)
+    backend.decide_calls = True
+    call = ToolCall(id="c1", name="calculator", arguments='{"expression": "2+2"}')
+    after_results = [*ASK, Message.assistant("", [call]), Message.tool("c1", "calculator", "4")]
+    for messages, options in [
+        (after_results, ChatOptions()),
+        (ASK, ChatOptions(tool_choice="required")),
+        (ASK, ChatOptions(tool_choice="none")),
+        (ASK, ChatOptions(tool_choice="auto", json_schema={"type": "string"})),
+    ]:
+        [d async for d in backend.astream(messages, TOOLS, options)]
+    backend.close()
+    assert all(r.get("grammar") != DECISION_GRAMMAR for r in script.requests) and len(script.requests) == 4
+    assert script.requests[0]["grammar_lazy"] is True, "after tool results a call is free to start, or not"
+    default = EmbeddedBackend("scripted.gguf", lazy=True, progress=False)
+    assert not default.prompt_request(ASK, TOOLS, ChatOptions()).decide, "off unless asked for"
+    assert backend.prompt_request(ASK, TOOLS, ChatOptions()).decide
+    assert prepare(ASK, TOOLS, ChatOptions(), lazy_grammar=True, decide=True).decide
+    assert not prepare(ASK, TOOLS, ChatOptions(), decide=True).decide, "only engines that take a lazy grammar"
+
+
+def test_the_decision_answer_picks_calls_or_text() -> None:
+    request = prepare(ASK, TOOLS, ChatOptions(), lazy_grammar=True, decide=True)
+    assert decision_options(ChatOptions(max_tokens=400, stop=["x"], temperature=0.7)).model_dump(
+        include={"max_tokens", "stop", "temperature"}
+    ) == {"max_tokens": 1, "stop": None, "temperature": 0.0}
+    for answer in ("yes", "Yes", " yes"):
+        calls = decided(request, answer)
+        assert calls.grammar == request.grammar and not calls.grammar_lazy and not calls.decide
+    for answer in ("no", "No", ""):
+        text = decided(request, answer)
+        assert text.grammar == TEXT_GRAMMAR and not text.decide and text.parse_tools == request.parse_tools
