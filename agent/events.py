@@ -65,6 +65,17 @@ class ToolCallFinished(BaseModel):
     step: int = 0
 
 
+class CallRetried(BaseModel):
+    """The model wrote a tool call that could not be used; it is told why and asked again (`describe` says so)."""
+
+    type: Literal["call_retried"] = "call_retried"
+    step: int
+    error: str
+
+    def describe(self) -> str:
+        return f"The model wrote a tool call that could not be used ({self.error}); it was asked to write it again."
+
+
 class ErrorEvent(BaseModel):
     """Something went wrong that the person should see (a model server down, an overflowing prompt)."""
 
@@ -94,7 +105,7 @@ class Final(BaseModel):
 
 
 Event = Annotated[
-    StepStarted | TextDelta | PromptProgress | ToolCallStarted | ToolCallFinished | ErrorEvent | Final,
+    StepStarted | TextDelta | PromptProgress | ToolCallStarted | ToolCallFinished | CallRetried | ErrorEvent | Final,
     Field(discriminator="type"),
 ]
 

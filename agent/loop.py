@@ -8,9 +8,18 @@ import logging
 from collections.abc import AsyncGenerator
 
 from lector.agent.aio import Cancelled, Canceller, SafeAclosing
-from lector.agent.events import ErrorEvent, Event, Final, StepStarted
+from lector.agent.events import CallRetried, ErrorEvent, Event, Final, StepStarted
 from lector.agent.model_calls import ModelCalls, ModelFailed, ModelReply
-from lector.agent.stop_rules import AskForAnswer, Continue, Decision, Finish, Retry, StopRules, ToolsRan
+from lector.agent.stop_rules import (
+    ERROR_CHARS,
+    AskForAnswer,
+    Continue,
+    Decision,
+    Finish,
+    Retry,
+    StopRules,
+    ToolsRan,
+)
 from lector.agent.tool_round import ToolRunner, unique_ids
 from lector.llm.backend import Backend, ChatOptions
 from lector.llm.messages import Message
@@ -81,8 +90,11 @@ async def run_agent(
             async with SafeAclosing(model.stream(prompt, reply, steps, with_tools=not last_call)) as texts:
                 async for text in texts:
                     yield text
-            decision = rules.decide(reply.replied())
+            replied = reply.replied()
+            decision = rules.decide(replied)
             reply.recorded = True
+            if isinstance(decision, Retry) and replied.call_error:
+                yield CallRetried(step=steps, error=replied.call_error[:ERROR_CHARS])
             if isinstance(decision, Continue):
                 calls, results = unique_ids(reply.tool_calls), list[ToolResult]()
                 new.append(Message.assistant(reply.text, calls))

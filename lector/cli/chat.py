@@ -88,6 +88,7 @@ class Printer:
 
     def show(self, event: Any) -> None:
         from lector.agent.events import (
+            CallRetried,
             ErrorEvent,
             Final,
             PromptProgress,
@@ -114,6 +115,8 @@ class Printer:
             mark = "error: " if event.error else ""
             extra = f", {len(event.images)} image(s)" if event.images else ""
             self.note(f"  ← {mark}{_short(event.content)}  ({event.elapsed:.2f} s{extra})")
+        elif isinstance(event, CallRetried):
+            self.note(f"  ✗ {printable(event.describe())}")
         elif isinstance(event, ErrorEvent):
             self.note(f"error: {printable(event.message)}")
         elif isinstance(event, Final):

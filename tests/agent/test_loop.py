@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from lector.agent.events import (
+    CallRetried,
     ErrorEvent,
     Final,
     StepStarted,
@@ -390,6 +391,8 @@ async def test_an_unreadable_tool_call_is_explained_to_the_model_which_retries()
     assert model.requests[1]["messages"][-1] == Message.user(note)
     assert note not in [m.content for m in model.requests[2]["messages"]]
     assert [m.role for m in final.messages] == ["assistant", "tool", "assistant"]
+    retried = [e for e in events if isinstance(e, CallRetried)]
+    assert [(e.step, e.error) for e in retried] == [(1, "invalid JSON after 'add'")]  # the person is told too
 
 
 async def test_unreadable_calls_do_not_loop_forever() -> None:

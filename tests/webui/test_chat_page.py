@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from lector.agent.events import CallRetried
 from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message, ToolSpec
 from lector.llm.scripted import ScriptedBackend, call
@@ -247,6 +248,24 @@ def test_an_empty_final_answer_is_replaced_by_a_plain_sentence(page: Any) -> Non
     fake_stream(page, [{"type": "step", "step": 1}, final_event("")])
     answer = ask(page, "anything")
     assert "without writing an answer" in answer.locator(".empty-answer").inner_text()
+
+
+def test_an_unusable_tool_call_is_shown_and_retried(page: Any) -> None:
+    retried = CallRetried(step=1, error="invalid JSON after 'calculator'")
+    fake_stream(
+        page,
+        [
+            {"type": "step", "step": 1},
+            retried.model_dump(),
+            {"type": "step", "step": 2},
+            {"type": "text", "text": "It is 42."},
+            final_event("It is 42."),
+        ],
+    )
+    answer = ask(page, "what is 6*7, badly")
+    assert retried.describe() in answer.locator(".level-note").inner_text()
+    assert "It is 42." in answer.inner_text()
+    shot(page, "call-retried")
 
 
 def test_reading_progress_shows_each_verified_quote_and_the_sub_questions(page: Any) -> None:

@@ -769,6 +769,7 @@ const EVENT_HANDLERS = {
   draft: (view, e) => { view.promptRead(); view.draft(e); },
   tool_call_started: (view, e) => view.startTool(e),
   tool_call_finished: (view, e) => view.finishTool(e),
+  call_retried: (view, e) => view.note(`The model wrote a tool call that could not be used (${e.error}); it was asked to write it again.`),
   level: (view, e) => {
     const how = LEVEL_WORDS[e.level] || "reading";
     view.note(`Level ${e.level} (${how})${e.reason ? `: ${e.reason}` : ""}`);
