@@ -25,6 +25,7 @@ from lector.retrieval.bm25_terms import TOKENIZER_VERSION, tokenize
 from lector.retrieval.cache import CachedDocument, DocumentCache, cache_key
 from lector.retrieval.chunking import CHUNKER_VERSION, chunk_with_total
 from lector.retrieval.index import DEFAULT_B, DEFAULT_K1, DEFAULT_METHOD, BM25Index, shared_idf_weights, top_k
+from lector.retrieval.ingest_progress import INDEXED_PERCENT, PARSED_PERCENT, OnProgress, tell, tokenized
 from lector.retrieval.parsers import (
     DocumentError,
     ParseBudget,
@@ -113,10 +114,13 @@ class Library:
         self.stats = {"cache_hits": 0, "cache_misses": 0}
 
     # adding -------------------------------------------------------------------------------------------
-    def add_file(self, path: str | os.PathLike[str], source: str | None = None) -> str:
-        """Add one file; returns its doc_id. Raises DocumentError. `source` names it in citations (or the path)."""
+    def add_file(
+        self, path: str | os.PathLike[str], source: str | None = None, *, on_progress: OnProgress | None = None
+    ) -> str:
+        """Add one file; returns its doc_id. Raises DocumentError. `source` names it in citations (or the path);
+        `on_progress` hears how far it has got."""
         name = os.fspath(path)
-        return self._add(read_file_bytes(name, self.max_bytes), source or name, fmt=None)
+        return self._add(read_file_bytes(name, self.max_bytes), source or name, fmt=None, on_progress=on_progress)
 
     def add_text(self, text: str, source: str, format: str = "txt") -> str:
         doc = parse_text(text, source, format)
@@ -143,15 +147,16 @@ class Library:
                 result.errors[path] = f"{type(exc).__name__}: {exc}"
         return result
 
-    def _add(self, data: bytes, source: str, fmt: str | None) -> str:
+    def _add(self, data: bytes, source: str, fmt: str | None, on_progress: OnProgress | None = None) -> str:
         doc_id = content_hash(data)
         fmt = fmt or detect_format(source, data[:8192]) or "unknown"
         key = cache_key(doc_id, fmt, self.params)
         if self._load_cached(key, doc_id, source):
             return doc_id
+        tell(on_progress, "parsing", 0)
         doc = parse_bounded(data, source, budget=self.budget, max_bytes=self.max_bytes)
         del data  # a large file's bytes need not stay alive while it is chunked and indexed
-        return self._store(doc, key)
+        return self._store(doc, key, on_progress)
 
     def _add_parsed(self, doc: ParsedDocument) -> str:
         key = cache_key(doc.doc_id, doc.format, self.params)
@@ -183,11 +188,13 @@ class Library:
             self.stats["cache_hits"] += 1
         return True
 
-    def _store(self, doc: ParsedDocument, key: str) -> str:
+    def _store(self, doc: ParsedDocument, key: str, on_progress: OnProgress | None = None) -> str:
         p = self.params
+        tell(on_progress, "splitting into passages", PARSED_PERCENT)
         chunks, total = chunk_with_total(doc, int(p["target_tokens"]), int(p["overlap_tokens"]))  # type: ignore[call-overload]
         index = BM25Index(k1=float(p["k1"]), b=float(p["b"]), method=str(p["method"]))  # type: ignore[arg-type]
-        index.build_from_tokens([tokenize(c.text) for c in chunks])
+        index.build_from_tokens(tokenized(chunks, tokenize, on_progress))
+        tell(on_progress, "saving", INDEXED_PERCENT)
         sections: dict[str, int] = {}
         section_ids = [sections.setdefault(c.section, len(sections)) if c.section is not None else -1 for c in chunks]
         entry = CachedDocument(

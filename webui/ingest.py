@@ -12,9 +12,11 @@ document is parsed; the library takes its own lock only to put the finished docu
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
+from lector.retrieval.ingest_progress import IngestStep
 from lector.webui.state import AppState
 
 log = logging.getLogger(__name__)
@@ -93,9 +95,14 @@ class Ingester:
             return
         doc = rows[0]
         store.set_document_status(did, "ingesting")
-        self.progress[did] = {"stage": "parsing and indexing", "filename": doc["filename"]}
+        self.progress[did] = {"stage": "parsing", "percent": 0, "filename": doc["filename"]}
+
+        def heard(step: IngestStep) -> None:  # from the worker thread: one dict replaced at a time
+            self.progress[did] = {**step.as_json(), "filename": doc["filename"]}
+
         try:
-            doc_id = await asyncio.to_thread(self.state.library.add_file, doc["path"], doc["filename"])
+            add = functools.partial(self.state.library.add_file, on_progress=heard)
+            doc_id = await asyncio.to_thread(add, doc["path"], doc["filename"])
         except Exception as exc:
             store.set_document_status(did, "error", error=str(exc)[:500])
             self.progress[did] = {"stage": "error", "error": str(exc)[:500]}

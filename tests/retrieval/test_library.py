@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lector.retrieval.index import BM25Index
+from lector.retrieval.ingest_progress import IngestStep
 from lector.retrieval.library import Library
 from lector.retrieval.parsers import DocumentError
 
@@ -223,3 +224,21 @@ def test_cached_chunks_decode_from_byte_ranges_of_non_ascii_text(tmp_path: Path)
     assert reloaded.document(doc).chars == len(text)
     hit = reloaded.search("第7章 umlauten", k=1)[0].chunk
     assert "第7章" in hit.text and hit.text == text[hit.start : hit.end]
+
+
+def test_adding_a_file_says_how_far_it_has_got(tmp_path: Path) -> None:
+    path = tmp_path / "harbour.txt"
+    path.write_text("\n\n".join(f"Boat {i} carried nets and ropes to the quay at dawn." for i in range(3000)))
+    steps: list[IngestStep] = []
+    lib = _library(tmp_path)
+    doc_id = lib.add_file(path, on_progress=steps.append)
+    stages = list(dict.fromkeys(s.stage for s in steps))
+    assert stages == ["parsing", "splitting into passages", "indexing", "saving"]
+    percents = [s.percent for s in steps]
+    assert percents == sorted(percents) and 0 <= percents[0] and percents[-1] < 100
+    indexing = [s for s in steps if s.stage == "indexing"]
+    chunks = next(d.chunks for d in lib.documents() if d.doc_id == doc_id)
+    assert 10 <= len(indexing) <= 60 and indexing[-1].chunks_done == indexing[-1].chunks_total == chunks > 1
+    steps.clear()
+    _library(tmp_path).add_file(path, on_progress=steps.append)
+    assert steps == []  # from the cache: nothing to wait for

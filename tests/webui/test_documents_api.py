@@ -305,3 +305,18 @@ def test_a_document_answer_that_cannot_reach_the_model_says_so_in_plain_words(tm
         upload(base, sid, "otters.txt", OTTERS.encode())
         errors = [e["message"] for e in chat(base, sid, "Why do otters hold hands?") if e["type"] == "error"]
     assert errors == ["Model error: no model server at http://127.0.0.1:9/v1 (connection refused)"]
+
+
+def test_ingestion_reports_its_stage_and_percentage(server: str) -> None:
+    sid = new_chat(server)
+    text = "\n\n".join(f"Boat {i} of the harbour carried nets, ropes and a basket to the quay." for i in range(60_000))
+    response = httpx.post(
+        f"{server}/api/sessions/{sid}/documents", files={"file": ("harbour.txt", text.encode())}, headers=AUTH
+    )
+    assert response.status_code == 202, response.text
+    with httpx.stream("GET", f"{server}/api/documents/{response.json()['id']}/events", headers=AUTH, timeout=60) as r:
+        events = sse_events(r)
+    assert events[-1]["status"] == "ready"
+    steps = [e["progress"] for e in events[:-1] if e["progress"] and "percent" in e["progress"]]
+    assert steps and all(0 <= s["percent"] < 100 and s["filename"] == "harbour.txt" for s in steps), events
+    assert [s["percent"] for s in steps] == sorted(s["percent"] for s in steps)

@@ -158,6 +158,20 @@ def test_a_document_answer_is_shown_while_written_then_replaced_by_the_final_tex
     assert answer.locator(".text").inner_text().strip() == final
 
 
+def test_a_document_being_indexed_shows_how_many_passages_and_the_percentage(page: Any, tmp_path: Path) -> None:
+    step = {"stage": "indexing", "percent": 57, "chunks_done": 7012, "chunks_total": 14026}
+    event = {"type": "progress", "status": "ingesting", "progress": step, "error": None}
+    page.route(
+        "**/api/documents/*/events",
+        lambda route: route.fulfill(body=f"data: {json.dumps(event)}\n\n", content_type="text/event-stream"),
+    )
+    (tmp_path / "harbour.txt").write_text("Boats carried nets to the quay.\n")
+    page.set_input_files("#file", str(tmp_path / "harbour.txt"))
+    chip = page.locator(".doc", has_text="harbour.txt")
+    expect(chip).to_contain_text("57 % · 7,012 of 14,026 passages indexed")
+    shot(page, "ingesting-percent")
+
+
 def test_a_document_being_read_says_so_with_a_running_clock(page: Any, tmp_path: Path) -> None:
     held: list[Any] = []
     page.route("**/api/documents/*/events", lambda route: held.append(route))  # still reading: no answer yet

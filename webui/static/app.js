@@ -1206,7 +1206,8 @@ async function followIngest(view, did) {
     const res = await request(`/api/documents/${did}/events`);
     for await (const event of readSSE(res)) {
       const p = event.progress || {};
-      detail = p.chunks_total ? ` ${p.chunks_done || 0} of ${p.chunks_total} chunks` : p.stage ? ` ${p.stage}` : "";
+      const share = p.percent === undefined ? "" : ` ${p.percent} % ·`;
+      detail = p.chunks_total ? `${share} ${(p.chunks_done || 0).toLocaleString()} of ${p.chunks_total.toLocaleString()} passages indexed` : p.stage ? `${share} ${p.stage}` : "";
       percent = p.percent;
       if (event.status === "ready") setChip(view, "ready", "ready", 100);
       else if (event.status === "error") setChip(view, "error", `failed: ${plainError(event.error || "")}`, 0);
