@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ from lector.retrieval.answer_reply import reply_text
 from lector.retrieval.citations import Composed, compose, recited
 from lector.retrieval.cjk import has_cjk
 from lector.retrieval.compound import parts_instruction
-from lector.retrieval.pointers import QuotedPlace, named_lines, parameter_lines, quoted_place
+from lector.retrieval.pointers import QuotedPlace, named_lines, parameter_lines, quoted_place, signature_default
 from lector.retrieval.reading_types import Evidence, UsageMeter
 from lector.retrieval.speakers import asks_who
 
@@ -130,4 +131,20 @@ async def answer_from_evidence(
     if reply.cut and not reply.text:
         messages[-1].content += SHORTER_TAIL
         reply = reply_text((await meter.chat(backend, messages, options)).message.content)
-    return recited(compose(reply.text, items, question=question), items, question)
+    return recited(compose(as_written(question, reply.text, items), items, question=question), items, question)
+
+
+def as_written(question: str, text: str, items: Sequence[Evidence]) -> str:
+    """The answer, or the default the signature writes (cited to it) when the question asks a parameter's
+    default and the answer does not say it: a small model pointed at `weight='weight'` still answers "None"."""
+    known = signature_default(question, items)
+    if known is None or says_value(text, known[1]):
+        return text
+    return f"{known[1]} [{known[0]}]"
+
+
+def says_value(text: str, value: str) -> bool:
+    """Does `text` state `value` (quotes and backticks aside, as a whole word)?"""
+    bare = value.strip("'\"`")
+    plain = re.sub(r"[`'\"]", " ", text)
+    return re.search(rf"(?<![\w.]){re.escape(bare)}(?![\w])", plain) is not None if bare else value in text

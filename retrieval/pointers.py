@@ -12,7 +12,7 @@ from lector.retrieval.keywords import is_identifier, question_phrases, question_
 from lector.retrieval.phrases import phrase_text_pattern, phrase_words, quoted_spans
 from lector.retrieval.reading_types import Evidence
 from lector.retrieval.sentences import sentence_spans
-from lector.retrieval.signature_values import argument_text
+from lector.retrieval.signature_values import argument_text, argument_value
 from lector.retrieval.speakers import speaker_line
 
 MAX_LINE_CHARS = 240
@@ -160,6 +160,22 @@ def parameter_lines(question: str, items: Sequence[Evidence]) -> list[str]:
             if param != name and (written := argument_text(found[1], param)):
                 out.append(f"`{name}` [{found[0]}]: {written}")
     return out
+
+
+_ASKS_DEFAULT = re.compile(r"\bdefaults?\b", re.IGNORECASE)
+
+
+def signature_default(question: str, items: Sequence[Evidence]) -> tuple[int, str] | None:
+    """For a question asking one parameter's default: (item number, the default its function's signature in the
+    evidence writes), or None when the question asks something else or the evidence does not settle it."""
+    params = _parameter_candidates(question) if _ASKS_DEFAULT.search(question) else []
+    found = set()
+    for name in question_names(question) if params else []:
+        line = _defining_line(name, items)
+        for param in params if line else []:
+            if param != name and line and (value := argument_value(line[1], param)) is not None:
+                found.add((line[0], value))
+    return found.pop() if len(found) == 1 else None
 
 
 def named_lines(question: str, items: Sequence[Evidence]) -> list[str]:

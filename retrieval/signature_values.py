@@ -34,9 +34,8 @@ def _value_end(line: str, at: int) -> int:
     return i
 
 
-def argument_text(line: str, param: str) -> str | None:
-    """`param=value` as the signature `line` writes it (an annotation kept), or None when `line` has no argument
-    `param` with a default."""
+def _argument(line: str, param: str) -> tuple[int, int, int] | None:
+    """(where `param` starts, where its value starts, where it ends) in `line`, for an argument with a default."""
     found = re.search(rf"[(,*]\s*\**{re.escape(param)}\s*(?::[^=,()\[]*(?:\[[^\]]*\])?[^=,()]*)?=\s*", line)
     if found is None:
         return None
@@ -44,4 +43,17 @@ def argument_text(line: str, param: str) -> str | None:
     value = line[found.end() : end].strip()
     if not value or len(value) > MAX_VALUE_CHARS:
         return None
-    return " ".join(line[found.start() + 1 : end].split()).lstrip("*")
+    return found.start() + 1, found.end(), end
+
+
+def argument_text(line: str, param: str) -> str | None:
+    """`param=value` as the signature `line` writes it (an annotation kept), or None when `line` has no argument
+    `param` with a default."""
+    found = _argument(line, param)
+    return " ".join(line[found[0] : found[2]].split()).lstrip("*") if found else None
+
+
+def argument_value(line: str, param: str) -> str | None:
+    """The default `line` writes for `param` (`'weight'`, `None`, `(0, 1)`), or None."""
+    found = _argument(line, param)
+    return line[found[1] : found[2]].strip() if found else None

@@ -1,9 +1,12 @@
 """A parameter's value as its signature line writes it, and the pointers built on it."""
 
-from lector.retrieval.answer_prompt import PARAMETER_TAIL, answer_messages
-from lector.retrieval.pointers import parameter_lines, with_defining_lines
-from lector.retrieval.reading_types import Evidence
-from lector.retrieval.signature_values import argument_text
+import json
+
+from lector.llm.scripted import ScriptedBackend
+from lector.retrieval.answer_prompt import PARAMETER_TAIL, answer_from_evidence, answer_messages, as_written
+from lector.retrieval.pointers import parameter_lines, signature_default, with_defining_lines
+from lector.retrieval.reading_types import Evidence, UsageMeter
+from lector.retrieval.signature_values import argument_text, argument_value
 from lector.retrieval.types import Chunk
 
 LAYOUT = (
@@ -55,3 +58,27 @@ def test_a_defining_line_left_out_by_the_windows_is_added_in_document_order() ->
     assert out[2].text == out[2].chunk.text[out[2].start - out[2].chunk.start : out[2].end - out[2].chunk.start]
     assert with_defining_lines(QUESTION, whole, whole) == whole  # already shown
     assert with_defining_lines("What is a graph?", shown, whole) == shown
+
+
+def test_argument_value() -> None:
+    assert argument_value(LAYOUT, "weight") == "'weight'"
+    assert argument_value("def f(x, axes: tuple[int, int] = (0, 1))", "axes") == "(0, 1)"
+    assert argument_value(LAYOUT, "G") is None
+
+
+def test_an_answer_without_the_signatures_default_is_given_it() -> None:
+    evidence = items("Compute the layout.", f"{LAYOUT}\n\n   Position nodes.")
+    assert signature_default(QUESTION, evidence) == (2, "'weight'")
+    assert as_written(QUESTION, "None [2]", evidence) == "'weight' [2]"
+    assert as_written(QUESTION, "It is `weight` [2]", evidence) == "It is `weight` [2]"  # said, quotes aside
+    assert as_written("What does the `weight` parameter of `spring_layout` do?", "Weights edges.", evidence) == (
+        "Weights edges."
+    )
+    assert signature_default("What is the default of `k`?", evidence) is None  # no function named
+
+
+async def test_the_cited_answer_states_the_default() -> None:
+    evidence = items("Compute the layout.", f"{LAYOUT}\n\n   Position nodes.")
+    backend = ScriptedBackend([json.dumps({"answer": "None", "evidence": [2]})])
+    composed = await answer_from_evidence(backend, QUESTION, evidence, UsageMeter())
+    assert composed.text.startswith("'weight'") and [c.text for c in composed.citations][0].startswith(".. function")
