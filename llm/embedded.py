@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from lector.llm import call_parser, openai_wire
+from lector.llm import openai_wire
 from lector.llm.backend import ChatOptions, PromptRead
 from lector.llm.errors import ContextOverflowError, LLMError
 from lector.llm.messages import Message, ToolSpec
@@ -36,8 +36,6 @@ from lector.llm.threads import ThreadChoice, resolve_threads
 
 log = logging.getLogger(__name__)
 _END = object()
-GRAMMAR_TRIGGER_WORD = 1
-"""llama.cpp's `COMMON_GRAMMAR_TRIGGER_TYPE_WORD`: a lazy grammar starts where this text is written."""
 
 
 @dataclass(frozen=True)
@@ -285,9 +283,6 @@ class EmbeddedBackend(PromptCallingBackend):
             body["json_schema"] = request.schema
         elif request.grammar is not None:
             body["grammar"] = request.grammar
-            if request.grammar_lazy:
-                body["grammar_lazy"] = True
-                body["grammar_triggers"] = [{"type": GRAMMAR_TRIGGER_WORD, "value": call_parser.CALL_OPEN}]
         return body
 
     async def raw_stream(self, request: PromptRequest, options: ChatOptions) -> AsyncGenerator[RawChunk, None]:

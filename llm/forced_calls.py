@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lector.llm.call_parser import MAX_CALLS, ParseResult, parse_tool_calls
+from lector.llm.call_parser import CALL_CLOSE, CALL_OPEN, MAX_CALLS, ParseResult, parse_tool_calls
 from lector.llm.messages import ToolCall, ToolSpec
 from lector.llm.tool_prompt import ToolChoiceArg, _offered_tools
 
@@ -55,12 +55,14 @@ def _any_call(offered: list[ToolSpec]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def auto_call_grammar(tools: list[ToolSpec] | None) -> str | None:
-    """A lazy grammar for tool_choice 'auto' (llguidance's Lark syntax, as llama.cpp takes it): the reply is free
-    text until the model writes `<tool_call>`; from there it is one block holding a JSON list of one or more
-    calls to the offered tools, with arguments of their declared types.
+    """A grammar for a reply of calls (llguidance's Lark syntax, as llama.cpp takes it), for tool_choice 'auto'
+    once the model has decided to call (llm.prompt_calling): one `<tool_call>` block holding a JSON list of one or
+    more calls to the offered tools, with arguments of their declared types.
 
     The list is what gets several calls out of a small model: asked for `<tool_call>` blocks it writes one and
-    stops, while inside a list it goes on to the next item (measured on BFCL's live_parallel_multiple)."""
+    stops, while inside a list it goes on to the next item (measured on BFCL's live_parallel_multiple). The tags
+    are quoted text: Lark's special-token form (`<tool_call>` unquoted) made the embedded engine drop the whole
+    grammar without an error."""
     if not tools:
         return None
     call, defs = _any_call(list(tools))
@@ -68,7 +70,7 @@ def auto_call_grammar(tools: list[ToolSpec] | None) -> str | None:
     if defs:
         schema["$defs"] = defs
     body = json.dumps(schema, ensure_ascii=False)
-    return f'%llguidance {{}}\nstart: <tool_call> "\\n" calls "\\n" </tool_call>\ncalls: %json {body}\n'
+    return f'%llguidance {{}}\nstart: "{CALL_OPEN}\\n" calls "\\n{CALL_CLOSE}"\ncalls: %json {body}\n'
 
 
 def parse_forced_calls(text: str) -> list[ToolCall]:

@@ -49,13 +49,13 @@ class PromptRequest:
     """The tools whose calls are read out of the reply; None: the reply is plain text."""
     tool_choice: str
     grammar: str | None = None
-    """For engines that take grammars (llguidance's Lark syntax), in tool_choice 'auto': the grammar a call follows
-    (`forced_calls.auto_call_grammar`), or after a "no call" decision `TEXT_GRAMMAR`."""
-    grammar_lazy: bool = True
-    """`grammar` holds the reply only from where the model writes `<tool_call>`; False: from the first token."""
+    """For engines that take grammars (llguidance's Lark syntax), held from the first token: in tool_choice 'auto',
+    the calls grammar (`forced_calls.auto_call_grammar`) while `decide` is set and after a "call" decision,
+    `TEXT_GRAMMAR` after a "no call" decision."""
     decide: bool = False
     """Ask the model first, in a one-word reply, whether to call (`decision_request`), then hold the reply to calls
-    or to text (`decided`)."""
+    or to text (`decided`). Without it a reply in 'auto' is free: the embedded engine applies an llguidance grammar
+    from the first token even when asked to wait for a trigger, so no grammar can hold only a call once started."""
 
 
 @dataclass
@@ -109,10 +109,11 @@ def prepare(
     if not grammar and options.json_schema is not None and forced is None:
         note = "Reply with only a JSON value that matches this JSON schema:\n"
         messages = _with_system_note(messages, note + json.dumps(options.json_schema, ensure_ascii=False))
-    lazy_calls = lazy_grammar and use_tools and choice == "auto" and spec_tools is None and options.json_schema is None
+    free_calls = lazy_grammar and use_tools and choice == "auto" and spec_tools is None and options.json_schema is None
+    decide_now = free_calls and decide and bool(original) and original[-1].role == "user"
     return PromptRequest(
-        grammar=forced_calls.auto_call_grammar(tools) if lazy_calls else None,
-        decide=lazy_calls and decide and bool(original) and original[-1].role == "user",
+        grammar=forced_calls.auto_call_grammar(tools) if decide_now else None,
+        decide=decide_now,
         messages=messages,
         template_tools=spec_tools,
         schema=schema if grammar else None,
@@ -149,7 +150,6 @@ def decision_request(request: PromptRequest) -> PromptRequest:
         parse_tools=None,
         tool_choice="none",
         grammar=DECISION_GRAMMAR,
-        grammar_lazy=False,
     )
 
 
@@ -162,8 +162,8 @@ def decided(request: PromptRequest, answer: str) -> PromptRequest:
     where a small model goes on to every call a query needs), "no" to plain text. What the reply holds is parsed as
     ever, so a call written as bare JSON anyway still counts."""
     if answer.strip().lower().startswith("yes"):
-        return replace(request, decide=False, grammar_lazy=False)
-    return replace(request, decide=False, grammar=TEXT_GRAMMAR, grammar_lazy=False)
+        return replace(request, decide=False)
+    return replace(request, decide=False, grammar=TEXT_GRAMMAR)
 
 
 class ReplyReader:

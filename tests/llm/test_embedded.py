@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -111,12 +112,29 @@ def test_second_turn_reuses_the_cached_prefix(small_model: EmbeddedBackend) -> N
     assert timings.get("cache_n", 0) > 300  # the system prompt and first turn were not evaluated again
 
 
-def test_auto_choice_calls_follow_the_lazy_grammar_and_text_stays_free(small_model: EmbeddedBackend) -> None:
+def test_auto_choice_calls_come_out_typed_and_text_stays_free(small_model: EmbeddedBackend) -> None:
     options = ChatOptions(max_tokens=96, temperature=0, tool_choice="auto")
-    assert small_model.build_request([Message.user("hi")], [ADD_INTEGERS], options)["grammar_lazy"] is True
+    assert "grammar" not in small_model.build_request([Message.user("hi")], [ADD_INTEGERS], options)
     ask = [Message.user("Use the add tool: what is 2 plus 3, and 10 plus 20?")]
     result = small_model.chat(ask, [ADD_INTEGERS], options)
     calls = [json.loads(c.arguments) for c in result.message.tool_calls]
     assert calls and all(c.keys() == {"a", "b"} and all(type(v) is int for v in c.values()) for c in calls)
     chat = small_model.chat([Message.user("Say hello to Ada in one short sentence.")], [ADD_INTEGERS], options)
     assert chat.message.tool_calls == [] and "Ada" in chat.message.content
+
+
+def test_the_call_grammar_holds_a_reply_to_a_list_of_typed_calls(small_model: EmbeddedBackend) -> None:
+    from lector.llm.forced_calls import auto_call_grammar
+
+    request = small_model.build_request([Message.user("Say hello to Ada.")], [ADD_INTEGERS], SHORT)
+    request.update(grammar=auto_call_grammar([ADD_INTEGERS]), max_tokens=48)
+    text = "".join(
+        (c.get("delta") or {}).get("content") or ""
+        for chunk in asyncio.run(_collect(small_model, request))
+        for c in chunk.get("choices", [])
+    )
+    assert text.startswith("<tool_call>\n[{") and '"name": "add"' in text, "held even where no call fits"
+
+
+async def _collect(backend: EmbeddedBackend, request: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c async for c in backend._chunks(request)]

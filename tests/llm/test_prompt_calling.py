@@ -304,14 +304,15 @@ def test_native_calls_get_valid_unicode_and_their_declared_types() -> None:
     assert delta.finish_reason == "tool_calls"
 
 
-def test_a_lazy_call_grammar_only_for_engines_that_take_one_and_auto_choice_without_a_json_schema() -> None:
+def test_a_call_grammar_only_for_a_decision_on_engines_that_take_one_in_auto_choice_without_a_json_schema() -> None:
     ask = [Message.user("2+2?")]
-    assert prepare(ask, TOOLS, ChatOptions(tool_choice="auto"), lazy_grammar=True).grammar is not None
+    assert prepare(ask, TOOLS, ChatOptions(tool_choice="auto"), lazy_grammar=True, decide=True).grammar is not None
+    assert prepare(ask, TOOLS, ChatOptions(tool_choice="auto"), lazy_grammar=True).grammar is None
     for options in (ChatOptions(tool_choice="required"), ChatOptions(tool_choice="none")):
-        assert prepare(ask, TOOLS, options, lazy_grammar=True).grammar is None
+        assert prepare(ask, TOOLS, options, lazy_grammar=True, decide=True).grammar is None
     with_schema = ChatOptions(tool_choice="auto", json_schema={"type": "object"})
-    assert prepare(ask, TOOLS, with_schema, lazy_grammar=True).grammar is None
-    assert prepare(ask, TOOLS, ChatOptions()).grammar is None
+    assert prepare(ask, TOOLS, with_schema, lazy_grammar=True, decide=True).grammar is None
+    assert prepare(ask, TOOLS, ChatOptions(), decide=True).grammar is None
     assert EmbeddedBackend.lazy_grammar and not PromptCallingBackend.lazy_grammar
 
 
@@ -331,7 +332,7 @@ async def test_the_embedded_engine_decides_whether_to_call_then_holds_the_reply_
     assert question["grammar"] == DECISION_GRAMMAR and question["max_tokens"] == 1 and question["temperature"] == 0
     assert question["messages"][-1] == {"role": "user", "content": DECISION_QUESTION}
     assert question["messages"][:-1] == reply["messages"], "the reply's prompt is the question's prefix"
-    assert "grammar_lazy" not in reply and reply["max_tokens"] == 50
+    assert "grammar_lazy" not in reply and "grammar_lazy" not in question and reply["max_tokens"] == 50
     assert reply["grammar"] == (forced_calls.auto_call_grammar(TOOLS) if grammar_of_reply == "calls" else TEXT_GRAMMAR)
     assert [c.name for c in deltas[-1].tool_calls] == ["calculator"], "what the reply holds is parsed as ever"
 
@@ -351,7 +352,7 @@ async def test_no_decision_after_tool_results_nor_where_no_call_is_free() -> Non
         [d async for d in backend.astream(messages, TOOLS, options)]
     backend.close()
     assert all(r.get("grammar") != DECISION_GRAMMAR for r in script.requests) and len(script.requests) == 4
-    assert script.requests[0]["grammar_lazy"] is True, "after tool results a call is free to start, or not"
+    assert "grammar" not in script.requests[0], "after tool results the reply is free: a call, or text"
     default = EmbeddedBackend("scripted.gguf", lazy=True, progress=False)
     assert not default.prompt_request(ASK, TOOLS, ChatOptions()).decide, "off unless asked for"
     assert backend.prompt_request(ASK, TOOLS, ChatOptions()).decide
@@ -366,7 +367,7 @@ def test_the_decision_answer_picks_calls_or_text() -> None:
     ) == {"max_tokens": 1, "stop": None, "temperature": 0.0}
     for answer in ("yes", "Yes", " yes"):
         calls = decided(request, answer)
-        assert calls.grammar == request.grammar and not calls.grammar_lazy and not calls.decide
+        assert calls.grammar == request.grammar and not calls.decide
     for answer in ("no", "No", ""):
         text = decided(request, answer)
         assert text.grammar == TEXT_GRAMMAR and not text.decide and text.parse_tools == request.parse_tools

@@ -418,7 +418,7 @@ def test_auto_call_grammar_holds_a_list_of_typed_calls() -> None:
     assert grammar is not None and auto_call_grammar([]) is None
     head, rule = grammar.splitlines()[:2]
     assert head == "%llguidance {}"
-    assert rule == 'start: <tool_call> "\\n" calls "\\n" </tool_call>'
+    assert rule == 'start: "<tool_call>\\n" calls "\\n</tool_call>"', "tags as text: the special-token form is dropped"
     schema = json.loads(grammar.split("calls: %json ", 1)[1])
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.validate(
