@@ -86,9 +86,9 @@ def prepare(
     decide: bool = False,
 ) -> PromptRequest:
     """The request to send. `grammar`: the engine can hold a reply to a JSON schema; `lazy_grammar`: it takes a
-    lazy grammar for calls in tool_choice 'auto' (`call_grammar`); `template_tools`:
+    Lark grammar (llguidance) in tool_choice 'auto' (`PromptRequest.grammar`); `template_tools`:
     its chat template renders tool specs and tool history itself (used for tool_choice 'auto' only,
-    since a forced choice needs the demand spelled out); `decide`: with a lazy grammar, a reply to a user's
+    since a forced choice needs the demand spelled out); `decide`: on such an engine, a reply to a user's
     message is preceded by the call / no-call decision (`PromptRequest.decide`). Raises LLMError for a
     tool_choice naming no tool."""
     choice = options.tool_choice
@@ -230,7 +230,7 @@ class PromptCallingBackend(Backend):
     """A backend without native tool calls. Subclasses implement `raw_stream`, their transport.
 
     `grammar`: the engine holds replies to `PromptRequest.schema`; `template_tools`: its chat template
-    renders tool specs itself; `lazy_grammar`: it takes `PromptRequest.call_grammar`.
+    renders tool specs itself; `lazy_grammar`: it takes `PromptRequest.grammar`.
     """
 
     native_tools = False
