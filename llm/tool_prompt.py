@@ -26,9 +26,8 @@ PARALLEL_NOTE = (
     + "]\n</tool_call>"
 )
 """A worked example in the prompt: without one, the default Coder-1.5B answers a query about two things with one
-call. The list form matches what the engine's call grammar holds (`forced_calls.auto_call_grammar`): inside a
-list the model goes on to the next call, where after one `<tool_call>` block it stops (measured on BFCL's
-live_parallel_multiple)."""
+call. The list form is what a forced call's grammar holds (`forced_calls`), and inside a list the model goes on to
+the next call, where after one `<tool_call>` block it stops (seen on BFCL's live_parallel_multiple)."""
 ARGUMENTS_NOTE = "Leave out an optional argument unless the user gave its value."
 NO_CALL_NOTE = (
     "Call a function only when the user asks for what it does and gives the values its required arguments need. "
