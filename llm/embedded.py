@@ -170,7 +170,7 @@ class EmbeddedBackend(PromptCallingBackend):
     With `lazy=True` the model loads on first use, or when `load()` is called (from a thread, to preload).
     """
 
-    lazy_grammar = True
+    lark_grammar = True
 
     def __init__(
         self,

@@ -82,10 +82,10 @@ def prepare(
     *,
     grammar: bool = True,
     template_tools: bool = False,
-    lazy_grammar: bool = False,
+    lark_grammar: bool = False,
     decide: bool = False,
 ) -> PromptRequest:
-    """The request to send. `grammar`: the engine can hold a reply to a JSON schema; `lazy_grammar`: it takes a
+    """The request to send. `grammar`: the engine can hold a reply to a JSON schema; `lark_grammar`: it takes a
     Lark grammar (llguidance) in tool_choice 'auto' (`PromptRequest.grammar`); `template_tools`:
     its chat template renders tool specs and tool history itself (used for tool_choice 'auto' only,
     since a forced choice needs the demand spelled out); `decide`: on such an engine, a reply to a user's
@@ -109,7 +109,7 @@ def prepare(
     if not grammar and options.json_schema is not None and forced is None:
         note = "Reply with only a JSON value that matches this JSON schema:\n"
         messages = _with_system_note(messages, note + json.dumps(options.json_schema, ensure_ascii=False))
-    free_calls = lazy_grammar and use_tools and choice == "auto" and spec_tools is None and options.json_schema is None
+    free_calls = lark_grammar and use_tools and choice == "auto" and spec_tools is None and options.json_schema is None
     decide_now = free_calls and decide and bool(original) and original[-1].role == "user"
     return PromptRequest(
         grammar=forced_calls.auto_call_grammar(tools) if decide_now else None,
@@ -230,15 +230,15 @@ class PromptCallingBackend(Backend):
     """A backend without native tool calls. Subclasses implement `raw_stream`, their transport.
 
     `grammar`: the engine holds replies to `PromptRequest.schema`; `template_tools`: its chat template
-    renders tool specs itself; `lazy_grammar`: it takes `PromptRequest.grammar`.
+    renders tool specs itself; `lark_grammar`: it takes `PromptRequest.grammar`.
     """
 
     native_tools = False
     grammar: bool = True
     template_tools: bool = False
-    lazy_grammar: bool = False
+    lark_grammar: bool = False
     decide_calls: bool = False
-    """With `lazy_grammar`: decide whether to call before each reply to a user's message (`PromptRequest.decide`).
+    """With `lark_grammar`: decide whether to call before each reply to a user's message (`PromptRequest.decide`).
     Off by default: the default Coder-1.5B answers the question "yes" to most requests no tool fits (see
     bench/results/bfcl-session-2026-12-02c.md)."""
 
@@ -255,7 +255,7 @@ class PromptCallingBackend(Backend):
             options,
             grammar=self.grammar,
             template_tools=self.template_tools,
-            lazy_grammar=self.lazy_grammar,
+            lark_grammar=self.lark_grammar,
             decide=self.decide_calls,
         )
 

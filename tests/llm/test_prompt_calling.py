@@ -306,14 +306,14 @@ def test_native_calls_get_valid_unicode_and_their_declared_types() -> None:
 
 def test_a_call_grammar_only_for_a_decision_on_engines_that_take_one_in_auto_choice_without_a_json_schema() -> None:
     ask = [Message.user("2+2?")]
-    assert prepare(ask, TOOLS, ChatOptions(tool_choice="auto"), lazy_grammar=True, decide=True).grammar is not None
-    assert prepare(ask, TOOLS, ChatOptions(tool_choice="auto"), lazy_grammar=True).grammar is None
+    assert prepare(ask, TOOLS, ChatOptions(tool_choice="auto"), lark_grammar=True, decide=True).grammar is not None
+    assert prepare(ask, TOOLS, ChatOptions(tool_choice="auto"), lark_grammar=True).grammar is None
     for options in (ChatOptions(tool_choice="required"), ChatOptions(tool_choice="none")):
-        assert prepare(ask, TOOLS, options, lazy_grammar=True, decide=True).grammar is None
+        assert prepare(ask, TOOLS, options, lark_grammar=True, decide=True).grammar is None
     with_schema = ChatOptions(tool_choice="auto", json_schema={"type": "object"})
-    assert prepare(ask, TOOLS, with_schema, lazy_grammar=True, decide=True).grammar is None
+    assert prepare(ask, TOOLS, with_schema, lark_grammar=True, decide=True).grammar is None
     assert prepare(ask, TOOLS, ChatOptions(), decide=True).grammar is None
-    assert EmbeddedBackend.lazy_grammar and not PromptCallingBackend.lazy_grammar
+    assert EmbeddedBackend.lark_grammar and not PromptCallingBackend.lark_grammar
 
 
 # ---------------------------------------------------------------- the call / no-call decision
@@ -356,12 +356,12 @@ async def test_no_decision_after_tool_results_nor_where_no_call_is_free() -> Non
     default = EmbeddedBackend("scripted.gguf", lazy=True, progress=False)
     assert not default.prompt_request(ASK, TOOLS, ChatOptions()).decide, "off unless asked for"
     assert backend.prompt_request(ASK, TOOLS, ChatOptions()).decide
-    assert prepare(ASK, TOOLS, ChatOptions(), lazy_grammar=True, decide=True).decide
+    assert prepare(ASK, TOOLS, ChatOptions(), lark_grammar=True, decide=True).decide
     assert not prepare(ASK, TOOLS, ChatOptions(), decide=True).decide, "only engines that take a lazy grammar"
 
 
 def test_the_decision_answer_picks_calls_or_text() -> None:
-    request = prepare(ASK, TOOLS, ChatOptions(), lazy_grammar=True, decide=True)
+    request = prepare(ASK, TOOLS, ChatOptions(), lark_grammar=True, decide=True)
     assert decision_options(ChatOptions(max_tokens=400, stop=["x"], temperature=0.7)).model_dump(
         include={"max_tokens", "stop", "temperature"}
     ) == {"max_tokens": 1, "stop": None, "temperature": 0.0}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from lector.retrieval.answer_prompt import NAMED_TAIL, answer_messages
 from lector.retrieval.pointers import named_lines, question_names
-from lector.retrieval.reading_types import Evidence
-from lector.retrieval.types import Chunk
+from tests.retrieval.evidence_items import items
 
 KTIME = """Like ktime_get(), but uses the International Atomic Time (TAI) reference.
 
@@ -15,14 +14,6 @@ KTIME = """Like ktime_get(), but uses the International Atomic Time (TAI) refere
 .. c:function:: time64_t ktime_get_seconds( void )
 \t\ttime64_t ktime_get_boottime_seconds( void )
 """
-
-
-def items(*texts: str) -> list[Evidence]:
-    out = []
-    for i, text in enumerate(texts):
-        chunk = Chunk(doc_id="d", chunk_id=i, text=text, start=1000 * i, end=1000 * i + len(text), source="m.txt")
-        out.append(Evidence.of_chunk(chunk))
-    return out
 
 
 def test_code_names_of_a_question() -> None:

@@ -1,5 +1,6 @@
 """A parameter's value as its signature line writes it, and the pointers built on it."""
 
+import functools
 import json
 
 from lector.llm.scripted import ScriptedBackend
@@ -7,7 +8,7 @@ from lector.retrieval.answer_prompt import PARAMETER_TAIL, answer_from_evidence,
 from lector.retrieval.pointers import parameter_lines, signature_default, with_defining_lines
 from lector.retrieval.reading_types import Evidence, UsageMeter
 from lector.retrieval.signature_values import argument_text, argument_value
-from lector.retrieval.types import Chunk
+from tests.retrieval.evidence_items import items as evidence_items
 
 LAYOUT = (
     ".. function:: spring_layout(G, k=None, pos=None, weight='weight', center=(0, 1), *, method='auto', gravity=1.0)"
@@ -29,12 +30,7 @@ def test_argument_text_as_written() -> None:
     assert argument_text("def f(k: int, j=3)", "k") is None
 
 
-def items(*texts: str) -> list[Evidence]:
-    out = []
-    for i, text in enumerate(texts):
-        chunk = Chunk(doc_id="d", chunk_id=i, text=text, start=1000 * i, end=1000 * i + len(text), source="m.rst")
-        out.append(Evidence.of_chunk(chunk))
-    return out
+items = functools.partial(evidence_items, source="m.rst")
 
 
 QUESTION = "What is the default value of the `weight` parameter of `networkx.spring_layout`?"

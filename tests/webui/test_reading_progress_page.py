@@ -7,7 +7,6 @@ server, the indexing and Level 2's choice of passages are real."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -222,17 +221,27 @@ CHROME_STUB = """window.chrome = {
 };"""
 
 
-def test_the_side_panel_says_which_passage_and_how_far_the_prompt_is_read(tmp_path: Path) -> None:
-    """The side panel's own script on its own page; the service worker it talks to is a stub that has no pages."""
+@contextmanager
+def side_panel(height: int) -> Iterator[Any]:
+    """The side panel's own script on its own page, with a LiveAnswer; the service worker it talks to is a stub
+    that has no pages."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        panel = browser.new_page(viewport={"width": 400, "height": 500})
-        panel.add_init_script(CHROME_STUB)
-        panel.goto((EXTENSION / "sidepanel.html").as_uri())
+        try:
+            panel = browser.new_page(viewport={"width": 400, "height": height})
+            panel.add_init_script(CHROME_STUB)
+            panel.goto((EXTENSION / "sidepanel.html").as_uri())
+            panel.evaluate("window.live = new LiveAnswer()")
+            yield panel
+        finally:
+            browser.close()
+
+
+def test_the_side_panel_says_which_passage_and_how_far_the_prompt_is_read() -> None:
+    with side_panel(500) as panel:
         status = panel.locator("#status")
-        panel.evaluate("window.live = new LiveAnswer()")
         panel.evaluate("live.on({ type: 'status', text: 'Choosing the passages to read…' })")
         panel.evaluate("live.on({ type: 'reading', first: 3, last: 3, total: 8, sources: ['keeper.html'] })")
         expect(status).to_contain_text("Reading passage 3 of 8…")
@@ -246,18 +255,11 @@ def test_the_side_panel_says_which_passage_and_how_far_the_prompt_is_read(tmp_pa
         panel.evaluate("live.on({ type: 'status', text: 'Writing the answer from what was found…' })")
         panel.evaluate("live.on({ type: 'prompt_progress', done: 1200, total: 3000 })")
         expect(status).to_contain_text("Reading the prompt: 40 %")
-        panel.screenshot(path=str(shot_path("sidepanel-reading-the-prompt")))
+        shot(panel, "sidepanel-reading-the-prompt")
         panel.evaluate("live.on({ type: 'draft', text: 'Mira', reset: false })")
         expect(status).to_contain_text("Writing the answer…")
         expect(status).not_to_contain_text("Reading the prompt")
         panel.evaluate("clearInterval(live.tick)")
-        browser.close()
-
-
-def shot_path(name: str) -> Path:
-    folder = Path(os.environ.get("LECTOR_SHOTS", "/tmp/lector-shots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{name}.png"
 
 
 WRITE_SLOWLY = """async () => {
@@ -268,16 +270,9 @@ WRITE_SLOWLY = """async () => {
 }"""
 
 
-def test_the_side_panel_shows_how_fast_the_answer_is_written(tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        panel = browser.new_page(viewport={"width": 400, "height": 300})
-        panel.add_init_script(CHROME_STUB)
-        panel.goto((EXTENSION / "sidepanel.html").as_uri())
+def test_the_side_panel_shows_how_fast_the_answer_is_written() -> None:
+    with side_panel(300) as panel:
         status = panel.locator("#status")
-        panel.evaluate("window.live = new LiveAnswer()")
         panel.evaluate("live.on({ type: 'status', text: 'Loading the model (the first answer takes longer)…' })")
         expect(status).to_contain_text("Loading the model")
         panel.evaluate(WRITE_SLOWLY)
@@ -291,5 +286,4 @@ def test_the_side_panel_shows_how_fast_the_answer_is_written(tmp_path: Path) -> 
         expect(status).to_contain_text(
             re.compile(r"Answered in \d+\.\d s · reading level 1 · 120 \+ 6 tokens · \d+\.\d tok/s")
         )
-        panel.screenshot(path=str(shot_path("sidepanel-tokens-per-second")))
-        browser.close()
+        shot(panel, "sidepanel-tokens-per-second")
