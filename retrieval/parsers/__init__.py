@@ -95,12 +95,13 @@ def read_file_bytes(path: str | os.PathLike[str], max_bytes: int | None = None) 
             raise DocumentError(name, f"too large ({size:,} bytes; the limit is {limit:,})")
         with open(name, "rb") as handle:
             return handle.read()
-    except FileNotFoundError as exc:
-        raise DocumentError(name, "file not found") from exc
-    except IsADirectoryError as exc:
-        raise DocumentError(name, "is a directory") from exc
-    except PermissionError as exc:
-        raise DocumentError(name, "permission denied") from exc
+    # `from None`: the OS error says nothing the reason does not, and a chained traceback hides it.
+    except FileNotFoundError:
+        raise DocumentError(name, "file not found") from None
+    except IsADirectoryError:
+        raise DocumentError(name, "is a directory") from None
+    except PermissionError:
+        raise DocumentError(name, "permission denied") from None
 
 
 def parse_file(
