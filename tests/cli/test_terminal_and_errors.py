@@ -46,7 +46,9 @@ def test_lector_chat_prints_model_and_tool_escapes_harmlessly(
 
 
 def run_cli(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lector", *argv], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "lector", *argv], input=stdin, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_a_missing_input_is_one_line_and_a_failure(tmp_path: Path) -> None:
@@ -100,3 +102,19 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     err = proc.stderr.read()
     assert "Traceback" not in err and "BrokenPipe" not in err
     assert code == 141
+
+
+def test_chat_with_an_unreachable_model_server_is_one_line_and_no_loading_note(tmp_path: Path) -> None:
+    model = "openai:http://127.0.0.1:9/v1#absent"
+    done = run_cli("chat", "--model", model, stdin="what is 2 + 2?\n")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "127.0.0.1:9" in done.stderr
+    assert "loading the model" not in (done.stdout + done.stderr).lower(), "a remote model is not loaded here"
+
+
+def test_verbose_after_the_subcommand_shows_the_details(tmp_path: Path) -> None:
+    doc = tmp_path / "a.txt"
+    doc.write_text("The keeper trimmed the lamp.", encoding="utf-8")
+    model = "openai:http://127.0.0.1:9/v1#absent"
+    done = run_cli("ask", str(doc), "-q", "what?", "--model", model, "--cache-dir", str(tmp_path), "-v")
+    assert done.returncode != 0 and "Traceback" in done.stderr
