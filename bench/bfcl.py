@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from lector.llm.backend import Backend, ChatOptions
+from lector.llm.call_gate import call_probability
 from lector.llm.errors import LLMError
 from lector.llm.factory import make_backend
 from lector.llm.messages import Message, ToolSpec
@@ -122,6 +123,8 @@ class CaseResult:
     """The checker's complaint, or the backend's call error."""
     raw: str = ""
     """The model's raw output, for backends on the prompt-calling pipeline."""
+    p_call: float | None = None
+    """What the call gate read: the probability that the reply's first token starts a call."""
 
 
 class RawRecorder:
@@ -129,11 +132,16 @@ class RawRecorder:
 
     def __init__(self, backend: Backend) -> None:
         self.pieces: list[str] = []
+        self.p_call: float | None = None
         if isinstance(backend, PromptCallingBackend):
             transport = backend.raw_stream
 
             async def recording(request: PromptRequest, options: ChatOptions) -> AsyncGenerator[RawChunk, None]:
                 async for chunk in transport(request, options):
+                    if request.probe_tokens:
+                        if chunk.top_tokens:
+                            self.p_call = call_probability(chunk.top_tokens)
+                        continue  # the gate's probe is not the reply
                     self.pieces.append(chunk.text)
                     yield chunk
 
@@ -142,6 +150,10 @@ class RawRecorder:
     def take(self) -> str:
         text, self.pieces = "".join(self.pieces), []
         return text
+
+    def take_p_call(self) -> float | None:
+        p_call, self.p_call = self.p_call, None
+        return p_call
 
 
 def tool_specs(bfcl: types.SimpleNamespace, functions: list[dict[str, Any]]) -> tuple[list[ToolSpec], dict[str, str]]:
@@ -211,6 +223,7 @@ async def run_case(
             completion_tokens=0,
             error=f"backend error: {exc}",
             raw=recorder.take(),
+            p_call=recorder.take_p_call(),
         )
     seconds = time.perf_counter() - started
     calls = decoded_calls(result.message, originals)
@@ -226,6 +239,7 @@ async def run_case(
         text=result.message.content[:500],
         error=why,
         raw=recorder.take(),
+        p_call=recorder.take_p_call(),
     )
 
 
@@ -254,6 +268,7 @@ async def run_category(
         print(
             f"  {category} {i}/{len(cases)} {mark} {r.id} {r.seconds:.1f}s {r.prompt_tokens}tok "
             f"calls={json.dumps(r.calls, ensure_ascii=False)[:160]} [{right}/{i}]"
+            + (f" P(call)={r.p_call:.2f}" if r.p_call is not None else "")
             + (f" | {(r.error or '')[:120]} | raw={r.raw[:300]!r}" if not r.correct else ""),
             flush=True,
         )
@@ -288,8 +303,10 @@ async def main_async(args: argparse.Namespace) -> None:
     span = parse_span(args.cases) if args.cases else (0, args.limit)
     options = ChatOptions(tool_choice="auto", temperature=args.temperature, max_tokens=args.max_tokens)
     backend = make_backend(args.model) if args.model else make_backend()
-    if args.decide and isinstance(backend, PromptCallingBackend):
-        backend.decide_calls = True
+    if isinstance(backend, PromptCallingBackend):
+        backend.decide_calls = args.decide
+        if args.gate:
+            backend.call_gate = None if args.gate == "off" else float(args.gate)
     recorder = RawRecorder(backend)
     out = Path(args.out) if args.out else HERE / "results" / f"bfcl-{time.strftime('%Y-%m-%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -320,6 +337,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=400)
     ap.add_argument(
         "--decide", action="store_true", help="a call / no-call decision before each reply (lazy-grammar engines)"
+    )
+    ap.add_argument(
+        "--gate", default="", help="the call gate's threshold (llm.call_gate), or 'off'; default: the backend's own"
     )
     ap.add_argument("--out", default="", help="where to write the per-case JSON")
     args = ap.parse_args()

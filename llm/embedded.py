@@ -28,6 +28,7 @@ import httpx
 
 from lector.llm import openai_wire
 from lector.llm.backend import ChatOptions, PromptRead
+from lector.llm.call_gate import DEFAULT_THRESHOLD
 from lector.llm.errors import ContextOverflowError, LLMError
 from lector.llm.messages import Message, ToolSpec
 from lector.llm.models import DEFAULT_MODEL, resolve_model
@@ -163,7 +164,9 @@ class EmbeddedBackend(PromptCallingBackend):
     """A GGUF model in-process: a catalogue name (joined and verified on first use) or a .gguf path.
 
     Tool calls are prompt-based (`llm.prompt_calling`); a forced call and `json_schema` are held by the
-    engine's grammar.
+    engine's grammar. In tool_choice 'auto', a reply to a user's message goes through the call gate
+    (`llm.call_gate`): `call_gate` is its threshold on the probability that the reply's first token starts a
+    call; set it to None for a free reply.
 
     `n_ctx` is the context window shared by `n_parallel` slots (any one request may use all of it).
     `n_threads=None` takes $LECTOR_THREADS, else the cores free when the model loads (`llm.threads`).
@@ -171,6 +174,8 @@ class EmbeddedBackend(PromptCallingBackend):
     """
 
     lark_grammar = True
+    first_token_probs = True
+    call_gate: float | None = DEFAULT_THRESHOLD
 
     def __init__(
         self,
@@ -283,6 +288,8 @@ class EmbeddedBackend(PromptCallingBackend):
             body["json_schema"] = request.schema
         elif request.grammar is not None:
             body["grammar"] = request.grammar
+        if request.probe_tokens:
+            body.update(logprobs=True, top_logprobs=request.probe_tokens)
         return body
 
     async def raw_stream(self, request: PromptRequest, options: ChatOptions) -> AsyncGenerator[RawChunk, None]:
@@ -294,7 +301,11 @@ class EmbeddedBackend(PromptCallingBackend):
                 content = openai_wire.read_chunk(chunk)
                 read = prompt_read(chunk.get("prompt_progress"), self._settings["n_batch"])
                 yield RawChunk(
-                    text=content.text, usage=content.usage, finish_reason=content.finish_reason, prompt_read=read
+                    text=content.text,
+                    usage=content.usage,
+                    finish_reason=content.finish_reason,
+                    prompt_read=read,
+                    top_tokens=content.top_tokens,
                 )
 
     async def _chunks(self, request: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lector.llm.backend import ChatOptions, Usage
+from lector.llm.call_gate import TokenProb
 from lector.llm.messages import Message, ToolCall, ToolSpec, new_call_id, to_openai
 from lector.llm.unicode import valid_json
 
@@ -124,6 +125,8 @@ class ChunkContent:
     fragments: list[dict[str, Any]] = field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
+    top_tokens: list[TokenProb] | None = None
+    """The top candidates of the chunk's first token, where the request asked for `top_logprobs`."""
 
 
 def read_chunk(chunk: dict[str, Any]) -> ChunkContent:
@@ -133,7 +136,16 @@ def read_chunk(chunk: dict[str, Any]) -> ChunkContent:
         content.text += delta.get("content") or ""
         content.fragments.extend(delta.get("tool_calls") or [])
         content.finish_reason = choice.get("finish_reason") or content.finish_reason
+        content.top_tokens = content.top_tokens or top_tokens(choice.get("logprobs"))
     return content
+
+
+def top_tokens(logprobs: dict[str, Any] | None) -> list[TokenProb] | None:
+    """A choice's `logprobs` field as the top candidates of its first token (None when it has none)."""
+    items = (logprobs or {}).get("content") or []
+    if not items:
+        return None
+    return [TokenProb(str(t["token"]), float(t["logprob"])) for t in items[0].get("top_logprobs") or []]
 
 
 def usage_from_json(data: dict[str, Any]) -> Usage:

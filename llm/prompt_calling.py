@@ -24,7 +24,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lector.llm import call_parser, forced_calls, tool_prompt
+from lector.llm import call_gate, call_parser, forced_calls, tool_prompt
 from lector.llm.backend import Backend, ChatOptions, Delta, PromptRead, Usage
 from lector.llm.errors import LLMError
 from lector.llm.messages import Message, ToolCall, ToolSpec
@@ -56,6 +56,11 @@ class PromptRequest:
     """Ask the model first, in a one-word reply, whether to call (`decision_request`), then hold the reply to calls
     or to text (`decided`). Without it a reply in 'auto' is free: the embedded engine applies an llguidance grammar
     from the first token even when asked to wait for a trigger, so no grammar can hold only a call once started."""
+    gate: bool = False
+    """Read the reply's first-token probabilities first (`llm.call_gate`), then hold the reply to calls or to
+    text."""
+    probe_tokens: int | None = None
+    """Ask the engine for this many top candidates of each generated token (`RawChunk.top_tokens`)."""
 
 
 @dataclass
@@ -69,6 +74,8 @@ class RawChunk:
     """Complete calls a server returned natively (they win over calls written in the text)."""
     prompt_read: PromptRead | None = None
     """How far the engine has read the prompt, where it says."""
+    top_tokens: list[call_gate.TokenProb] | None = None
+    """The top candidates of the chunk's first token, where the request asked for them (`probe_tokens`)."""
 
 
 def has_tool_history(messages: list[Message]) -> bool:
@@ -84,12 +91,14 @@ def prepare(
     template_tools: bool = False,
     lark_grammar: bool = False,
     decide: bool = False,
+    gate: bool = False,
 ) -> PromptRequest:
     """The request to send. `grammar`: the engine can hold a reply to a JSON schema; `lark_grammar`: it takes a
     Lark grammar (llguidance) in tool_choice 'auto' (`PromptRequest.grammar`); `template_tools`:
     its chat template renders tool specs and tool history itself (used for tool_choice 'auto' only,
     since a forced choice needs the demand spelled out); `decide`: on such an engine, a reply to a user's
-    message is preceded by the call / no-call decision (`PromptRequest.decide`). Raises LLMError for a
+    message is preceded by the call / no-call decision (`PromptRequest.decide`); `gate`: instead, by the call gate
+    (`PromptRequest.gate`). Raises LLMError for a
     tool_choice naming no tool."""
     choice = options.tool_choice
     original = messages
@@ -110,10 +119,12 @@ def prepare(
         note = "Reply with only a JSON value that matches this JSON schema:\n"
         messages = _with_system_note(messages, note + json.dumps(options.json_schema, ensure_ascii=False))
     free_calls = lark_grammar and use_tools and choice == "auto" and spec_tools is None and options.json_schema is None
-    decide_now = free_calls and decide and bool(original) and original[-1].role == "user"
+    user_turn = free_calls and bool(original) and original[-1].role == "user"
+    decide_now, gate_now = user_turn and decide, user_turn and gate and not decide
     return PromptRequest(
-        grammar=forced_calls.auto_call_grammar(tools) if decide_now else None,
+        grammar=forced_calls.auto_call_grammar(tools) if decide_now or gate_now else None,
         decide=decide_now,
+        gate=gate_now,
         messages=messages,
         template_tools=spec_tools,
         schema=schema if grammar else None,
@@ -241,6 +252,11 @@ class PromptCallingBackend(Backend):
     """With `lark_grammar`: decide whether to call before each reply to a user's message (`PromptRequest.decide`).
     Off by default: the default Coder-1.5B answers the question "yes" to most requests no tool fits (see
     bench/results/bfcl-session-2026-12-02c.md)."""
+    first_token_probs: bool = False
+    """The transport reports the top candidates of a generated token when asked (`PromptRequest.probe_tokens`)."""
+    call_gate: float | None = None
+    """With `lark_grammar` and `first_token_probs`: the call gate's threshold (`llm.call_gate`) before each reply to
+    a user's message in 'auto'; None: no gate."""
 
     @abstractmethod
     def raw_stream(self, request: PromptRequest, options: ChatOptions) -> AsyncGenerator[RawChunk, None]:
@@ -257,6 +273,7 @@ class PromptCallingBackend(Backend):
             template_tools=self.template_tools,
             lark_grammar=self.lark_grammar,
             decide=self.decide_calls,
+            gate=self.first_token_probs and self.call_gate is not None,
         )
 
     async def astream(
@@ -277,6 +294,17 @@ class PromptCallingBackend(Backend):
                     answer.append(chunk.text)
             log.debug("call decision: %r", "".join(answer))
             request = decided(request, "".join(answer))
+        if request.gate:
+            top: list[call_gate.TokenProb] = []
+            chunks = self.raw_stream(call_gate.probe_request(request), call_gate.probe_options(options))
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    if chunk.prompt_read is not None:
+                        yield Delta(prompt_read=chunk.prompt_read)
+                    top = top or list(chunk.top_tokens or [])
+            p_call = call_gate.call_probability(top)
+            log.debug("call gate: P(call) %.3f", p_call)
+            request = call_gate.gated(request, p_call, self.call_gate if self.call_gate is not None else 1.0)
         deltas = read_reply(self.raw_stream(request, options), request.parse_tools, request.tool_choice)
         async with contextlib.aclosing(deltas):
             async for delta in deltas:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 import types
 from collections.abc import AsyncIterator, Callable
@@ -43,6 +44,9 @@ class Script:
     """The answer to every call / no-call question (engines with grammars); it uses up no reply."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     """The embedded engine's request bodies, decisions included."""
+    first_token: dict[str, float] = field(default_factory=lambda: {"<tool_call>": 0.9, "The": 0.1})
+    """The probabilities of the first token, for every request that asks for them (`top_logprobs`); it uses up no
+    reply."""
 
     def record(self, prompt: str, schema: dict[str, Any] | None) -> None:
         self.prompts.append(prompt)
@@ -63,6 +67,15 @@ class ScriptedLlamaServer:
 
     def handle_chat_completions(self, request: dict[str, Any], on_chunk: Callable[[Any], bool]) -> None:
         self.script.requests.append(request)
+        if request.get("top_logprobs"):
+            top = [{"token": t, "logprob": math.log(p)} for t, p in self.script.first_token.items()]
+            first = max(self.script.first_token, key=self.script.first_token.__getitem__)
+            logprobs = {
+                "content": [{"token": first, "logprob": math.log(self.script.first_token[first]), "top_logprobs": top}]
+            }
+            on_chunk({"choices": [{"index": 0, "delta": {"content": first}, "logprobs": logprobs}]})
+            on_chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
+            return
         if request.get("grammar") == DECISION_GRAMMAR:
             text = self.script.decision
         else:

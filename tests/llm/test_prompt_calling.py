@@ -8,6 +8,7 @@ No language model is loaded.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -18,8 +19,9 @@ import pytest
 from lector.agent.events import Final, ToolCallFinished
 from lector.agent.loop import run_agent
 from lector.agent.stop_rules import CALL_ERROR_NOTE
-from lector.llm import forced_calls
+from lector.llm import call_gate, forced_calls, openai_wire
 from lector.llm.backend import Backend, ChatOptions, Delta
+from lector.llm.call_gate import TokenProb, call_probability
 from lector.llm.embedded import EmbeddedBackend, EngineConfig, _Engine
 from lector.llm.errors import LLMError
 from lector.llm.forced_calls import forced_call_schema
@@ -371,3 +373,80 @@ def test_the_decision_answer_picks_calls_or_text() -> None:
     for answer in ("no", "No", ""):
         text = decided(request, answer)
         assert text.grammar == TEXT_GRAMMAR and not text.decide and text.parse_tools == request.parse_tools
+
+
+# ---------------------------------------------------------------- the call gate
+
+
+def test_the_call_probability_is_the_mass_of_first_tokens_that_start_a_call() -> None:
+    top = [
+        TokenProb("<tool_call>", math.log(0.3)),
+        TokenProb(' {"', math.log(0.2)),
+        TokenProb("[", math.log(0.1)),
+        TokenProb("```", math.log(0.05)),
+        TokenProb("The", math.log(0.25)),
+        TokenProb("`x`", math.log(0.05)),
+    ]
+    assert call_probability(top) == pytest.approx(0.65)
+    assert call_probability([]) == 0.0
+
+
+@pytest.mark.parametrize(("p_call", "branch"), [(0.8, "calls"), (0.79, "text")])
+def test_the_gate_holds_the_reply_to_calls_at_or_above_its_threshold_else_to_text(p_call: float, branch: str) -> None:
+    request = prepare(ASK, TOOLS, ChatOptions(), lark_grammar=True, gate=True)
+    assert request.gate and request.grammar == forced_calls.auto_call_grammar(TOOLS)
+    probe = call_gate.probe_request(request)
+    assert probe.grammar is None and probe.probe_tokens and probe.messages == request.messages and not probe.gate
+    after = call_gate.gated(request, p_call, 0.8)
+    assert not after.gate
+    if branch == "calls":
+        assert after.grammar == request.grammar and after.parse_tools == request.parse_tools
+    else:
+        assert after.grammar == call_gate.NO_CALL_GRAMMAR and after.parse_tools is None
+
+
+@pytest.mark.parametrize(("first_token", "branch"), [({"<tool_call>": 0.5, '{"': 0.35}, "calls"), ({"[": 0.3, "The": 0.7}, "text")])
+async def test_the_embedded_engine_reads_the_first_token_then_holds_the_reply_to_calls_or_text(
+    first_token: dict[str, float], branch: str
+) -> None:
+    script = Script(replies=[TC], first_token=first_token)
+    backend = embedded_backend(script)
+    assert backend.call_gate == call_gate.DEFAULT_THRESHOLD, "on by default"
+    deltas = [d async for d in backend.astream(ASK, TOOLS, ChatOptions(tool_choice="auto", max_tokens=50))]
+    backend.close()
+    probe, reply = script.requests
+    assert probe["top_logprobs"] and probe["logprobs"] and probe["max_tokens"] == 1 and "grammar" not in probe
+    assert probe["messages"] == reply["messages"], "the reply reads the probe's prompt from the cache"
+    if branch == "calls":
+        assert reply["grammar"] == forced_calls.auto_call_grammar(TOOLS) and "top_logprobs" not in reply
+        assert [c.name for c in deltas[-1].tool_calls] == ["calculator"]
+    else:
+        assert reply["grammar"] == call_gate.NO_CALL_GRAMMAR
+        assert not deltas[-1].tool_calls and "".join(d.text for d in deltas) == TC, "below the threshold: text"
+
+
+async def test_no_gate_after_tool_results_nor_without_a_free_choice_nor_when_switched_off() -> None:
+    script = Script(replies=[TC, "It is 4.", "4", "4", "4"], first_token={"The": 0.9})
+    backend = embedded_backend(script)
+    call = ToolCall(id="c1", name="calculator", arguments='{"expression": "2+2"}')
+    after_results = [*ASK, Message.assistant("", [call]), Message.tool("c1", "calculator", "4")]
+    for messages, options in [
+        (after_results, ChatOptions()),
+        (ASK, ChatOptions(tool_choice="required")),
+        (ASK, ChatOptions(tool_choice="none")),
+        (ASK, ChatOptions(tool_choice="auto", json_schema={"type": "string"})),
+    ]:
+        [d async for d in backend.astream(messages, TOOLS, options)]
+    backend.call_gate = None
+    [d async for d in backend.astream(ASK, TOOLS, ChatOptions())]
+    backend.close()
+    assert len(script.requests) == 5 and not any(r.get("top_logprobs") for r in script.requests)
+    assert not prepare(ASK, TOOLS, ChatOptions(), gate=True).gate, "only engines that take a grammar"
+    assert not PromptCallingBackend.first_token_probs and PromptCallingBackend.call_gate is None
+
+
+def test_a_chunks_logprobs_give_its_first_tokens_candidates() -> None:
+    logprobs = {"content": [{"token": "[", "logprob": -0.1, "top_logprobs": [{"token": "[", "logprob": -0.1}]}]}
+    chunk = {"choices": [{"index": 0, "delta": {"content": "["}, "logprobs": logprobs}]}
+    assert openai_wire.read_chunk(chunk).top_tokens == [TokenProb("[", -0.1)]
+    assert openai_wire.read_chunk({"choices": [{"index": 0, "delta": {"content": "a"}}]}).top_tokens is None
