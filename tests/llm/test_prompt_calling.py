@@ -405,7 +405,9 @@ def test_the_gate_holds_the_reply_to_calls_at_or_above_its_threshold_else_to_tex
         assert after.grammar == call_gate.NO_CALL_GRAMMAR and after.parse_tools is None
 
 
-@pytest.mark.parametrize(("first_token", "branch"), [({"<tool_call>": 0.5, '{"': 0.35}, "calls"), ({"[": 0.3, "The": 0.7}, "text")])
+@pytest.mark.parametrize(
+    ("first_token", "branch"), [({"<tool_call>": 0.5, '{"': 0.35}, "calls"), ({"[": 0.3, "The": 0.7}, "text")]
+)
 async def test_the_embedded_engine_reads_the_first_token_then_holds_the_reply_to_calls_or_text(
     first_token: dict[str, float], branch: str
 ) -> None:
