@@ -55,7 +55,9 @@ class AskIn(BaseModel):
     question: ValidText = Field(..., min_length=1, max_length=4000)
     page_ids: list[str] | None = Field(None, description="Pages to ask across; omit for the whole library")
     level: LevelInput = Level.AUTO
-    stream: bool = Field(False, description="Answer as server-sent events (level, chunk_read, status, text, final)")
+    stream: bool = Field(
+        False, description="Answer as server-sent events (level, chunk_read, status, text, saved, final)"
+    )
 
 
 def public(page: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +116,8 @@ async def delete_page(pid: str, request: Request) -> None:
 @router.post("/ask", response_model=None)
 async def ask_pages(body: AskIn, request: Request) -> dict[str, Any] | StreamingResponse:
     """Answer a question across the selected pages (or every saved page), with citations; with `stream`, as SSE
-    events while the pages are read, the last one `final` (then `done`)."""
+    events while the pages are read, the last one `final` (then `done`). Each answer is kept as a chat with the pages
+    attached (`session_id`; event `saved`): list and delete them at /api/sessions."""
     state = state_of(request)
     if body.page_ids:
         pages = [state.store.get_page(p) for p in body.page_ids]
@@ -123,18 +126,35 @@ async def ask_pages(body: AskIn, request: Request) -> dict[str, Any] | Streaming
             raise HTTPException(404, f"no page {missing[0]!r}")
     else:
         pages = state.store.list_pages(limit=1_000_000)  # type: ignore[assignment]
-    doc_ids = sorted({p["doc_id"] for p in pages if p and p["status"] == "ready" and p["doc_id"]})
+    ready = [p for p in pages if p and p["status"] == "ready" and p["doc_id"]]
+    doc_ids = sorted({p["doc_id"] for p in ready})
     if not doc_ids:
         raise HTTPException(409, "none of these pages is indexed yet; try again when their status is 'ready'")
     level = body.level
     if body.stream:
         return StreamingResponse(
-            stream_answer(state, body.question, level, doc_ids), media_type="text/event-stream", headers=SSE_HEADERS
+            stream_answer(state, body.question, level, doc_ids, [p["id"] for p in ready]),
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
         )
     from lector.agent.reader import aask
 
     answer = await aask(state.library, body.question, level, state.backend(), doc_ids=doc_ids)
-    return {**answer.to_json_dict(), "citations": cited(answer.citations, state.library, doc_ids)}
+    citations = cited(answer.citations, state.library, doc_ids)
+    extra = {"citations": citations, "level": int(answer.level), "usage": answer.usage.model_dump()}
+    sid = keep_answer(state, body.question, answer.answer, extra, [p["id"] for p in ready])
+    return {**answer.to_json_dict(), "citations": citations, "session_id": sid}
+
+
+def keep_answer(state: AppState, question: str, text: str, extra: dict[str, Any], page_ids: list[str]) -> str:
+    """Keep a question and its answer as a chat with the pages attached: the side panel's history lists it (and
+    deletes it) through the chat API, and the chat page can carry the conversation on."""
+    session = state.store.create_session(question[:60])
+    for pid in page_ids:
+        state.store.attach_page(session["id"], pid)
+    state.store.add_message(session["id"], "user", question)
+    state.store.add_message(session["id"], "assistant", text, extra=extra)
+    return str(session["id"])
 
 
 MODEL_LOADING = "Loading the model (the first answer takes longer)…"
@@ -149,8 +169,10 @@ async def wait_for_the_model(state: AppState, emit: Emit, cancel: asyncio.Event)
         await asyncio.sleep(0.1)
 
 
-async def stream_answer(state: AppState, question: str, level: Level, doc_ids: list[str]) -> AsyncIterator[bytes]:
-    """The answer as SSE; a reader that hangs up stops the reading."""
+async def stream_answer(
+    state: AppState, question: str, level: Level, doc_ids: list[str], page_ids: list[str]
+) -> AsyncIterator[bytes]:
+    """The answer as SSE, kept as a chat (event `saved`) once written; a reader that hangs up stops the reading."""
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
     cancel = asyncio.Event()
 
@@ -159,6 +181,8 @@ async def stream_answer(state: AppState, question: str, level: Level, doc_ids: l
             await wait_for_the_model(state, queue.put, cancel)
             reply = await read_documents(state.library, question, level, state.backend(), doc_ids, queue.put, cancel)
             await queue.put({"type": "text", "text": reply.text})
+            sid = keep_answer(state, question, reply.text, reply.extra, page_ids)
+            await queue.put({"type": "saved", "session_id": sid})
             await queue.put(reply.final_event(Message.assistant(reply.text)))
         except Exception as exc:
             await queue.put({"type": "error", "message": failure_text(exc)})

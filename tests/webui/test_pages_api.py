@@ -81,8 +81,11 @@ def test_ask_across_pages_answers_with_citations(server: str) -> None:
     )
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert set(body) == {"answer", "level", "citations", "usage", "elapsed_s"}
+    assert set(body) == {"answer", "level", "citations", "usage", "elapsed_s", "session_id"}
     assert body["citations"] and body["citations"][0]["source"] == "https://ex.org/o"
+    kept = httpx.get(f"{server}/api/sessions/{body['session_id']}", headers=AUTH).json()
+    assert [m["role"] for m in kept["messages"]] == ["user", "assistant"], "the answer is kept as a chat"
+    assert kept["messages"][1]["extra"]["citations"] == body["citations"]
     library_wide = httpx.post(server + "/pages/ask", json={"question": "otters sleep?"}, headers=AUTH, timeout=60)
     assert library_wide.status_code == 200
 

@@ -115,6 +115,10 @@ chrome.runtime.onMessage.addListener((message, _sender, reply) => {
     addActiveTab: async () => addTab((await chrome.tabs.query({ active: true, lastFocusedWindow: true }))[0]),
     listPages: () => callServer(`/pages?limit=50${message.q ? `&q=${encodeURIComponent(message.q)}` : ""}`),
     deletePage: () => callServer(`/pages/${encodeURIComponent(message.id)}`, { method: "DELETE" }),
+    // Earlier answers: each question asked here is kept as a chat (the chat page lists the same ones).
+    listAnswers: () => callServer(`/api/sessions${message.q ? `?q=${encodeURIComponent(message.q)}` : ""}`),
+    getAnswer: () => callServer(`/api/sessions/${encodeURIComponent(message.id)}`),
+    deleteAnswer: () => callServer(`/api/sessions/${encodeURIComponent(message.id)}`, { method: "DELETE" }),
     settings: () => settings(),
   };
   const handler = handlers[message.type];

@@ -1,5 +1,6 @@
 "use strict";
-// The side panel: add the open page, ask about it or the whole library, and manage the saved pages.
+// The side panel: add the open page, ask about it or the whole library, see earlier answers, and manage the
+// saved pages.
 // Every call to the server goes through the service worker (background.js), which holds the paired token.
 const $ = (id) => document.getElementById(id);
 
@@ -34,31 +35,80 @@ function whereOf(c) {
   return c.page ? `page ${c.page}` : `passage ${c.chunk_id + 1}`;
 }
 
-// Runs in the open tab (so it must stand alone): find a run of six of the quote's words (its text may join a
-// heading and a paragraph that the page shows on separate lines), mark it and scroll to it.
+// Runs in the open tab (so it must stand alone): find the quote as runs of six words (its text may join a heading
+// and a paragraph that the page shows apart, so a run that is not found is skipped), mark everything from the
+// first run found to the last, and scroll it to the middle of the screen.
 function highlightOnPage(quote) {
-  const words = quote.trim().split(/\s+/);
-  const probes = [];
-  for (let i = 0; i < Math.min(words.length, 40); i += 3) probes.push(words.slice(i, i + 6).join(" "));
-  const found = probes.some((probe) => {
-    window.getSelection().removeAllRanges();
-    return window.find(probe, false, false, true);
+  for (const old of document.querySelectorAll("mark.lector-quote")) {
+    const parent = old.parentNode;
+    old.replaceWith(...old.childNodes);
+    parent.normalize();
+  }
+  const words = quote.trim().split(/\s+/).slice(0, 400);
+  const runs = [];
+  for (let i = 0; i < words.length; i += 3) runs.push(words.slice(i, i + 6).join(" "));
+  const selection = window.getSelection();
+  let first = null;
+  let last = null;
+  for (const run of runs) {
+    selection.removeAllRanges();
+    if (last) { const after = document.createRange(); after.setStart(last.endContainer, last.endOffset); selection.addRange(after); }
+    if (!window.find(run, false, false, !last)) continue;
+    const found = selection.getRangeAt(0).cloneRange();
+    if (!first) first = found;
+    last = found;
+  }
+  selection.removeAllRanges();
+  if (!first) return false;
+  const range = document.createRange();
+  range.setStart(first.startContainer, first.startOffset);
+  range.setEnd(last.endContainer, last.endOffset);
+  const texts = [];
+  const root = range.commonAncestorContainer;
+  if (root.nodeType === Node.TEXT_NODE) texts.push(root);
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) if (range.intersectsNode(walker.currentNode)) texts.push(walker.currentNode);
+  const marks = [];
+  for (const node of texts) {
+    const from = node === range.startContainer ? range.startOffset : 0;
+    const to = node === range.endContainer ? range.endOffset : node.length;
+    if (!node.data.slice(from, to).trim()) continue;
+    const piece = node.splitText(from);
+    piece.splitText(to - from);
+    const mark = document.createElement("mark");
+    mark.className = "lector-quote";
+    mark.style.cssText = "background: #fff1a8; color: #1d2330; border-radius: 2px;";
+    piece.replaceWith(mark);
+    mark.append(piece);
+    marks.push(mark);
+  }
+  if (marks.length) marks[0].scrollIntoView({ block: "center", behavior: "smooth" });
+  return marks.length > 0;
+}
+
+// The tab that shows a cited page: the active one, another open one (brought forward), or a new one.
+async function tabShowing(url) {
+  const active = await activeTab();
+  if (active && active.url === url) return active;
+  const open = (await chrome.tabs.query({})).find((t) => t.url === url);
+  if (open) return chrome.tabs.update(open.id, { active: true });
+  const created = await chrome.tabs.create({ url });
+  await new Promise((resolve) => {
+    const loaded = (id, info) => {
+      if (id === created.id && info.status === "complete") { chrome.tabs.onUpdated.removeListener(loaded); resolve(); }
+    };
+    chrome.tabs.onUpdated.addListener(loaded);
   });
-  if (!found) return false;
-  const range = window.getSelection().getRangeAt(0);
-  const mark = document.createElement("mark");
-  mark.style.background = "#fff1a8";
-  try { range.surroundContents(mark); } catch (_) { return true; }
-  mark.scrollIntoView({ block: "center", behavior: "smooth" });
-  return true;
+  return created;
 }
 
 async function showOnPage(c, item) {
   item.classList.add("flash");
   setTimeout(() => item.classList.remove("flash"), 1200);
-  const tab = await activeTab();
-  if (!tab || tab.url !== c.source) return;
-  await chrome.scripting.executeScript({ target: { tabId: tab.id }, func: highlightOnPage, args: [c.text] }).catch(() => {});
+  if (!/^https?:/.test(c.source || "")) return;
+  const tab = await tabShowing(c.source);
+  const [{ result } = {}] = await chrome.scripting.executeScript({ target: { tabId: tab.id }, func: highlightOnPage, args: [c.text] }).catch(() => []);
+  if (!result) setStatus("The quote is not on the page as it looks now (it may have changed since it was saved).");
 }
 
 function renderCitations(citations) {
@@ -182,6 +232,7 @@ class LiveAnswer {
     renderCitations(final.citations || []);
     $("found").replaceChildren();
     this.done = true;
+    loadAnswers();
   }
 
   fail(message) {
@@ -255,14 +306,17 @@ async function loadPages() {
   }
 }
 
-// A first click arms the button, a second one deletes.
+// A first click arms a delete button (true once armed), a second one deletes.
+function confirmed(button) {
+  if (button.classList.contains("armed")) return true;
+  button.classList.add("armed");
+  button.textContent = "Delete?";
+  setTimeout(() => { button.classList.remove("armed"); button.textContent = "✕"; }, 3000);
+  return false;
+}
+
 async function deletePage(button, page) {
-  if (!button.classList.contains("armed")) {
-    button.classList.add("armed");
-    button.textContent = "Delete?";
-    setTimeout(() => { button.classList.remove("armed"); button.textContent = "✕"; }, 3000);
-    return;
-  }
+  if (!confirmed(button)) return;
   try {
     await send({ type: "deletePage", id: page.id });
     setStatus(`Deleted: ${page.title || page.url}`);
@@ -270,6 +324,62 @@ async function deletePage(button, page) {
     setStatus(err.message, { error: true });
   }
   loadPages();
+}
+
+// ---------------------------------------------------------------- earlier answers
+
+const HISTORY_SHOWN = 20;
+
+function answerItem(chat) {
+  const when = new Date(chat.updated * 1000).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+  const open = el("button", { type: "button", class: "open", title: "Show this answer again" },
+    el("span", { class: "title" }, chat.title || "Untitled"), el("span", { class: "meta" }, when));
+  open.addEventListener("click", () => showEarlier(chat));
+  const remove = el("button", { type: "button", class: "delete", title: "Delete this answer", "aria-label": `Delete ${chat.title}` }, "✕");
+  remove.addEventListener("click", () => deleteAnswer(remove, chat));
+  return el("li", { "data-id": chat.id }, open, remove);
+}
+
+async function loadAnswers() {
+  try {
+    const chats = await send({ type: "listAnswers" });
+    $("answers").replaceChildren(...chats.slice(0, HISTORY_SHOWN).map(answerItem));
+    $("no-answers").hidden = chats.length > 0;
+  } catch (err) {
+    $("answers").replaceChildren();
+    $("no-answers").hidden = false;
+    $("no-answers").textContent = err.message;
+  }
+}
+
+// An earlier question and the last answer it got, with its citations.
+async function showEarlier(chat) {
+  if (asking) return;
+  try {
+    const messages = (await send({ type: "getAnswer", id: chat.id })).messages;
+    const question = messages.filter((m) => m.role === "user").pop();
+    const answer = messages.filter((m) => m.role === "assistant").pop();
+    const citations = (answer && answer.extra && answer.extra.citations) || [];
+    $("question").value = question ? question.content : "";
+    $("found").replaceChildren();
+    renderAnswer((answer && answer.content) || "No answer was kept for this question.", citations);
+    renderCitations(citations);
+    setStatus(`Answered ${new Date(chat.updated * 1000).toLocaleString()}`);
+    document.querySelectorAll("#answers li").forEach((li) => li.classList.toggle("current", li.dataset.id === chat.id));
+  } catch (err) {
+    setStatus(err.message, { error: true });
+  }
+}
+
+async function deleteAnswer(button, chat) {
+  if (!confirmed(button)) return;
+  try {
+    await send({ type: "deleteAnswer", id: chat.id });
+    setStatus(`Deleted the answer to: ${chat.title}`);
+  } catch (err) {
+    setStatus(err.message, { error: true });
+  }
+  loadAnswers();
 }
 
 // ---------------------------------------------------------------- wiring
@@ -291,3 +401,4 @@ $("question").addEventListener("keydown", (e) => {
 let searchTimer = 0;
 $("page-search").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(loadPages, 200); });
 loadPages();
+loadAnswers();
