@@ -23,7 +23,7 @@ from tests.webui.test_model_status import SlowLoading
 
 page = test_chat_page.page  # the chat page in Chromium, on a server with the SCRIPTED model
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FILLER = " ".join(f"Paragraph {i} is about the harbour, the nets and the boats." for i in range(120))
 
