@@ -26,7 +26,7 @@ CALL_STARTS = ("<", "{", "[", "```")
 """How a reply that calls begins: `<tool_call>`, a bare call object or list, a fenced block."""
 TOP_TOKENS = 20
 """Top tokens the probe asks for: past them the mass left is too small to move a threshold."""
-DEFAULT_THRESHOLD = 0.55
+DEFAULT_THRESHOLD = 0.5
 NO_CALL_GRAMMAR = '%llguidance {}\nstart: /(?s:[^<{\\[`\\s].*)/ | ""\n'
 """Plain text whose first character starts no call; special tokens (`<tool_call>`) cannot come at all, since a
 grammar lets them through only where it names them."""

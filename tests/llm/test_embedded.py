@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from lector.llm.backend import ChatOptions
+from lector.llm.call_gate import DEFAULT_THRESHOLD
 from lector.llm.embedded import EmbeddedBackend
 from lector.llm.errors import ContextOverflowError, ModelNotFoundError
 from lector.llm.messages import Message, ToolSpec
@@ -112,9 +113,14 @@ def test_second_turn_reuses_the_cached_prefix(small_model: EmbeddedBackend) -> N
     assert timings.get("cache_n", 0) > 300  # the system prompt and first turn were not evaluated again
 
 
-def test_auto_choice_calls_come_out_typed_and_text_stays_free(small_model: EmbeddedBackend) -> None:
+def test_auto_choice_calls_come_out_typed_and_text_stays_free(
+    small_model: EmbeddedBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     options = ChatOptions(max_tokens=96, temperature=0, tool_choice="auto")
-    assert "grammar" not in small_model.build_request([Message.user("hi")], [ADD_INTEGERS], options)
+    assert small_model.call_gate == DEFAULT_THRESHOLD, "the call gate decides, on by default"
+    monkeypatch.setattr(small_model, "call_gate", None)
+    assert "grammar" not in small_model.build_request([Message.user("hi")], [ADD_INTEGERS], options), "no gate: free"
+    monkeypatch.undo()
     ask = [Message.user("Use the add tool: what is 2 plus 3, and 10 plus 20?")]
     result = small_model.chat(ask, [ADD_INTEGERS], options)
     calls = [json.loads(c.arguments) for c in result.message.tool_calls]
