@@ -15,6 +15,12 @@ Per set and level it reports:
 
 Run the model part in slices (`--start`, `--questions`) and collect them with `--out` (JSON lines); `--table`
 prints the table of such a file.
+
+`--qwen-agent` answers the same questions with Qwen-Agent 0.0.34's `Assistant` (its retrieve-and-answer, the
+document attached as a .txt file) instead, on the same model served by `lector serve-model`, whose records count
+its calls and prompt tokens (bash bench/setup_qwen_agent.sh first; bench/vs_qwen_agent.py runs it the same way):
+
+    .venv/bin/python -m bench.eval_real --sets manual-hops --start 20 --questions 10 --qwen-agent
 """
 
 from __future__ import annotations
@@ -145,11 +151,12 @@ def table(rows: Sequence[dict[str, Any]]) -> list[str]:
         groups.setdefault((r["set"], r["level"]), []).append(r)
     for (name, level), rs in sorted(groups.items()):
         n = len(rs)
-        recall = statistics.fmean(r["recall"] for r in rs)
+        recalls = [r["recall"] for r in rs if r["recall"] is not None]
+        recall = f"{statistics.fmean(recalls):.2f}" if recalls else "–"
         if level == "bm25":
             shown = statistics.fmean(r["evidence"] for r in rs)
             lines.append(
-                f"| {name} | retrieval only (L1 evidence holds the line: {shown:.2f}) | {n} | {recall:.2f} "
+                f"| {name} | retrieval only (L1 evidence holds the line: {shown:.2f}) | {n} | {recall} "
                 "| – | 0 | 0 | – | – |"
             )
             continue
@@ -157,7 +164,7 @@ def table(rows: Sequence[dict[str, Any]]) -> list[str]:
         accuracy, calls = statistics.fmean(r["correct"] for r in rs), statistics.fmean(r["llm_calls"] for r in rs)
         prompt = statistics.fmean(r["prompt_tokens"] for r in rs)
         lines.append(
-            f"| {name} | {level} | {n} | {recall:.2f} | {accuracy:.2f} | {calls:.1f} | {prompt:.0f} "
+            f"| {name} | {level} | {n} | {recall} | {accuracy:.2f} | {calls:.1f} | {prompt:.0f} "
             f"| {statistics.median(secs):.0f} | {max(secs):.0f} |"
         )
     return lines
@@ -175,6 +182,51 @@ def _backend(args: argparse.Namespace) -> Any:
     return make_backend(args.model, **({"n_ctx": args.ctx, "n_parallel": args.parallel} if embedded else {}))
 
 
+def qwen_agent_rows(args: argparse.Namespace, qsets: Sequence[QuestionSet]) -> list[dict[str, Any]]:
+    """Qwen-Agent's Assistant on each set's slice of questions, through one served model."""
+    from bench.vs_qwen_agent import QA_VENV, ModelServer, qwen_agent
+    from lector.llm.factory import default_spec
+
+    if not (QA_VENV / "bin" / "python").exists():
+        raise SystemExit("Qwen-Agent is not installed: run  bash bench/setup_qwen_agent.sh")
+    work = Path(tempfile.mkdtemp(prefix="eval-real-qwen-agent-"))
+    server = ModelServer(args.model or default_spec(), args.port, args.parallel, args.ctx, work / "serve-model.log")
+    rows: list[dict[str, Any]] = []
+    try:
+        for qset in qsets:
+            path = work / f"{qset.name}.txt"
+            path.write_text(qset.text, encoding="utf-8")
+            workspace = work / f"workspace-{qset.name}"
+            ingest = qwen_agent({"mode": "ingest", "file": str(path)}, workspace, args.qa_timeout)
+            print(f"# {qset.name}: Qwen-Agent ingest {ingest}", file=sys.stderr, flush=True)
+            for q in _slice(args, qset):
+                job = {
+                    "mode": "assistant", "file": str(path), "question": q.question, "model": server.model_id,
+                    "model_server": server.base + "/v1", "api_key": server.token, "max_input_tokens": 7500,
+                    "max_ref_token": 3000,
+                }  # fmt: skip
+                mark, started = server.mark(), time.perf_counter()
+                got = qwen_agent(job, workspace, args.qa_timeout)
+                records = server.since(mark)
+                answer = str(got.get("answer") or got.get("error") or "")
+                row = {
+                    "set": qset.name, "recall": None, "qid": q.qid, "kind": q.kind, "level": "qwen-agent",
+                    "question": q.question, "expected": q.expected, "answer": answer,
+                    "correct": correct(answer, q.expected), "llm_calls": len(records),
+                    "prompt_tokens": sum(r["prompt_tokens"] for r in records),
+                    "seconds": round(time.perf_counter() - started, 1),
+                }  # fmt: skip
+                rows.append(row)
+                _emit(args.out, row)
+    finally:
+        server.close()
+    return rows
+
+
+def _slice(args: argparse.Namespace, qset: QuestionSet) -> list[Question]:
+    return qset.questions[args.start : args.start + args.questions] if args.questions else qset.questions
+
+
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from lector.retrieval.library import Library
 
@@ -185,7 +237,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         for qset in build_sets(args.sets.split(","), args.seed):
             doc_id = library.add_text(qset.text, qset.source)
             text = library.text(doc_id)
-            pool = qset.questions[args.start : args.start + args.questions] if args.questions else qset.questions
+            pool = _slice(args, qset)
             print(
                 f"# {qset.name}: {len(qset.questions)} questions, {library.total_tokens([doc_id]):,} tokens",
                 file=sys.stderr,
@@ -237,11 +289,16 @@ def main() -> int:
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--out", default=None, help="append one JSON line per answered question here")
     parser.add_argument("--table", default=None, help="print the table of a --out file and exit")
+    parser.add_argument("--qwen-agent", action="store_true", help="answer with Qwen-Agent's Assistant instead")
+    parser.add_argument("--qa-timeout", type=float, default=600, help="seconds per Qwen-Agent question")
+    parser.add_argument("--port", type=int, default=8392, help="port of the model served to Qwen-Agent")
     args = parser.parse_args()
     if args.table:
         rows = [json.loads(line) for line in Path(args.table).read_text(encoding="utf-8").splitlines() if line]
         for row in rows:  # scored again, as this version scores
             row["correct"] = correct(row["answer"], row["expected"])
+    elif args.qwen_agent:
+        rows = qwen_agent_rows(args, build_sets(args.sets.split(","), args.seed))
     else:
         rows = asyncio.run(run(args))
     print("\n".join(table(rows)))

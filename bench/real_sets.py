@@ -385,3 +385,23 @@ BUILDERS = {
     "manual-hops": numpy_hops,
     "manual-compound": numpy_compound,
 }
+
+
+def numpy_hops3(rng: random.Random, count: int = 40) -> QuestionSet:
+    """manual-hops3: three hops along "See Also" (the first function each docstring lists there), then a default
+    value of the function reached: four lookups in a row, each name found by the one before."""
+    functions = manual_functions()
+    by_name = {f.name: f for f in functions}
+    starts = list(functions)
+    rng.shuffle(starts)
+    questions: list[Question] = []
+    for f in starts:
+        chain = _chain(by_name, f, 3)
+        if chain:
+            questions.append(_hop_question(chain, rng, f"nt{len(questions)}"))
+        if len(questions) >= count:
+            break
+    return QuestionSet("manual-hops3", "manual.rst", numpy_manual(functions), questions)
+
+
+BUILDERS["manual-hops3"] = numpy_hops3

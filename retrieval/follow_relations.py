@@ -26,6 +26,7 @@ from lector.retrieval.keywords import is_identifier, question_keywords
 from lector.retrieval.levels import Level
 from lector.retrieval.packing import chunk_cost, pack
 from lector.retrieval.phrases import phrase_text_pattern
+from lector.retrieval.pointers import question_names, with_defining_lines
 from lector.retrieval.reading_types import Answer, Evidence
 from lector.retrieval.relation_chain import RelationChain, relation_chain
 from lector.retrieval.relation_rules import SYNONYMS, related_by_rule
@@ -41,7 +42,7 @@ class RelationConfig(BaseModel):
     """Mentions of the entity the model reads when no pattern gives the name, each with the passage where the
     relation's words follow it (a definition, then its See Also)."""
     passage_chars: int = 400
-    scan_chars: int = 6000
+    scan_chars: int = 16000
     """How far after a mention the relation's words are looked for."""
     extract_max_tokens: int = 40
     ask_model: bool = True
@@ -63,6 +64,9 @@ _PHRASES: dict[str, tuple[str, ...]] = {
     "wife": ("wife of {e}", "{e} married"),
     "husband": ("husband of {e}", "married {e}"),
 }
+
+_DEFINERS = ("function", "method", "def", "class")
+"""Words that introduce a code name's definition (`.. function:: name(`, `def name(`, `class name(`)."""
 
 
 @dataclass
@@ -93,8 +97,14 @@ def hop_query(entity: str, relation: str) -> str:
     name = bare_name(entity)
     forms = [*_PHRASES.get(relation.lower(), ()), f"{relation} of {name}"]
     phrases = " ".join(f'"{f.format(e=name)}"' for f in forms)
-    call = f"::{name}(" if is_identifier(entity) else ""
-    return " ".join([phrases, entity, name, call, relation, *SYNONYMS.get(relation.lower(), ())])
+    code = f"{definition_phrases(name)} ::{name}(" if is_identifier(entity) else ""
+    return " ".join([phrases, entity, name, code, relation, *SYNONYMS.get(relation.lower(), ())])
+
+
+def definition_phrases(name: str) -> str:
+    """Where a code name is defined (`.. function:: name(`, `def name(`), as phrases: however often the name is
+    called, the chunk that defines it ranks first, and that is where its relations and defaults are stated."""
+    return " ".join(f'"{keyword} {name}"' for keyword in _DEFINERS)
 
 
 def _mentions(text: str, name: str) -> bool:
@@ -134,23 +144,34 @@ _PLAIN_WORDS = frozenset(
 """Words of a relation that say which of its items, not where the text states it."""
 
 
-def _following_text(ctx: ReadingContext, mention: Evidence, chars: int) -> tuple[Chunk, int, str]:
-    """The document's text from the mention on (into the next chunks), up to the next definition of a name."""
-    start = mention.start
-    pieces, end = [], start
-    for chunk in ctx.library.neighbours(mention.chunk.doc_id, mention.chunk.chunk_id, 2):
-        if chunk.end > end and chunk.chunk_id >= mention.chunk.chunk_id:
+def _following_text(ctx: ReadingContext, mention: Evidence, name: str, chars: int) -> tuple[Chunk, int, str]:
+    """The document's text from the mention on (into the next chunks), up to the next definition of a name after
+    the line that mentions `name` (a mention that starts before its own definition line keeps that line)."""
+    start = end = mention.start
+    pieces: list[str] = []
+    chunk_id = mention.chunk.chunk_id
+    while end - start < chars:
+        try:
+            chunk = ctx.library.chunk(mention.chunk.doc_id, chunk_id)
+        except IndexError:
+            break
+        if chunk.end > end:
             pieces.append(chunk.text[max(0, end - chunk.start) :])
             end = chunk.end
+        chunk_id += 1
     text = "".join(pieces)[:chars]
-    cut = _NEXT_DEFINITION.search(text, text.find("\n") + 1 if "\n" in text else len(text))
+    named = re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text)
+    line_end = text.find("\n", named.end() if named else 0)
+    cut = _NEXT_DEFINITION.search(text, line_end + 1) if line_end >= 0 else None
     return mention.chunk, start, text[: cut.start()] if cut else text
 
 
-def relation_passage(ctx: ReadingContext, mention: Evidence, relation: str, config: RelationConfig) -> Evidence | None:
+def relation_passage(
+    ctx: ReadingContext, mention: Evidence, name: str, relation: str, config: RelationConfig
+) -> Evidence | None:
     """Where the relation's own words ("See Also") first follow a mention of the entity: the passage from there."""
     words = [w for w in relation.split() if w.lower() not in _PLAIN_WORDS] or relation.split()
-    chunk, start, text = _following_text(ctx, mention, config.scan_chars)
+    chunk, start, text = _following_text(ctx, mention, name, config.scan_chars)
     pattern = phrase_text_pattern(" ".join(words))
     found = pattern.search(text) if pattern else None
     if found is None:
@@ -158,6 +179,12 @@ def relation_passage(ctx: ReadingContext, mention: Evidence, relation: str, conf
     at = max(0, found.start() - 20)
     piece = text[at : found.start() + config.passage_chars]
     return Evidence(chunk=chunk, text=piece, start=start + at, end=start + at + len(piece), score=mention.score)
+
+
+def defines(text: str, name: str) -> bool:
+    """Does `text` define the code name (`.. function:: name(`, `def name(`, `class name(`)?"""
+    keywords = "|".join(_DEFINERS)
+    return re.search(rf"\b(?:{keywords})\b\W{{0,4}}(?:[\w.]+\.)?{re.escape(name)}\s*\(", text) is not None
 
 
 def passages(
@@ -168,11 +195,12 @@ def passages(
     name = bare_name(entity)
     mentions = [e for e in sentences if _mentions(e.text, name)]
     if is_identifier(entity):
-        mentions.sort(key=lambda e: f"{name}(" not in e.text)
+        defining = [e for e in mentions if defines(e.text, name)]
+        mentions = defining or sorted(mentions, key=lambda e: f"{name}(" not in e.text)
     out: list[Evidence] = []
     for e in mentions[: config.model_passages]:
         out.append(e)
-        if (following := relation_passage(ctx, e, relation, config)) is not None:
+        if (following := relation_passage(ctx, e, name, relation, config)) is not None:
             out.append(following)
     return out
 
@@ -225,6 +253,17 @@ def final_name(chain: RelationChain, found: str) -> str:
     return f"`{bare_name(found)}()`" if is_identifier(code_entity(chain, found)) else found
 
 
+def final_evidence(ctx: ReadingContext, final_question: str, config: RelationConfig) -> list[Evidence]:
+    """The sentences that answer the question about the chain's end, with the line that defines a code name it
+    names (its signature holds the defaults), which the sentences around its many mentions often leave out."""
+    keywords = question_keywords(final_question)
+    names = [bare_name(n) for n in question_names(final_question)]
+    query = " ".join([keywords.query, *(definition_phrases(n) for n in names)])
+    hits = ctx.library.search(query, k=config.k, doc_ids=ctx.doc_ids)
+    packed = pack(hits, config.evidence_tokens, chunk_cost(ctx.backend))
+    return with_defining_lines(final_question, sentence_windows(packed, keywords.focus_terms, 4), packed)
+
+
 async def _answer(
     ctx: ReadingContext, question: str, chain: RelationChain, hops: list[Hop], config: RelationConfig
 ) -> Answer:
@@ -237,9 +276,7 @@ async def _answer(
         cites = "".join(f"[{i}]" for i in range(1, len(evidence) + 1))
         return compose(f"{final} {cites}", evidence, question=question).to_answer(Level.STEPWISE, ctx.meter.snapshot())
     final_question = chain.final_question(final_name(chain, final))
-    hits = ctx.library.search(question_keywords(final_question).query, k=config.k, doc_ids=ctx.doc_ids)
-    packed = pack(hits, config.evidence_tokens, chunk_cost(ctx.backend))
-    evidence += sentence_windows(packed, question_keywords(final_question).focus_terms, 4)
+    evidence += final_evidence(ctx, final_question, config)
     notes = "Found: " + "; ".join(h.fact() for h in hops) + "."
     composed = await answer_from_evidence(
         ctx.backend, final_question, evidence, ctx.meter, max_tokens=config.max_answer_tokens, notes=notes
