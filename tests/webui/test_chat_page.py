@@ -230,6 +230,7 @@ def test_a_turn_without_text_still_says_something(page: Any) -> None:
     answer = ask(page, "please say nothing")
     assert answer.locator(".text, .empty-answer").inner_text().strip()
     assert answer.locator("button.regenerate").is_visible()
+    shot(page, "turn-without-text")
 
 
 def fake_stream(page: Any, events: list[dict[str, Any]]) -> None:
@@ -248,6 +249,7 @@ def test_an_empty_final_answer_is_replaced_by_a_plain_sentence(page: Any) -> Non
     fake_stream(page, [{"type": "step", "step": 1}, final_event("")])
     answer = ask(page, "anything")
     assert "without writing an answer" in answer.locator(".empty-answer").inner_text()
+    shot(page, "empty-final")
 
 
 def test_an_unusable_tool_call_is_shown_and_retried(page: Any) -> None:
@@ -361,6 +363,7 @@ def test_rename_search_and_delete_chats(page: Any) -> None:
     page.wait_for_selector("#sessions li:has-text('Greetings')")
     page.fill("#chat-search", "greet")
     assert page.locator("#sessions li").count() == 1
+    shot(page, "chats-renamed-and-searched")
     page.fill("#chat-search", "")
     current = page.locator("#sessions li.active")
     current.locator("button.delete").click()
@@ -375,6 +378,7 @@ def test_settings_are_plain_words_and_kept_per_chat(page: Any) -> None:
     page.click("#open-settings")
     assert "Choose for me" in page.inner_text("#level")
     page.select_option("#level", "1")
+    shot(page, "settings")
     page.click("#settings-done")
     ask(page, "hello there")
     first_url = page.url
@@ -411,6 +415,7 @@ def test_a_rejected_token_shows_the_form_not_json(page: Any) -> None:
     page.wait_for_selector("#token-dialog[open]")
     assert "not accepted" in page.inner_text("#token-error")
     assert "{" not in page.inner_text("body")
+    shot(page, "token-rejected")
 
 
 DROP_FILE = """async ([name, text]) => {
@@ -460,6 +465,7 @@ def test_a_question_waits_for_an_upload_that_is_still_reading(page: Any) -> None
     expect(page.locator(".msg.assistant .usage")).to_have_count(1, timeout=30_000)
     assert any("Waiting for otters.txt to finish reading" in s for s in page.evaluate("window.__statuses"))
     assert "Level" in page.locator(".msg.assistant .level-note").inner_text()
+    shot(page, "waits-for-upload")
 
 
 def test_every_citation_mark_opens_the_quote_highlighted(page: Any, tmp_path: Path) -> None:
@@ -663,3 +669,4 @@ def test_edit_and_ask_again_replace_the_turn_where_the_server_can_drop_messages(
     assert page.locator(".msg.user").count() == 1 and dropped == [first_id]
     assert "keeper walked" in page.inner_text(".msg.assistant")
     assert page.locator("#editing").is_hidden()
+    shot(page, "edit-and-ask-again")

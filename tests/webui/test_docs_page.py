@@ -11,6 +11,7 @@ from lector.llm.scripted import ScriptedBackend
 from lector.webui.app import create_app
 from lector.webui.config import ServerConfig
 from tests.webui.live_server import TOKEN, free_port, serve_app
+from tests.webui.test_chat_page import shot
 
 CHROMIUM = os.environ.get("LECTOR_CHROMIUM", "/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
@@ -30,6 +31,7 @@ def test_the_api_reference_renders_from_this_server_only(tmp_path: Path) -> None
         tab.goto(f"{base}/docs")
         tab.wait_for_selector(".opblock", timeout=20_000)
         text = tab.inner_text("body")
+        shot(tab, "api-docs")
         browser.close()
     assert "/api/sessions" in text and "/pages" in text
     assert foreign == []

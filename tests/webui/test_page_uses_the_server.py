@@ -4,9 +4,10 @@ while the model loads. The model is SCRIPTED (not a language model); server, par
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from lector.llm.backend import Delta
 from lector.webui.app import create_app
 from lector.webui.config import ServerConfig
 from tests.webui import test_chat_page
@@ -113,12 +115,22 @@ def test_chat_search_finds_what_a_chat_said(page: Any) -> None:
     expect(page.locator("#sessions li")).to_have_count(2)
 
 
+class LoadsBeforeAnswering(SlowLoading):
+    """As an embedded model does: no word of an answer before the model is loaded (SCRIPTED)."""
+
+    async def astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[Delta]:
+        while not self.release.is_set():
+            await asyncio.sleep(0.05)
+        async for delta in super().astream(*args, **kwargs):
+            yield delta
+
+
 @pytest.fixture()
 def loading_page(tmp_path: Path) -> Iterator[tuple[Any, SlowLoading]]:
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    backend = SlowLoading()
+    backend = LoadsBeforeAnswering()
     config = ServerConfig(data_dir=tmp_path, port=port, token=TOKEN, tools=[], rate_burst=1000)
     with serve_app(create_app(config, backend=backend), port) as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
@@ -130,11 +142,16 @@ def loading_page(tmp_path: Path) -> Iterator[tuple[Any, SlowLoading]]:
 
 
 def test_the_first_answer_says_the_model_is_loading(loading_page: tuple[Any, SlowLoading]) -> None:
-    tab, _ = loading_page
+    tab, backend = loading_page
     tab.wait_for_function("state.modelLoaded === false")
     tab.evaluate(RECORD_STATUS)
     tab.fill("#input", "hello there")
     tab.press("#input", "Enter")
+    status = tab.locator(".live-status")
+    tab.wait_for_timeout(1500)  # the turn has begun its first step, and the model is still loading
+    expect(status).to_contain_text("Loading the model")
+    shot(tab, "model-loading")
+    backend.release.set()
     expect(tab.locator(".msg.assistant .usage")).to_have_count(1, timeout=30_000)
     assert any("Loading the model" in s for s in tab.evaluate("window.__statuses"))
 

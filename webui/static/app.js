@@ -759,7 +759,9 @@ const EVENT_HANDLERS = {
   status: (view, e) => view.setActivity(e.text || e.message || "Working…"),
   prompt_progress: (view, e) => view.promptProgress(e),
   step: (view, e) => {
-    view.setActivity(e.final ? "Writing the final answer…" : `Thinking (step ${e.step})…`);
+    const thinking = e.final ? "Writing the final answer…" : `Thinking (step ${e.step})…`;
+    if (state.modelLoaded === false) followModelLoad(view, thinking);
+    else view.setActivity(thinking);
   },
   text: (view, e) => {
     view.promptRead();
@@ -953,6 +955,21 @@ async function loadModelState() {
   const model = status && status.model;
   state.modelLoaded = model ? model.state === "ready" : undefined;
   if (model && model.state === "error") showBanner(`The model could not be loaded: ${plainError(model.message)}`);
+}
+
+// A step has begun while the model still loads: the loading note stays up (no word can come before the model is
+// ready) until /api/status says it is ready, then the step is shown, unless something newer is already.
+async function followModelLoad(view, next) {
+  view.setActivity(MODEL_WAIT[false]);
+  if (view.followingLoad) { view.afterLoad = next; return; }
+  view.followingLoad = true;
+  view.afterLoad = next;
+  while (state.modelLoaded === false) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await loadModelState();
+  }
+  view.followingLoad = false;
+  if (view.activity === MODEL_WAIT[false]) view.setActivity(view.afterLoad);
 }
 
 async function loadModels() {
