@@ -1,4 +1,4 @@
-"""The extension's side panel in headless Chromium: a citation clicked in the panel scrolls the page to the quote
+"""The extension's side panel in headless Chromium: the model-loading note; a citation clicked in the panel scrolls
 and highlights it; every answer is kept, shown again and deleted from the panel's history.
 
 Answers come from a SCRIPTED model (not a language model); the extension, its service worker, the server and the
@@ -22,7 +22,9 @@ from lector.llm.scripted import ScriptedBackend
 from lector.webui.app import create_app
 from lector.webui.config import ServerConfig
 from tests.webui.live_server import TOKEN, free_port, serve_app
+from tests.webui.test_chat_page import shot
 from tests.webui.test_extension import CHROMIUM, EXTENSION, shots_folder
+from tests.webui.test_model_status import SlowLoading
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -57,9 +59,14 @@ def tall_article_server() -> Iterator[str]:
 @pytest.fixture
 def panel_and_page(tmp_path: Path) -> Iterator[tuple[Any, Any, str]]:
     """The side panel (paired, the tall article saved and indexed) and the article's tab, and the server's base."""
+    with side_panel(tmp_path, ScriptedBackend(default="Mira Holm lit the lamp at dusk [1].")) as opened:
+        yield opened
+
+
+@contextmanager
+def side_panel(tmp_path: Path, backend: ScriptedBackend) -> Iterator[tuple[Any, Any, str]]:
     port = free_port()
     config = ServerConfig(data_dir=tmp_path / "data", port=port, token=TOKEN, tools=[], rate_burst=1000)
-    backend = ScriptedBackend(default="Mira Holm lit the lamp at dusk [1].")
     base = f"http://127.0.0.1:{port}"
     with (
         serve_app(create_app(config, backend=backend), port),
@@ -91,11 +98,24 @@ def panel_and_page(tmp_path: Path) -> Iterator[tuple[Any, Any, str]]:
             context.close()
 
 
-def ask_the_library(panel: Any, question: str) -> None:
+def ask_the_library(panel: Any, question: str, wait: bool = True) -> None:
     panel.check("input[value=library]")
     panel.fill("#question", question)
     panel.click("#ask")
-    panel.wait_for_selector("#citations .cite", timeout=30_000)
+    if wait:
+        panel.wait_for_selector("#citations .cite", timeout=30_000)
+
+
+def test_the_panel_says_the_model_is_loading(tmp_path: Path) -> None:
+    backend = SlowLoading()
+    with side_panel(tmp_path, backend) as (panel, _, _):
+        ask_the_library(panel, "Who lights the lamp?", wait=False)
+        expect(panel.locator("#status")).to_contain_text("Loading the model", timeout=9_000)
+        panel.wait_for_timeout(600)  # the timer has run on
+        shot(panel, "sidepanel-model-loading")
+        backend.release.set()
+        expect(panel.locator("#status")).to_contain_text("Answered in", timeout=30_000)
+        assert "Loaded and answering" in panel.inner_text("#answer")
 
 
 def test_a_citation_in_the_panel_scrolls_the_page_to_the_quote_and_highlights_it(
