@@ -1,5 +1,5 @@
 """The extension's side panel in headless Chromium: the model-loading note; a citation clicked in the panel scrolls
-and highlights it; every answer is kept, shown again and deleted from the panel's history.
+the page to the quote and highlights it; every answer is kept, shown again and deleted from the panel's history.
 
 Answers come from a SCRIPTED model (not a language model); the extension, its service worker, the server and the
 indexing are real."""
