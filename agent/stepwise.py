@@ -42,7 +42,8 @@ class StepwiseConfig(BaseModel):
     budget: Budget = Field(default_factory=lambda: DEFAULT_BUDGET.model_copy())
     """Calls, tokens and seconds of everything before the final answer (following names, planning, Level 2's
     reads); once spent, nothing more is asked and the answer is composed from what was found."""
-    level2: Level2Config = Field(default_factory=Level2Config)
+    level2: Level2Config = Field(default_factory=lambda: Level2Config(unread_answer_past_budget=False))
+    """How each sub-question is read; past the budget, one whose reads verified nothing is not found."""
     planner_max_tokens: int = 120
     max_answer_tokens: int = 256
     max_evidence_per_step: int = 4
@@ -233,19 +234,23 @@ async def stepwise_events(
         related.details["chunks_read"] = []
         yield AnswerReady(answer=related)
         return
+    steps = established_links(related)
+    for link in steps:  # what the chain did establish: the planner goes on from there
+        yield SubQuestion(index=link.index, question=link.question)
+        yield link
     chained: Answer | None = None
-    if config.follow_names is not None and not ctx.meter.spent():
+    if config.follow_names is not None and not ctx.meter.spent() and not steps:
         chained = await follow_names(ctx, question, config.follow_names)
         if chained.grounded:
             chained.details["chunks_read"] = []
             chained.elapsed_s = time.perf_counter() - started
             yield AnswerReady(answer=chained)
             return
-    steps: list[SubAnswer] = []
+    known = len(steps)
     chunks_read: list[list[Any]] = []
-    asked: set[str] = set()
+    asked: set[str] = {_normal(s.question) for s in steps}
     draft = ""
-    while len(steps) < config.max_sub_questions and not ctx.meter.spent():
+    while len(steps) - known < config.max_sub_questions and not ctx.meter.spent():
         plan = await next_plan(ctx, question, steps, config)
         if plan is None:
             break
@@ -271,7 +276,7 @@ async def stepwise_events(
         )
         yield steps[-1]
     stopped = ctx.meter.spent()
-    if stopped and not steps and chained is not None and chained.found:
+    if stopped and len(steps) == known and chained is not None and chained.found:
         answer = chained  # the budget went on following names: answer from that chain
     else:
         answer = await compose_answer(ctx, question, steps, draft, config)
@@ -280,6 +285,15 @@ async def stepwise_events(
     answer.details["chunks_read"] = chunks_read
     answer.elapsed_s = time.perf_counter() - started
     yield AnswerReady(answer=answer)
+
+
+def established_links(related: Answer | None) -> list[SubAnswer]:
+    """The links of the question's chain that were found before one was not, as answered sub-questions."""
+    links = related.details.get("links", []) if related is not None else []
+    return [
+        SubAnswer(index=n, question=link["question"], answer=link["answer"], citations=link["citations"])
+        for n, link in enumerate(links, 1)
+    ]
 
 
 async def sub_question_keywords(ctx: ReadingContext, sub_question: str, use_model: bool) -> Keywords:

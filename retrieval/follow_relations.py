@@ -27,7 +27,7 @@ from lector.retrieval.levels import Level
 from lector.retrieval.packing import chunk_cost, pack
 from lector.retrieval.phrases import phrase_text_pattern
 from lector.retrieval.pointers import question_names, with_defining_lines
-from lector.retrieval.reading_types import Answer, Evidence
+from lector.retrieval.reading_types import Answer, Citation, Evidence
 from lector.retrieval.relation_chain import RelationChain, relation_chain
 from lector.retrieval.relation_rules import SYNONYMS, related_by_rule
 from lector.retrieval.types import Chunk
@@ -242,9 +242,21 @@ async def follow_relations(ctx: ReadingContext, question: str, config: RelationC
     answer.details.update(
         relations=chain.relations,
         facts=[h.fact() for h in hops if h.found],
+        links=[established(h) for h in hops if h.found],
         not_established=[f"the {h.relation} of {h.entity}" for h in hops if not h.found],
     )
     return answer
+
+
+def established(hop: Hop) -> dict[str, Any]:
+    """A link the chain found, as a question answered with its citations: what a planner goes on from when a
+    later link is not found."""
+    cites = [
+        Citation(source=e.chunk.source, chunk_id=e.chunk.chunk_id, start=e.start, end=e.end, page=e.chunk.page,
+                 text=e.text)
+        for e in hop.evidence
+    ]  # fmt: skip
+    return {"question": f"What is the {hop.relation} of {hop.entity}?", "answer": hop.found, "citations": cites}
 
 
 def final_name(chain: RelationChain, found: str) -> str:

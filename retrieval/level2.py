@@ -79,6 +79,9 @@ class Level2Config(BaseModel):
     answer_evidence_tokens: int = 2500
     max_answer_tokens: int = 256
     use_model_keywords: bool = True
+    unread_answer_past_budget: bool = True
+    """With no verified quote, answer from the best chunks unread (one more call) even when the budget is spent;
+    False reports nothing found instead (Level 3's sub-questions: its own final answer comes next)."""
 
 
 READ_SCHEMA: dict[str, Any] = {
@@ -495,7 +498,8 @@ async def level2(
     )
     evidence = quoted_evidence(ctx.backend, reader.ranked(), budget, config.context_chars)
     verified = bool(evidence)
-    if not evidence:  # nothing verified: fall back to the best chunks, as Level 1 would
+    if not evidence and (config.unread_answer_past_budget or not ctx.meter.spent()):
+        # nothing verified: fall back to the best chunks, as Level 1 would
         evidence = pack(hits, budget, chunk_cost(ctx.backend))
     top_score = hits[0].score if hits else 0.0
     details: dict[str, Any] = {

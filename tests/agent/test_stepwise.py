@@ -258,3 +258,34 @@ async def test_a_sub_question_over_documents_in_its_language_is_searched_by_its_
     ]
     assert keyword_calls == [], "no keyword call per sub-question"
     assert "Lisbon" in answer.answer and len(answer.details["sub_questions"]) == 2
+
+
+async def test_the_planner_goes_on_from_the_links_the_chain_established(tmp_path) -> None:
+    names = ["Orvald", "Brenna", "Tamsin", "Corwin"]
+    paras = [f"In year {i} {names[i % 4]} and {names[(i + 1) % 4]} went to the mill." for i in range(2000)]
+    paras.insert(700, "Orvald, son of Tamsin, kept the mill.")
+    lib = Library(cache_dir=tmp_path)
+    lib.add_text("\n\n".join(paras), "chronicle.txt")
+    plans: list[str] = []
+
+    def planner_sees(messages: list[Message], tools: object, options: ChatOptions) -> str:
+        schema = options.json_schema or {}
+        if "keywords_en" in schema.get("properties", {}):
+            return json.dumps({"information": "", "instruction": "", "keywords_en": ["father"]})
+        if schema == READ_SCHEMA:
+            return json.dumps({"relevant": False, "quotes": []})
+        if schema == PLAN_SCHEMA:
+            plans.append(messages[-1].content)
+            return json.dumps({"action": "ask", "text": "Who was the father of Tamsin?"})
+        if schema == NAME_SCHEMA:
+            return json.dumps({"name": ""})
+        return json.dumps({"answer": "NOT FOUND", "evidence": []})
+
+    events = [e async for e in stepwise_events(reading(lib, ScriptedBackend(default=planner_sees)),
+                                               "Who was the father of Orvald's father?")]  # fmt: skip
+    first = next(e for e in events if isinstance(e, SubAnswer))
+    assert first.question == "What is the father of Orvald?" and first.answer == "Tamsin"
+    assert "son of Tamsin" in first.citations[0].text
+    assert "-> Tamsin" in plans[0]  # the planner starts from the link found, not from nothing
+    answer = next(e for e in events if isinstance(e, AnswerReady)).answer
+    assert "Could not establish" in answer.answer and "Who was the father of Tamsin?" in answer.answer
