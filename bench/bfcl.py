@@ -138,11 +138,10 @@ class RawRecorder:
 
             async def recording(request: PromptRequest, options: ChatOptions) -> AsyncGenerator[RawChunk, None]:
                 async for chunk in transport(request, options):
-                    if request.probe_tokens:
-                        if chunk.top_tokens:
-                            self.p_call = call_probability(chunk.top_tokens)
-                        continue  # the gate's probe is not the reply
-                    self.pieces.append(chunk.text)
+                    if not request.probe_tokens:
+                        self.pieces.append(chunk.text)  # the gate's probe is not the reply
+                    elif chunk.top_tokens:
+                        self.p_call = call_probability(chunk.top_tokens)
                     yield chunk
 
             backend.raw_stream = recording  # type: ignore[method-assign]
