@@ -138,6 +138,7 @@ async def answer_row(level: str, library: Any, doc_id: str, backend: Any, q: Que
         "citations": len(answer.citations), "llm_calls": answer.usage.llm_calls,
         "prompt_tokens": answer.usage.prompt_tokens, "seconds": round(time.perf_counter() - started, 1),
         "escalated_from": [int(x) for x in answer.escalated_from] or None, "level1_answer": answer.level1_answer,
+        "facts": answer.details.get("facts"), "not_established": answer.details.get("not_established"),
     }  # fmt: skip
 
 

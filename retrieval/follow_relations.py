@@ -29,6 +29,7 @@ from lector.retrieval.phrases import phrase_text_pattern
 from lector.retrieval.pointers import question_names, with_defining_lines
 from lector.retrieval.reading_types import Answer, Citation, Evidence
 from lector.retrieval.relation_chain import RelationChain, relation_chain
+from lector.retrieval.relation_lists import listed_item
 from lector.retrieval.relation_rules import SYNONYMS, related_by_rule
 from lector.retrieval.types import Chunk
 
@@ -120,6 +121,17 @@ def _by_rule(hop: Hop, sentences: list[Evidence]) -> bool:
     return False
 
 
+def _by_list(hop: Hop, windows: list[Evidence]) -> bool:
+    """The item a positional relation ("the first See Also entry") picks from the list under its heading."""
+    title = heading(hop.relation)
+    for window in windows:
+        found = listed_item(hop.relation, title, window.text)
+        if found and found.lower() != bare_name(hop.entity).lower():
+            hop.found, hop.evidence = found, [window]
+            return True
+    return False
+
+
 async def _by_model(ctx: ReadingContext, hop: Hop, windows: list[Evidence], config: RelationConfig) -> None:
     question = f"What is the {hop.relation} of {hop.entity}?"
     prompt = (
@@ -166,13 +178,17 @@ def _following_text(ctx: ReadingContext, mention: Evidence, name: str, chars: in
     return mention.chunk, start, text[: cut.start()] if cut else text
 
 
+def heading(relation: str) -> str:
+    """The words of a relation that the text writes where it states it: "See Also" of "first See Also entry"."""
+    return " ".join([w for w in relation.split() if w.lower() not in _PLAIN_WORDS] or relation.split())
+
+
 def relation_passage(
     ctx: ReadingContext, mention: Evidence, name: str, relation: str, config: RelationConfig
 ) -> Evidence | None:
     """Where the relation's own words ("See Also") first follow a mention of the entity: the passage from there."""
-    words = [w for w in relation.split() if w.lower() not in _PLAIN_WORDS] or relation.split()
     chunk, start, text = _following_text(ctx, mention, name, config.scan_chars)
-    pattern = phrase_text_pattern(" ".join(words))
+    pattern = phrase_text_pattern(heading(relation))
     found = pattern.search(text) if pattern else None
     if found is None:
         return None
@@ -215,8 +231,10 @@ async def resolve(ctx: ReadingContext, entity: str, relation: str, config: Relat
     if _by_rule(hop, sentences):
         hop.evidence = sentence_windows(hop.evidence, terms, 1, radius=0)
         return hop
-    windows = passages(ctx, sentences, entity, relation, config) if config.ask_model else []
-    if windows:
+    windows = passages(ctx, sentences, entity, relation, config)
+    if _by_list(hop, windows):
+        return hop
+    if windows and config.ask_model:
         await _by_model(ctx, hop, windows, config)
     return hop
 

@@ -58,7 +58,9 @@ async def test_the_relation_is_read_where_the_name_is_defined(tmp_path) -> None:
     question = "What is the default value of `where` in the first See Also entry of `numpy.sin`?"
     answer = await follow_relations(ctx, question)
     assert answer is not None and answer.details["facts"] == ["the first See Also entry of numpy.sin is arcsin"]
-    assert "sin : the sine" not in prompts[0]  # another function's See Also, which lists sin, is not read
+    link = answer.details["links"][0]["citations"][0].text
+    assert "arcsin : the inverse" in link and "sin : the sine" not in link  # sin's own list, not one naming it
+    assert len(prompts) == 1, "the list is read without the model; one call answers about the end"
     assert "`arcsin()`" in prompts[-1] and "where=True" in prompts[-1]
 
 

@@ -16,6 +16,7 @@ from lector.retrieval.follow_relations import NAME_SCHEMA, code_entity, final_na
 from lector.retrieval.keywords import KeywordCache, question_keywords
 from lector.retrieval.library import Library
 from lector.retrieval.relation_chain import hops_needed, relation_chain
+from lector.retrieval.relation_lists import listed_item
 from lector.retrieval.relation_rules import related_by_rule
 
 
@@ -91,10 +92,9 @@ async def test_an_unstated_link_is_reported_not_guessed(tmp_path) -> None:
 
 async def test_other_relations_are_read_by_the_model_then_the_outer_question(tmp_path) -> None:
     sections = [
-        f".. function:: tool{i}(x, mode='m{i}')\n\n   Does step {i}.\n\n   See Also\n   --------\n"
-        f"   tool{i + 1} : the next step."
+        f".. function:: tool{i}(x, mode='m{i}')\n\n   Does step {i}.\n\n   See Also: the next step is tool{i + 1}."
         for i in range(400)
-    ]
+    ]  # no list under the heading: the model reads the name
     lib = Library(cache_dir=tmp_path)
     lib.add_text("\n\n".join(sections), "manual.rst")
 
@@ -110,6 +110,23 @@ async def test_other_relations_are_read_by_the_model_then_the_outer_question(tmp
     answer = await follow_relations(ctx, question)
     assert answer is not None and "'m218'" in answer.answer and answer.usage.llm_calls == 2
     assert answer.details["facts"] == ["the first See Also entry of pkg.tool217 is tool218"]
+
+
+@pytest.mark.parametrize(
+    "relation, passage, item",
+    [
+        ("first See Also entry", "See Also\n--------\nmean, median, percentile\n\nNotes", "mean"),
+        ("second See Also entry", "   See Also\n   --------\n   average : Weighted.\n   std, var\n", "std"),
+        ("first See Also entry", "See Also\n--------\nnumpy.cumsum : Cumulative sum.\n", "numpy.cumsum"),
+        ("first item under Related", "Related:\n\n- take()\n- put()\n\nMore", "take"),
+        ("last See Also entry", "See Also\n--------\nsin, cos\n\n", "cos"),
+        ("last See Also entry", "See Also\n--------\nsin, cos\ntan, arct", None),  # cut short: no last
+        ("See Also entry", "See Also\n--------\nsin, cos\n\n", None),  # no position named
+        ("first See Also entry", "See Also: the next step is tool9.", None),  # prose, not a list
+    ],
+)
+def test_a_positional_relation_reads_the_list_under_its_heading(relation: str, passage: str, item: str | None) -> None:
+    assert listed_item(relation, "See Also" if "See" in relation else "Related", passage) == item
 
 
 def test_composed_relations_and_relative_clauses() -> None:
