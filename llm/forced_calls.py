@@ -43,6 +43,9 @@ def _any_call(offered: list[ToolSpec]) -> tuple[dict[str, Any], dict[str, Any]]:
     for t in offered:
         params = dict(t.parameters or {"type": "object"})
         defs.update(params.pop("$defs", {}))
+        if "properties" in params:
+            # a grammar lets through any key a schema does not forbid: the model made up keys ("url ", "genre': ")
+            params.setdefault("additionalProperties", False)
         options.append(
             {
                 "type": "object",

@@ -15,7 +15,7 @@ from lector.llm.forced_calls import apply_tool_choice, auto_call_grammar, forced
 from lector.llm.json_repair import load_prefix, loads_lenient
 from lector.llm.messages import Message, ToolCall, ToolSpec
 from lector.llm.tool_prompt import inject_tools, render_tools_prompt
-from tests.llm.call_cases import CALC, CASES, TC, TOOLS
+from tests.llm.call_cases import CALC, CASES, FETCH, TC, TOOLS
 
 
 def _names_args(calls: list[ToolCall]) -> list[tuple[str, dict[str, Any]]]:
@@ -338,6 +338,16 @@ def test_forced_schema_required_validates_calls() -> None:
     for doc in bad:
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(doc, schema)
+
+
+def test_forced_schema_holds_arguments_to_the_declared_keys_unless_the_tool_allows_more() -> None:
+    open_tool = ToolSpec(name="o", parameters={"type": "object", "properties": {"a": {}}, "additionalProperties": True})
+    schema = forced_call_schema([FETCH, open_tool], "required")
+    assert schema is not None
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"name": "web_fetch", "arguments": {"url": "u", "url ": "x"}}, schema)
+    jsonschema.validate({"name": "o", "arguments": {"a": 1, "b": 2}}, schema)
+    assert "additionalProperties" not in (FETCH.parameters or {}), "the tool's own schema is left as it was"
 
 
 def test_forced_schema_named_tool_only() -> None:
