@@ -11,7 +11,7 @@ from lector.llm.messages import Message
 from lector.retrieval.answer_reply import reply_text
 from lector.retrieval.citations import Composed, compose, recited
 from lector.retrieval.cjk import has_cjk
-from lector.retrieval.compound import parts_instruction
+from lector.retrieval.compound import PART_MARK, parts_instruction, question_parts, without_part_marks
 from lector.retrieval.pointers import QuotedPlace, named_lines, parameter_lines, quoted_place, signature_default
 from lector.retrieval.reading_types import Evidence, UsageMeter
 from lector.retrieval.speakers import asks_who
@@ -58,6 +58,41 @@ JSON_TAIL = ' Reply as JSON: {"answer": ..., "evidence": [numbers]}.'
 """The 1.5B answers far more often under this grammar than in free text, but it also answers more when the
 evidence lacks the answer; those answers were not `grounded` in their cited evidence, which is what makes Auto
 escalate instead of trusting them."""
+
+
+PART_ANSWER = r'([^;("\\\n]|\([^0-9;"\\\n]){1,160}'
+"""One part's answer in a compound question's reply: a bounded clause that cannot run into the next part's mark
+(a "(" followed by a digit), so that a reply that joins the parts with a comma still moves on to the next part."""
+
+
+def _pattern_literal(text: str) -> str:
+    """`text` as a JSON-schema pattern literal in the subset llama.cpp's grammar converter reads (it rejects
+    `re.escape`'s escaped spaces and `(?:` groups)."""
+    return re.sub(r"([()\[\]{}.*+?|^$\\])", r"\\\1", text)
+
+
+def answer_schema(question: str) -> dict[str, Any]:
+    """The reply's schema. A compound question's answer must give every part, each after its number, so that a
+    small model that knows both answers cannot stop after the first (it did, given only the instruction)."""
+    parts = len(question_parts(question))
+    if parts < 2:
+        return ANSWER_SCHEMA
+    marks = "(; )?".join(f"{_pattern_literal(PART_MARK.format(n=i))}{PART_ANSWER}" for i in range(1, parts + 1))
+    answer = {"type": "string", "pattern": f"^{marks}$"}
+    return {**ANSWER_SCHEMA, "properties": {**ANSWER_SCHEMA["properties"], "answer": answer}}
+
+
+def is_answer_schema(schema: dict[str, Any] | None) -> bool:
+    """Is this the schema of an answer reply (one part or several)?"""
+    return bool(schema) and set(schema.get("properties", {})) == set(ANSWER_SCHEMA["properties"])  # type: ignore[union-attr]
+
+
+def json_tail(question: str) -> str:
+    parts = len(question_parts(question))
+    if parts < 2:
+        return JSON_TAIL
+    shape = "; ".join(f"{PART_MARK.format(n=i)}..." for i in range(1, parts + 1))
+    return f' Reply as JSON: {{"answer": "{shape}", "evidence": [numbers]}}.'
 
 
 def format_evidence(items: Sequence[Evidence]) -> str:
@@ -125,13 +160,14 @@ async def answer_from_evidence(
     """The model's cited answer. A reply cut at `max_tokens` before any answer text is asked again, shorter; an
     answer whose citations do not hold its words is cited where they are (the line that holds the value)."""
     messages = answer_messages(question, items, notes, allow_not_found)
-    messages[-1].content += JSON_TAIL
-    options = ChatOptions(temperature=0.0, max_tokens=max_tokens, json_schema=ANSWER_SCHEMA)
+    messages[-1].content += json_tail(question)
+    options = ChatOptions(temperature=0.0, max_tokens=max_tokens, json_schema=answer_schema(question))
     reply = reply_text((await meter.chat(backend, messages, options)).message.content)
     if reply.cut and not reply.text:
         messages[-1].content += SHORTER_TAIL
         reply = reply_text((await meter.chat(backend, messages, options)).message.content)
-    return recited(compose(as_written(question, reply.text, items), items, question=question), items, question)
+    text = as_written(question, without_part_marks(reply.text), items)
+    return recited(compose(text, items, question=question), items, question)
 
 
 def as_written(question: str, text: str, items: Sequence[Evidence]) -> str:

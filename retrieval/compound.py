@@ -9,6 +9,10 @@ _WH = r"(?:what|where|when|who|whom|whose|which|how|why)\b"
 _JOIN = re.compile(rf"\s*(?:[,;]\s*(?:and\s+(?:also\s+)?)?|\s+and\s+(?:also\s+)?)(?={_WH})", re.IGNORECASE)
 _PIECE_SEPARATOR = re.compile(r"\s*(?:[,;]|\band\b|\bwhile\b|\bbut\b|[，；、]|和)\s*", re.IGNORECASE)
 _CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+PART_MARK = "({n}) "
+"""How a compound question's reply numbers the answer to each part (the prompt lists the parts the same way)."""
+_PART_MARKS = re.compile(r"\s*[;,]?\s*\(\d\)\s+")
+_HALF_MARK = re.compile(r"\s*[;,]?\s*(?:\(\d?\)?)?\s*$")
 
 
 _ASKS = re.compile(
@@ -61,3 +65,15 @@ def parts_instruction(question: str) -> str:
         return ""
     listed = " ".join(f"({i}) {p}" for i, p in enumerate(parts, 1))
     return f"The question has {len(parts)} parts: {listed} Answer every part."
+
+
+def without_part_marks(answer: str, *, streaming: bool = False) -> str:
+    """A compound reply ("(1) Smudge; (2) dusty grey [1]") as a person reads it: "Smudge; dusty grey [1]".
+    `streaming`: the reply is still being written, so a mark it has begun ("Smudge; (2") is left out too."""
+    first = PART_MARK.format(n=1)
+    if streaming and first.startswith(answer):
+        return ""
+    if not answer.startswith(first):
+        return answer
+    text = _HALF_MARK.sub("", answer) if streaming else answer
+    return "; ".join(p.strip() for p in _PART_MARKS.split(text) if p.strip())

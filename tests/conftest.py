@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from lector.llm.embedded import EmbeddedBackend
+from lector.llm.models import DEFAULT_MODEL
 
 MODULE_MARKS = {
     "tests/agent/test_e2e_embedded.py": "model",
@@ -45,6 +46,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             marks.add("model")
         for mark in marks - {None}:
             item.add_marker(getattr(pytest.mark, str(mark)))
+
+
+@pytest.fixture(scope="session")
+def default_model() -> Iterator[EmbeddedBackend]:
+    """The real default Qwen2.5-Coder-1.5B on the embedded engine (4k context, 1 slot), shared by all tests."""
+    backend = EmbeddedBackend(DEFAULT_MODEL, n_ctx=4096, n_parallel=1)
+    yield backend
+    backend.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 
+from lector.retrieval.compound import without_part_marks
+
 _ANSWER_START = re.compile(r'"answer"\s*:\s*"')
 
 
@@ -48,7 +50,7 @@ class Draft:
     def advance(self, piece: str) -> tuple[str, bool]:
         """(new text, whether what was shown must be replaced by it) after the reply grew by `piece`."""
         self.raw += piece
-        text = answer_so_far(self.raw)
+        text = without_part_marks(answer_so_far(self.raw), streaming=True)
         if text.startswith(self.shown):
             new, self.shown = text[len(self.shown) :], text
             return new, False

@@ -26,7 +26,7 @@ from lector.agent.stepwise import (
 from lector.llm.backend import Backend, ChatOptions, Delta, PromptRead, Usage, WrappedBackend
 from lector.llm.errors import LLMError
 from lector.llm.messages import Message, ToolSpec
-from lector.retrieval.answer_prompt import ANSWER_SCHEMA
+from lector.retrieval.answer_prompt import is_answer_schema
 from lector.retrieval.levels import Level
 from lector.retrieval.reading_types import Citation
 from lector.webui.answer_draft import Draft
@@ -115,8 +115,8 @@ def cited(citations: Sequence[Citation], library: Any, doc_ids: Sequence[str]) -
 CALL_STEPS = [
     (CLASSIFY_SCHEMA, "Deciding whether your question takes several steps…"),
     (PLAN_SCHEMA, "Planning the next question to ask {names}…"),
-    (ANSWER_SCHEMA, "Writing the answer from what was found…"),
 ]
+ANSWER_STEP = "Writing the answer from what was found…"
 
 
 def call_step(options: ChatOptions | None) -> str | None:
@@ -126,6 +126,8 @@ def call_step(options: ChatOptions | None) -> str | None:
         return None
     if any(name.startswith("keywords_") for name in schema.get("properties", {})):
         return "Choosing the words to search {names} for…"
+    if is_answer_schema(schema):
+        return ANSWER_STEP
     return next((step for known, step in CALL_STEPS if schema == known), None)
 
 
@@ -157,7 +159,7 @@ class Progress:
             self.drafted = False
         if step is not None:
             await self.emit({"type": "status", "text": step.format(names=self.names)})
-        if options is None or options.json_schema != ANSWER_SCHEMA:
+        if options is None or not is_answer_schema(options.json_schema):
             return None
         draft = Draft()
         reset = self.drafted

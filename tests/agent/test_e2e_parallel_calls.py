@@ -4,15 +4,12 @@ answered right."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from lector.agent.assistant import Assistant
 from lector.agent.events import Final, ToolCallFinished, ToolCallStarted
 from lector.llm.backend import ChatOptions
 from lector.llm.embedded import EmbeddedBackend
-from lector.llm.models import DEFAULT_MODEL
 
 pytestmark = pytest.mark.model
 
@@ -36,13 +33,6 @@ def add(a: int, b: int) -> str:
         b: the second number
     """
     return str(a + b)
-
-
-@pytest.fixture(scope="module")
-def default_model() -> Iterator[EmbeddedBackend]:
-    backend = EmbeddedBackend(DEFAULT_MODEL, n_ctx=4096, n_parallel=1)
-    yield backend
-    backend.close()
 
 
 @pytest.mark.xfail(reason="issue 16: the default model does not yet chain a third call on two parallel results")

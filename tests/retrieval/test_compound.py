@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -10,8 +11,8 @@ from lector.agent.reader import aask, looks_multi_hop
 from lector.llm.backend import ChatOptions
 from lector.llm.messages import Message
 from lector.llm.scripted import ScriptedBackend
-from lector.retrieval.answer_prompt import ANSWER_SCHEMA, answer_messages
-from lector.retrieval.compound import covers_parts, question_parts
+from lector.retrieval.answer_prompt import ANSWER_SCHEMA, answer_messages, answer_schema, is_answer_schema, json_tail
+from lector.retrieval.compound import covers_parts, question_parts, without_part_marks
 from lector.retrieval.keywords import KeywordCache
 from lector.retrieval.level2 import READ_SCHEMA
 from lector.retrieval.library import Library
@@ -68,7 +69,7 @@ async def test_an_answer_to_one_part_escalates_to_level2(tmp_path) -> None:
         if schema == READ_SCHEMA:
             found = FACT in messages[-1].content
             return json.dumps({"relevant": found, "quotes": [FACT] if found else []})
-        assert schema == ANSWER_SCHEMA
+        assert is_answer_schema(schema)
         answers.append(messages[-1].content)
         text = "Smudge" if len(answers) == 1 else "Smudge, and it was dusty grey"  # Level 1 answers one part
         return json.dumps({"answer": text, "evidence": [1]})
@@ -81,3 +82,36 @@ async def test_an_answer_to_one_part_escalates_to_level2(tmp_path) -> None:
 def test_each_part_of_a_compound_question_is_weighed_for_hops() -> None:
     assert not looks_multi_hop("What is the default value of `a` in `pkg.f`, and what is the default of `b`?")
     assert looks_multi_hop("What is the default of `a` in the first See Also entry of `pkg.f`, and what is `b`?")
+
+
+def test_a_compound_answer_must_give_every_part_after_its_number() -> None:
+    schema = answer_schema(CAT)
+    assert is_answer_schema(schema) and is_answer_schema(ANSWER_SCHEMA) and not is_answer_schema(READ_SCHEMA)
+    assert answer_schema("What was the cat's name?") == ANSWER_SCHEMA
+    pattern = re.compile(schema["properties"]["answer"]["pattern"])
+    assert pattern.match("(1) Smudge; (2) dusty grey [1]")
+    assert pattern.match("(1) Smudge, (2) dusty grey (its fur)"), "a comma before the next mark is allowed"
+    assert not pattern.match("(1) Smudge"), "half an answer is not a reply"
+    assert not pattern.match("Smudge; dusty grey")
+    assert not pattern.match("(1) Smudge (2) grey (3) born 1931"), "no part holds the next part's mark"
+    assert '{"answer": "(1) ...; (2) ...", "evidence": [numbers]}' in json_tail(CAT)
+
+
+@pytest.mark.parametrize(
+    "reply, shown",
+    [
+        ("(1) Smudge; (2) dusty grey [1]", "Smudge; dusty grey [1]"),
+        ("(1) Smudge, (2) dusty grey", "Smudge; dusty grey"),
+        ("Smudge (2) of them", "Smudge (2) of them"),
+    ],
+)
+def test_part_marks_are_not_shown(reply: str, shown: str) -> None:
+    assert without_part_marks(reply) == shown
+    assert covers_parts(shown, CAT) is reply.startswith("(1)")
+
+
+def test_a_half_written_part_mark_is_not_shown_while_streaming() -> None:
+    reply = "(1) Smudge; (2) dusty grey"
+    seen = {without_part_marks(reply[:n], streaming=True) for n in range(len(reply) + 1)}
+    assert not any("(" in text or text.endswith(";") for text in seen)
+    assert without_part_marks(reply, streaming=True) == "Smudge; dusty grey"

@@ -23,3 +23,14 @@ def test_a_draft_gives_only_what_is_new() -> None:
     pieces = [draft.advance(reply[i : i + 5]) for i in range(0, len(reply), 5)]
     assert "".join(new for new, _ in pieces) == "Otters hold hands [1]."
     assert not any(replace for _, replace in pieces)
+
+
+def test_a_compound_draft_shows_the_parts_without_their_marks() -> None:
+    draft = Draft()
+    reply = json.dumps({"answer": "(1) Smudge; (2) dusty grey", "evidence": [1]})
+    shown = ""
+    for i in range(0, len(reply), 3):
+        new, replace = draft.advance(reply[i : i + 3])
+        shown = new if replace else shown + new
+        assert "(" not in shown
+    assert shown == "Smudge; dusty grey"
