@@ -256,10 +256,18 @@ async def test_loopback_is_refused_without_the_allowlist(server: ThreadingHTTPSe
     Handler.seen.clear()
     result = await fetch(WebFetch(allow_hosts=(), policy="off", download_dir=tmp_path), base_url(server) + "/plain.txt")
     assert result.error and "blocked: 127.0.0.1 is a loopback address" in result.content
+    port = server.server_address[1]
+    assert f"set LECTOR_WEB_FETCH_ALLOW_HOSTS=127.0.0.1:{port}" in result.content
     other_port = make(server, tmp_path, allow_hosts={"127.0.0.1:1"})
     result = await fetch(other_port, base_url(server) + "/plain.txt")
     assert result.error and "loopback" in result.content
     assert Handler.seen == []
+
+
+async def test_a_metadata_address_gets_no_allow_list_hint(server: ThreadingHTTPServer, tmp_path: Path) -> None:
+    result = await fetch(WebFetch(policy="off", download_dir=tmp_path), "http://169.254.169.254/latest/meta-data/")
+    assert result.error and "cloud metadata" in result.content
+    assert "LECTOR_WEB_FETCH_ALLOW_HOSTS" not in result.content
 
 
 async def test_connection_is_pinned_to_the_validated_address(server: ThreadingHTTPServer, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from lector.tools.base import Tool, ToolContext, ToolResult
 from lector.tools.process_pool import ProcessPool, WorkerFailed, WorkerTimeout
 from lector.tools.web.extract import Page, decode_text, kind_of, looks_binary, page_from_fields, pretty_json
-from lector.tools.web.guard import Blocked, NetGuard, Resolver
+from lector.tools.web.guard import AddressBlocked, Blocked, NetGuard, Resolver
 from lector.tools.web.policy import UrlPolicy, remember_urls
 from lector.tools.web.transport import (
     DEFAULT_USER_AGENT,
@@ -115,6 +115,9 @@ class WebFetch(Tool):
             return ToolResult(content=refusal, error=True, source=url)
         try:
             result = await self.fetcher.get(url, self._limit_for)
+        except AddressBlocked as exc:
+            hint = f"To allow a host you trust, set {ALLOW_HOSTS_ENV}={exc.allow} (comma-separated host:port entries)."
+            return ToolResult(content=f"Could not fetch {url}: {exc}. {hint}", error=True, source=url)
         except (Blocked, FetchError) as exc:
             return ToolResult(content=f"Could not fetch {url}: {exc}", error=True, source=url)
         remember_urls(ctx, result.hops)

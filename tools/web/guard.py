@@ -71,6 +71,14 @@ class LookupFailed(Blocked):
     """The name did not resolve."""
 
 
+class AddressBlocked(Blocked):
+    """A local or private address, which an allow-list entry (`allow`, as `host:port`) may exempt."""
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
 _FLAGS_FIRST = (
     ("is_unspecified", "an unspecified address"),
     ("is_loopback", "a loopback address"),
@@ -268,8 +276,9 @@ class NetGuard:
             return Target(parsed, host, port, (str(literal),))
         name = host.rstrip(".")
         if (name in BLOCKED_NAMES or name.endswith(".localhost")) and not self.allow.allows(name, port):
-            kind = "a loopback name" if "localhost" in name else "a cloud metadata name"
-            raise Blocked(f"blocked: {name} is {kind}")
+            if "localhost" in name:
+                raise AddressBlocked(f"blocked: {name} is a loopback name", allow=f"{name}:{port}")
+            raise Blocked(f"blocked: {name} is a cloud metadata name")
         addresses = await self._resolve(name, port)
         for ip in addresses:
             self._judge(ip, port, name=name)
@@ -303,6 +312,7 @@ class NetGuard:
         )
         if exempt:
             return
-        if name is None:
-            raise Blocked(f"blocked: {ip} is {reason}")
-        raise Blocked(f"blocked: {name} resolves to {ip}, {reason}")
+        message = f"blocked: {ip} is {reason}" if name is None else f"blocked: {name} resolves to {ip}, {reason}"
+        if "metadata" in reason:
+            raise Blocked(message)
+        raise AddressBlocked(message, allow=f"{name or ip}:{port}")

@@ -206,8 +206,8 @@ class PinnedFetcher:
                     try:
                         target = await self.guard.check(current)
                     except Blocked as exc:
-                        if hops:
-                            raise Blocked(f"redirect to {current} refused: {exc}") from None
+                        if hops:  # the same exception, so that an allow-list hint still applies
+                            exc.args = (f"redirect to {current} refused: {exc}",)
                         raise
                     hops.append(str(target.url.copy_with(fragment=None)))
                     backend.pin(target)
