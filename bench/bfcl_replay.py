@@ -1,0 +1,74 @@
+"""Score a bench.bfcl run again, without a model: the raw replies it recorded go through today's call parsing
+and post-processing, and bfcl-eval's checker judges the calls that come out, next to the verdicts recorded.
+
+For changes downstream of the model's text (the call parser, argument coercion, `llm.unstated_args`), this gives
+their effect on the very same replies. A reply the call gate sent the no-call way (P(call) under `--gate`) stays
+without calls.
+
+    PYTHONPATH=.:bench/.bfcl-lib .venv/bin/python -m bench.bfcl_replay bench/results/bfcl-....json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.bfcl import decoded_calls, load_bfcl, tool_specs, verdict
+from lector.llm.call_gate import DEFAULT_THRESHOLD
+from lector.llm.messages import Message
+from lector.llm.prompt_calling import RawChunk, ReplyReader
+from lector.llm.unstated_args import conversation_text
+
+
+def replayed_calls(raw: str, case: dict[str, Any], gated_off: bool) -> list[dict[str, Any]]:
+    specs, originals = tool_specs(load_bfcl(), case["function"])
+    if gated_off:
+        return []
+    messages = [Message.from_openai(m) for m in case["question"][0]]
+    reader = ReplyReader(specs, "auto", conversation_text(messages))
+    reader.feed(RawChunk(text=raw))
+    delta = reader.finish()
+    return decoded_calls(Message.assistant(delta.text, tool_calls=delta.tool_calls), originals)
+
+
+def replay(paths: list[str], gate: float, show: bool) -> dict[str, list[int]]:
+    """Per category: cases, right as recorded, right as replayed."""
+    bfcl = load_bfcl()
+    totals: dict[str, list[int]] = {}
+    cache: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for path in paths:
+        for r in json.loads(Path(path).read_text())["results"]:
+            category = r["category"]
+            if category not in cache:
+                answers = {} if "relevance" in category else {a["id"]: a for a in bfcl.load_answers(category)}
+                cache[category] = ({c["id"]: c for c in bfcl.load_cases(category)}, answers)
+            cases, answers = cache[category]
+            gated_off = r.get("p_call") is not None and r["p_call"] < gate
+            calls = replayed_calls(r.get("raw", ""), cases[r["id"]], gated_off)
+            correct, why = verdict(bfcl, cases[r["id"]], answers.get(r["id"]), category, calls)
+            row = totals.setdefault(category, [0, 0, 0])
+            row[0], row[1], row[2] = row[0] + 1, row[1] + bool(r["correct"]), row[2] + correct
+            if show and correct != r["correct"]:
+                print(
+                    f"{r['id']}: {r['correct']} -> {correct} {json.dumps(calls, ensure_ascii=False)[:200]} {why or ''}"
+                )
+    return totals
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results", nargs="+", help="bench.bfcl output files")
+    ap.add_argument("--gate", type=float, default=DEFAULT_THRESHOLD, help="the call gate's threshold of the run")
+    ap.add_argument("--show", action="store_true", help="print every case whose verdict changed")
+    args = ap.parse_args()
+    totals = replay(args.results, args.gate, args.show)
+    print("| category | n | recorded | replayed |")
+    print("|---|---|---|---|")
+    for category, (n, before, after) in totals.items():
+        print(f"| {category} | {n} | {100 * before / n:.1f} | {100 * after / n:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
