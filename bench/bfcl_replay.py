@@ -1,7 +1,7 @@
 """Score a bench.bfcl run again, without a model: the raw replies it recorded go through today's call parsing
 and post-processing, and bfcl-eval's checker judges the calls that come out, next to the verdicts recorded.
 
-For changes downstream of the model's text (the call parser, argument coercion, `llm.unstated_args`), this gives
+For changes downstream of the model's text (the call parser, argument coercion), this gives
 their effect on the very same replies. A reply the call gate sent the no-call way (P(call) under `--gate`) stays
 without calls.
 
@@ -19,15 +19,13 @@ from bench.bfcl import decoded_calls, load_bfcl, tool_specs, verdict
 from lector.llm.call_gate import DEFAULT_THRESHOLD
 from lector.llm.messages import Message
 from lector.llm.prompt_calling import RawChunk, ReplyReader
-from lector.llm.unstated_args import conversation_text
 
 
 def replayed_calls(raw: str, case: dict[str, Any], gated_off: bool) -> list[dict[str, Any]]:
     specs, originals = tool_specs(load_bfcl(), case["function"])
     if gated_off:
         return []
-    messages = [Message.from_openai(m) for m in case["question"][0]]
-    reader = ReplyReader(specs, "auto", conversation_text(messages))
+    reader = ReplyReader(specs, "auto")
     reader.feed(RawChunk(text=raw))
     delta = reader.finish()
     return decoded_calls(Message.assistant(delta.text, tool_calls=delta.tool_calls), originals)

@@ -3,8 +3,10 @@
 Small models write "5" for an integer, "true" for a boolean, 5 for a string or a list as a JSON string. Those
 become 5, true, "5" and the list. An enum value that is a member stays as it is; one that names a member in
 another spelling ("Celsius", 1 for "1") becomes that member. An optional argument given as null where its
-schema does not allow null is left out (the model had no value for it; the tool's default applies). Anything
-else is left alone, for the tool registry's validation to report to the model.
+schema does not allow null is left out (the model had no value for it; the tool's default applies). So is a
+top-level optional argument that only repeats the default its schema declares: a small model fills in every
+parameter it is shown, most often with that default, and the tool does the same without it. Anything else is
+left alone, for the tool registry's validation to report to the model.
 """
 
 from __future__ import annotations
@@ -32,7 +34,25 @@ def coerce_arguments(args: dict[str, Any], schema: dict[str, Any] | None) -> dic
     if isinstance(declared, dict) and any(k in declared for k in args):
         args = {k: v for k, v in args.items() if k in declared or k not in _SCHEMA_WORDS}
     coerced = coerce_value(args, schema)
-    return coerced if isinstance(coerced, dict) else args
+    return without_defaults(coerced, schema) if isinstance(coerced, dict) else args
+
+
+def without_defaults(args: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """`args` without the optional ones whose value is the default the schema declares for them."""
+    declared = schema.get("properties")
+    if not isinstance(declared, dict):
+        return args
+    required = schema.get("required") or []
+    return {k: v for k, v in args.items() if k in required or not _is_default(v, declared.get(k))}
+
+
+def _is_default(value: Any, prop: Any) -> bool:
+    if not isinstance(prop, dict) or "default" not in prop:
+        return False
+    default = prop["default"]
+    if isinstance(value, str) and isinstance(default, str):
+        return value.strip().casefold() == default.strip().casefold()
+    return value == default and isinstance(value, bool) == isinstance(default, bool)
 
 
 def coerce_value(value: Any, schema: Any) -> Any:

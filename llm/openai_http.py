@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from lector.llm import openai_wire, prompt_calling, unstated_args
+from lector.llm import openai_wire, prompt_calling
 from lector.llm.backend import Backend, ChatOptions, Delta, Usage
 from lector.llm.embedded import prompt_read  # llama.cpp's `prompt_progress` reports, as the embedded engine gets them
 from lector.llm.errors import BackendUnavailableError, ContextOverflowError, LLMError, ModelNotFoundError
@@ -218,7 +218,7 @@ class OpenAIBackend(Backend):
                 try:
                     request = self._request(messages, tools, options)
                     raw = self._raw_stream(client, self._body(request, options), request)
-                    stream = prompt_calling.read_reply(raw, request.parse_tools, request.tool_choice, request.stated)
+                    stream = prompt_calling.read_reply(raw, request.parse_tools, request.tool_choice)
                     async with contextlib.aclosing(stream):
                         async for delta in stream:
                             yield delta
@@ -248,7 +248,6 @@ class OpenAIBackend(Backend):
             forced=False,
             parse_tools=tools if tools and options.tool_choice != "none" else None,
             tool_choice=options.tool_choice,
-            stated=unstated_args.conversation_text(messages) if tools else "",
         )
 
     def _body(self, request: prompt_calling.PromptRequest, options: ChatOptions) -> dict[str, Any]:

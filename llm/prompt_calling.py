@@ -24,7 +24,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lector.llm import call_gate, call_parser, forced_calls, tool_prompt, unstated_args
+from lector.llm import call_gate, call_parser, forced_calls, tool_prompt
 from lector.llm.backend import Backend, ChatOptions, Delta, PromptRead, Usage
 from lector.llm.errors import LLMError
 from lector.llm.messages import Message, ToolCall, ToolSpec
@@ -61,9 +61,6 @@ class PromptRequest:
     text."""
     probe_tokens: int | None = None
     """Ask the engine for this many top candidates of each generated token (`RawChunk.top_tokens`)."""
-    stated: str = ""
-    """What the conversation says, outside the system prompt: optional arguments it never gave are left out of the
-    calls (`llm.unstated_args`)."""
 
 
 @dataclass
@@ -134,7 +131,6 @@ def prepare(
         forced=grammar and forced is not None,
         parse_tools=list(tools or []) if use_tools else None,
         tool_choice=choice,
-        stated=unstated_args.conversation_text(original) if use_tools else "",
     )
 
 
@@ -184,11 +180,10 @@ def decided(request: PromptRequest, answer: str) -> PromptRequest:
 class ReplyReader:
     """Reads one reply's raw chunks: `feed` returns the text to show now, `finish` the last delta."""
 
-    def __init__(self, parse_tools: list[ToolSpec] | None, tool_choice: str, stated: str = "") -> None:
+    def __init__(self, parse_tools: list[ToolSpec] | None, tool_choice: str) -> None:
         self.parser = call_parser.StreamingToolCallParser(parse_tools) if parse_tools is not None else None
         self.tools = parse_tools
         self.tool_choice = tool_choice
-        self.stated = stated
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.native_calls: list[ToolCall] = []
@@ -204,14 +199,11 @@ class ReplyReader:
 
     def result(self) -> call_parser.ParseResult:
         native = [call_parser.coerce_call(c, self.tools) for c in self.native_calls]
-        native = unstated_args.without_unstated(native, self.tools, self.stated)
         if self.parser is None:
             return call_parser.ParseResult(calls=native)
         parsed = self.parser.finish()  # its text is what `feed` held back
         if native:
             return call_parser.ParseResult(text=parsed.text, calls=native)
-        calls = unstated_args.without_unstated(parsed.calls, self.tools, self.stated)
-        parsed = parsed.model_copy(update={"calls": calls})
         return forced_calls.apply_tool_choice(parsed, self.tool_choice)
 
     def finish(self) -> Delta:
@@ -231,10 +223,10 @@ class ReplyReader:
 
 
 async def read_reply(
-    chunks: AsyncGenerator[RawChunk, None], parse_tools: list[ToolSpec] | None, tool_choice: str, stated: str = ""
+    chunks: AsyncGenerator[RawChunk, None], parse_tools: list[ToolSpec] | None, tool_choice: str
 ) -> AsyncGenerator[Delta, None]:
     """Deltas of one reply: text as it becomes safe to show, then one delta with the calls and usage."""
-    reader = ReplyReader(parse_tools, tool_choice, stated)
+    reader = ReplyReader(parse_tools, tool_choice)
     async with contextlib.aclosing(chunks):
         async for chunk in chunks:
             if chunk.prompt_read is not None:
@@ -313,7 +305,7 @@ class PromptCallingBackend(Backend):
             p_call = call_gate.call_probability(top)
             log.debug("call gate: P(call) %.3f", p_call)
             request = call_gate.gated(request, p_call, self.call_gate if self.call_gate is not None else 1.0)
-        deltas = read_reply(self.raw_stream(request, options), request.parse_tools, request.tool_choice, request.stated)
+        deltas = read_reply(self.raw_stream(request, options), request.parse_tools, request.tool_choice)
         async with contextlib.aclosing(deltas):
             async for delta in deltas:
                 yield delta

@@ -83,3 +83,25 @@ def test_an_optional_argument_given_as_null_is_left_out() -> None:
     }
     args = {"day": None, "note": None, "city": None, "any": None}
     assert coerce_arguments(args, schema) == {"note": None, "city": None, "any": None}
+
+
+def test_an_optional_argument_that_repeats_its_default_is_left_out() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "default": "Paris"},
+            "unit": {**UNIT, "default": "celsius"},
+            "days": {"type": "integer", "default": 1},
+            "hourly": {"type": "boolean", "default": False},
+            "lang": {"type": "string", "default": "en"},
+            "body": {"type": "object", "properties": {"mode": {"type": "string", "default": "cool"}}},
+        },
+        "required": ["city"],
+    }
+    args = {"city": "Paris", "unit": "Celsius", "days": "1", "hourly": False, "lang": "de", "body": {"mode": "cool"}}
+    assert coerce_arguments(args, schema) == {"city": "Paris", "lang": "de", "body": {"mode": "cool"}}
+    assert coerce_arguments({"city": "Rome", "days": 0, "hourly": 0}, schema) == {
+        "city": "Rome",
+        "days": 0,
+        "hourly": 0,
+    }
