@@ -29,6 +29,7 @@ from lector.retrieval.keywords import Keywords, question_keywords
 from lector.retrieval.level1 import document_languages, find_keywords
 from lector.retrieval.level2 import Level2Config, Passages, Reading, level2
 from lector.retrieval.levels import Level
+from lector.retrieval.own_terms import same_language
 from lector.retrieval.reading_types import Answer, Citation, Evidence
 from lector.retrieval.types import Chunk
 
@@ -300,7 +301,7 @@ async def sub_question_keywords(ctx: ReadingContext, sub_question: str, use_mode
     """A sub-question's query: its own terms where the documents are written in its language (the planner words
     it with the names already found), else the model's keywords in the documents' languages (one call)."""
     languages = document_languages(ctx.library, ctx.document_ids())
-    if not use_model or languages == (["zh"] if has_cjk(sub_question) else ["en"]):
+    if not use_model or same_language(sub_question, languages):
         return question_keywords(sub_question)
     return await find_keywords(ctx, sub_question, use_model)
 

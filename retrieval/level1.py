@@ -12,6 +12,7 @@ from lector.retrieval.context import ReadingContext
 from lector.retrieval.focus import quoting, sentence_windows
 from lector.retrieval.keywords import Keywords, detect_languages, generate_keywords, question_keywords
 from lector.retrieval.levels import Level
+from lector.retrieval.own_terms import found_together, same_language
 from lector.retrieval.packing import chunk_cost, evidence_budget, pack
 from lector.retrieval.pointers import with_defining_lines
 from lector.retrieval.reading_types import Answer, LibraryLike
@@ -46,10 +47,15 @@ def document_languages(library: LibraryLike, doc_ids: Sequence[str]) -> list[str
 
 
 async def find_keywords(ctx: ReadingContext, question: str, use_model: bool = True) -> Keywords:
-    """The model's keywords in the documents' languages, or only the question's own terms."""
+    """The model's keywords in the documents' languages, or only the question's own terms: without the model, or
+    where those terms already find a chunk that holds them all, in documents written in the question's language
+    (`retrieval.own_terms`)."""
+    own = question_keywords(question)
     if not use_model:
-        return question_keywords(question)
+        return own
     languages = document_languages(ctx.library, ctx.document_ids())
+    if same_language(question, languages) and found_together(ctx.library, own, ctx.doc_ids):
+        return own
     return await generate_keywords(ctx.backend, question, languages, ctx.meter, ctx.keyword_cache)
 
 
