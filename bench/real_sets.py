@@ -238,6 +238,9 @@ def linux_signatures(rng: random.Random, count: int = 44) -> QuestionSet:
 # --- the numpy manual ------------------------------------------------------------------------------------------
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+")
+
+
 @dataclass
 class PyFunction:
     module: str
@@ -251,7 +254,9 @@ class PyFunction:
 
     @property
     def line(self) -> str:
-        return f".. function:: {self.name}{self.signature}"
+        """The signature line, without the memory addresses a default's repr holds (`<function f at 0x7f...>`),
+        which would make the manual differ from one process to the next."""
+        return f".. function:: {self.name}{_ADDRESS.sub('', str(self.signature))}"
 
     def defaults(self) -> dict[str, str]:
         return {
