@@ -10,7 +10,7 @@ import pytest
 
 from lector.tools.base import ToolContext
 from lector.tools.web.fetch import WebFetch
-from lector.tools.web.guard import AllowList, Blocked, NetGuard, describe_address, parse_ip_literal
+from lector.tools.web.guard import AddressBlocked, AllowList, Blocked, NetGuard, describe_address, parse_ip_literal
 from lector.tools.web.transport import BoundedDecoder
 
 PUBLIC = "93.184.216.34"
@@ -283,6 +283,18 @@ async def test_allowlist_is_explicit_and_narrow() -> None:
         await meta.check("http://[::ffff:169.254.169.254]/")
     assert AllowList(["[::1]:9000"]).allows("::1", 9000)
     assert AllowList(["localhost"]).allows("localhost", 1234)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8080/", "http://[::1]:8080/", "http://localhost:8080/", "http://dev.test:8080/"],
+)
+async def test_the_refusal_names_an_allow_list_entry_that_lets_the_url_through(url: str) -> None:
+    resolver = dict_resolver({"dev.test": ["10.0.0.5"], "localhost": ["127.0.0.1"]})
+    with pytest.raises(AddressBlocked) as refused:
+        await NetGuard(resolver=resolver).check(url)
+    allowed = NetGuard(resolver=resolver, allow_hosts=[refused.value.allow])
+    assert (await allowed.check(url)).port == 8080
     with pytest.raises(ValueError):
         AllowList(["http://x/"])
 

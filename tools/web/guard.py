@@ -307,12 +307,11 @@ class NetGuard:
         reason = describe_address(ip)
         if reason is None:
             return
-        exempt = "metadata" not in reason and (
-            self.allow.allows(str(ip), port) or (name is not None and self.allow.allows(name, port))
-        )
-        if exempt:
+        metadata = "metadata" in reason  # no allow-list entry exempts a metadata address, however spelled
+        if not metadata and (self.allow.allows(str(ip), port) or (name is not None and self.allow.allows(name, port))):
             return
         message = f"blocked: {ip} is {reason}" if name is None else f"blocked: {name} resolves to {ip}, {reason}"
-        if "metadata" in reason:
+        if metadata:
             raise Blocked(message)
-        raise AddressBlocked(message, allow=f"{name or ip}:{port}")
+        host = name or (f"[{ip}]" if ip.version == 6 else str(ip))
+        raise AddressBlocked(message, allow=f"{host}:{port}")
