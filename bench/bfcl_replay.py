@@ -21,17 +21,18 @@ from lector.llm.messages import Message
 from lector.llm.prompt_calling import RawChunk, ReplyReader
 
 
-def replayed_calls(raw: str, case: dict[str, Any], gated_off: bool) -> list[dict[str, Any]]:
+def replayed_calls(raw: str, case: dict[str, Any], gated_off: bool, grounding: bool = True) -> list[dict[str, Any]]:
     specs, originals = tool_specs(load_bfcl(), case["function"])
     if gated_off:
         return []
-    reader = ReplyReader(specs, "auto")
+    conversation = [Message.from_openai(m) for m in case["question"][0]] if grounding else None
+    reader = ReplyReader(specs, "auto", conversation)
     reader.feed(RawChunk(text=raw))
     delta = reader.finish()
     return decoded_calls(Message.assistant(delta.text, tool_calls=delta.tool_calls), originals)
 
 
-def replay(paths: list[str], gate: float, show: bool) -> dict[str, list[int]]:
+def replay(paths: list[str], gate: float, show: bool, grounding: bool = True) -> dict[str, list[int]]:
     """Per category: cases, right as recorded, right as replayed."""
     bfcl = load_bfcl()
     totals: dict[str, list[int]] = {}
@@ -44,7 +45,7 @@ def replay(paths: list[str], gate: float, show: bool) -> dict[str, list[int]]:
                 cache[category] = ({c["id"]: c for c in bfcl.load_cases(category)}, answers)
             cases, answers = cache[category]
             gated_off = r.get("p_call") is not None and r["p_call"] < gate
-            calls = replayed_calls(r.get("raw", ""), cases[r["id"]], gated_off)
+            calls = replayed_calls(r.get("raw", ""), cases[r["id"]], gated_off, grounding)
             correct, why = verdict(bfcl, cases[r["id"]], answers.get(r["id"]), category, calls)
             row = totals.setdefault(category, [0, 0, 0])
             row[0], row[1], row[2] = row[0] + 1, row[1] + bool(r["correct"]), row[2] + correct
@@ -60,8 +61,13 @@ def main() -> None:
     ap.add_argument("results", nargs="+", help="bench.bfcl output files")
     ap.add_argument("--gate", type=float, default=DEFAULT_THRESHOLD, help="the call gate's threshold of the run")
     ap.add_argument("--show", action="store_true", help="print every case whose verdict changed")
+    ap.add_argument(
+        "--no-grounding",
+        action="store_true",
+        help="keep calls on values the conversation never gave (llm.call_grounding)",
+    )
     args = ap.parse_args()
-    totals = replay(args.results, args.gate, args.show)
+    totals = replay(args.results, args.gate, args.show, not args.no_grounding)
     print("| category | n | recorded | replayed |")
     print("|---|---|---|---|")
     for category, (n, before, after) in totals.items():

@@ -218,7 +218,7 @@ class OpenAIBackend(Backend):
                 try:
                     request = self._request(messages, tools, options)
                     raw = self._raw_stream(client, self._body(request, options), request)
-                    stream = prompt_calling.read_reply(raw, request.parse_tools, request.tool_choice)
+                    stream = prompt_calling.read_reply(raw, request.parse_tools, request.tool_choice, messages)
                     async with contextlib.aclosing(stream):
                         async for delta in stream:
                             yield delta

@@ -24,7 +24,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lector.llm import call_gate, call_parser, forced_calls, tool_prompt
+from lector.llm import call_gate, call_grounding, call_parser, forced_calls, tool_prompt
 from lector.llm.backend import Backend, ChatOptions, Delta, PromptRead, Usage
 from lector.llm.errors import LLMError
 from lector.llm.messages import Message, ToolCall, ToolSpec
@@ -180,7 +180,12 @@ def decided(request: PromptRequest, answer: str) -> PromptRequest:
 class ReplyReader:
     """Reads one reply's raw chunks: `feed` returns the text to show now, `finish` the last delta."""
 
-    def __init__(self, parse_tools: list[ToolSpec] | None, tool_choice: str) -> None:
+    def __init__(
+        self, parse_tools: list[ToolSpec] | None, tool_choice: str, conversation: list[Message] | None = None
+    ) -> None:
+        """`conversation`: the messages the reply answers; in tool_choice 'auto', calls on required values it never
+        gave are held back and the reply asks for them (`llm.call_grounding`)."""
+        self.conversation = conversation
         self.parser = call_parser.StreamingToolCallParser(parse_tools) if parse_tools is not None else None
         self.tools = parse_tools
         self.tool_choice = tool_choice
@@ -206,8 +211,18 @@ class ReplyReader:
             return call_parser.ParseResult(text=parsed.text, calls=native)
         return forced_calls.apply_tool_choice(parsed, self.tool_choice)
 
+    def grounded(self, result: call_parser.ParseResult) -> call_parser.ParseResult:
+        if self.tool_choice != "auto" or self.conversation is None or not result.calls:
+            return result
+        missing = call_grounding.ungrounded(result.calls, self.tools or [], self.conversation)
+        if not missing:
+            return result
+        log.info("calls held back, required values not in the conversation: %s", missing)
+        text = "\n\n".join(t for t in (result.text.strip(), call_grounding.missing_note(missing)) if t)
+        return call_parser.ParseResult(text=text)
+
     def finish(self) -> Delta:
-        result = self.result()
+        result = self.grounded(self.result())
         if result.error:
             log.info("tool call parse error: %s", result.error)
         finish = self.finish_reason
@@ -223,10 +238,13 @@ class ReplyReader:
 
 
 async def read_reply(
-    chunks: AsyncGenerator[RawChunk, None], parse_tools: list[ToolSpec] | None, tool_choice: str
+    chunks: AsyncGenerator[RawChunk, None],
+    parse_tools: list[ToolSpec] | None,
+    tool_choice: str,
+    conversation: list[Message] | None = None,
 ) -> AsyncGenerator[Delta, None]:
     """Deltas of one reply: text as it becomes safe to show, then one delta with the calls and usage."""
-    reader = ReplyReader(parse_tools, tool_choice)
+    reader = ReplyReader(parse_tools, tool_choice, conversation)
     async with contextlib.aclosing(chunks):
         async for chunk in chunks:
             if chunk.prompt_read is not None:
@@ -305,7 +323,7 @@ class PromptCallingBackend(Backend):
             p_call = call_gate.call_probability(top)
             log.debug("call gate: P(call) %.3f", p_call)
             request = call_gate.gated(request, p_call, self.call_gate if self.call_gate is not None else 1.0)
-        deltas = read_reply(self.raw_stream(request, options), request.parse_tools, request.tool_choice)
+        deltas = read_reply(self.raw_stream(request, options), request.parse_tools, request.tool_choice, messages)
         async with contextlib.aclosing(deltas):
             async for delta in deltas:
                 yield delta

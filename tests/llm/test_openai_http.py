@@ -36,6 +36,8 @@ WEATHER = ToolSpec(
 )
 TOOLS = [ADD, WEATHER]
 ASK = [Message.system("You are terse."), Message.user("What is 2 + 3?")]
+ASK_BOTH = [Message.user("What is 2 + 3, and the weather in Paris?")]
+ASK_OSLO = [Message.user("What is 1 + 2, and the weather in Oslo?")]
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +113,7 @@ async def test_json_schema_becomes_response_format(server: OpenAITestServer) -> 
 
 async def test_native_tool_call_fragments_become_complete_calls(server: OpenAITestServer) -> None:
     model = unique("tool-calls")
-    deltas = await collect(backend(server, model, native_tools=True), ASK, TOOLS)
+    deltas = await collect(backend(server, model, native_tools=True), ASK_BOTH, TOOLS)
     calls = [c for d in deltas for c in d.tool_calls]
     assert [(c.id, c.name, c.parsed_arguments()) for c in calls] == [
         ("call_w", "get_weather", {"city": "Paris"}),
@@ -168,7 +170,7 @@ async def test_prompt_based_calls_from_a_json_block(server: OpenAITestServer) ->
 
 
 async def test_prompt_based_parallel_tagged_calls(server: OpenAITestServer) -> None:
-    deltas = await collect(backend(server, unique("tagged-calls"), native_tools=False), ASK, TOOLS)
+    deltas = await collect(backend(server, unique("tagged-calls"), native_tools=False), ASK_OSLO, TOOLS)
     calls = [c for d in deltas for c in d.tool_calls]
     assert [(c.name, c.parsed_arguments()) for c in calls] == [
         ("add", {"a": 1, "b": 2}),
@@ -188,7 +190,7 @@ PARALLEL_IN_ONE_FENCE = (
 async def test_parallel_calls_written_in_one_fence_on_either_path(server: OpenAITestServer, native: bool) -> None:
     key = uuid.uuid4().hex[:8]
     server.scripts[key] = PARALLEL_IN_ONE_FENCE
-    deltas = await collect(backend(server, f"script:{key}", native_tools=native), ASK, TOOLS)
+    deltas = await collect(backend(server, f"script:{key}", native_tools=native), ASK_OSLO, TOOLS)
     calls = [c for d in deltas for c in d.tool_calls]
     expected = [("add", {"a": 1, "b": 2}), ("get_weather", {"city": "Oslo"})]
     assert [(c.name, c.parsed_arguments()) for c in calls] == expected

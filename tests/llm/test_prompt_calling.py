@@ -47,7 +47,9 @@ from tests.llm.call_cases import CASES, TC, TOOLS
 from tests.llm.fake_engines import Script, ScriptedLlamaServer, install_fake_transformers, install_fake_vllm
 from tests.llm.openai_test_server import OpenAITestServer
 
-ASK = [Message.system("You are terse."), Message.user("What is 2+2?")]
+ASK = [Message.system("You are terse."), Message.user("What is 2+2? Then fetch u (https://a.org).")]
+"""The values of the table's calls are the user's: in 'auto' a call on a value nobody gave is held back
+(tests/llm/test_call_grounding.py)."""
 BACKENDS = ["embedded", "openai", "transformers", "vllm"]
 GRAMMAR = {"embedded", "openai", "vllm"}
 """Backends whose engine holds a reply to a JSON schema (transformers asks for it in the prompt)."""
