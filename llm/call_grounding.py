@@ -6,13 +6,14 @@ if the user had asked for it. So in 'auto' a call is held back when a required a
 of which no word occurs anywhere in the conversation (the user's words, earlier replies, tool results); the reply
 asks the user for it instead (`missing_note`).
 
-Only names are judged: a string of a few words with a capital letter ("Los Angeles, CA", "The Matrix"), which the
-user would have had to give. A value is let through when it is not a string, is one of the schema's choices (an
-enum), has no capital letter, runs past a few words or holds the marks of an expression or of code, or is an
-argument whose name says the model composes it (a query, a message, code); when it reads as a date or time (the
-model works those out from "next Thursday") or is a code (`GB`, `AAPL`, `en-US`: a translation of the user's words);
-and when the user's messages or the value are written in a script other than Latin, where words cannot be matched
-without a tokenizer.
+A placeholder (`your_username`, `<city>`, `null`) for a required argument is missing too, unless the user wrote it.
+Otherwise only names are judged: a string of a few words with a capital letter ("Los Angeles, CA", "The Matrix"),
+which the user would have had to give. A value is let through when it is not a string, is one of the schema's
+choices (an enum), has no capital letter, runs past a few words or holds the marks of an expression or of code, or
+is an argument whose name says the model composes it (a query, a message, code); when it reads as a date or time
+(the model works those out from "next Thursday") or is a code (`GB`, `AAPL`, `en-US`: a translation of the user's
+words); and when the user's messages or the value are written in a script other than Latin, where words cannot be
+matched without a tokenizer.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ _CODE_MARKS = re.compile(r"[()\[\]{}<>=*+\"\\|;$^~`]")
 """Characters of an expression, code or markup (what the model composes), which names of things do not hold."""
 _FUNCTION_WORDS = frozenset("the and for with from into onto this that los las les der die das del des une".split())
 """Words that occur in any sentence, so a value sharing only them with the conversation shares nothing."""
+_PLACEHOLDER = re.compile(
+    r"(?:your|enter|insert)[ _-]?\w+|<[^<>]*>|\[[^\[\]]*\]|null|none|nil|undefined|unknown|tbd|placeholder|x{3,}|\.{3}",
+    re.IGNORECASE,
+)
+"""What a model writes where it has no value: `your_username`, `<city>`, `null`."""
 _COMPOSED = re.compile(
     r"query|question|prompt|text|message|content|code|command|expression|keyword|search|description|body|instruction"
     r"|comment|note|summary|title",
@@ -75,9 +81,8 @@ def _missing_in(call: ToolCall, spec: ToolSpec, said: set[str]) -> list[Missing]
     for name in spec.parameters.get("required") or []:
         prop = props.get(name)
         prop = prop if isinstance(prop, dict) else {}
-        if isinstance(name, str) and not _COMPOSED.search(name) and _judged(args.get(name), prop):
-            if not _supported(args[name], said):
-                missing.append(Missing(call.name, name, str(prop.get("description") or "").strip()))
+        if isinstance(name, str) and _unsupplied(name, args.get(name), prop, said):
+            missing.append(Missing(call.name, name, str(prop.get("description") or "").strip()))
     return missing
 
 
@@ -86,6 +91,12 @@ def missing_note(missing: Sequence[Missing]) -> str:
     asks = [f"`{m.parameter}`" + (f" ({m.description.rstrip('.')})" if m.description else "") for m in missing]
     tools = ", ".join(dict.fromkeys(f"`{m.tool}`" for m in missing))
     return f"To use {tools} I need a value you have not given yet: {'; '.join(asks)}. What should I use?"
+
+
+def _unsupplied(name: str, value: Any, prop: dict[str, Any], said: set[str]) -> bool:
+    if isinstance(value, str) and _PLACEHOLDER.fullmatch(value.strip()) and "enum" not in prop:
+        return not _words(value) <= said
+    return not _COMPOSED.search(name) and _judged(value, prop) and not _supported(value, said)
 
 
 def _judged(value: Any, prop: dict[str, Any]) -> bool:

@@ -149,3 +149,12 @@ def test_native_calls_are_judged_too() -> None:
 def test_arguments_that_are_not_json_are_left_to_the_tool() -> None:
     broken = ToolCall(name="find_salon", arguments="not json")
     assert ungrounded([broken], TOOLS, asked("Find me a salon.")) == []
+
+
+@pytest.mark.parametrize("value", ["your_username", "<username>", "null", "None", "unknown"])
+def test_a_placeholder_for_a_required_value_is_missing(value: str) -> None:
+    login = spec("login", {"username": {"type": "string"}}, ["username"])
+    assert [m.parameter for m in ungrounded([call("login", username=value)], [login], asked("Log me in"))] == [
+        "username"
+    ]
+    assert ungrounded([call("login", username=value)], [login], asked(f"Log me in as {value}")) == []
