@@ -28,8 +28,8 @@ from lector.llm.messages import Message, ToolCall, ToolSpec
 
 MAX_WORDS = 4
 """Longer values are text the model composes, not a name it should have been given."""
-STEM = 5
-"""Two words that agree on this many leading letters count as one ("salon" / "salons", "theater" / "theaters")."""
+STEM = 4
+"""Two words that agree on this many leading letters count as one ("salon" / "salons", "Philly" / "Philadelphia")."""
 
 _WORD = re.compile(r"\w+")
 _DATE_OR_TIME = re.compile(r"\d{1,4}(?:[-/.:T ]\d{1,4})+(?:[.:]\d+)?Z?(?:\s*[AaPp]\.?[Mm]\.?)?")
@@ -64,12 +64,12 @@ def ungrounded(calls: Sequence[ToolCall], tools: Sequence[ToolSpec], conversatio
     """The required arguments of `calls` that hold a value no word of `conversation` supports."""
     if not all(_latin(m.content) for m in conversation if m.role == "user"):
         return []
-    said = _words("\n".join(m.content for m in conversation))
+    said = _Said.of("\n".join(m.content for m in conversation))
     specs = {t.name: t for t in tools}
     return [m for call in calls if call.name in specs for m in _missing_in(call, specs[call.name], said)]
 
 
-def _missing_in(call: ToolCall, spec: ToolSpec, said: set[str]) -> list[Missing]:
+def _missing_in(call: ToolCall, spec: ToolSpec, said: _Said) -> list[Missing]:
     try:
         args = call.parsed_arguments()
     except ValueError:  # arguments that are not JSON go to the tool's validation
@@ -93,9 +93,9 @@ def missing_note(missing: Sequence[Missing]) -> str:
     return f"To use {tools} I need a value you have not given yet: {'; '.join(asks)}. What should I use?"
 
 
-def _unsupplied(name: str, value: Any, prop: dict[str, Any], said: set[str]) -> bool:
+def _unsupplied(name: str, value: Any, prop: dict[str, Any], said: _Said) -> bool:
     if isinstance(value, str) and _PLACEHOLDER.fullmatch(value.strip()) and "enum" not in prop:
-        return not _words(value) <= said
+        return not _words(value) <= said.words
     return not _COMPOSED.search(name) and _judged(value, prop) and not _supported(value, said)
 
 
@@ -110,12 +110,31 @@ def _judged(value: Any, prop: dict[str, Any]) -> bool:
     return any(w[0].isupper() for w in _WORD.findall(value))
 
 
-def _supported(value: str, said: set[str]) -> bool:
+def _supported(value: str, said: _Said) -> bool:
+    """Some word of `value` was said, or its initials were ("LA", "NYC"), or the whole of it ("mc donalds")."""
     words = _words(value)
     for word in {w for w in words if len(w) > 2 and w not in _FUNCTION_WORDS} or words:
-        if word in said or (len(word) >= STEM and any(s.startswith(word[:STEM]) for s in said)):
+        if word in said.words or (len(word) >= STEM and any(s.startswith(word[:STEM]) for s in said.words)):
             return True
-    return False
+    initials = "".join(w[0] for w in _WORD.findall(value) if w[0].isupper() and not w.isupper()).casefold()
+    if len(initials) >= 2 and any(s.startswith(initials) for s in said.words):
+        return True
+    return _letters_only(value) in said.letters
+
+
+@dataclass(frozen=True)
+class _Said:
+    words: set[str]
+    letters: str
+    """Every letter and digit of the conversation run together, for a value said with other spacing."""
+
+    @classmethod
+    def of(cls, text: str) -> _Said:
+        return cls(_words(text), _letters_only(text))
+
+
+def _letters_only(text: str) -> str:
+    return "".join(c for c in text.casefold() if c.isalnum())
 
 
 def _words(text: str) -> set[str]:

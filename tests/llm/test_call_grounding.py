@@ -65,6 +65,19 @@ def test_a_value_the_user_gave_in_another_form_is_not() -> None:
     assert ungrounded([call("find_salon", city="Mill Valley, CA")], TOOLS, conversation) == []
 
 
+@pytest.mark.parametrize(
+    ("said", "city"),
+    [
+        ("How's the weather in LA on March 9th?", "Los Angeles, CA"),
+        ("get the weather of nyc", "New York, NY"),
+        ("What is the weather going to be like in Philly?", "Philadelphia"),
+        ("Order 5 fries from mc donalds", "McDonald's"),
+    ],
+)
+def test_initials_short_forms_and_other_spacing_count_as_said(said: str, city: str) -> None:
+    assert ungrounded([call("find_salon", city=city)], TOOLS, asked(said)) == []
+
+
 def test_only_the_invented_arguments_are_reported() -> None:
     conversation = asked("Reserve a train ticket from Sacramento for next Friday, one seat, any class.")
     train = call("book_train", **{"from": "Sacramento, CA", "to": "Los Angeles, CA", "date": "2023-04-21"})
