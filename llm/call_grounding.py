@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,12 +102,12 @@ def _unsupplied(name: str, value: Any, prop: dict[str, Any], said: _Said) -> boo
 def _judged(value: Any, prop: dict[str, Any]) -> bool:
     if not isinstance(value, str) or "enum" in prop or not any(c.isalpha() for c in value):
         return False
-    value = value.strip()
-    if len(_WORD.findall(value)) > MAX_WORDS or _CODE_MARKS.search(value):
+    value, words = value.strip(), _WORD.findall(value)
+    if len(words) > MAX_WORDS or _CODE_MARKS.search(value):
         return False
     if _DATE_OR_TIME.fullmatch(value) or _CODE.fullmatch(value) or not _latin(value):
         return False
-    return any(w[0].isupper() for w in _WORD.findall(value))
+    return any(w[0].isupper() for w in words)
 
 
 def _supported(value: str, said: _Said) -> bool:
@@ -143,8 +143,4 @@ def _words(text: str) -> set[str]:
 
 def _latin(text: str) -> bool:
     """Every letter of `text` is a Latin one (accents allowed)."""
-    return text.isascii() or all("LATIN" in unicodedata.name(c, "") for c in _letters(text))
-
-
-def _letters(text: str) -> Iterable[str]:
-    return (c for c in text if c.isalpha())
+    return text.isascii() or all("LATIN" in unicodedata.name(c, "") for c in text if c.isalpha())
