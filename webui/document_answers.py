@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -54,13 +55,15 @@ class MeteredBackend(WrappedBackend):
     """The model, counting the calls and tokens of one answer, so that a stopped answer can say what it cost, and
     telling `watcher` of each call and what it writes.
 
-    A call cut off before its last piece is counted from what it was sent and what it wrote."""
+    A call cut off before its last piece is counted from what it was sent and what it wrote. `writing_s` is the
+    time spent writing, from each call's first piece to its last, so reading prompts does not count as writing."""
 
     def __init__(self, inner: Backend, watcher: CallWatcher | None = None) -> None:
         super().__init__(inner)
         self.watcher = watcher
         self.calls = 0
         self.usage = Usage()
+        self.writing_s = 0.0
 
     async def astream(
         self, messages: list[Message], tools: list[ToolSpec] | None = None, options: ChatOptions | None = None
@@ -68,11 +71,15 @@ class MeteredBackend(WrappedBackend):
         self.calls += 1
         reported: Usage | None = None
         written: list[str] = []
+        first = last = 0.0
         hear = await self.watcher.call_started(options) if self.watcher is not None else None
         try:
             async for delta in self.inner.astream(messages, tools, options):
                 reported = delta.usage or reported
                 written.append(delta.text)
+                if delta.text or delta.tool_calls:
+                    last = time.monotonic()
+                    first = first or last
                 if delta.prompt_read is not None and self.watcher is not None:
                     await self.watcher.prompt_read(delta.prompt_read)
                 if hear is not None and delta.text:
@@ -83,6 +90,7 @@ class MeteredBackend(WrappedBackend):
                 sent = sum(self.count_tokens(m.content) for m in messages)
                 reported = Usage(prompt_tokens=sent, completion_tokens=self.count_tokens("".join(written)))
             self.usage = self.usage + reported
+            self.writing_s += last - first
 
 
 def failure_text(exc: BaseException) -> str:
@@ -225,7 +233,7 @@ class DocumentReply:
     def final_event(self, message: Message) -> dict[str, Any]:
         reason: StopReason = "cancelled" if self.stopped else "done"
         final = Final(message=message, messages=[message], usage=self.usage, stopped_reason=reason).model_dump()
-        final.update({k: v for k, v in self.extra.items() if k in ("citations", "level")})
+        final.update({k: v for k, v in self.extra.items() if k in ("citations", "level", "writing_s")})
         return final
 
 
@@ -255,13 +263,15 @@ async def read_documents(
         with contextlib.suppress(asyncio.CancelledError):
             await reading
         usage = {"llm_calls": metered.calls, **metered.usage.model_dump()}
-        return DocumentReply(progress.stopped_text(), metered.usage, {"usage": usage, "stopped_reason": "cancelled"})
+        stopped = {"usage": usage, "stopped_reason": "cancelled", "writing_s": round(metered.writing_s, 3)}
+        return DocumentReply(progress.stopped_text(), metered.usage, stopped)
     answer = reading.result()
     extra = {
         "citations": cited(answer.citations, library, doc_ids),
         "level": int(answer.level),
         "usage": answer.usage.model_dump(),
         "stopped_reason": "done",
+        "writing_s": round(metered.writing_s, 3),
     }
     spent = Usage(prompt_tokens=answer.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens)
     return DocumentReply(answer.answer, spent, extra)

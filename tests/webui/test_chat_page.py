@@ -224,6 +224,10 @@ def test_signs_of_life_show_the_tool_a_timer_and_the_speed(page: Any) -> None:
     assert any("tok/s" in s for s in statuses if "Writing" in s)
     assert re.search(r"\d+\.\d s · \d+\.\d tok/s", answer.locator(".usage").inner_text())
     shot(page, "signs-of-life")
+    # A document answer's speed is the server's count of its writing time, which covers the JSON the page never sees.
+    served = {"usage": {"prompt_tokens": 600, "completion_tokens": 90}, "writing_s": 9}
+    line = page.evaluate("(f) => usageLine(f, 25000, 3.4).textContent", served)
+    assert line == "600 prompt + 90 completion tokens · 25.0 s · 10.0 tok/s"
 
 
 def test_a_turn_without_text_still_says_something(page: Any) -> None:

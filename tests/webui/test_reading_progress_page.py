@@ -287,3 +287,7 @@ def test_the_side_panel_shows_how_fast_the_answer_is_written() -> None:
             re.compile(r"Answered in \d+\.\d s · reading level 1 · 120 \+ 6 tokens · \d+\.\d tok/s")
         )
         shot(panel, "sidepanel-tokens-per-second")
+        # The server's count of the writing time covers the JSON the panel never sees: 30 tokens in 2 s.
+        served = {"usage": {"prompt_tokens": 120, "completion_tokens": 30}, "writing_s": 2}
+        summary = panel.evaluate("(f) => answerSummary(f, '9.0', '')", served)
+        assert summary.endswith("120 + 30 tokens · 15.0 tok/s")

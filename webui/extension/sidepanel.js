@@ -138,8 +138,13 @@ function renderAnswer(text, citations) {
   }));
 }
 
-function answerSummary(final, seconds) {
-  const used = final.usage ? ` · ${final.usage.prompt_tokens} + ${final.usage.completion_tokens} tokens` : "";
+// `liveRate`: the panel's own measure (" · 9.1 tok/s" or ""). The server's `writing_s`, the time the model spent
+// writing over every call, counts the JSON the panel never sees, so it is the better measure where it is sent.
+function answerSummary(final, seconds, liveRate) {
+  const u = final.usage;
+  const served = u && u.completion_tokens && final.writing_s > 0.3;
+  const rate = served ? ` · ${(u.completion_tokens / final.writing_s).toFixed(1)} tok/s` : liveRate;
+  const used = u ? ` · ${u.prompt_tokens} + ${u.completion_tokens} tokens${rate}` : rate;
   if (final.stopped_reason === "cancelled") return `Stopped after ${seconds} s${used}`;
   return `Answered in ${seconds} s${final.level !== undefined ? ` · reading level ${final.level}` : ""}${used}`;
 }
@@ -227,7 +232,7 @@ class LiveAnswer {
   finish(final) {
     clearInterval(this.tick);
     const content = (final.message && final.message.content) || this.text;
-    setStatus(answerSummary(final, this.seconds()) + this.rate().replace("≈ ", ""));
+    setStatus(answerSummary(final, this.seconds(), this.rate().replace("≈ ", "")));
     renderAnswer(content || "The reader found no answer in these pages.", final.citations || []);
     renderCitations(final.citations || []);
     $("found").replaceChildren();

@@ -529,8 +529,11 @@ function askAgainButton(questionBox, question) {
 }
 
 // `rate`: how fast the model wrote (tokens/s while writing, not while it read prompts or ran tools), 0 when unknown.
+// A document answer's own writing time (`writing_s`, measured by the server over every call) counts its JSON too,
+// which the page never sees, so it is the better measure where the server sends it.
 function usageLine(final, elapsedMs, rate) {
   const u = final.usage || {};
+  if (final.writing_s > 0.3 && u.completion_tokens) rate = u.completion_tokens / final.writing_s;
   const parts = [];
   if (final.stopped_reason && final.stopped_reason !== "done") parts.push(final.stopped_reason);
   if (u.prompt_tokens || u.completion_tokens) parts.push(`${u.prompt_tokens || 0} prompt + ${u.completion_tokens || 0} completion tokens`);
