@@ -314,6 +314,7 @@ def test_with_the_server_down_the_message_is_kept_and_retried(page: Any) -> None
     page.press("#input", "Enter")
     page.wait_for_selector("#banner:not([hidden])")
     assert "Could not reach the Lector server" in page.inner_text("#banner-text")
+    assert page.inner_text("#banner-text code") == "lector serve"  # a command reads as code, not in backticks
     assert page.input_value("#input") == "hello while the server is down"
     assert page.locator(".msg").count() == 0
     shot(page, "server-down")

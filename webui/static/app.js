@@ -129,8 +129,15 @@ async function* readSSE(response) {
 
 // ---------------------------------------------------------------- banner
 
+// `a command` in a message shows as code; the rest stays plain text (messages can quote what the server said).
+function withCode(text) {
+  const parts = String(text).split("`");
+  if (parts.length % 2 === 0) return [text];
+  return parts.map((part, i) => (i % 2 ? el("code", {}, part) : part));
+}
+
 function showBanner(message, retry, label = "Retry") {
-  $("#banner-text").textContent = message;
+  $("#banner-text").replaceChildren(...withCode(message));
   $("#banner").hidden = !message;
   const button = $("#banner-retry");
   button.hidden = !retry;
