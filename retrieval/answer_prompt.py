@@ -12,7 +12,14 @@ from lector.retrieval.answer_reply import reply_text
 from lector.retrieval.citations import Composed, compose, recited
 from lector.retrieval.cjk import has_cjk
 from lector.retrieval.compound import PART_MARK, parts_instruction, question_parts, without_part_marks
-from lector.retrieval.pointers import QuotedPlace, named_lines, parameter_lines, quoted_place, signature_default
+from lector.retrieval.pointers import (
+    QuotedPlace,
+    named_lines,
+    parameter_lines,
+    quoted_place,
+    signature_default,
+    signature_type,
+)
 from lector.retrieval.reading_types import Evidence, UsageMeter
 from lector.retrieval.speakers import asks_who
 
@@ -171,9 +178,10 @@ async def answer_from_evidence(
 
 
 def as_written(question: str, text: str, items: Sequence[Evidence]) -> str:
-    """The answer, or the default the signature writes (cited to it) when the question asks a parameter's
-    default and the answer does not say it: a small model pointed at `weight='weight'` still answers "None"."""
-    known = signature_default(question, items)
+    """The answer, or the value the signature writes (cited to it) when the question asks a parameter's default or
+    a type and the answer does not say it: a small model pointed at `weight='weight'` still answers "None", and
+    asked a parameter's type it gives the function's return type."""
+    known = signature_default(question, items) or signature_type(question, items)
     if known is None or says_value(text, known[1]):
         return text
     return f"{known[1]} [{known[0]}]"

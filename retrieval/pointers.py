@@ -12,7 +12,7 @@ from lector.retrieval.keywords import is_identifier, question_phrases, question_
 from lector.retrieval.phrases import phrase_text_pattern, phrase_words, quoted_spans
 from lector.retrieval.reading_types import Evidence
 from lector.retrieval.sentences import sentence_spans
-from lector.retrieval.signature_values import argument_text, argument_value
+from lector.retrieval.signature_values import argument_text, argument_type, argument_value, arguments, return_type
 from lector.retrieval.speakers import speaker_line
 
 MAX_LINE_CHARS = 240
@@ -157,9 +157,16 @@ def parameter_lines(question: str, items: Sequence[Evidence]) -> list[str]:
         if found is None:
             continue
         for param in params:
-            if param != name and (written := argument_text(found[1], param)):
+            if param != name and (written := argument_text(found[1], param) or _whole_argument(found[1], name, param)):
                 out.append(f"`{name}` [{found[0]}]: {written}")
     return out
+
+
+def _whole_argument(line: str, name: str, param: str) -> str | None:
+    """The argument of `name` that declares `param`, as written (`struct ieee802154_dev *dev`), if it has a type."""
+    if argument_type(line, name, param) is None:
+        return None
+    return next((a for a in arguments(line, name) if re.search(rf"(?<!\w){re.escape(param)}(?!\w)", a)), None)
 
 
 _ASKS_DEFAULT = re.compile(r"\bdefaults?\b", re.IGNORECASE)
@@ -175,6 +182,28 @@ def signature_default(question: str, items: Sequence[Evidence]) -> tuple[int, st
         for param in params if line else []:
             if param != name and line and (value := argument_value(line[1], param)) is not None:
                 found.add((line[0], value))
+    return found.pop() if len(found) == 1 else None
+
+
+_ASKS_TYPE = re.compile(r"\btypes?\b", re.IGNORECASE)
+_ASKS_RETURN = re.compile(r"\breturn(?:s|ed)?\b", re.IGNORECASE)
+
+
+def signature_type(question: str, items: Sequence[Evidence]) -> tuple[int, str] | None:
+    """For a question asking a function's return type or a parameter's type: (item number, the type its signature
+    in the evidence declares, as written), or None when the question asks something else or the evidence does not
+    settle it."""
+    if not _ASKS_TYPE.search(question):
+        return None
+    returns = _ASKS_RETURN.search(question) is not None
+    params = [] if returns else _parameter_candidates(question)
+    found = set()
+    for name in question_names(question) if returns or params else []:
+        line = _defining_line(name, items)
+        if line is None:
+            continue
+        declared = [return_type(line[1], name)] if returns else [argument_type(line[1], name, p) for p in params]
+        found.update((line[0], t) for t in declared if t)
     return found.pop() if len(found) == 1 else None
 
 

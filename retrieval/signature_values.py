@@ -57,3 +57,46 @@ def argument_value(line: str, param: str) -> str | None:
     """The default `line` writes for `param` (`'weight'`, `None`, `(0, 1)`), or None."""
     found = _argument(line, param)
     return line[found[1] : found[2]].strip() if found else None
+
+
+def arguments(line: str, name: str) -> list[str]:
+    """The arguments `line` writes inside `name(...)`, each as written, split at the commas between them."""
+    found = re.search(rf"(?<![\w.])(?:\w+\.)*{re.escape(name)}\s*\(", line)
+    out: list[str] = []
+    at = found.end() if found else len(line)
+    while at < len(line):
+        end = _value_end(line, at)
+        out.append(" ".join(line[at:end].split()))
+        if end >= len(line) or line[end] != ",":
+            break
+        at = end + 1
+    return [a for a in out if a]
+
+
+def argument_type(line: str, name: str, param: str) -> str | None:
+    """The type `line` declares for `name`'s parameter `param`, as written: an annotation (`axes: tuple`) or the
+    words before a C parameter's name (`const struct cec_adapter *adap`); None where it declares none."""
+    for argument in arguments(line, name):
+        declared = argument.split("=", 1)[0].strip()
+        if annotated := re.fullmatch(rf"\**{re.escape(param)}\s*:\s*(.+)", declared):
+            return annotated.group(1).strip()
+        if c_style := re.fullmatch(rf"(.*?[\w*&])\s*(?<!\w){re.escape(param)}\s*(?:\[[^\]]*\])?", declared):
+            written = c_style.group(1).strip()
+            return written if re.search(r"[A-Za-z]", written) else None
+    return None
+
+
+_NOT_A_TYPE = {"def", "class", "function", "fn", "func", "sub", "proc", "procedure", "macro", "async"}
+
+
+def return_type(line: str, name: str) -> str | None:
+    """The return type `line` declares for `name`: an arrow's (`-> int`) or the words before a C function's name
+    (`struct sk_buff *`); None where it declares none."""
+    found = re.search(rf"(?<![\w.])(?:\w+\.)*{re.escape(name)}\s*\(", line)
+    if found is None:
+        return None
+    if arrow := re.search(r"\)\s*->\s*(.+?)\s*:?\s*$", line[found.end() :]):
+        return arrow.group(1)
+    before = re.sub(r"^\s*(?:\.\.\s*[\w:-]+::)?", "", line[: found.start()])
+    words = [w for w in before.split() if w not in _NOT_A_TYPE]
+    return " ".join(words) if words and re.search(r"[A-Za-z]", words[0]) else None

@@ -5,9 +5,9 @@ import json
 
 from lector.llm.scripted import ScriptedBackend
 from lector.retrieval.answer_prompt import PARAMETER_TAIL, answer_from_evidence, answer_messages, as_written
-from lector.retrieval.pointers import parameter_lines, signature_default, with_defining_lines
+from lector.retrieval.pointers import parameter_lines, signature_default, signature_type, with_defining_lines
 from lector.retrieval.reading_types import Evidence, UsageMeter
-from lector.retrieval.signature_values import argument_text, argument_value
+from lector.retrieval.signature_values import argument_text, argument_type, argument_value, return_type
 from tests.retrieval.evidence_items import items as evidence_items
 
 LAYOUT = (
@@ -78,3 +78,34 @@ async def test_the_cited_answer_states_the_default() -> None:
     backend = ScriptedBackend([json.dumps({"answer": "None", "evidence": [2]})])
     composed = await answer_from_evidence(backend, QUESTION, evidence, UsageMeter())
     assert composed.text.startswith("'weight'") and [c.text for c in composed.citations][0].startswith(".. function")
+
+
+FREE = ".. c:function:: void ieee802154_free_device(struct ieee802154_dev *dev)"
+DRVDATA = ".. c:function:: void *cec_get_drvdata(const struct cec_adapter *adap, u8 lqi, char buf[], ...)"
+
+
+def test_types_as_the_signature_declares_them() -> None:
+    assert argument_type(FREE, "ieee802154_free_device", "dev") == "struct ieee802154_dev *"
+    assert argument_type(DRVDATA, "cec_get_drvdata", "adap") == "const struct cec_adapter *"
+    assert argument_type(DRVDATA, "cec_get_drvdata", "lqi") == "u8"
+    assert argument_type(DRVDATA, "cec_get_drvdata", "buf") == "char"
+    assert argument_type(DRVDATA, "cec_get_drvdata", "ada") is None  # not part of a longer name
+    assert argument_type("def f(x, axes: tuple[int, int] = (0, 1))", "f", "axes") == "tuple[int, int]"
+    assert argument_type(LAYOUT, "spring_layout", "weight") is None  # no type declared
+    assert return_type(FREE, "ieee802154_free_device") == "void"
+    assert return_type(DRVDATA, "cec_get_drvdata") == "void *"
+    assert return_type("def numpy.fft.fft(a, n: int = None) -> numpy.ndarray:", "fft") == "numpy.ndarray"
+    assert return_type("async def fetch(url)", "fetch") is None
+    assert return_type(LAYOUT, "spring_layout") is None
+
+
+def test_an_answer_without_the_declared_type_is_given_it() -> None:
+    evidence = items("Allocation of a device.", f"{FREE}\n\nFreeing allocated device.")
+    asks_param = "What is the type of the `dev` parameter of `ieee802154_free_device()` in the kernel docs?"
+    asks_return = "What is the return type of `ieee802154_free_device()`?"
+    assert signature_type(asks_param, evidence) == (2, "struct ieee802154_dev *")
+    assert signature_type(asks_return, evidence) == (2, "void")
+    assert as_written(asks_param, "void [2]", evidence) == "struct ieee802154_dev * [2]"  # not the return type
+    assert as_written(asks_return, "It returns `void` [2]", evidence) == "It returns `void` [2]"
+    assert signature_type("What does `ieee802154_free_device()` do?", evidence) is None
+    assert parameter_lines(asks_param, evidence) == ["`ieee802154_free_device` [2]: struct ieee802154_dev *dev"]
