@@ -197,7 +197,7 @@ def signature_type(question: str, items: Sequence[Evidence]) -> tuple[int, str] 
         return None
     returns = _ASKS_RETURN.search(question) is not None
     params = [] if returns else _parameter_candidates(question)
-    found = set()
+    found: set[tuple[int, str]] = set()
     for name in question_names(question) if returns or params else []:
         line = _defining_line(name, items)
         if line is None:
