@@ -9,7 +9,7 @@ from typing import Any
 from lector.llm.backend import Backend, ChatOptions
 from lector.llm.messages import Message
 from lector.retrieval.answer_reply import reply_text
-from lector.retrieval.citations import Composed, compose, recited
+from lector.retrieval.citations import Composed, cited_numbers, compose, recited, uncited
 from lector.retrieval.cjk import has_cjk
 from lector.retrieval.compound import PART_MARK, parts_instruction, question_parts, without_part_marks
 from lector.retrieval.pointers import (
@@ -180,11 +180,17 @@ async def answer_from_evidence(
 def as_written(question: str, text: str, items: Sequence[Evidence]) -> str:
     """The answer, or the value the signature writes (cited to it) when the question asks a parameter's default or
     a type and the answer does not say it: a small model pointed at `weight='weight'` still answers "None", and
-    asked a parameter's type it gives the function's return type."""
+    asked a parameter's type it gives the function's return type. An answer that says it is cited to the
+    signature."""
     known = signature_default(question, items) or signature_type(question, items)
-    if known is None or says_value(text, known[1]):
+    if known is None:
         return text
-    return f"{known[1]} [{known[0]}]"
+    item, value = known
+    if not says_value(text, value) or uncited(text).strip("`'\" .") == value.strip("`'\""):
+        return f"{value} [{item}]"  # the value as written (`'full'`, not full)
+    if item not in cited_numbers(text, len(items)):
+        return f"{uncited(text)} [{item}]"  # the value, cited to the line that writes it
+    return text
 
 
 def says_value(text: str, value: str) -> bool:

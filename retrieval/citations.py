@@ -40,7 +40,7 @@ def says_not_found(text: str) -> bool:
 def content_terms(text: str) -> set[str]:
     """The words of `text` that carry meaning (no citation marks, small words or single letters); Chinese as
     character bigrams, without those made of stop words ("的", "一个", "是的")."""
-    words = (w.lower() for w in _WORD.findall(_CITE.sub(" ", text)))
+    words = (w.strip("'-").lower() for w in _WORD.findall(_CITE.sub(" ", text)))  # 'full' as written in code
     terms = (t for w in words for t in (split_ideographs(w) if has_cjk(w) else [w]))
     return {t for t in terms if t not in _SMALL_WORDS and (len(t) > 1 or has_cjk(t)) and not _stop_bigram(t)}
 
@@ -55,6 +55,11 @@ def grounded(answer: str, question: str, cited: Sequence[Evidence]) -> bool:
     if not new_terms:
         return bool(cited)
     return bool(new_terms & content_terms(" ".join(e.text for e in cited)))
+
+
+def uncited(text: str) -> str:
+    """`text` without its citation marks."""
+    return _CITE.sub("", text).strip()
 
 
 def cited_numbers(text: str, count: int) -> list[int]:
@@ -210,7 +215,7 @@ def recited(composed: Composed, items: Sequence[Evidence], question: str, limit:
     winner and [3] says where the winner grew up)."""
     if not composed.found or composed.grounded:
         return composed
-    plain = _CITE.sub("", composed.text).strip()
+    plain = uncited(composed.text)
     new_terms = content_terms(plain) - content_terms(question)
     numbers = [i for i, e in enumerate(items, 1) if new_terms & content_terms(e.text)][:limit]
     if not numbers:

@@ -74,6 +74,7 @@ def test_cited_numbers_in_first_cited_order_within_range() -> None:
 
 def test_content_terms_drop_citations_small_words_and_single_letters() -> None:
     assert content_terms("The tower [1] is a green one, x") == {"tower", "green", "one"}
+    assert content_terms("convolve(a, v, mode='full'), don't") == {"convolve", "mode", "full", "don't"}
 
 
 def test_content_terms_cut_chinese_into_bigrams_without_stop_words() -> None:

@@ -109,3 +109,10 @@ def test_an_answer_without_the_declared_type_is_given_it() -> None:
     assert as_written(asks_return, "It returns `void` [2]", evidence) == "It returns `void` [2]"
     assert signature_type("What does `ieee802154_free_device()` do?", evidence) is None
     assert parameter_lines(asks_param, evidence) == ["`ieee802154_free_device` [2]: struct ieee802154_dev *dev"]
+
+
+def test_a_value_said_bare_is_written_as_the_signature_writes_it_and_cited_to_it() -> None:
+    evidence = items("Compute the layout.", f"{LAYOUT}\n\n   Position nodes.")
+    assert as_written(QUESTION, "weight [1]", evidence) == "'weight' [2]"
+    assert as_written(QUESTION, "It is 'weight' [1]", evidence) == "It is 'weight' [2]"  # said, cited elsewhere
+    assert as_written(QUESTION, "It is 'weight' [2]", evidence) == "It is 'weight' [2]"
