@@ -11,14 +11,13 @@ from lector.llm.messages import Message
 from lector.retrieval.answer_reply import reply_text
 from lector.retrieval.citations import Composed, cited_numbers, compose, recited, uncited
 from lector.retrieval.cjk import has_cjk
-from lector.retrieval.compound import PART_MARK, parts_instruction, question_parts, without_part_marks
+from lector.retrieval.compound import PART_MARK, covers_parts, parts_instruction, question_parts, without_part_marks
 from lector.retrieval.pointers import (
     QuotedPlace,
     named_lines,
     parameter_lines,
     quoted_place,
-    signature_default,
-    signature_type,
+    signature_value,
 )
 from lector.retrieval.reading_types import Evidence, UsageMeter
 from lector.retrieval.speakers import asks_who
@@ -182,7 +181,10 @@ def as_written(question: str, text: str, items: Sequence[Evidence]) -> str:
     a type and the answer does not say it: a small model pointed at `weight='weight'` still answers "None", and
     asked a parameter's type it gives the function's return type. An answer that says it is cited to the
     signature."""
-    known = signature_default(question, items) or signature_type(question, items)
+    parts = question_parts(question)
+    if len(parts) > 1:
+        return _parts_as_written(question, parts, text, items)
+    known = signature_value(question, items)
     if known is None:
         return text
     item, value = known
@@ -191,6 +193,15 @@ def as_written(question: str, text: str, items: Sequence[Evidence]) -> str:
     if item not in cited_numbers(text, len(items)):
         return f"{uncited(text)} [{item}]"  # the value, cited to the line that writes it
     return text
+
+
+def _parts_as_written(question: str, parts: list[str], text: str, items: Sequence[Evidence]) -> str:
+    """A compound question whose every part asks a signature's value: the answer when it says them all, else the
+    values in the order asked, each cited to its signature."""
+    known = [signature_value(part, items, subject=question) for part in parts]
+    if not all(known) or (covers_parts(text, question) and all(says_value(text, k[1]) for k in known if k)):
+        return text
+    return "; ".join(f"{value} [{item}]" for item, value in filter(None, known))
 
 
 def says_value(text: str, value: str) -> bool:

@@ -172,12 +172,13 @@ def _whole_argument(line: str, name: str, param: str) -> str | None:
 _ASKS_DEFAULT = re.compile(r"\bdefaults?\b", re.IGNORECASE)
 
 
-def signature_default(question: str, items: Sequence[Evidence]) -> tuple[int, str] | None:
+def signature_default(question: str, items: Sequence[Evidence], subject: str = "") -> tuple[int, str] | None:
     """For a question asking one parameter's default: (item number, the default its function's signature in the
-    evidence writes), or None when the question asks something else or the evidence does not settle it."""
+    evidence writes), or None when the question asks something else or the evidence does not settle it.
+    `subject`: where the function is named, when not in `question` (the whole of a compound question)."""
     params = _parameter_candidates(question) if _ASKS_DEFAULT.search(question) else []
     found = set()
-    for name in question_names(question) if params else []:
+    for name in question_names(subject or question) if params else []:
         line = _defining_line(name, items)
         for param in params if line else []:
             if param != name and line and (value := argument_value(line[1], param)) is not None:
@@ -189,22 +190,27 @@ _ASKS_TYPE = re.compile(r"\btypes?\b", re.IGNORECASE)
 _ASKS_RETURN = re.compile(r"\breturn(?:s|ed)?\b", re.IGNORECASE)
 
 
-def signature_type(question: str, items: Sequence[Evidence]) -> tuple[int, str] | None:
+def signature_type(question: str, items: Sequence[Evidence], subject: str = "") -> tuple[int, str] | None:
     """For a question asking a function's return type or a parameter's type: (item number, the type its signature
     in the evidence declares, as written), or None when the question asks something else or the evidence does not
-    settle it."""
+    settle it. `subject` as for `signature_default`."""
     if not _ASKS_TYPE.search(question):
         return None
     returns = _ASKS_RETURN.search(question) is not None
     params = [] if returns else _parameter_candidates(question)
     found: set[tuple[int, str]] = set()
-    for name in question_names(question) if returns or params else []:
+    for name in question_names(subject or question) if returns or params else []:
         line = _defining_line(name, items)
         if line is None:
             continue
         declared = [return_type(line[1], name)] if returns else [argument_type(line[1], name, p) for p in params]
         found.update((line[0], t) for t in declared if t)
     return found.pop() if len(found) == 1 else None
+
+
+def signature_value(question: str, items: Sequence[Evidence], subject: str = "") -> tuple[int, str] | None:
+    """The default or type the question asks, as the signature in the evidence writes it: (item number, value)."""
+    return signature_default(question, items, subject) or signature_type(question, items, subject)
 
 
 def named_lines(question: str, items: Sequence[Evidence]) -> list[str]:

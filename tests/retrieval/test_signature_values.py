@@ -116,3 +116,12 @@ def test_a_value_said_bare_is_written_as_the_signature_writes_it_and_cited_to_it
     assert as_written(QUESTION, "weight [1]", evidence) == "'weight' [2]"
     assert as_written(QUESTION, "It is 'weight' [1]", evidence) == "It is 'weight' [2]"  # said, cited elsewhere
     assert as_written(QUESTION, "It is 'weight' [2]", evidence) == "It is 'weight' [2]"
+
+
+def test_a_compound_question_on_one_signature_gets_every_value() -> None:
+    evidence = items("Compute the layout.", f"{LAYOUT}\n\n   Position nodes.")
+    both = "What is the default value of `weight` in `networkx.spring_layout`, and what is the default of `method`?"
+    assert as_written(both, "'weight' [2]", evidence) == "'weight' [2]; 'auto' [2]"  # half an answer completed
+    assert as_written(both, "'weight' and 'auto' [2]", evidence) == "'weight' and 'auto' [2]"
+    other = "What is the default value of `weight` in `networkx.spring_layout`, and what does it weigh?"
+    assert as_written(other, "'weight' [2]", evidence) == "'weight' [2]"  # a part no signature answers
