@@ -5,9 +5,12 @@ another busy process, the others wait for it at every barrier, and generating on
 of them: generation collapses instead of slowing down. Prompt processing works in large batches, with
 far fewer barriers per token, and takes a shared core in its stride.
 
-So, unless told otherwise (`--threads N` or `LECTOR_THREADS=N`, for both), the engine takes the physical
-cores that are free when it loads for prompts, one fewer for generation (at least one: the core left
+So, unless told otherwise (`--threads N` or `LECTOR_THREADS=N`, for both), the engine reads prompts on every
+physical core, and generates on the cores that are free when it loads, less one (at least one: the core left
 over is for whatever starts next, the browser showing the answer included), and waits without polling.
+Prompts take every core even when some are busy at load: a busy moment at load would otherwise halve prompt
+reading for as long as the engine runs, and on a shared core prompt reading slows, it does not collapse
+(bench/engine_sweep.py measures both).
 """
 
 from __future__ import annotations
@@ -52,8 +55,8 @@ def parse_threads(text: str, where: str = ENV) -> int:
 def choose_threads(requested: int | None, env: str | None, cores: int, busy: float) -> ThreadChoice:
     """The thread settings for `cores` physical cores of which `busy` (core-equivalents) are in use elsewhere.
 
-    An explicit count (`requested`, else `env`) is used for both; otherwise prompts get the free cores and
-    generation one fewer, each at least one.
+    An explicit count (`requested`, else `env`) is used for both; otherwise prompts get every core and
+    generation one fewer than the free cores, at least one.
     """
     if requested is not None or env:
         count = requested if requested is not None else parse_threads(env or "")
@@ -61,7 +64,7 @@ def choose_threads(requested: int | None, env: str | None, cores: int, busy: flo
         return ThreadChoice(threads=count, batch_threads=count, poll=0, reason=reason)
     free = max(1, cores - int(busy + 1 - BUSY_SHARE))
     reason = f"auto: {cores} core(s), {busy:.1f} busy elsewhere, one kept free for generation"
-    return ThreadChoice(threads=max(1, free - 1), batch_threads=free, poll=0, reason=reason)
+    return ThreadChoice(threads=max(1, free - 1), batch_threads=max(1, cores), poll=0, reason=reason)
 
 
 def physical_cores() -> int:

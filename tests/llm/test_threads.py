@@ -13,12 +13,12 @@ from lector.llm.threads import ThreadChoice, choose_threads, parse_threads, reso
     [
         (None, None, 2, 0.0, 1, 2),  # idle: prompts on every core, generation leaves one free
         (None, None, 2, 0.3, 1, 2),  # a little background noise takes no core
-        (None, None, 2, 0.6, 1, 1),  # one process keeping a core mostly busy takes it
-        (None, None, 2, 1.0, 1, 1),
-        (None, None, 2, 2.0, 1, 1),  # never fewer than one thread
-        (None, None, 2, 5.0, 1, 1),
+        (None, None, 2, 0.6, 1, 2),  # a busy core is left to generation; prompts still read on it
+        (None, None, 2, 1.0, 1, 2),
+        (None, None, 2, 2.0, 1, 2),  # never fewer than one thread
+        (None, None, 2, 5.0, 1, 2),
         (None, None, 8, 0.0, 7, 8),
-        (None, None, 8, 2.4, 5, 6),
+        (None, None, 8, 2.4, 5, 8),
         (None, None, 1, 0.0, 1, 1),
         (3, None, 2, 2.0, 3, 3),  # --threads wins over the load, for both
         (None, "4", 2, 2.0, 4, 4),  # so does LECTOR_THREADS
@@ -63,7 +63,7 @@ def test_environment_is_read_and_the_load_is_sampled_only_when_needed(monkeypatc
     assert resolve_threads(1).threads == 1
     assert sampled == []
     monkeypatch.delenv("LECTOR_THREADS")
-    assert (resolve_threads().threads, resolve_threads().batch_threads) == (1, 1)
+    assert (resolve_threads().threads, resolve_threads().batch_threads) == (1, 2)
     assert len(sampled) == 2
 
 
