@@ -12,11 +12,18 @@ from lector.retrieval.keywords import is_identifier, question_phrases, question_
 from lector.retrieval.phrases import phrase_text_pattern, phrase_words, quoted_spans
 from lector.retrieval.reading_types import Evidence
 from lector.retrieval.sentences import sentence_spans
-from lector.retrieval.signature_values import argument_text, argument_type, argument_value, arguments, return_type
+from lector.retrieval.signature_values import (
+    DEFINING_WORDS,
+    argument_text,
+    argument_type,
+    argument_value,
+    return_type,
+    typed_argument,
+)
 from lector.retrieval.speakers import speaker_line
 
 MAX_LINE_CHARS = 240
-_DIRECTIVE = re.compile(r"::|^\s*(?:def|class|function|fn|func|sub|proc|procedure|macro)\b")
+_DIRECTIVE = re.compile(rf"::|^\s*(?:{'|'.join(DEFINING_WORDS)})\b")
 
 
 def _signature(name: str) -> re.Pattern[str]:
@@ -157,16 +164,14 @@ def parameter_lines(question: str, items: Sequence[Evidence]) -> list[str]:
         if found is None:
             continue
         for param in params:
-            if param != name and (written := argument_text(found[1], param) or _whole_argument(found[1], name, param)):
+            if param == name:
+                continue
+            written = argument_text(found[1], param)
+            if written is None and (typed := typed_argument(found[1], name, param)):
+                written = typed[0]  # no default: the argument with its type (`struct ieee802154_dev *dev`)
+            if written:
                 out.append(f"`{name}` [{found[0]}]: {written}")
     return out
-
-
-def _whole_argument(line: str, name: str, param: str) -> str | None:
-    """The argument of `name` that declares `param`, as written (`struct ieee802154_dev *dev`), if it has a type."""
-    if argument_type(line, name, param) is None:
-        return None
-    return next((a for a in arguments(line, name) if re.search(rf"(?<!\w){re.escape(param)}(?!\w)", a)), None)
 
 
 _ASKS_DEFAULT = re.compile(r"\bdefaults?\b", re.IGNORECASE)

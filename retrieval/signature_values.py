@@ -59,9 +59,18 @@ def argument_value(line: str, param: str) -> str | None:
     return line[found[1] : found[2]].strip() if found else None
 
 
+DEFINING_WORDS = ("def", "class", "function", "fn", "func", "sub", "proc", "procedure", "macro")
+"""Words that open a definition in a manual's signature line (`def f(...)`), not a type."""
+
+
+def _call_open(line: str, name: str) -> re.Match[str] | None:
+    """`name(` in `line`, the name bare or dotted (`numpy.fft.fft(`)."""
+    return re.search(rf"(?<![\w.])(?:\w+\.)*{re.escape(name)}\s*\(", line)
+
+
 def arguments(line: str, name: str) -> list[str]:
     """The arguments `line` writes inside `name(...)`, each as written, split at the commas between them."""
-    found = re.search(rf"(?<![\w.])(?:\w+\.)*{re.escape(name)}\s*\(", line)
+    found = _call_open(line, name)
     out: list[str] = []
     at = found.end() if found else len(line)
     while at < len(line):
@@ -73,30 +82,34 @@ def arguments(line: str, name: str) -> list[str]:
     return [a for a in out if a]
 
 
-def argument_type(line: str, name: str, param: str) -> str | None:
-    """The type `line` declares for `name`'s parameter `param`, as written: an annotation (`axes: tuple`) or the
-    words before a C parameter's name (`const struct cec_adapter *adap`); None where it declares none."""
+def typed_argument(line: str, name: str, param: str) -> tuple[str, str] | None:
+    """The argument of `name` that declares `param` with a type, and that type, as written: an annotation
+    (`axes: tuple`) or the words before a C parameter's name (`const struct cec_adapter *adap`); None where it
+    declares none."""
     for argument in arguments(line, name):
         declared = argument.split("=", 1)[0].strip()
         if annotated := re.fullmatch(rf"\**{re.escape(param)}\s*:\s*(.+)", declared):
-            return annotated.group(1).strip()
+            return argument, annotated.group(1).strip()
         if c_style := re.fullmatch(rf"(.*?[\w*&])\s*(?<!\w){re.escape(param)}\s*(?:\[[^\]]*\])?", declared):
             written = c_style.group(1).strip()
-            return written if re.search(r"[A-Za-z]", written) else None
+            return (argument, written) if re.search(r"[A-Za-z]", written) else None
     return None
 
 
-_NOT_A_TYPE = {"def", "class", "function", "fn", "func", "sub", "proc", "procedure", "macro", "async"}
+def argument_type(line: str, name: str, param: str) -> str | None:
+    """The type `line` declares for `name`'s parameter `param`, as written, or None."""
+    found = typed_argument(line, name, param)
+    return found[1] if found else None
 
 
 def return_type(line: str, name: str) -> str | None:
     """The return type `line` declares for `name`: an arrow's (`-> int`) or the words before a C function's name
     (`struct sk_buff *`); None where it declares none."""
-    found = re.search(rf"(?<![\w.])(?:\w+\.)*{re.escape(name)}\s*\(", line)
+    found = _call_open(line, name)
     if found is None:
         return None
     if arrow := re.search(r"\)\s*->\s*(.+?)\s*:?\s*$", line[found.end() :]):
         return arrow.group(1)
     before = re.sub(r"^\s*(?:\.\.\s*[\w:-]+::)?", "", line[: found.start()])
-    words = [w for w in before.split() if w not in _NOT_A_TYPE]
+    words = [w for w in before.split() if w not in (*DEFINING_WORDS, "async")]
     return " ".join(words) if words and re.search(r"[A-Za-z]", words[0]) else None
