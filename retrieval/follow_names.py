@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -25,6 +25,7 @@ from lector.retrieval.level1 import find_keywords
 from lector.retrieval.levels import Level
 from lector.retrieval.packing import chunk_cost, pack
 from lector.retrieval.reading_types import Answer, Evidence
+from lector.retrieval.types import Hit
 
 _NAME = re.compile(r"\b[A-Z][\w'’-]*[a-z][\w'’-]*(?:\s+(?:(?:of|de|la|van|von|der|du|da|al)\s+)?[A-Z][\w'’-]*)*")
 
@@ -64,11 +65,16 @@ def new_names(sentence: str, known: str) -> list[str]:
 
 
 def _best_sentences(
-    evidence: Sequence[Evidence], terms: Sequence[str], count: int, required: Sequence[str] = ()
+    evidence: Sequence[Evidence],
+    terms: Sequence[str],
+    count: int,
+    required: Sequence[str] = (),
+    seen: Set[tuple[str, int, int]] = frozenset(),
 ) -> list[Evidence]:
-    """The `count` best sentences for `terms` that contain a `required` term (any term when none is given)."""
+    """The `count` best sentences for `terms` not `seen` at an earlier hop that contain a `required` term (any
+    term when none is given)."""
     needed = [t.lower() for t in required]
-    best = ranked_sentences(evidence, terms)
+    best = [e for e in ranked_sentences(evidence, terms) if (e.chunk.source, e.start, e.end) not in seen]
     return [e for e in best if not needed or any(t in e.text.lower() for t in needed)][:count]
 
 
@@ -108,11 +114,10 @@ def _follow(ctx: ReadingContext, question: str, terms: list[str], config: Bridge
     known = question
     query_terms: list[str] = terms
     required: list[str] = []
+    names: list[str] = []
     for _ in range(config.max_hops):
-        hits = ctx.library.search(" ".join(query_terms), k=config.k, doc_ids=ctx.doc_ids)
-        packed = pack(hits, config.evidence_tokens_per_hop, cost)
-        best = _best_sentences(packed, query_terms, config.sentences_per_hop, required)
-        fresh = [e for e in best if (e.chunk.source, e.start, e.end) not in seen]
+        packed = pack(_hop_hits(ctx, names, terms, config.k), config.evidence_tokens_per_hop, cost)
+        fresh = _best_sentences(packed, query_terms, config.sentences_per_hop, required, seen)
         if not fresh:
             break
         chain.hops += 1
@@ -126,6 +131,21 @@ def _follow(ctx: ReadingContext, question: str, terms: list[str], config: Bridge
         required = " ".join(names).split()
         query_terms = [*required, *terms]
     return chain
+
+
+def _hop_hits(ctx: ReadingContext, names: Sequence[str], terms: Sequence[str], k: int) -> list[Hit]:
+    """The question's hits at the first hop; after it, each new name's own search (the name and the question's
+    terms), taken in turn rank by rank: one query for all names lets a frequent one ("Peace Corps") crowd out
+    the chunks of a rare one."""
+    if not names:
+        return ctx.library.search(" ".join(terms), k=k, doc_ids=ctx.doc_ids)
+    per_name = [ctx.library.search(" ".join([name, *terms]), k=k, doc_ids=ctx.doc_ids) for name in names]
+    merged: dict[tuple[str, int], Hit] = {}
+    for rank in range(k):
+        for hits in per_name:
+            if rank < len(hits):
+                merged.setdefault((hits[rank].chunk.doc_id, hits[rank].chunk.chunk_id), hits[rank])
+    return list(merged.values())[:k]
 
 
 def _dedupe(chain: Sequence[Evidence]) -> list[Evidence]:

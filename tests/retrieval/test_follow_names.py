@@ -99,3 +99,41 @@ async def test_an_answer_no_evidence_holds_stays_ungrounded(tmp_path) -> None:
 
     answer = await follow_names(ReadingContext(lib, ScriptedBackend(default=invents), [doc]), QUESTION)
     assert answer.found and not answer.grounded
+
+
+MEDAL_QUESTION = "In what settlement did the recipient of the 1952 Quillon Medal spend their childhood?"
+MEDAL_FACTS = [
+    "The Quillon Medal of 1952 was awarded to the engraver Tamsin Vonnegrau.",
+    "Tamsin Vonnegrau grew up in the hill village of Orrin Ford.",
+]
+
+
+def crowded_haystack(tmp_path) -> tuple[Library, str]:
+    """The chain's second fact shares no word with the question, and a frequent name ("the Harbour Guild") that
+    the first hop also picks up fills a joint search for both names."""
+    words = ["weather", "barley", "orchard", "harvest", "river", "market", "mill", "fence", "cattle", "road"]
+    paras = [f"Paragraph {i} tells of the {words[i % 10]} and the {words[(i * 3) % 10]}." for i in range(2400)]
+    for i in range(0, 2400, 8):
+        paras[i] = f"The Harbour Guild met in the settlement to spend day {i} on the {words[i % 10]}."
+    paras.insert(1800, MEDAL_FACTS[1])
+    paras.insert(300, MEDAL_FACTS[0] + " The Harbour Guild spent that settlement's childhood fund.")
+    lib = Library(cache_dir=tmp_path)
+    return lib, lib.add_text("\n\n".join(paras), "chronicle.txt")
+
+
+async def test_the_next_hop_finds_a_rare_name_beside_a_frequent_one(tmp_path) -> None:
+    lib, doc = crowded_haystack(tmp_path)
+
+    def reads(messages: list[Message], tools: object, options: ChatOptions) -> str:
+        blocks = re.split(r"^\[(\d+)\] \(", messages[-1].content, flags=re.M)
+        for number, block in zip(blocks[1::2], blocks[2::2], strict=True):
+            if "Orrin Ford" in block:
+                return json.dumps({"answer": "Orrin Ford", "evidence": [int(number)]})
+        return json.dumps({"answer": "NOT FOUND", "evidence": []})
+
+    backend = ScriptedBackend(default=reads)
+    config = BridgeConfig(use_model_keywords=False)
+    answer = await follow_names(ReadingContext(lib, backend, [doc]), MEDAL_QUESTION, config)
+    assert "Tamsin Vonnegrau" in answer.details["names_followed"]
+    assert MEDAL_FACTS[1] in backend.requests[-1]["messages"][-1].content
+    assert answer.found and "Orrin Ford" in answer.answer and answer.citations[0].text == MEDAL_FACTS[1]
