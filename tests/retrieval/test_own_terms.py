@@ -15,6 +15,8 @@ TEXT = (
     + FILLER * 40
     + 'When the storm came, Mara said "let it be" and closed the shutters.\n\n'
     + FILLER * 40
+    + ".. function:: open_harbour(tide, boats=3)\n\n   Open the harbour gates for the given tide.\n\n"
+    + FILLER * 40
 )
 
 
@@ -37,6 +39,14 @@ def test_a_quoted_span_of_stop_words_counts_when_the_chunk_holds_it(tmp_path: Pa
     lib, doc = library(tmp_path)
     assert found_together(lib, question_keywords('Who said "let it be"?'), [doc])
     assert not found_together(lib, question_keywords('Who said "so be it"?'), [doc])
+
+
+def test_a_named_identifier_found_is_enough_whatever_the_question_calls_it(tmp_path: Path) -> None:
+    lib, doc = library(tmp_path)
+    assert found_together(
+        lib, question_keywords("What type is `boats` of `harbourlib.open_harbour()` in the docs?"), [doc]
+    )
+    assert not found_together(lib, question_keywords("What does `close_harbour()` return in the docs?"), [doc])
 
 
 def test_one_term_alone_says_nothing(tmp_path: Path) -> None:
