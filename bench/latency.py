@@ -40,6 +40,7 @@ from lector.llm import embedded
 from lector.llm.backend import ChatOptions
 from lector.llm.embedded import EmbeddedBackend
 from lector.llm.threads import ThreadChoice
+from lector.retrieval.keywords import KeywordCache
 
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "results" / "latency.jsonl"
@@ -109,8 +110,7 @@ async def second_turn(backend: EmbeddedBackend) -> Result:
 class Documents:
     """A short document for Level 0 and a ~30k-token one with invented facts for Levels 1-3.
 
-    Each `seed` gives other text, names and values of the same sizes, so a run repeated on one engine
-    finds neither its prompts nor its keywords cached.
+    Each `seed` gives other text, names and values of the same sizes.
     """
 
     def __init__(self, folder: Path, seed: int = 13) -> None:
@@ -133,7 +133,7 @@ async def read_level(backend: EmbeddedBackend, docs: Documents, level: int) -> R
     question = docs.short_question if level == 0 else docs.questions[1 if level == 3 else 0]
     doc_id = docs.short_id if level == 0 else docs.long_id
     start = time.perf_counter()
-    answer = await aask(docs.library, question.question, level, backend, doc_ids=[doc_id])
+    answer = await aask(docs.library, question.question, level, backend, doc_ids=[doc_id], keyword_cache=KeywordCache())
     return {
         "total_s": time.perf_counter() - start,
         "correct": eval_needles.correct(answer.answer, question.answer),
@@ -192,18 +192,20 @@ def run(args: argparse.Namespace) -> None:
     """Per engine: load once, idle; then per burner count (burners start after the load), every part in turn."""
     with tempfile.TemporaryDirectory() as folder:
         for engine in args.engine.split(","):
-            run_engine(args, engine, Path(folder) / engine)  # its own keyword cache: each engine does all calls
+            run_engine(args, engine, Path(folder) / engine)
 
 
 def run_engine(args: argparse.Namespace, engine: str, folder: Path) -> None:
+    """Per burner count a freshly loaded engine (an empty prompt cache) and the same documents, so that every
+    column asks the same questions cold and the columns compare like for like."""
     use_engine(engine)
-    backend = EmbeddedBackend(args.model, n_ctx=8192, n_parallel=4, progress=False)
-    threads = backend.threads.describe() if backend.threads else ""
-    print(f"{engine}: {backend.name} on {threads}", flush=True)
-    asyncio.run(first_token(backend))  # warm-up
     for count in (int(c) for c in args.burners.split(",")):
+        backend = EmbeddedBackend(args.model, n_ctx=8192, n_parallel=4, progress=False)
+        threads = backend.threads.describe() if backend.threads else ""
+        print(f"{engine}, {count} burner(s): {backend.name} on {threads}", flush=True)
+        asyncio.run(first_token(backend))  # warm-up
         parts = parse_parts(args.loaded_parts if count and args.loaded_parts else args.parts)
-        docs = Documents(folder, seed=13 + count)  # the same documents for every engine, other ones per load
+        docs = Documents(folder / str(count), seed=13)
         with burners(count) as pids:
             for part in parts:
                 meter = LoadMeter(pids)
@@ -221,7 +223,7 @@ def run_engine(args: argparse.Namespace, engine: str, folder: Path) -> None:
                 print(json.dumps(row), flush=True)
                 with open(args.out, "a") as f:
                     f.write(json.dumps(row) + "\n")
-    backend.close()
+        backend.close()
 
 
 COLUMNS = [
