@@ -146,8 +146,6 @@ def detect_languages(texts: Iterable[str]) -> list[str]:
 
 
 class Keywords(BaseModel):
-    information: str = ""
-    instruction: str = ""
     keywords: list[str] = Field(default_factory=list)
     """The model's keywords that survived filtering."""
     question_terms: list[str] = Field(default_factory=list)
@@ -226,10 +224,7 @@ DEFAULT_CACHE = KeywordCache()
 
 
 def keyword_schema(languages: list[str]) -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "information": {"type": "string", "maxLength": 160},
-        "instruction": {"type": "string", "maxLength": 100},
-    }
+    props: dict[str, Any] = {}
     for lang in languages:
         props[f"keywords_{lang}"] = {
             "type": "array",
@@ -248,15 +243,11 @@ def keyword_messages(question: str, languages: list[str]) -> list[Message]:
     }
     example_keys = ", ".join(f'"keywords_{lang}": {examples.get(lang, examples["en"])}' for lang in languages)
     system = (
-        "You write search keywords for finding the answer to a question in a document. "
-        "First split the question into `information` (what must be found) and `instruction` "
-        "(how to answer, e.g. 'one word', 'a list'). Then write up to 8 keywords in "
-        f"{names}: the names, rare words and synonyms likely to appear in the passage that holds "
-        "the answer, and other words for the question's words (the passage may say it differently). "
-        "Not generic words such as 'author', 'character', 'book'. Reply with JSON only.\n"
-        'Example for "In one word, when was the palace of Zorn built?": '
-        '{"information": "year the palace of Zorn was built", "instruction": "one word", '
-        f"{example_keys}}}"
+        f"You write search keywords for finding the answer to a question in a document: up to 8 keywords in "
+        f"{names}, the names, rare words and synonyms likely to appear in the passage that holds the answer, and "
+        "other words for the question's words (the passage may say it differently). Not generic words such as "
+        "'author', 'character', 'book'. Reply with JSON only.\n"
+        f'Example for "In one word, when was the palace of Zorn built?": {{{example_keys}}}'
     )
     return [Message.system(system), Message.user(question.strip())]
 
@@ -302,13 +293,7 @@ def parse_keywords(text: str, languages: list[str]) -> Keywords | None:
     words = [w for w in words if not (w.lower() in seen or seen.add(w.lower()))]  # type: ignore[func-returns-value]
     if not words:
         return None
-    info = data.get("information")
-    instr = data.get("instruction")
-    return Keywords(
-        information=info if isinstance(info, str) else "",
-        instruction=instr if isinstance(instr, str) else "",
-        keywords=words[:12],
-    )
+    return Keywords(keywords=words[:12])
 
 
 def question_keywords(question: str) -> Keywords:

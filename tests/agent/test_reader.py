@@ -39,7 +39,7 @@ def scripted(level1_reply: str | None = None) -> Callable[..., str]:
         schema = options.json_schema or {}
         user = messages[-1].content
         if "keywords_en" in schema.get("properties", {}):
-            return json.dumps({"information": "", "instruction": "", "keywords_en": ["lighthouse", "painted"]})
+            return json.dumps({"keywords_en": ["lighthouse", "painted"]})
         if schema == READ_SCHEMA:
             found = [s for s in re.split(r"(?<=\.)\s+", user) if "Orvald" in s]
             return json.dumps({"relevant": True, "quotes": found[:1]})

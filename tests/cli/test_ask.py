@@ -96,7 +96,7 @@ def reading_reply(messages: list[Message], tools: object, options: ChatOptions) 
 
     schema = options.json_schema or {}
     if "keywords_en" in schema.get("properties", {}):
-        return json.dumps({"information": "", "instruction": "", "keywords_en": ["cat", "Albatross"]})
+        return json.dumps({"keywords_en": ["cat", "Albatross"]})
     if schema == READ_SCHEMA:
         found = [FACT] if FACT in messages[-1].content else []
         return json.dumps({"relevant": bool(found), "quotes": found})

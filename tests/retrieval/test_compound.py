@@ -65,7 +65,7 @@ async def test_an_answer_to_one_part_escalates_to_level2(tmp_path) -> None:
     def reply(messages: list[Message], tools: object, options: ChatOptions) -> str:
         schema = options.json_schema or {}
         if "keywords_en" in schema.get("properties", {}):
-            return json.dumps({"information": "", "instruction": "", "keywords_en": ["cat", "colour"]})
+            return json.dumps({"keywords_en": ["cat", "colour"]})
         if schema == READ_SCHEMA:
             found = FACT in messages[-1].content
             return json.dumps({"relevant": found, "quotes": [FACT] if found else []})

@@ -71,7 +71,7 @@ async def test_ask_documents_answers_with_quoted_citations(tmp_path) -> None:
     def reply(messages: list[Message], tools: object, options: ChatOptions) -> str:
         schema = options.json_schema or {}
         if "keywords_en" in schema.get("properties", {}):
-            return json.dumps({"information": "", "instruction": "", "keywords_en": ["lighthouse"]})
+            return json.dumps({"keywords_en": ["lighthouse"]})
         if schema == READ_SCHEMA:
             found = [s for s in re.split(r"(?<=\.)\s+", messages[-1].content) if "Orvald" in s]
             return json.dumps({"relevant": bool(found), "quotes": found})

@@ -41,7 +41,7 @@ def reader(messages: list[Message], tools: object, options: ChatOptions) -> str:
     """Cites the evidence holding the school, if it was shown; NOT FOUND otherwise."""
     user = messages[-1].content
     if "keywords_en" in (options.json_schema or {}).get("properties", {}):
-        return json.dumps({"information": "", "instruction": "", "keywords_en": ["school", "spouse"]})
+        return json.dumps({"keywords_en": ["school", "spouse"]})
     blocks = re.split(r"^\[(\d+)\] \(", user, flags=re.M)
     for number, block in zip(blocks[1::2], blocks[2::2], strict=True):
         if "Wexford" in block:

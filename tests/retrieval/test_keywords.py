@@ -24,7 +24,7 @@ def test_question_terms_keep_content_words_not_framing_words() -> None:
 
 async def test_model_keywords_are_added_to_the_question_terms() -> None:
     backend = ScriptedBackend(
-        [json.dumps({"information": "owner", "instruction": "", "keywords_en": ["author", "Zorblat", "pamphlet"]})]
+        [json.dumps({"keywords_en": ["author", "Zorblat", "pamphlet"]})]
     )
     kw = await generate_keywords(backend, "Who owned the Zorblat manifesto?", ["en"], cache=KeywordCache())
     assert not kw.fallback
@@ -54,7 +54,7 @@ async def test_model_failure_falls_back_and_is_not_cached() -> None:
 
 
 async def test_results_are_cached_by_model_question_and_languages(tmp_path) -> None:
-    reply = json.dumps({"information": "x", "instruction": "", "keywords_en": ["vault"], "keywords_zh": ["金库"]})
+    reply = json.dumps({"keywords_en": ["vault"], "keywords_zh": ["金库"]})
     backend = ScriptedBackend(default=reply)
     cache = KeywordCache(tmp_path / "kw.json")
     await generate_keywords(backend, "Where is the vault?", ["en", "zh"], cache=cache)
@@ -82,7 +82,7 @@ async def test_chinese_question_searches_a_chinese_document(tmp_path) -> None:
     question = "灯塔看守人把塔漆成了什么颜色？"
     terms = question_terms(question)
     assert "灯塔" in terms and "看守" in terms and not {"什么", "把", "人"} & set(terms)
-    backend = ScriptedBackend([json.dumps({"information": "颜色", "instruction": "", "keywords_zh": ["灯塔", "漆"]})])
+    backend = ScriptedBackend([json.dumps({"keywords_zh": ["灯塔", "漆"]})])
     kw = await generate_keywords(backend, question, ["zh"], cache=KeywordCache())
     assert "keywords_zh" in backend.requests[0]["options"].json_schema["properties"]
     hits = library.search(kw.query, k=3, doc_ids=[doc])

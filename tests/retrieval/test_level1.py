@@ -60,7 +60,7 @@ def test_budget_leaves_room_for_prompt_and_answer_in_an_8k_window() -> None:
 
 
 def _keyword_reply(*_: object) -> str:
-    return json.dumps({"information": "colour", "instruction": "", "keywords_en": ["lighthouse", "painted"]})
+    return json.dumps({"keywords_en": ["lighthouse", "painted"]})
 
 
 def _answer_citing_needle(messages: list[Message], *_: object) -> str:
@@ -122,7 +122,7 @@ def test_answer_without_numbers_cites_the_best_supporting_evidence() -> None:
 
 async def test_level1_without_any_match_says_not_found(tmp_path) -> None:
     library, _ = library_with_needle(tmp_path)
-    backend = ScriptedBackend([json.dumps({"information": "", "instruction": "", "keywords_en": ["zzyzx"]})])
+    backend = ScriptedBackend([json.dumps({"keywords_en": ["zzyzx"]})])
     answer = await level1(ReadingContext(library, backend, keyword_cache=KeywordCache()), "Where is Qwertyuiop?")
     assert not answer.found and not answer.grounded and answer.citations == []
     assert answer.usage.llm_calls == 1  # the keywords: with no evidence the model is not asked to answer

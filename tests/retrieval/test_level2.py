@@ -50,7 +50,7 @@ def model(read: Callable[[str], dict[str, object]], keywords: list[str]) -> Call
     def reply(messages: list[Message], tools: object, options: ChatOptions) -> str:
         schema = options.json_schema or {}
         if "keywords_en" in schema.get("properties", {}):
-            return json.dumps({"information": "", "instruction": "", "keywords_en": keywords})
+            return json.dumps({"keywords_en": keywords})
         if schema == READ_SCHEMA:
             return json.dumps(read(passage(messages)))
         blocks = re.split(r"^\[(\d+)\] \(", messages[-1].content, flags=re.M)

@@ -39,7 +39,7 @@ def reader_model(messages: list[Message], tools: object, options: ChatOptions) -
     """Keywords, then each chunk read as one verified quote, then an answer citing evidence 1."""
     schema = options.json_schema or {}
     if "keywords_en" in schema.get("properties", {}):
-        return json.dumps({"information": "", "instruction": "", "keywords_en": ["otters", "hands"]})
+        return json.dumps({"keywords_en": ["otters", "hands"]})
     if schema == READ_SCHEMA:
         found = re.findall(r"Sea otters[^.]*\.", messages[-1].content)
         return json.dumps({"relevant": bool(found), "quotes": found[:1]})

@@ -37,7 +37,7 @@ def slow_reader(messages: list[Message], tools: object, options: ChatOptions) ->
     """SCRIPTED: keywords, each passage read (quoting the otters' sentence where it is), then a cited answer."""
     schema = options.json_schema or {}
     if "keywords_en" in schema.get("properties", {}):
-        return json.dumps({"information": "", "instruction": "", "keywords_en": ["otters", "hands"]})
+        return json.dumps({"keywords_en": ["otters", "hands"]})
     if schema == READ_SCHEMA:
         found = re.findall(r"Sea otters[^.]*\.", messages[-1].content)
         return json.dumps({"relevant": bool(found), "quotes": found[:1], "note": "x" * 120})
