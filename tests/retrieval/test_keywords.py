@@ -23,9 +23,7 @@ def test_question_terms_keep_content_words_not_framing_words() -> None:
 
 
 async def test_model_keywords_are_added_to_the_question_terms() -> None:
-    backend = ScriptedBackend(
-        [json.dumps({"keywords_en": ["author", "Zorblat", "pamphlet"]})]
-    )
+    backend = ScriptedBackend([json.dumps({"keywords_en": ["author", "Zorblat", "pamphlet"]})])
     kw = await generate_keywords(backend, "Who owned the Zorblat manifesto?", ["en"], cache=KeywordCache())
     assert not kw.fallback
     assert kw.keywords == ["Zorblat", "pamphlet"]  # the generic "author" is dropped
