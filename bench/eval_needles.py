@@ -166,9 +166,13 @@ def make_questions(rng: random.Random, singles: int, multis: int) -> list[Questi
         needle, question, values = SINGLE[i % len(SINGLE)]
         name, value = names.pop(), rng.choice(values)
         out.append(Question(f"s{i}", question.format(name=name), value, [needle.format(name=name, v=value)], 1))
+    asked: set[str] = set()
     for i in range(multis):
         facts, question, values, things = CHAINS[i % len(CHAINS)]
         p1, p2, value, thing = names.pop(), names.pop(), rng.choice(values), rng.choice(things)
+        while question.format(x=thing) in asked and len(asked) < len(CHAINS) * len(things):
+            thing = rng.choice(things)  # one question for two chains would have two right answers
+        asked.add(question.format(x=thing))
         filled = [f.format(p1=p1, p2=p2, v=value, x=thing) for f in facts]
         out.append(Question(f"m{i}", question.format(x=thing), value, filled, len(facts)))
     return out
