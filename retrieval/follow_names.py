@@ -90,6 +90,7 @@ async def follow_names(ctx: ReadingContext, question: str, config: BridgeConfig 
             Level.STEPWISE, ctx.meter.snapshot(), time.perf_counter() - started, details=details
         )
     evidence = _dedupe(chain.evidence)
+    details["evidence"] = [list(ref) for ref in dict.fromkeys((e.chunk.source, e.chunk.chunk_id) for e in evidence)]
     composed = await answer_from_evidence(
         ctx.backend, question, evidence, ctx.meter, max_tokens=config.max_answer_tokens
     )
