@@ -30,6 +30,7 @@ from lector.retrieval.context import ReadingContext
 from lector.retrieval.keywords import Keywords, question_terms
 from lector.retrieval.level1 import find_keywords
 from lector.retrieval.levels import Level
+from lector.retrieval.near_copy import near_copy_span
 from lector.retrieval.packing import (
     HEADER_TOKENS,
     chunk_cost,
@@ -145,7 +146,8 @@ def verify_quote(quote: str, chunk_text: str) -> list[tuple[int, int]]:
     """Spans (offsets in `chunk_text`) of the parts of `quote` that truly occur there; [] if none does.
 
     Case, curly quotes and whitespace are normalised for the check; a quote elided with '...' is checked part
-    by part; too-short parts are dropped because they would match almost anywhere.
+    by part; too-short parts are dropped because they would match almost anywhere. A part that is not in the text
+    stands for the sentence it nearly copies, if one (`retrieval.near_copy`).
     """
     norm_chunk, where = _normalise_with_map(chunk_text)
     spans: list[tuple[int, int]] = []
@@ -155,6 +157,9 @@ def verify_quote(quote: str, chunk_text: str) -> list[tuple[int, int]]:
             continue
         at = norm_chunk.find(norm_part)
         if at < 0:
+            near = near_copy_span(part, chunk_text)
+            if near is not None:
+                spans.append(near)
             continue
         end = where[at + len(norm_part) - 1] + 1
         while end < len(chunk_text) and chunk_text[end] in _CLOSING:  # keep the sentence's full stop

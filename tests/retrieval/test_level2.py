@@ -83,7 +83,8 @@ def test_verify_quote() -> None:
     assert verify_quote("The keeper Orvald Brenn painted the tower green", text) == [(start, end)]
     assert verify_quote("The keeper ... the tower", text) == []  # each part too short alone
     assert len(verify_quote("The keeper, Orvald Brenn, ... painted the tower green", text)) == 2
-    assert verify_quote("Orvald Brenn painted the tower blue.", text) == []
+    assert verify_quote("Orvald Brenn painted the lighthouse tower green.", text) == [(start, end)]  # nearly
+    assert verify_quote("Orvald Brenn painted the barn red.", text) == []  # too little of any sentence
     assert verify_quote("It was", text) == []  # too short to mean anything
     assert verify_quote("“The keeper, Orvald Brenn, painted”", text.replace(",", ",")) != []
 
