@@ -30,7 +30,7 @@ from lector.retrieval.context import ReadingContext
 from lector.retrieval.keywords import Keywords, question_terms
 from lector.retrieval.level1 import find_keywords
 from lector.retrieval.levels import Level
-from lector.retrieval.near_copy import near_copy_span
+from lector.retrieval.near_copy import fragment_sentence_span, near_copy_span
 from lector.retrieval.packing import (
     HEADER_TOKENS,
     chunk_cost,
@@ -146,14 +146,19 @@ def verify_quote(quote: str, chunk_text: str) -> list[tuple[int, int]]:
     """Spans (offsets in `chunk_text`) of the parts of `quote` that truly occur there; [] if none does.
 
     Case, curly quotes and whitespace are normalised for the check; a quote elided with '...' is checked part
-    by part; too-short parts are dropped because they would match almost anywhere. A part that is not in the text
-    stands for the sentence it nearly copies, if one (`retrieval.near_copy`).
+    by part. A part that is not in the text stands for the sentence it nearly copies, if one; a part too short to
+    check stands for its sentence where it occurs once (`retrieval.near_copy`), else is dropped.
     """
     norm_chunk, where = _normalise_with_map(chunk_text)
     spans: list[tuple[int, int]] = []
     for part in re.split(r"\.\.\.|…", quote):
         norm_part = _normalise_with_map(part)[0].strip()
-        if not norm_part or not _long_enough(norm_part):
+        if not norm_part:
+            continue
+        if not _long_enough(norm_part):
+            fragment = fragment_sentence_span(part, chunk_text)
+            if fragment is not None:
+                spans.append(fragment)
             continue
         at = norm_chunk.find(norm_part)
         if at < 0:
@@ -165,7 +170,7 @@ def verify_quote(quote: str, chunk_text: str) -> list[tuple[int, int]]:
         while end < len(chunk_text) and chunk_text[end] in _CLOSING:  # keep the sentence's full stop
             end += 1
         spans.append((where[at], end))
-    return spans
+    return list(dict.fromkeys(spans))
 
 
 _CLOSING = frozenset(SENTENCE_END_MARKS + CJK_SENTENCE_END_MARKS + CLOSING_MARKS)

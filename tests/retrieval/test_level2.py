@@ -81,7 +81,10 @@ def test_verify_quote() -> None:
     [(start, end)] = verify_quote("the keeper, orvald brenn, painted the tower GREEN.", text)
     assert text[start:end] == "The keeper, Orvald Brenn,\n painted the tower green."
     assert verify_quote("The keeper Orvald Brenn painted the tower green", text) == [(start, end)]
-    assert verify_quote("The keeper ... the tower", text) == []  # each part too short alone
+    assert verify_quote("The keeper ... the tower", text) == [(start, end)]  # short parts, each once: its sentence
+    assert [text[s:e] for s, e in verify_quote("painted the tower green ... 1887", text)] == [
+        "painted the tower green."
+    ]
     assert len(verify_quote("The keeper, Orvald Brenn, ... painted the tower green", text)) == 2
     assert verify_quote("Orvald Brenn painted the lighthouse tower green.", text) == [(start, end)]  # nearly
     assert verify_quote("Orvald Brenn painted the barn red.", text) == []  # too little of any sentence
