@@ -189,7 +189,7 @@ async def timed_part(part: str, backend: EmbeddedBackend, docs: Documents, limit
 
 
 def run(args: argparse.Namespace) -> None:
-    """Per engine: load once, idle; then per burner count (burners start after the load), every part in turn."""
+    """Per engine and burner count (burners start after the model has loaded), every part in turn."""
     with tempfile.TemporaryDirectory() as folder:
         for engine in args.engine.split(","):
             run_engine(args, engine, Path(folder) / engine)
@@ -199,13 +199,13 @@ def run_engine(args: argparse.Namespace, engine: str, folder: Path) -> None:
     """Per burner count a freshly loaded engine (an empty prompt cache) and the same documents, so that every
     column asks the same questions cold and the columns compare like for like."""
     use_engine(engine)
+    docs = Documents(folder, seed=13)
     for count in (int(c) for c in args.burners.split(",")):
         backend = EmbeddedBackend(args.model, n_ctx=8192, n_parallel=4, progress=False)
         threads = backend.threads.describe() if backend.threads else ""
         print(f"{engine}, {count} burner(s): {backend.name} on {threads}", flush=True)
         asyncio.run(first_token(backend))  # warm-up
         parts = parse_parts(args.loaded_parts if count and args.loaded_parts else args.parts)
-        docs = Documents(folder / str(count), seed=13)
         with burners(count) as pids:
             for part in parts:
                 meter = LoadMeter(pids)

@@ -24,7 +24,7 @@ from lector.retrieval.keywords import STOP_WORDS
 from lector.retrieval.level1 import find_keywords
 from lector.retrieval.levels import Level
 from lector.retrieval.packing import chunk_cost, pack
-from lector.retrieval.reading_types import Answer, Evidence
+from lector.retrieval.reading_types import Answer, Evidence, chunk_refs
 from lector.retrieval.types import Hit
 
 _NAME = re.compile(r"\b[A-Z][\w'’-]*[a-z][\w'’-]*(?:\s+(?:(?:of|de|la|van|von|der|du|da|al)\s+)?[A-Z][\w'’-]*)*")
@@ -90,7 +90,7 @@ async def follow_names(ctx: ReadingContext, question: str, config: BridgeConfig 
             Level.STEPWISE, ctx.meter.snapshot(), time.perf_counter() - started, details=details
         )
     evidence = _dedupe(chain.evidence)
-    details["evidence"] = [list(ref) for ref in dict.fromkeys((e.chunk.source, e.chunk.chunk_id) for e in evidence)]
+    details["evidence"] = chunk_refs(evidence)
     composed = await answer_from_evidence(
         ctx.backend, question, evidence, ctx.meter, max_tokens=config.max_answer_tokens
     )

@@ -15,7 +15,7 @@ from lector.retrieval.levels import Level
 from lector.retrieval.own_terms import found_together, same_language
 from lector.retrieval.packing import chunk_cost, evidence_budget, pack
 from lector.retrieval.pointers import with_defining_lines
-from lector.retrieval.reading_types import Answer, LibraryLike
+from lector.retrieval.reading_types import Answer, LibraryLike, chunk_refs
 
 
 class Level1Config(BaseModel):
@@ -78,7 +78,7 @@ async def level1(ctx: ReadingContext, question: str, config: Level1Config | None
     details = {
         "query": keywords.query,
         "keyword_fallback": keywords.fallback,
-        "evidence": [list(ref) for ref in dict.fromkeys((e.chunk.source, e.chunk.chunk_id) for e in evidence)],
+        "evidence": chunk_refs(evidence),
     }
     if not evidence:
         return Answer.nothing_found(

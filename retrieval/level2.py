@@ -143,7 +143,7 @@ def _long_enough(quote: str) -> bool:
 
 
 def verify_quote(quote: str, chunk_text: str) -> list[tuple[int, int]]:
-    """Spans (offsets in `chunk_text`) of the parts of `quote` that truly occur there; [] if none does.
+    """Spans (offsets in `chunk_text`) of the text the parts of `quote` stand for; [] if none stands for any.
 
     Case, curly quotes and whitespace are normalised for the check; a quote elided with '...' is checked part
     by part. A part that is not in the text stands for the sentence it nearly copies, if one; a part too short to

@@ -31,8 +31,8 @@ def found_together(library: LibraryLike, own: Keywords, doc_ids: Sequence[str] |
     """The best chunk for the question's own query holds its quoted spans and identifiers, or with neither, all of
     its terms."""
     identifiers = [t.rsplit(".", 1)[-1] for t in own.question_terms if is_identifier(t)]  # as a manual writes it
-    wanted = set(tokenize(" ".join(identifiers or own.question_terms)))
-    if len(wanted) < MIN_TERMS and not own.phrases and not identifiers:
+    terms = set(tokenize(" ".join(own.question_terms)))
+    if not own.phrases and not identifiers and len(terms) < MIN_TERMS:
         return False
     hits = library.search(own.query, k=1, doc_ids=doc_ids)
     if not hits:
@@ -41,4 +41,6 @@ def found_together(library: LibraryLike, own: Keywords, doc_ids: Sequence[str] |
     patterns = [phrase_text_pattern(p) for p in own.phrases]
     if not all(p is not None and p.search(text) for p in patterns):
         return False
-    return bool(own.phrases and not identifiers) or wanted <= set(tokenize(text))
+    if identifiers:
+        return set(tokenize(" ".join(identifiers))) <= set(tokenize(text))
+    return bool(own.phrases) or terms <= set(tokenize(text))

@@ -182,3 +182,8 @@ class Evidence:
             page=self.chunk.page,
             text=self.text[start:end],
         )
+
+
+def chunk_refs(evidence: Sequence[Evidence]) -> list[list[str | int]]:
+    """The [source, chunk_id] of the chunks `evidence` came from, each once, in order (an answer's details)."""
+    return [list(ref) for ref in dict.fromkeys((e.chunk.source, e.chunk.chunk_id) for e in evidence)]
