@@ -2,8 +2,8 @@
 and post-processing, and bfcl-eval's checker judges the calls that come out, next to the verdicts recorded.
 
 For changes downstream of the model's text (the call parser, argument coercion), this gives
-their effect on the very same replies. A reply the call gate sent the no-call way (P(call) under `--gate`) stays
-without calls.
+their effect on the very same replies. A reply the call gate sent the no-call way is read for calls too, as the
+backends read it.
 
     PYTHONPATH=.:bench/.bfcl-lib .venv/bin/python -m bench.bfcl_replay bench/results/bfcl-....json
 """
@@ -16,15 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.bfcl import decoded_calls, load_bfcl, tool_specs, verdict
-from lector.llm.call_gate import DEFAULT_THRESHOLD
 from lector.llm.messages import Message
 from lector.llm.prompt_calling import RawChunk, ReplyReader
 
 
-def replayed_calls(raw: str, case: dict[str, Any], gated_off: bool, grounding: bool = True) -> list[dict[str, Any]]:
+def replayed_calls(raw: str, case: dict[str, Any], grounding: bool = True) -> list[dict[str, Any]]:
     specs, originals = tool_specs(load_bfcl(), case["function"])
-    if gated_off:
-        return []
     conversation = [Message.from_openai(m) for m in case["question"][0]] if grounding else None
     reader = ReplyReader(specs, "auto", conversation)
     reader.feed(RawChunk(text=raw))
@@ -32,7 +29,7 @@ def replayed_calls(raw: str, case: dict[str, Any], gated_off: bool, grounding: b
     return decoded_calls(Message.assistant(delta.text, tool_calls=delta.tool_calls), originals)
 
 
-def replay(paths: list[str], gate: float, show: bool, grounding: bool = True) -> dict[str, list[int]]:
+def replay(paths: list[str], show: bool, grounding: bool = True) -> dict[str, list[int]]:
     """Per category: cases, right as recorded, right as replayed."""
     bfcl = load_bfcl()
     totals: dict[str, list[int]] = {}
@@ -44,8 +41,7 @@ def replay(paths: list[str], gate: float, show: bool, grounding: bool = True) ->
                 answers = {} if "relevance" in category else {a["id"]: a for a in bfcl.load_answers(category)}
                 cache[category] = ({c["id"]: c for c in bfcl.load_cases(category)}, answers)
             cases, answers = cache[category]
-            gated_off = r.get("p_call") is not None and r["p_call"] < gate
-            calls = replayed_calls(r.get("raw", ""), cases[r["id"]], gated_off, grounding)
+            calls = replayed_calls(r.get("raw", ""), cases[r["id"]], grounding)
             correct, why = verdict(bfcl, cases[r["id"]], answers.get(r["id"]), category, calls)
             row = totals.setdefault(category, [0, 0, 0])
             row[0], row[1], row[2] = row[0] + 1, row[1] + bool(r["correct"]), row[2] + correct
@@ -59,7 +55,6 @@ def replay(paths: list[str], gate: float, show: bool, grounding: bool = True) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", nargs="+", help="bench.bfcl output files")
-    ap.add_argument("--gate", type=float, default=DEFAULT_THRESHOLD, help="the call gate's threshold of the run")
     ap.add_argument("--show", action="store_true", help="print every case whose verdict changed")
     ap.add_argument(
         "--no-grounding",
@@ -67,7 +62,7 @@ def main() -> None:
         help="keep calls on values the conversation never gave (llm.call_grounding)",
     )
     args = ap.parse_args()
-    totals = replay(args.results, args.gate, args.show, not args.no_grounding)
+    totals = replay(args.results, args.show, not args.no_grounding)
     print("| category | n | recorded | replayed |")
     print("|---|---|---|---|")
     for category, (n, before, after) in totals.items():

@@ -3,7 +3,9 @@
 Before the reply, the engine reads the reply's prompt and reports the top probabilities of its first token
 (`probe_options`: one token, no grammar, no sampling). The chance that the reply starts a call is the mass of
 the tokens a call starts with (`call_probability`). At or above the threshold the reply is held to a list of
-calls from its first token; below it, to plain text that starts no call (`gated`). The threshold sits above the
+calls from its first token; below it, to plain text that starts no call (`gated`). That text is still read for
+calls: a model held to prose often goes on to "use `f` with these arguments" and a fenced call, which is the call
+it meant to make, and call grounding (`llm.call_grounding`) still holds back one on values nobody gave. The threshold sits above the
 model's argmax: a small model's first token is most often a call even where no function fits, and the mass it
 puts on text is what tells those requests apart.
 
@@ -56,7 +58,7 @@ def probe_options(options: ChatOptions) -> ChatOptions:
 
 def gated(request: PromptRequest, p_call: float, threshold: float) -> PromptRequest:
     """The reply's request once the gate has read `p_call`: held to calls (the request's own grammar) at or above
-    `threshold`, else to text that starts no call and is read as text only."""
+    `threshold`, else to text that starts no call (a call the text goes on to write is still read)."""
     if p_call >= threshold:
         return replace(request, gate=False)
-    return replace(request, gate=False, grammar=NO_CALL_GRAMMAR, parse_tools=None)
+    return replace(request, gate=False, grammar=NO_CALL_GRAMMAR)

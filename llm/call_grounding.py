@@ -6,7 +6,8 @@ if the user had asked for it. So in 'auto' a call is held back when a required a
 of which no word occurs anywhere in the conversation (the user's words, earlier replies, tool results); the reply
 asks the user for it instead (`missing_note`).
 
-A placeholder (`your_username`, `<city>`, `null`) for a required argument is missing too, unless the user wrote it.
+A placeholder (`your_username`, `<city>`, `null`) for a required argument is missing too, unless the user wrote it,
+and so is an address with one in it (`https://api.example.com/v1/<ip_address>`): nothing can be fetched there.
 Otherwise only names are judged: a string of a few words with a capital letter ("Los Angeles, CA", "The Matrix"),
 which the user would have had to give. A value is let through when it is not a string, is one of the schema's
 choices (an enum), has no capital letter, runs past a few words or holds the marks of an expression or of code, or
@@ -42,6 +43,12 @@ _PLACEHOLDER = re.compile(
     re.IGNORECASE,
 )
 """What a model writes where it has no value: `your_username`, `<city>`, `null`."""
+_URL = re.compile(r"(?:https?|wss?|ftp)://\S+", re.IGNORECASE)
+_URL_PLACEHOLDER = re.compile(
+    r"<[^<>/]+>|\{[^{}/]+\}|(?:your|enter|insert)[_-]\w+|(?<![\w-])example\.(?:com|org|net)\b", re.IGNORECASE
+)
+"""What stands in for a part of an address the model did not know: `<ip_address>`, `{id}`, `YOUR_KEY`,
+`api.example.com`."""
 _COMPOSED = re.compile(
     r"query|question|prompt|text|message|content|code|command|expression|keyword|search|description|body|instruction"
     r"|comment|note|summary|title",
@@ -96,6 +103,9 @@ def missing_note(missing: Sequence[Missing]) -> str:
 def _unsupplied(name: str, value: Any, prop: dict[str, Any], said: _Said) -> bool:
     if isinstance(value, str) and _PLACEHOLDER.fullmatch(value.strip()) and "enum" not in prop:
         return not _words(value) <= said.words
+    if isinstance(value, str) and _URL.fullmatch(value.strip()):
+        if any(not _words(p) <= said.words for p in _URL_PLACEHOLDER.findall(value)):
+            return True
     return not _COMPOSED.search(name) and _judged(value, prop) and not _supported(value, said)
 
 

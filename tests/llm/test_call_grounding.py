@@ -171,3 +171,14 @@ def test_a_placeholder_for_a_required_value_is_missing(value: str) -> None:
         "username"
     ]
     assert ungrounded([call("login", username=value)], [login], asked(f"Log me in as {value}")) == []
+
+
+@pytest.mark.parametrize(
+    "url", ["https://api.ip2company.com/v2/<ip_address>", "https://api.example.com/nodes", "http://h.io/{user_id}/x"]
+)
+def test_an_address_with_a_placeholder_in_it_is_missing(url: str) -> None:
+    fetch = spec("fetch", {"url": {"type": "string"}}, ["url"])
+    assert [m.parameter for m in ungrounded([call("fetch", url=url)], [fetch], asked("Get me the data"))] == ["url"]
+    assert ungrounded([call("fetch", url=url)], [fetch], asked(f"Fetch {url} for me")) == []
+    real = "https://192.168.11.33/sedgeapi/v1/nodes?fabricName=PEK-ACI"
+    assert ungrounded([call("fetch", url=real)], [fetch], asked("List the nodes of PEK-ACI on 192.168.11.33")) == []

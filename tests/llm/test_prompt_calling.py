@@ -47,6 +47,7 @@ from tests.llm.call_cases import CASES, TC, TOOLS
 from tests.llm.fake_engines import Script, ScriptedLlamaServer, install_fake_transformers, install_fake_vllm
 from tests.llm.openai_test_server import OpenAITestServer
 
+PROSE = "2+2 is 4, and I cannot fetch pages."
 ASK = [Message.system("You are terse."), Message.user("What is 2+2? Then fetch u (https://a.org).")]
 """The values of the table's calls are the user's: in 'auto' a call on a value nobody gave is held back
 (tests/llm/test_call_grounding.py)."""
@@ -404,7 +405,7 @@ def test_the_gate_holds_the_reply_to_calls_at_or_above_its_threshold_else_to_tex
     if branch == "calls":
         assert after.grammar == request.grammar and after.parse_tools == request.parse_tools
     else:
-        assert after.grammar == call_gate.NO_CALL_GRAMMAR and after.parse_tools is None
+        assert after.grammar == call_gate.NO_CALL_GRAMMAR and after.parse_tools == request.parse_tools
 
 
 @pytest.mark.parametrize(
@@ -413,7 +414,7 @@ def test_the_gate_holds_the_reply_to_calls_at_or_above_its_threshold_else_to_tex
 async def test_the_embedded_engine_reads_the_first_token_then_holds_the_reply_to_calls_or_text(
     first_token: dict[str, float], branch: str
 ) -> None:
-    script = Script(replies=[TC], first_token=first_token)
+    script = Script(replies=[TC if branch == "calls" else PROSE], first_token=first_token)
     backend = embedded_backend(script)
     assert backend.call_gate == call_gate.DEFAULT_THRESHOLD, "on by default"
     deltas = [d async for d in backend.astream(ASK, TOOLS, ChatOptions(tool_choice="auto", max_tokens=50))]
@@ -426,7 +427,17 @@ async def test_the_embedded_engine_reads_the_first_token_then_holds_the_reply_to
         assert [c.name for c in deltas[-1].tool_calls] == ["calculator"]
     else:
         assert reply["grammar"] == call_gate.NO_CALL_GRAMMAR
-        assert not deltas[-1].tool_calls and "".join(d.text for d in deltas) == TC, "below the threshold: text"
+        assert not deltas[-1].tool_calls and "".join(d.text for d in deltas) == PROSE, "below the threshold: text"
+
+
+async def test_a_call_the_gated_text_goes_on_to_write_is_read() -> None:
+    fenced = 'Use the calculator:\n```json\n{"name": "calculator", "arguments": {"expression": "2+2"}}\n```'
+    script = Script(replies=[fenced], first_token={"Use": 0.9})
+    backend = embedded_backend(script)
+    deltas = [d async for d in backend.astream(ASK, TOOLS, ChatOptions(tool_choice="auto", max_tokens=50))]
+    backend.close()
+    assert script.requests[-1]["grammar"] == call_gate.NO_CALL_GRAMMAR
+    assert [(c.name, c.parsed_arguments()) for c in deltas[-1].tool_calls] == [("calculator", {"expression": "2+2"})]
 
 
 async def test_no_gate_after_tool_results_nor_without_a_free_choice_nor_when_switched_off() -> None:
