@@ -1,12 +1,14 @@
 """A call's arguments converted to the types its tool's JSON schema declares, where nothing is lost.
 
-Small models write "5" for an integer, "true" for a boolean, 5 for a string or a list as a JSON string. Those
-become 5, true, "5" and the list. An enum value that is a member stays as it is; one that names a member in
-another spelling ("Celsius", 1 for "1") becomes that member. An optional argument given as null where its
-schema does not allow null is left out (the model had no value for it; the tool's default applies). So is a
-top-level optional argument that only repeats the default its schema declares: a small model fills in every
-parameter it is shown, most often with that default, and the tool does the same without it. Anything else is
-left alone, for the tool registry's validation to report to the model.
+Small models write "5" for an integer, "true" for a boolean, 5 for a string or a list as a JSON string. Those become
+5, true, "5" and the list; an integer where the schema asks for a number becomes a float (5.0), the type a number is
+read as. A key written with stray spaces or quotes (`"unit "`) goes under the key it stands for. An enum value that
+is a member stays as it is; one that names a member in another spelling ("Celsius", 1 for "1") becomes that member.
+An optional argument given as null (or as the text "null") where its schema does not allow null is left out (the
+model had no value for it; the tool's default applies). So is a top-level optional argument that only repeats the
+default its schema declares: a small model fills in every parameter it is shown, most often with that default, and
+the tool does the same without it. Anything else is left alone, for the tool registry's validation to report to the
+model.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ def coerce_value(value: Any, schema: Any) -> Any:
             if converted is not _NO:
                 value = converted
                 break
+    if "number" in declared and "integer" not in declared and type(value) is int and abs(value) < 2**53:
+        return float(value)
     return _coerce_inside(value, schema)
 
 
@@ -99,15 +103,34 @@ def _coerce_inside(value: Any, schema: dict[str, Any]) -> Any:
     props = schema.get("properties")
     if isinstance(value, dict) and isinstance(props, dict):
         required = schema.get("required") or []
+        value = _declared_keys(value, props)
         return {
             k: coerce_value(v, props.get(k))
             for k, v in value.items()
-            if not (v is None and k not in required and _refuses_null(props.get(k)))
+            if not (_is_null(v, props.get(k)) and k not in required and _refuses_null(props.get(k)))
         }
     items = schema.get("items")
     if isinstance(value, list) and isinstance(items, dict):
         return [coerce_value(v, items) for v in value]
     return value
+
+
+def _declared_keys(args: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+    """`args` with a key the model wrote with stray spaces or quotes (`"unit "`, `'unit'`) under the declared key
+    it stands for, where that key is not given too."""
+    out: dict[str, Any] = {}
+    for key, v in args.items():
+        bare = key.strip().strip("'\":").strip() if isinstance(key, str) else key
+        out[bare if key not in props and bare in props and bare not in args else key] = v
+    return out
+
+
+def _is_null(value: Any, schema: Any) -> bool:
+    """None, or null written as text ("null", "None") where the schema does not list that text as a choice."""
+    if isinstance(value, str) and value.strip().casefold() in ("null", "none"):
+        enum = schema.get("enum") if isinstance(schema, dict) else None
+        return not (isinstance(enum, list) and value in enum)
+    return value is None
 
 
 def _refuses_null(schema: Any) -> bool:

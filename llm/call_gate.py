@@ -1,13 +1,13 @@
 """The call gate: whether a reply in tool_choice 'auto' calls a function, read from the reply's own first token.
 
 Before the reply, the engine reads the reply's prompt and reports the top probabilities of its first token
-(`probe_options`: one token, no grammar, no sampling). The chance that the reply starts a call is the mass of
-the tokens a call starts with (`call_probability`). At or above the threshold the reply is held to a list of
-calls from its first token; below it, to plain text that starts no call (`gated`). That text is still read for
-calls: a model held to prose often goes on to "use `f` with these arguments" and a fenced call, which is the call
-it meant to make, and call grounding (`llm.call_grounding`) still holds back one on values nobody gave. The threshold sits above the
-model's argmax: a small model's first token is most often a call even where no function fits, and the mass it
-puts on text is what tells those requests apart.
+(`probe_options`: one token, no grammar, no sampling). The chance that the reply starts a call is the mass of the
+tokens a call starts with (`call_probability`). At or above the threshold the reply is held to a list of calls from
+its first token; below it, to plain text that starts no call (`gated`). That text is still read for calls: a model
+held to prose often goes on to "use `f` with these arguments" and a fenced call, which is the call it meant to make,
+and call grounding (`llm.call_grounding`) still holds back one on values nobody gave. The threshold sits above the
+model's argmax: a small model's first token is most often a call even where no function fits, and the mass it puts
+on text is what tells those requests apart.
 
 The probe costs one prompt read, which the engine's prompt cache then gives the reply for free.
 """

@@ -27,9 +27,11 @@ CASES: list[tuple[str, dict[str, Any], Any, Any]] = [
     ("int-from-word-stays", INTEGER, "five", "five"),
     ("int-from-bool-stays", INTEGER, True, True),
     ("number-from-string", NUMBER, "3.0", 3.0),
-    ("number-from-int-string", NUMBER, "3", 3),
+    ("number-from-int-string", NUMBER, "3", 3.0),
     ("number-from-exponent", NUMBER, "1e3", 1000.0),
-    ("number-int-is-a-number", NUMBER, 3, 3),
+    ("number-int-is-read-as-a-float", NUMBER, 3, 3.0),
+    ("number-list-items-too", {"type": "array", "items": NUMBER}, [133, 34], [133.0, 34.0]),
+    ("number-or-integer-keeps-an-int", {"type": ["number", "integer"]}, 3, 3),
     ("number-from-word-stays", NUMBER, "3 apples", "3 apples"),
     ("bool-from-string", BOOLEAN, "true", True),
     ("bool-from-capitalised", BOOLEAN, "False", False),
@@ -105,3 +107,19 @@ def test_an_optional_argument_that_repeats_its_default_is_left_out() -> None:
         "days": 0,
         "hourly": 0,
     }
+
+
+def test_a_key_with_stray_spaces_or_quotes_goes_under_the_declared_key() -> None:
+    schema = {"type": "object", "properties": {"mode": {"type": "string"}, "unit": {"type": "string"}}}
+    assert coerce_arguments({"mode ": "COOL", "'unit'": "C"}, schema) == {"mode": "COOL", "unit": "C"}
+    assert coerce_arguments({"mode": "A", "mode ": "B"}, schema) == {"mode": "A", "mode ": "B"}, "both given: kept"
+
+
+def test_an_optional_null_written_as_text_is_left_out_unless_it_is_a_choice() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"time": {"type": "string"}, "pick": {"type": "string", "enum": ["None", "Some"]}},
+        "required": [],
+    }
+    assert coerce_arguments({"time": "null", "pick": "None"}, schema) == {"pick": "None"}
+    assert coerce_arguments({"time": "null"}, {**schema, "required": ["time"]}) == {"time": "null"}
