@@ -242,9 +242,13 @@ async def run_case(
     )
 
 
-def selected(cases: list[dict[str, Any]], start: int, stop: int | None) -> list[dict[str, Any]]:
+def selected(
+    cases: list[dict[str, Any]], start: int, stop: int | None, ids: set[str] | None = None
+) -> list[dict[str, Any]]:
     order = list(cases)
     random.Random(0).shuffle(order)
+    if ids is not None:
+        return [c for c in order if c["id"] in ids]
     return order[start:stop]
 
 
@@ -255,8 +259,9 @@ async def run_category(
     category: str,
     span: tuple[int, int | None],
     options: ChatOptions,
+    ids: set[str] | None = None,
 ) -> list[CaseResult]:
-    cases = selected(bfcl.load_cases(category), *span)
+    cases = selected(bfcl.load_cases(category), *span, ids)
     answers = {} if "relevance" in category else {a["id"]: a for a in bfcl.load_answers(category)}
     results = []
     for i, case in enumerate(cases, 1):
@@ -300,6 +305,7 @@ async def main_async(args: argparse.Namespace) -> None:
     bfcl = load_bfcl()
     categories = [c.strip() for c in args.categories.split(",") if c.strip()]
     span = parse_span(args.cases) if args.cases else (0, args.limit)
+    ids = set(Path(args.ids).read_text().split()) if args.ids else None
     options = ChatOptions(tool_choice="auto", temperature=args.temperature, max_tokens=args.max_tokens)
     backend = make_backend(args.model) if args.model else make_backend()
     if isinstance(backend, PromptCallingBackend):
@@ -312,10 +318,10 @@ async def main_async(args: argparse.Namespace) -> None:
     results: list[CaseResult] = []
     try:
         for category in categories:
-            results += await run_category(backend, recorder, bfcl, category, span, options)
+            results += await run_category(backend, recorder, bfcl, category, span, options, ids)
             report = {
                 "model": args.model or "default",
-                "cases": args.cases or f"0:{args.limit}",
+                "cases": f"ids from {args.ids}" if args.ids else args.cases or f"0:{args.limit}",
                 "table": table(results, categories),
                 "results": [asdict(r) for r in results],
             }
@@ -332,6 +338,7 @@ def main() -> None:
     ap.add_argument("--categories", default=",".join(LIVE), help="comma-separated BFCL categories")
     ap.add_argument("--limit", type=int, default=None, help="at most this many cases per category")
     ap.add_argument("--cases", default="", help="A:B, the cases A..B of each category in a fixed shuffled order")
+    ap.add_argument("--ids", default="", help="a file of case ids (whitespace-separated): only those cases")
     ap.add_argument("--temperature", type=float, default=0.0)
     ap.add_argument("--max-tokens", type=int, default=400)
     ap.add_argument(
