@@ -7,7 +7,9 @@ of which no word occurs anywhere in the conversation (the user's words, earlier 
 asks the user for it instead (`missing_note`).
 
 A placeholder (`your_username`, `<city>`, `null`) for a required argument is missing too, unless the user wrote it,
-and so is an address with one in it (`https://api.example.com/v1/<ip_address>`): nothing can be fetched there.
+and so is an address or path with one in it (`https://api.example.com/v1/<ip_address>`, `/path/to/file.txt`):
+nothing can be fetched there. An email address the conversation does not hold is missing too: a message must not
+go to an address the model made up.
 Otherwise only names are judged: a string of a few words with a capital letter ("Los Angeles, CA", "The Matrix"),
 which the user would have had to give. A value is let through when it is not a string, is one of the schema's
 choices (an enum), has no capital letter, runs past a few words or holds the marks of an expression or of code, or
@@ -43,12 +45,14 @@ _PLACEHOLDER = re.compile(
     re.IGNORECASE,
 )
 """What a model writes where it has no value: `your_username`, `<city>`, `null`."""
-_URL = re.compile(r"(?:https?|wss?|ftp)://\S+", re.IGNORECASE)
+_URL = re.compile(r"(?:https?|wss?|ftp)://\S+|/?path/to/\S+", re.IGNORECASE)
 _URL_PLACEHOLDER = re.compile(
-    r"<[^<>/]+>|\{[^{}/]+\}|(?:your|enter|insert)[_-]\w+|(?<![\w-])example\.(?:com|org|net)\b", re.IGNORECASE
+    r"<[^<>/]+>|\{[^{}/]+\}|(?:your|enter|insert)[_-]\w+|(?<![\w-])example\.(?:com|org|net)\b|^/?path/to/",
+    re.IGNORECASE,
 )
-"""What stands in for a part of an address the model did not know: `<ip_address>`, `{id}`, `YOUR_KEY`,
-`api.example.com`."""
+"""What stands in for a part of an address or path the model did not know: `<ip_address>`, `{id}`, `YOUR_KEY`,
+`api.example.com`, `/path/to/`."""
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _COMPOSED = re.compile(
     r"query|question|prompt|text|message|content|code|command|expression|keyword|search|description|body|instruction"
     r"|comment|note|summary|title",
@@ -104,8 +108,10 @@ def _unsupplied(name: str, value: Any, prop: dict[str, Any], said: _Said) -> boo
     if isinstance(value, str) and _PLACEHOLDER.fullmatch(value.strip()) and "enum" not in prop:
         return not _words(value) <= said.words
     if isinstance(value, str) and _URL.fullmatch(value.strip()):
-        if any(not _words(p) <= said.words for p in _URL_PLACEHOLDER.findall(value)):
+        if any(not _words(p) <= said.words for p in _URL_PLACEHOLDER.findall(value.strip())):
             return True
+    if isinstance(value, str) and _EMAIL.fullmatch(value.strip()):
+        return value.strip().casefold() not in said.text
     return not _COMPOSED.search(name) and _judged(value, prop) and not _supported(value, said)
 
 
@@ -137,10 +143,12 @@ class _Said:
     words: set[str]
     letters: str
     """Every letter and digit of the conversation run together, for a value said with other spacing."""
+    text: str
+    """The conversation case-folded, for a value that must occur as written (an email address)."""
 
     @classmethod
     def of(cls, text: str) -> _Said:
-        return cls(_words(text), _letters_only(text))
+        return cls(_words(text), _letters_only(text), text.casefold())
 
 
 def _letters_only(text: str) -> str:

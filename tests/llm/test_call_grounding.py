@@ -174,7 +174,13 @@ def test_a_placeholder_for_a_required_value_is_missing(value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["https://api.ip2company.com/v2/<ip_address>", "https://api.example.com/nodes", "http://h.io/{user_id}/x"]
+    "url",
+    [
+        "https://api.ip2company.com/v2/<ip_address>",
+        "https://api.example.com/nodes",
+        "http://h.io/{user_id}/x",
+        "/path/to/questions.txt",
+    ],
 )
 def test_an_address_with_a_placeholder_in_it_is_missing(url: str) -> None:
     fetch = spec("fetch", {"url": {"type": "string"}}, ["url"])
@@ -182,3 +188,10 @@ def test_an_address_with_a_placeholder_in_it_is_missing(url: str) -> None:
     assert ungrounded([call("fetch", url=url)], [fetch], asked(f"Fetch {url} for me")) == []
     real = "https://192.168.11.33/sedgeapi/v1/nodes?fabricName=PEK-ACI"
     assert ungrounded([call("fetch", url=real)], [fetch], asked("List the nodes of PEK-ACI on 192.168.11.33")) == []
+
+
+def test_an_email_address_nobody_gave_is_missing() -> None:
+    send = spec("send", {"to": {"type": "string"}, "text": {"type": "string"}}, ["to", "text"])
+    made_up = call("send", to="jhon@gmail.com", text="Hi")
+    assert [m.parameter for m in ungrounded([made_up], [send], asked("Tell Jhon hi"))] == ["to"]
+    assert ungrounded([made_up], [send], asked("Mail Jhon@Gmail.com: hi")) == []
