@@ -41,10 +41,9 @@ def _any_call(offered: list[ToolSpec]) -> tuple[dict[str, Any], dict[str, Any]]:
     defs: dict[str, Any] = {}
     options = []
     for t in offered:
-        params = dict(t.parameters or {"type": "object"})
+        params = _declared_keys_only(dict(t.parameters or {"type": "object"}))
         defs.update(params.pop("$defs", {}))
-        if "properties" in params:
-            # a grammar lets through any key a schema does not forbid: the model made up keys ("url ", "genre': ")
+        if "properties" in params:  # a tool that declares no parameters takes none
             params.setdefault("additionalProperties", False)
         options.append(
             {
@@ -55,6 +54,30 @@ def _any_call(offered: list[ToolSpec]) -> tuple[dict[str, Any], dict[str, Any]]:
             }
         )
     return (options[0] if len(options) == 1 else {"type": "object", "anyOf": options}), defs
+
+
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions")
+
+
+def _declared_keys_only(schema: Any) -> Any:
+    """`schema` where every object that lists its properties, at any depth, forbids other keys unless it says
+    otherwise: a grammar lets through any key a schema does not forbid, and under one the model made up keys
+    ("url ", "genre': ", "currentJobMode ")."""
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    for key in _SUBSCHEMA_MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {k: _declared_keys_only(v) for k, v in out[key].items()}
+    for key in _SUBSCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [_declared_keys_only(v) for v in out[key]]
+    if isinstance(out.get("items"), dict):
+        out["items"] = _declared_keys_only(out["items"])
+    if isinstance(out.get("properties"), dict) and out["properties"]:
+        out.setdefault("additionalProperties", False)
+    return out
 
 
 def auto_call_grammar(tools: list[ToolSpec] | None) -> str | None:

@@ -350,6 +350,19 @@ def test_forced_schema_holds_arguments_to_the_declared_keys_unless_the_tool_allo
     assert "additionalProperties" not in (FETCH.parameters or {}), "the tool's own schema is left as it was"
 
 
+def test_nested_objects_are_held_to_their_declared_keys_too() -> None:
+    body = {"type": "object", "properties": {"mode": {"type": "string"}}}
+    free = {"type": "object", "properties": {}}
+    params = {"type": "object", "properties": {"body": body, "extra": free, "items": {"type": "array", "items": body}}}
+    schema = forced_call_schema([ToolSpec(name="ac", parameters=params)], "required")
+    assert schema is not None
+    jsonschema.validate({"name": "ac", "arguments": {"body": {"mode": "COOL"}, "extra": {"any": 1}}}, schema)
+    for bad in ({"body": {"mode ": "COOL"}}, {"items": [{"mode": "a", "x": 1}]}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"name": "ac", "arguments": bad}, schema)
+    assert "additionalProperties" not in body, "the tool's own schema is left as it was"
+
+
 def test_forced_schema_named_tool_only() -> None:
     schema = forced_call_schema(TOOLS, "web_fetch")
     assert schema is not None
