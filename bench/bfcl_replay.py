@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.bfcl import decoded_calls, load_bfcl, tool_specs, verdict
+from bench.bfcl import PUBLISHED, decoded_calls, load_bfcl, tool_specs, verdict
 from lector.llm.messages import Message
 from lector.llm.prompt_calling import RawChunk, ReplyReader
 
@@ -29,10 +29,10 @@ def replayed_calls(raw: str, case: dict[str, Any], grounding: bool = True) -> li
     return decoded_calls(Message.assistant(delta.text, tool_calls=delta.tool_calls), originals)
 
 
-def replay(paths: list[str], show: bool, grounding: bool = True) -> dict[str, list[int]]:
-    """Per category: cases, right as recorded, right as replayed."""
+def replay(paths: list[str], show: bool, grounding: bool = True) -> dict[str, list[float]]:
+    """Per category: cases, right as recorded, right as replayed, seconds and prompt tokens (sums)."""
     bfcl = load_bfcl()
-    totals: dict[str, list[int]] = {}
+    totals: dict[str, list[float]] = {}
     cache: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for path in paths:
         for r in json.loads(Path(path).read_text())["results"]:
@@ -43,8 +43,10 @@ def replay(paths: list[str], show: bool, grounding: bool = True) -> dict[str, li
             cases, answers = cache[category]
             calls = replayed_calls(r.get("raw", ""), cases[r["id"]], grounding)
             correct, why = verdict(bfcl, cases[r["id"]], answers.get(r["id"]), category, calls)
-            row = totals.setdefault(category, [0, 0, 0])
-            row[0], row[1], row[2] = row[0] + 1, row[1] + bool(r["correct"]), row[2] + correct
+            row = totals.setdefault(category, [0, 0, 0, 0.0, 0])
+            seen = (1, bool(r["correct"]), correct, r.get("seconds") or 0.0, r.get("prompt_tokens") or 0)
+            for i, v in enumerate(seen):
+                row[i] += v
             if show and correct != r["correct"]:
                 print(
                     f"{r['id']}: {r['correct']} -> {correct} {json.dumps(calls, ensure_ascii=False)[:200]} {why or ''}"
@@ -63,10 +65,15 @@ def main() -> None:
     )
     args = ap.parse_args()
     totals = replay(args.results, args.show, not args.no_grounding)
-    print("| category | n | recorded | replayed |")
-    print("|---|---|---|---|")
-    for category, (n, before, after) in totals.items():
-        print(f"| {category} | {n} | {100 * before / n:.1f} | {100 * after / n:.1f} |")
+    boards = list(PUBLISHED)
+    print("| category | n | recorded | replayed | s/case | prompt tok/case | " + " | ".join(boards) + " |")
+    print("|" + "---|" * (6 + len(boards)))
+    for category, (n, before, after, seconds, tokens) in totals.items():
+        published = " | ".join(f"{PUBLISHED[b][category]:.1f}" if category in PUBLISHED[b] else "" for b in boards)
+        print(
+            f"| {category} | {n:.0f} | {100 * before / n:.1f} | {100 * after / n:.1f} | {seconds / n:.1f} "
+            f"| {tokens / n:.0f} | {published} |"
+        )
 
 
 if __name__ == "__main__":
