@@ -45,8 +45,8 @@ _PLACEHOLDER = re.compile(
     re.IGNORECASE,
 )
 """What a model writes where it has no value: `your_username`, `<city>`, `null`."""
-_URL = re.compile(r"(?:https?|wss?|ftp)://\S+|/?path/to/\S+", re.IGNORECASE)
-_URL_PLACEHOLDER = re.compile(
+_ADDRESS = re.compile(r"(?:https?|wss?|ftp)://\S+|/?path/to/\S+", re.IGNORECASE)
+_ADDRESS_PLACEHOLDER = re.compile(
     r"<[^<>/]+>|\{[^{}/]+\}|(?:your|enter|insert)[_-]\w+|(?<![\w-])example\.(?:com|org|net)\b|^/?path/to/",
     re.IGNORECASE,
 )
@@ -105,13 +105,14 @@ def missing_note(missing: Sequence[Missing]) -> str:
 
 
 def _unsupplied(name: str, value: Any, prop: dict[str, Any], said: _Said) -> bool:
-    if isinstance(value, str) and _PLACEHOLDER.fullmatch(value.strip()) and "enum" not in prop:
-        return not _words(value) <= said.words
-    if isinstance(value, str) and _URL.fullmatch(value.strip()):
-        if any(not _words(p) <= said.words for p in _URL_PLACEHOLDER.findall(value.strip())):
+    if isinstance(value, str) and "enum" not in prop:
+        text = value.strip()
+        if _PLACEHOLDER.fullmatch(text):
+            return not _words(text) <= said.words
+        if _ADDRESS.fullmatch(text) and any(not _words(p) <= said.words for p in _ADDRESS_PLACEHOLDER.findall(text)):
             return True
-    if isinstance(value, str) and _EMAIL.fullmatch(value.strip()):
-        return value.strip().casefold() not in said.text
+        if _EMAIL.fullmatch(text):
+            return text.casefold() not in said.text
     return not _COMPOSED.search(name) and _judged(value, prop) and not _supported(value, said)
 
 
